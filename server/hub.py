@@ -1,0 +1,142 @@
+"""The hub joins rooms, history and fan-out: each event is serialised once per dialect and
+written to every recipient without awaiting any of them."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from typing import Any, Iterable
+
+from websockets.asyncio.connection import broadcast
+
+from server.history import History
+from server.rooms import Dialect, Member, Room, Rooms
+from tui_chat.protocol import (
+    DEFAULT_MAX_FRAME,
+    DEFAULT_MAX_TEXT,
+    EMPTY,
+    NICK_UNCHANGED,
+    TOO_LONG,
+    Message,
+    Presence,
+    ProtocolError,
+    Welcome,
+    clean_text,
+    encode,
+    is_blank,
+    nick_key,
+    plain_line,
+    presence_sentence,
+    server_line,
+)
+
+log = logging.getLogger("tui_chat.server")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the server accepts and how much it replays."""
+
+    max_text: int = DEFAULT_MAX_TEXT
+    max_frame: int = DEFAULT_MAX_FRAME
+    backlog: int = 50
+
+
+def send_now(connections: Iterable[Any], payload: str) -> None:
+    """Write `payload` to each open connection now, never waiting for a slow one."""
+    broadcast(connections, payload)
+
+
+class Hub:
+    """Every room on this server, and the one place messages are stored and fanned out."""
+
+    def __init__(self, history: History, limits: Limits) -> None:
+        self.rooms = Rooms()
+        self.history = history
+        self.limits = limits
+        self.closing = False
+
+    # -- membership ---------------------------------------------------------------------
+
+    def join(
+        self, room_name: str, nick: str, dialect: Dialect, connection: Any, peer: str,
+        since: int | None = None, epoch: str | None = None,
+    ) -> tuple[Room, Member, Welcome]:
+        """Vet `nick`, add the member, announce it; the caller sends the welcome at once."""
+        room = self.rooms.get(room_name)
+        try:
+            shown = room.vet_nick(nick)
+        except ProtocolError:
+            self.rooms.discard_if_empty(room)
+            raise
+        member = Member(shown, dialect, connection, peer)
+        backlog = self.history.backlog(room.name, since, epoch, self.limits.backlog)
+        room.join(member)
+        key = member.key
+        history = tuple(
+            m if m.cid is None or nick_key(m.nick) == key else replace(m, cid=None)
+            for m in backlog.messages
+        )
+        welcome = Welcome(
+            nick=shown, room=room.name, users=room.users(), epoch=self.history.epoch,
+            history=history, recovered=backlog.recovered, max_text=self.limits.max_text,
+        )
+        self._announce(room, Presence("join", shown, welcome.users), member, include_self=False)
+        return room, member, welcome
+
+    def leave(self, room: Room, member: Member) -> None:
+        """Remove a member (if it is one) and tell the others."""
+        if room.leave(member) and not self.closing:
+            self._announce(room, Presence("leave", member.nick, room.users()), member, False)
+        self.rooms.discard_if_empty(room)
+
+    def rename(self, room: Room, member: Member, new_nick: str) -> None:
+        """Rename a member and tell everyone, the member included."""
+        if clean_text(new_nick).strip() == member.nick:
+            raise ProtocolError(NICK_UNCHANGED, f"You are already called {member.nick!r}.")
+        old = room.rename(member, new_nick)
+        self._announce(room, Presence("rename", member.nick, room.users(), old), member, True)
+
+    def _announce(self, room: Room, presence: Presence, subject: Member, include_self: bool) -> None:
+        json_payload = encode(presence)
+        json_to = room.recipients(Dialect.JSON)
+        send_now(json_to if include_self else _without(json_to, subject.connection), json_payload)
+        send_now(_without(room.recipients(Dialect.PLAIN), subject.connection),
+                 server_line(presence_sentence(presence)))
+        if include_self and subject.dialect is Dialect.PLAIN:
+            send_now([subject.connection], server_line(f"You are now known as {subject.nick}."))
+
+    # -- messages -----------------------------------------------------------------------
+
+    def vet_text(self, text: str, cid: str | None = None) -> str:
+        """The text cleaned of control codes, or ProtocolError if too long or blank."""
+        if len(text) > self.limits.max_text:
+            raise ProtocolError(
+                TOO_LONG,
+                f"Message too long ({len(text)} characters; the limit is {self.limits.max_text})."
+                " It was not sent.",
+                cid,
+            )
+        text = clean_text(text)
+        if is_blank(text):
+            raise ProtocolError(EMPTY, "Empty message: nothing was sent.", cid)
+        return text
+
+    async def post(self, room: Room, member: Member, text: str, kind: str, cid: str | None) -> Message:
+        """Store a vetted message, then deliver it: JSON members all get it (the sender with its
+        `cid`, as the acknowledgement), plain members other than the sender get a line."""
+        message = await self.history.append(room.name, member.nick, text, kind, cid)
+        sender = member.connection
+        public = replace(message, cid=None) if cid is not None else message
+        json_to = room.recipients(Dialect.JSON)
+        if member.dialect is Dialect.JSON and cid is not None:
+            send_now(_without(json_to, sender), encode(public))
+            send_now([sender], encode(message))
+        else:
+            send_now(json_to, encode(public))
+        send_now(_without(room.recipients(Dialect.PLAIN), sender), plain_line(message))
+        return message
+
+
+def _without(connections: list[Any], excluded: Any) -> Iterable[Any]:
+    return (connection for connection in connections if connection is not excluded)

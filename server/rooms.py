@@ -1,0 +1,108 @@
+"""Rooms and their members: nickname uniqueness, joins, leaves and renames, with no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from tui_chat.protocol import NICK_TAKEN, ProtocolError, check_nick, nick_key
+
+
+class Dialect(Enum):
+    """How a member speaks: the JSON protocol or plain text lines."""
+
+    JSON = "json"
+    PLAIN = "plain"
+
+
+@dataclass(eq=False, slots=True)
+class Member:
+    """One connected, joined client. `connection` is the transport's object, opaque here."""
+
+    nick: str
+    dialect: Dialect
+    connection: Any
+    peer: str = ""
+
+    @property
+    def key(self) -> str:
+        return nick_key(self.nick)
+
+
+@dataclass(eq=False)
+class Room:
+    """The members of one room, by nickname key, with ready-made recipient lists per dialect."""
+
+    name: str
+    members: dict[str, Member] = field(default_factory=dict)
+    _recipients: dict[Dialect, list[Any]] | None = None
+
+    def vet_nick(self, nick: str, renaming: Member | None = None) -> str:
+        """The nickname as it will be shown, or ProtocolError if invalid, reserved or taken."""
+        shown = check_nick(nick)
+        holder = self.members.get(nick_key(shown))
+        if holder is not None and holder is not renaming:
+            raise ProtocolError(NICK_TAKEN, f"The nickname {shown!r} is taken in this room.")
+        return shown
+
+    def join(self, member: Member) -> None:
+        """Add a member whose nickname was vetted (and nothing awaited since)."""
+        key = member.key
+        if key in self.members:
+            raise ProtocolError(NICK_TAKEN, f"The nickname {member.nick!r} is taken in this room.")
+        self.members[key] = member
+        self._recipients = None
+
+    def leave(self, member: Member) -> bool:
+        """Remove a member; False if it was not in the room (nothing changes then)."""
+        if self.members.get(member.key) is not member:
+            return False
+        del self.members[member.key]
+        self._recipients = None
+        return True
+
+    def rename(self, member: Member, new_nick: str) -> str:
+        """Give a member a vetted new nickname; returns the old one."""
+        shown = self.vet_nick(new_nick, renaming=member)
+        old = member.nick
+        del self.members[member.key]
+        member.nick = shown
+        self.members[member.key] = member
+        return old
+
+    def users(self) -> tuple[str, ...]:
+        """Everyone's nickname, sorted case-insensitively."""
+        return tuple(self.members[key].nick for key in sorted(self.members))
+
+    def recipients(self, dialect: Dialect) -> list[Any]:
+        """The connections of every member speaking `dialect` (cached until membership changes)."""
+        if self._recipients is None:
+            lists: dict[Dialect, list[Any]] = {Dialect.JSON: [], Dialect.PLAIN: []}
+            for member in self.members.values():
+                lists[member.dialect].append(member.connection)
+            self._recipients = lists
+        return self._recipients[dialect]
+
+
+class Rooms:
+    """Every room that has members; empty rooms are forgotten."""
+
+    def __init__(self) -> None:
+        self._rooms: dict[str, Room] = {}
+
+    def get(self, name: str) -> Room:
+        room = self._rooms.get(name)
+        if room is None:
+            room = self._rooms[name] = Room(name)
+        return room
+
+    def discard_if_empty(self, room: Room) -> None:
+        if not room.members and self._rooms.get(room.name) is room:
+            del self._rooms[room.name]
+
+    def __len__(self) -> int:
+        return len(self._rooms)
+
+    def __iter__(self):
+        return iter(list(self._rooms.values()))

@@ -1,0 +1,73 @@
+"""Shared fixtures: a real tui-chat server on a free port, and clients that connect to it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from server import ChatServer, ServerConfig
+from tests.helpers import JsonClient, PlainClient
+
+
+@pytest.fixture
+async def start_server() -> AsyncIterator[Callable[..., Awaitable[ChatServer]]]:
+    """Start real servers on port 0 with any config overrides; all are stopped afterwards."""
+    servers: list[ChatServer] = []
+
+    async def start(**overrides: object) -> ChatServer:
+        server = ChatServer(ServerConfig(port=0, **overrides))  # type: ignore[arg-type]
+        await server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        await server.stop()
+
+
+@pytest.fixture
+async def chat_server(start_server) -> ChatServer:
+    """One real server with default settings."""
+    return await start_server()
+
+
+@pytest.fixture
+async def url(chat_server: ChatServer) -> str:
+    """The URL of the lobby on the default server."""
+    return chat_server.url + "/lobby"
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[list]:
+    """Collects clients so each test's connections are closed at its end."""
+    opened: list = []
+    yield opened
+    for client in opened:
+        await client.close()
+
+
+@pytest.fixture
+def join(url: str, clients: list) -> Callable[..., Awaitable[JsonClient]]:
+    """Connect a JSON client to the lobby (or `path`) and say hello as `nick`."""
+
+    async def connect(nick: str | None, path: str | None = None, **hello: object) -> JsonClient:
+        target = url if path is None else url.rsplit("/", 1)[0] + path
+        client = await JsonClient.connect(target, nick, **hello)
+        clients.append(client)
+        return client
+
+    return connect
+
+
+@pytest.fixture
+def join_plain(url: str, clients: list) -> Callable[..., Awaitable[PlainClient]]:
+    """Connect a plain-text client to the lobby (or `path`) and send `nick` as its first line."""
+
+    async def connect(nick: str | None, path: str | None = None) -> PlainClient:
+        target = url if path is None else url.rsplit("/", 1)[0] + path
+        client = await PlainClient.connect(target, nick)
+        clients.append(client)
+        return client
+
+    return connect

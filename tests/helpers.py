@@ -1,0 +1,97 @@
+"""Real WebSocket clients for tests: a JSON-dialect client and a plain-text client."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from tui_chat.protocol import SUBPROTOCOL
+
+TIMEOUT = 5.0
+_CIDS = itertools.count(1)
+
+
+class JsonClient:
+    """A `tui-chat.v1` client that sends dicts and receives decoded dicts."""
+
+    def __init__(self, connection: ClientConnection) -> None:
+        self.connection = connection
+
+    @classmethod
+    async def connect(cls, url: str, nick: str | None = None, **hello: Any) -> "JsonClient":
+        client = cls(await connect(url, subprotocols=[SUBPROTOCOL], max_size=None))
+        assert client.connection.subprotocol == SUBPROTOCOL
+        if nick is not None:
+            await client.send(type="hello", nick=nick, **hello)
+            client.welcome = await client.expect("welcome")
+        return client
+
+    async def send(self, **event: Any) -> None:
+        await self.connection.send(json.dumps(event))
+
+    async def recv(self, timeout: float = TIMEOUT) -> dict[str, Any]:
+        return json.loads(await asyncio.wait_for(self.connection.recv(), timeout))
+
+    async def expect(self, type_: str, timeout: float = TIMEOUT) -> dict[str, Any]:
+        event = await self.recv(timeout)
+        assert event["type"] == type_, event
+        return event
+
+    async def say(self, text: str, cid: str | None = None) -> dict[str, Any]:
+        """Send a chat line and return the server's acknowledgement (our own echo)."""
+        await self.send(type="say", text=text, cid=cid or f"c{next(_CIDS)}")
+        return await self.expect("message")
+
+    async def silent(self, timeout: float = 0.2) -> bool:
+        """True when nothing arrives within `timeout`."""
+        try:
+            event = await self.recv(timeout)
+        except asyncio.TimeoutError:
+            return True
+        raise AssertionError(f"unexpected event {event}")
+
+    async def close(self) -> None:
+        await self.connection.close()
+
+
+class PlainClient:
+    """A raw WebSocket client without subprotocol, as wscat or a browser console would be."""
+
+    def __init__(self, connection: ClientConnection) -> None:
+        self.connection = connection
+
+    @classmethod
+    async def connect(cls, url: str, nick: str | None = None) -> "PlainClient":
+        client = cls(await connect(url))
+        assert client.connection.subprotocol is None
+        if nick is not None:
+            await client.send(nick)
+            client.greeting = await client.lines_until("[Server]: Welcome")
+        return client
+
+    async def send(self, text: str) -> None:
+        await self.connection.send(text)
+
+    async def recv(self, timeout: float = TIMEOUT) -> str:
+        return await asyncio.wait_for(self.connection.recv(), timeout)
+
+    async def lines_until(self, prefix: str) -> list[str]:
+        """Receive lines up to and including the first one starting with `prefix`."""
+        lines = [await self.recv()]
+        while not lines[-1].startswith(prefix):
+            lines.append(await self.recv())
+        return lines
+
+    async def silent(self, timeout: float = 0.2) -> bool:
+        try:
+            line = await self.recv(timeout)
+        except asyncio.TimeoutError:
+            return True
+        raise AssertionError(f"unexpected line {line!r}")
+
+    async def close(self) -> None:
+        await self.connection.close()

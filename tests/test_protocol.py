@@ -1,0 +1,173 @@
+"""The pure protocol module: text cleaning, names, and the JSON codec."""
+
+from __future__ import annotations
+
+import pytest
+
+from tui_chat import protocol
+from tui_chat.protocol import (
+    Error, Hello, Message, Presence, ProtocolError, Say, Users, Welcome, Who,
+    check_nick, clean_text, decode_client, decode_server, encode, nick_key, plain_line,
+    presence_sentence, room_from_path,
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("plain text", "plain text"),
+        ("tab\tand\nnewline", "tab\tand\nnewline"),
+        ("\x1b[31mred\x1b[0m", "red"),
+        ("\x1b[2J\x1b[Hwiped", "wiped"),
+        ("\x1b]0;evil title\x07after", "after"),
+        ("\x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\", "link"),
+        ("\x1bPdevice control\x1b\\x", "x"),
+        ("\x9b31mC1 CSI", "C1 CSI"),
+        ("bell\x07 nul\x00 del\x7f c1\x85", "bell nul del c1"),
+        ("crlf\r\nand cr\rx", "crlf\nand cr\nx"),
+        ("\u202eevil\u202c \u2066iso\u2069", "evil iso"),
+        ("\x1b7saved\x1b8", "saved"),
+        ("lone \x1b", "lone "),
+    ],
+)
+def test_clean_text_removes_escapes_and_controls(raw: str, clean: str) -> None:
+    """Escape sequences, control characters and bidi overrides are removed; text stays."""
+    assert clean_text(raw) == clean
+
+
+def test_clean_text_keeps_markup_like_text() -> None:
+    """Markup-looking text is data: cleaning leaves it exactly as written."""
+    text = "[@click=app.quit]x[/] [bold]y[/bold] [/] é 漢字 🎉"
+    assert clean_text(text) == text
+
+
+@pytest.mark.parametrize(
+    ("path", "room"),
+    [("/", "lobby"), ("", "lobby"), ("/lobby", "lobby"), ("/dev-ops_2", "dev-ops_2"),
+     ("/x?token=1", "x"), ("/" + "a" * 32, "a" * 32)],
+)
+def test_room_from_path_accepts_valid_names(path: str, room: str) -> None:
+    """The URL path names the room; `/` is the lobby; a query string is ignored."""
+    assert room_from_path(path) == room
+
+
+@pytest.mark.parametrize("path", ["/Lobby", "/a b", "/a/b", "/" + "a" * 33, "/é", "/room/"])
+def test_room_from_path_refuses_invalid_names(path: str) -> None:
+    """Anything but 1-32 lowercase letters, digits, '-' and '_' is a clear bad_room error."""
+    with pytest.raises(ProtocolError) as caught:
+        room_from_path(path)
+    assert caught.value.code == protocol.BAD_ROOM
+    assert "lowercase letters" in caught.value.message
+
+
+@pytest.mark.parametrize("nick", ["alice", "Bob_2", "a.b-c", "Zoë", "漢字", "x" * 24, " padded "])
+def test_check_nick_accepts_valid_names(nick: str) -> None:
+    """Letters (any script), digits, '_', '-' and '.', 1 to 24 characters, trimmed."""
+    assert check_nick(nick) == nick.strip()
+
+
+@pytest.mark.parametrize(
+    ("nick", "code"),
+    [("", "nick_invalid"), ("   ", "nick_invalid"), ("x" * 25, "nick_invalid"),
+     ("a b", "nick_invalid"), ("a\x1b[31m", "nick_invalid"), ("[bold]", "nick_invalid"),
+     ("a\u202eb", "nick_invalid"), ("server", "nick_reserved"), ("ADMIN", "nick_reserved"),
+     ("Ｓｙｓｔｅｍ", "nick_reserved")],
+)
+def test_check_nick_refuses_invalid_and_reserved_names(nick: str, code: str) -> None:
+    """Bad nicknames get a specific code and a sentence saying what is wrong."""
+    with pytest.raises(ProtocolError) as caught:
+        check_nick(nick)
+    assert caught.value.code == code
+    assert caught.value.message
+
+
+def test_nick_key_folds_case_and_compatibility_forms() -> None:
+    """Nicknames compare after NFKC and case folding: fullwidth and case variants collide."""
+    assert nick_key("Alice") == nick_key("ALICE") == nick_key("ａｌｉｃｅ")
+    assert nick_key("Straße") == nick_key("STRASSE")
+    assert nick_key("alice") != nick_key("alicia")
+
+
+def test_every_event_round_trips_through_json() -> None:
+    """What encode writes, decode reads back as an equal event."""
+    message = Message(id=7, ts=1700000000000, nick="bob", text="hi", kind="action", cid="c1")
+    server_events = [
+        Welcome("alice", "lobby", ("alice", "bob"), "e1", (message,), True, 4000),
+        message,
+        Presence("rename", "bobby", ("alice", "bobby"), old="bob"),
+        Users("lobby", ("alice",)),
+        Error("too_long", "Too long.", "c2"),
+    ]
+    for event in server_events:
+        assert decode_server(encode(event)) == event
+    for event in [Hello("alice", 3, "e1", "tui-chat/1"), Say("hi", "c1"), Who()]:
+        assert decode_client(encode(event)) == event
+
+
+def test_encode_leaves_out_empty_fields() -> None:
+    """Fields that are None are not written at all."""
+    assert encode(Say("hi")) == '{"type":"say","text":"hi"}'
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("not json", "bad_json"),
+        ("[1, 2]", "bad_json"),
+        ("[" * 100000, "bad_json"),
+        (b'{"type":"say"}', "binary_frame"),
+        ('{"text":"no type"}', "unknown_type"),
+        ('{"type":"shout","text":"x"}', "unknown_type"),
+        ('{"type":"say"}', "bad_event"),
+        ('{"type":"say","text":42}', "bad_event"),
+        ('{"type":"say","text":"x","cid":""}', "bad_event"),
+        ('{"type":"say","text":"x","cid":"' + "c" * 65 + '"}', "bad_event"),
+        ('{"type":"hello","nick":"a","since":-1,"epoch":"e"}', "bad_event"),
+        ('{"type":"hello","nick":"a","since":true,"epoch":"e"}', "bad_event"),
+        ('{"type":"hello","nick":"a","since":3}', "bad_event"),
+    ],
+)
+def test_decode_client_refuses_bad_frames_with_a_code(frame: str | bytes, code: str) -> None:
+    """Every malformed frame raises ProtocolError with a machine-readable code and a sentence."""
+    with pytest.raises(ProtocolError) as caught:
+        decode_client(frame)
+    assert caught.value.code == code
+    assert caught.value.message.endswith(".")
+
+
+def test_decode_error_carries_the_cid_it_answers() -> None:
+    """An invalid `say` with a cid is answered with that cid, so the sender can match it."""
+    with pytest.raises(ProtocolError) as caught:
+        decode_client('{"type":"say","text":null,"cid":"abc"}')
+    assert caught.value.cid == "abc"
+
+
+def test_decode_client_ignores_unknown_fields() -> None:
+    """Unknown fields are ignored, so newer clients can talk to this server."""
+    assert decode_client('{"type":"who","color":"red"}') == Who()
+
+
+def test_decode_server_cleans_hostile_strings() -> None:
+    """A hostile server's escape codes are removed from every string the client decodes."""
+    frame = ('{"type":"welcome","nick":"a\\u001b[2J","room":"lobby","users":["b\\u001b]0;x\\u0007"],'
+             '"epoch":"e","history":[{"id":1,"ts":1,"nick":"c","text":"\\u001b[31mred"}]}')
+    welcome = decode_server(frame)
+    assert welcome.nick == "a"
+    assert welcome.users == ("b",)
+    assert welcome.history[0].text == "red"
+
+
+def test_decode_server_refuses_unknown_message_kind() -> None:
+    """A message kind outside chat/action/system is refused."""
+    with pytest.raises(ProtocolError):
+        decode_server('{"type":"message","id":1,"ts":1,"nick":"a","text":"x","kind":"evil"}')
+
+
+def test_plain_lines_follow_the_classic_format() -> None:
+    """Chat as `[nick]: text`, actions as `* nick text`, server lines as `[Server]: text`."""
+    assert plain_line(Message(1, 1, "alice", "hello")) == "[alice]: hello"
+    assert plain_line(Message(1, 1, "alice", "waves", "action")) == "* alice waves"
+    assert plain_line(Message(1, 1, "x", "restarting", "system")) == "[Server]: restarting"
+    assert presence_sentence(Presence("join", "bob", ())) == "bob has joined the chat."
+    assert presence_sentence(Presence("leave", "bob", ())) == "bob has left the chat."
+    assert presence_sentence(Presence("rename", "b2", (), "bob")) == "bob is now known as b2."

@@ -1,0 +1,379 @@
+"""The tui-chat wire protocol: events, their JSON codec, and the text, nickname and room rules.
+
+This module is pure: no sockets, no `websockets`, no `textual`. The server and the client both
+use it, so the rules in `docs/protocol.md` are implemented exactly once, here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Union
+from urllib.parse import urlsplit
+
+SUBPROTOCOL = "tui-chat.v1"
+DEFAULT_ROOM = "lobby"
+DEFAULT_MAX_TEXT = 4000
+DEFAULT_MAX_FRAME = 64 * 1024
+MAX_NICK = 24
+MAX_CID = 64
+SERVER_NAME = "Server"
+RESERVED_NICKS = frozenset({"server", "system", "admin"})
+KINDS = ("chat", "action", "system")
+PRESENCE_EVENTS = ("join", "leave", "rename")
+
+# -- error codes ---------------------------------------------------------------------------
+
+BAD_JSON = "bad_json"
+BAD_EVENT = "bad_event"
+UNKNOWN_TYPE = "unknown_type"
+BINARY_FRAME = "binary_frame"
+NOT_JOINED = "not_joined"
+ALREADY_JOINED = "already_joined"
+NICK_INVALID = "nick_invalid"
+NICK_RESERVED = "nick_reserved"
+NICK_TAKEN = "nick_taken"
+NICK_UNCHANGED = "nick_unchanged"
+TOO_LONG = "too_long"
+EMPTY = "empty"
+BAD_ROOM = "bad_room"
+UNKNOWN_COMMAND = "unknown_command"
+
+
+class ProtocolError(ValueError):
+    """Input that breaks the protocol: `code` is machine-readable, the message is for people."""
+
+    def __init__(self, code: str, message: str, cid: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.cid = cid
+
+
+# -- untrusted text ------------------------------------------------------------------------
+
+_ESCAPE_SEQUENCE = re.compile(
+    r"""
+      \x1b\[[0-?]*[ -/]*[@-~]                     # CSI: ESC [ parameters intermediates final
+    | \x9b[0-?]*[ -/]*[@-~]                       # 8-bit CSI
+    | \x1b[\]PX^_].*?(?:\x07|\x1b\\|\x9c)         # OSC, DCS, SOS, PM, APC ... BEL or ST
+    | [\x90\x98\x9d\x9e\x9f].*?(?:\x07|\x1b\\|\x9c)  # their 8-bit introducers
+    | \x1b[ -/]*[0-~]                             # every other escape sequence
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+# C0 except tab and newline, DEL, C1, and the bidi embedding/override/isolate controls.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_NEWLINES = re.compile(r"\r\n?|[\u2028\u2029]")
+
+
+def clean_text(text: str) -> str:
+    """Return `text` with escape sequences and control characters removed; newlines normalised."""
+    if text.isprintable():  # the common case: nothing to remove
+        return text
+    text = _NEWLINES.sub("\n", text)
+    text = _ESCAPE_SEQUENCE.sub("", text)
+    return _CONTROL.sub("", text)
+
+
+def is_blank(text: str) -> bool:
+    """True when `text` has nothing to show."""
+    return not text.strip()
+
+
+# -- rooms and nicknames ---------------------------------------------------------------------
+
+_ROOM = re.compile(r"[a-z0-9_-]{1,32}")
+
+
+def _quote(value: str, limit: int = 40) -> str:
+    shown = clean_text(value)
+    return repr(shown if len(shown) <= limit else shown[:limit] + "...")
+
+
+def room_from_path(path: str) -> str:
+    """The room named by a WebSocket request path (`/` is the lobby); ProtocolError if invalid."""
+    name = urlsplit(path).path.removeprefix("/")
+    if not name:
+        return DEFAULT_ROOM
+    if not _ROOM.fullmatch(name):
+        raise ProtocolError(
+            BAD_ROOM,
+            f"Invalid room name {_quote(name)}: use 1-32 lowercase letters, digits, '-' or '_'.",
+        )
+    return name
+
+
+def nick_key(nick: str) -> str:
+    """The form nicknames are compared in: NFKC-normalised and case-folded."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", nick).casefold())
+
+
+def _nick_char_ok(index: int, char: str) -> bool:
+    if char.isalpha() or char.isdecimal() or char in "_-.":
+        return True
+    return index > 0 and unicodedata.category(char).startswith("M")  # accents on a letter
+
+
+def check_nick(nick: str) -> str:
+    """Return the nickname as it will be shown (trimmed, NFC) or raise ProtocolError."""
+    shown = unicodedata.normalize("NFC", nick.strip())
+    if not shown:
+        raise ProtocolError(NICK_INVALID, "A nickname cannot be empty.")
+    if len(shown) > MAX_NICK:
+        raise ProtocolError(NICK_INVALID, f"A nickname is at most {MAX_NICK} characters.")
+    for index, char in enumerate(shown):
+        if not _nick_char_ok(index, char):
+            raise ProtocolError(
+                NICK_INVALID,
+                f"Nickname {_quote(shown)} has a character that is not allowed"
+                f" ({'U+%04X' % ord(char)}): use letters, digits, '_', '-' and '.'.",
+            )
+    if nick_key(shown) in RESERVED_NICKS:
+        raise ProtocolError(NICK_RESERVED, f"The nickname {shown!r} is reserved.")
+    return shown
+
+
+# -- events ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """Client: join the room as `nick`; `since`+`epoch` ask for only what was missed."""
+
+    type: ClassVar[str] = "hello"
+    nick: str
+    since: int | None = None
+    epoch: str | None = None
+    client: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Say:
+    """Client: post a chat line; `cid` comes back on the echo as the acknowledgement."""
+
+    type: ClassVar[str] = "say"
+    text: str
+    cid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Me:
+    """Client: post an action (`/me waves`)."""
+
+    type: ClassVar[str] = "me"
+    text: str
+    cid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Nick:
+    """Client: change nickname."""
+
+    type: ClassVar[str] = "nick"
+    nick: str
+
+
+@dataclass(frozen=True, slots=True)
+class Who:
+    """Client: ask for the user list."""
+
+    type: ClassVar[str] = "who"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """Server: a message stored in the room's history under `id`."""
+
+    type: ClassVar[str] = "message"
+    id: int
+    ts: int
+    nick: str
+    text: str
+    kind: str = "chat"
+    cid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome:
+    """Server: you joined; who is here and what was said."""
+
+    type: ClassVar[str] = "welcome"
+    nick: str
+    room: str
+    users: tuple[str, ...]
+    epoch: str
+    history: tuple[Message, ...] = ()
+    recovered: bool | None = None
+    max_text: int = DEFAULT_MAX_TEXT
+
+
+@dataclass(frozen=True, slots=True)
+class Presence:
+    """Server: someone joined, left or was renamed (`old` is the previous nickname)."""
+
+    type: ClassVar[str] = "presence"
+    event: str
+    nick: str
+    users: tuple[str, ...]
+    old: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Users:
+    """Server: the user list, in answer to `who`."""
+
+    type: ClassVar[str] = "users"
+    room: str
+    users: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    """Server: your input was refused; `cid` names the message it answers, if any."""
+
+    type: ClassVar[str] = "error"
+    code: str
+    message: str
+    cid: str | None = None
+
+
+ClientEvent = Union[Hello, Say, Me, Nick, Who]
+ServerEvent = Union[Welcome, Message, Presence, Users, Error]
+CLIENT_EVENTS = {cls.type: cls for cls in (Hello, Say, Me, Nick, Who)}
+SERVER_EVENTS = {cls.type: cls for cls in (Welcome, Message, Presence, Users, Error)}
+
+# -- JSON codec -----------------------------------------------------------------------------
+
+# Every field name has one meaning and one JSON type wherever it appears.
+_FIELD_TYPES: dict[str, str] = {
+    "nick": "str", "since": "int", "epoch": "str", "client": "str", "text": "str",
+    "cid": "str", "id": "int", "ts": "int", "kind": "str", "room": "str", "users": "names",
+    "history": "messages", "recovered": "bool", "max_text": "int", "event": "str",
+    "old": "str", "code": "str", "message": "str",
+}
+_JSON_NAMES = {"str": "a string", "int": "a non-negative integer", "bool": "true or false",
+               "names": "a list of strings", "messages": "a list of messages"}
+
+
+def encode(event: ClientEvent | ServerEvent) -> str:
+    """One event as the text of one JSON frame (fields that are None are left out)."""
+    return json.dumps(_to_dict(event), ensure_ascii=False, separators=(",", ":"))
+
+
+def _to_dict(event: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {"type": event.type}
+    for item in fields(event):
+        value = getattr(event, item.name)
+        if value is None:
+            continue
+        if item.name == "history":
+            value = [_to_dict(message) for message in value]
+        data[item.name] = value
+    return data
+
+
+def decode_client(frame: str | bytes) -> ClientEvent:
+    """Parse and validate one frame a client sent; ProtocolError says what is wrong."""
+    return _decode(frame, CLIENT_EVENTS)  # type: ignore[return-value]
+
+
+def decode_server(frame: str | bytes) -> ServerEvent:
+    """Parse and validate one frame a server sent, removing escape codes from every string."""
+    return _decode(frame, SERVER_EVENTS)  # type: ignore[return-value]
+
+
+def _decode(frame: str | bytes, events: dict[str, type]) -> Any:
+    if isinstance(frame, (bytes, bytearray, memoryview)):
+        raise ProtocolError(BINARY_FRAME, "Binary frames are not supported: send JSON text frames.")
+    try:
+        data = json.loads(frame)
+    except (ValueError, RecursionError):
+        raise ProtocolError(BAD_JSON, "The frame is not valid JSON.") from None
+    return _from_dict(data, events)
+
+
+def _from_dict(data: Any, events: dict[str, type]) -> Any:
+    if not isinstance(data, dict):
+        raise ProtocolError(BAD_JSON, "Each frame must be a JSON object with a 'type' field.")
+    cid = data.get("cid")
+    cid = clean_text(cid)[:MAX_CID] if isinstance(cid, str) else None
+    cls = events.get(data.get("type")) if isinstance(data.get("type"), str) else None
+    if cls is None:
+        raise ProtocolError(
+            UNKNOWN_TYPE,
+            f"Unknown or missing 'type' {_quote(str(data.get('type')))}:"
+            f" expected one of {', '.join(events)}.",
+            cid,
+        )
+    values: dict[str, Any] = {}
+    for item in fields(cls):
+        value = data.get(item.name)
+        if value is None:
+            if item.default is item.default_factory is _MISSING:
+                raise ProtocolError(BAD_EVENT, f"'{cls.type}' needs the field '{item.name}'.", cid)
+            continue
+        values[item.name] = _convert(cls.type, item.name, value, cid)
+    event = cls(**values)
+    _check(event, cid)
+    return event
+
+
+_MISSING = fields(Hello)[0].default  # dataclasses.MISSING, without importing a private name
+
+
+def _convert(event_type: str, name: str, value: Any, cid: str | None) -> Any:
+    kind = _FIELD_TYPES[name]
+    if kind == "str" and isinstance(value, str):
+        return clean_text(value)
+    if kind == "int" and isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if kind == "bool" and isinstance(value, bool):
+        return value
+    if kind == "names" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(clean_text(v) for v in value)
+    if kind == "messages" and isinstance(value, list):
+        return tuple(_from_dict({**m, "type": "message"} if isinstance(m, dict) else m,
+                                {"message": Message}) for m in value)
+    raise ProtocolError(
+        BAD_EVENT, f"In '{event_type}', '{name}' must be {_JSON_NAMES[kind]}.", cid
+    )
+
+
+def _check(event: Any, cid: str | None) -> None:
+    if getattr(event, "cid", None) is not None and not 0 < len(event.cid) <= MAX_CID:
+        raise ProtocolError(BAD_EVENT, f"'cid' must be 1 to {MAX_CID} characters.", cid)
+    if isinstance(event, Hello) and (event.since is None) != (event.epoch is None):
+        raise ProtocolError(BAD_EVENT, "'since' and 'epoch' must be given together.", cid)
+    if isinstance(event, Message) and event.kind not in KINDS:
+        raise ProtocolError(BAD_EVENT, f"'kind' must be one of {', '.join(KINDS)}.", cid)
+    if isinstance(event, Presence) and event.event not in PRESENCE_EVENTS:
+        raise ProtocolError(BAD_EVENT, f"'event' must be one of {', '.join(PRESENCE_EVENTS)}.")
+
+
+# -- the plain-text dialect -----------------------------------------------------------------
+
+
+def server_line(text: str) -> str:
+    """A line from the server itself, as plain-text clients see it."""
+    return f"[{SERVER_NAME}]: {text}"
+
+
+def plain_line(message: Message) -> str:
+    """A stored message as plain-text clients see it."""
+    if message.kind == "action":
+        return f"* {message.nick} {message.text}"
+    if message.kind == "system":
+        return server_line(message.text)
+    return f"[{message.nick}]: {message.text}"
+
+
+def presence_sentence(presence: Presence) -> str:
+    """What a join, leave or rename says to people."""
+    if presence.event == "join":
+        return f"{presence.nick} has joined the chat."
+    if presence.event == "leave":
+        return f"{presence.nick} has left the chat."
+    return f"{presence.old} is now known as {presence.nick}."
