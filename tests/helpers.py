@@ -23,7 +23,7 @@ class JsonClient:
 
     @classmethod
     async def connect(cls, url: str, nick: str | None = None, **hello: Any) -> "JsonClient":
-        client = cls(await connect(url, subprotocols=[SUBPROTOCOL], max_size=None))
+        client = cls(await connect(url, subprotocols=[SUBPROTOCOL], max_size=None, close_timeout=1))
         assert client.connection.subprotocol == SUBPROTOCOL
         if nick is not None:
             await client.send(type="hello", nick=nick, **hello)
@@ -55,7 +55,8 @@ class JsonClient:
         raise AssertionError(f"unexpected event {event}")
 
     async def close(self) -> None:
-        await self.connection.close()
+        if not self.connection.transport.is_closing():  # aborted ones have nothing to say
+            await self.connection.close()
 
 
 class PlainClient:
@@ -66,7 +67,7 @@ class PlainClient:
 
     @classmethod
     async def connect(cls, url: str, nick: str | None = None) -> "PlainClient":
-        client = cls(await connect(url))
+        client = cls(await connect(url, close_timeout=1))
         assert client.connection.subprotocol is None
         if nick is not None:
             await client.send(nick)
@@ -94,4 +95,5 @@ class PlainClient:
         raise AssertionError(f"unexpected line {line!r}")
 
     async def close(self) -> None:
-        await self.connection.close()
+        if not self.connection.transport.is_closing():  # aborted ones have nothing to say
+            await self.connection.close()

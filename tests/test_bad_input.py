@@ -1,0 +1,172 @@
+"""Bad input gets a clear answer and breaks nothing for anyone else."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosedError, InvalidStatus
+
+from tests.helpers import JsonClient, PlainClient
+from tui_chat.protocol import SUBPROTOCOL
+
+
+async def test_oversized_frame_closes_that_connection_with_1009(join, start_server) -> None:
+    """A frame over --max-frame closes only its own connection, with 1009."""
+    server = await start_server(max_frame=1024)
+    url = server.url + "/lobby"
+    alice = await JsonClient.connect(url, "alice")
+    bob = await JsonClient.connect(url, "bob")
+    await alice.expect("presence")
+    await bob.connection.send("x" * 2048)
+    with pytest.raises(ConnectionClosedError):
+        await bob.recv()
+    assert bob.connection.close_code == 1009
+    assert (await alice.expect("presence"))["event"] == "leave"
+    assert (await alice.say("still fine"))["text"] == "still fine"
+    await alice.close()
+
+
+async def test_invalid_utf8_closes_that_connection_with_1007(join) -> None:
+    """A text frame that is not UTF-8 closes with 1007; the others keep chatting."""
+    alice = await join("alice")
+    bob = await join("bob")
+    await alice.expect("presence")
+    await bob.connection.send(b"\xff\xfe broken", text=True)
+    with pytest.raises(ConnectionClosedError):
+        await bob.recv()
+    assert bob.connection.close_code == 1007
+    await alice.expect("presence")
+    assert (await alice.say("fine"))["text"] == "fine"
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [("not json at all", "bad_json"), ('{"type":"shout"}', "unknown_type"),
+     ('{"type":"say","text":1}', "bad_event"), (b"\x01\x02", "binary_frame")],
+)
+async def test_malformed_json_frames_get_an_error_and_the_connection_stays(join, frame, code) -> None:
+    """Non-JSON, unknown types, wrong field types and binary frames are answered with `error`."""
+    alice = await join("alice")
+    await alice.connection.send(frame)
+    error = await alice.expect("error")
+    assert error["code"] == code and error["message"]
+    assert (await alice.say("still connected"))["text"] == "still connected"
+
+
+async def test_too_long_text_is_refused_to_the_sender_and_never_broadcast(join) -> None:
+    """Text over the limit gets too_long with its cid; nobody else receives anything."""
+    alice = await join("alice")
+    bob = await join("bob")
+    await alice.expect("presence")
+    await alice.send(type="say", text="y" * 4001, cid="long")
+    error = await alice.expect("error")
+    assert (error["code"], error["cid"]) == ("too_long", "long")
+    assert "4000" in error["message"]
+    assert await bob.silent()
+    await alice.send(type="say", text="y" * 4000, cid="max")
+    assert len((await bob.expect("message"))["text"]) == 4000
+
+
+async def test_message_limit_is_configurable(start_server) -> None:
+    """--max-text changes the limit and the welcome announces it."""
+    server = await start_server(max_text=10)
+    alice = await JsonClient.connect(server.url, "alice")
+    assert alice.welcome["max_text"] == 10
+    await alice.send(type="say", text="12345678901", cid="c")
+    assert (await alice.expect("error"))["code"] == "too_long"
+    await alice.close()
+
+
+@pytest.mark.parametrize("blank", ["", "   ", "\n\t", "\x1b[31m\x07"])
+async def test_blank_messages_are_refused_not_broadcast(join, blank: str) -> None:
+    """Blank text (also once control codes are removed) gets `empty` and reaches nobody."""
+    alice = await join("alice")
+    bob = await join("bob")
+    await alice.expect("presence")
+    await alice.send(type="say", text=blank, cid="b")
+    assert (await alice.expect("error"))["code"] == "empty"
+    assert await bob.silent()
+
+
+async def test_control_and_escape_codes_are_removed_before_anyone_sees_them(join, join_plain) -> None:
+    """ESC/CSI/OSC sequences, C0/C1 controls and bidi overrides never reach other clients."""
+    alice = await join("alice")
+    plain = await join_plain("pat")
+    await alice.expect("presence")
+    hostile = "a\x1b[2J\x1b]0;pwned\x07b\x07c\x9b1md\u202ee\x00f\r\ng [bold]h[/bold]"
+    ack = await alice.say(hostile)
+    assert ack["text"] == "abcde" + "f\ng [bold]h[/bold]"
+    assert await plain.recv() == "[alice]: abcdef\ng [bold]h[/bold]"
+
+
+@pytest.mark.parametrize("path", ["/Lobby", "/no%20spaces", "/a/b", "/" + "r" * 33])
+async def test_an_invalid_room_gets_a_clear_error_and_a_close(chat_server, path: str) -> None:
+    """Both dialects are told what a valid room name is, then closed with 1008."""
+    json_client = await JsonClient.connect(chat_server.url + path)
+    error = await json_client.expect("error")
+    assert error["code"] == "bad_room" and "lowercase" in error["message"]
+    plain = await PlainClient.connect(chat_server.url + path)
+    assert (await plain.recv()).startswith("[Server]: Invalid room name")
+    for client in (json_client, plain):
+        await client.connection.wait_closed()
+        assert client.connection.close_code == 1008
+
+
+async def test_a_client_that_vanishes_is_cleaned_up(join, chat_server) -> None:
+    """A connection dropped without a close frame leaves the room; others are told."""
+    alice = await join("alice")
+    bob = await join("bob")
+    await alice.expect("presence")
+    bob.connection.transport.abort()
+    assert (await alice.expect("presence"))["event"] == "leave"
+    assert chat_server.hub.rooms.get("lobby").users() == ("alice",)
+
+
+async def test_many_clients_vanishing_mid_broadcast_do_not_disturb_the_rest(join, chat_server) -> None:
+    """Clients aborting while messages fan out are removed; the survivor gets every message."""
+    alice = await join("alice")
+    doomed = [await join(f"d{n}") for n in range(20)]
+    for _ in doomed:
+        await alice.expect("presence")
+    for number, client in enumerate(doomed):
+        await alice.send(type="say", text=f"m{number}", cid=f"c{number}")
+        client.connection.transport.abort()
+    texts = []
+    while len(texts) < 20:
+        event = await alice.recv()
+        if event["type"] == "message":
+            texts.append(event["text"])
+    assert texts == [f"m{n}" for n in range(20)]
+    await asyncio.sleep(0.2)
+    assert chat_server.hub.rooms.get("lobby").users() == ("alice",)
+
+
+async def test_healthz_answers_200_over_plain_http(chat_server) -> None:
+    """GET /healthz on the WebSocket port is a 200 for load balancers."""
+    def get() -> tuple[int, bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", chat_server.port, timeout=5)
+        connection.request("GET", "/healthz")
+        response = connection.getresponse()
+        return response.status, response.read()
+
+    assert await asyncio.to_thread(get) == (200, b"ok\n")
+
+
+async def test_an_unknown_subprotocol_falls_back_to_plain_text(chat_server) -> None:
+    """A client offering only other subprotocols still gets in, speaking plain text."""
+    async with connect(chat_server.url + "/lobby", subprotocols=["chat"]) as connection:
+        assert connection.subprotocol is None
+        await connection.send("alice")
+        assert (await connection.recv()).startswith("[Server]: Welcome")
+
+
+async def test_the_json_subprotocol_is_chosen_when_offered_among_others(chat_server) -> None:
+    """Offering several subprotocols including tui-chat.v1 selects it."""
+    async with connect(chat_server.url, subprotocols=["chat", SUBPROTOCOL]) as connection:
+        assert connection.subprotocol == SUBPROTOCOL
+        await connection.send(json.dumps({"type": "hello", "nick": "x"}))
+        assert json.loads(await connection.recv())["type"] == "welcome"

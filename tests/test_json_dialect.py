@@ -1,0 +1,167 @@
+"""The tui-chat.v1 JSON dialect against a real server: hello, say, me, nick, who, errors."""
+
+from __future__ import annotations
+
+
+async def test_hello_gets_a_welcome_with_users_history_and_epoch(join, chat_server) -> None:
+    """The welcome names you, the room, who is here, the recent history and the epoch."""
+    alice = await join("alice")
+    await alice.say("first")
+    bob = await join("bob")
+    welcome = bob.welcome
+    assert welcome["nick"] == "bob"
+    assert welcome["room"] == "lobby"
+    assert welcome["users"] == ["alice", "bob"]
+    assert welcome["epoch"] == chat_server.history.epoch
+    assert [m["text"] for m in welcome["history"]] == ["first"]
+    assert "cid" not in welcome["history"][0], "another user's cid is not shown"
+    assert welcome["max_text"] == 4000
+
+
+async def test_others_see_a_join_presence_with_the_new_user_list(join) -> None:
+    """Members already in the room get `presence` join with the users."""
+    alice = await join("alice")
+    await join("bob")
+    presence = await alice.expect("presence")
+    assert presence == {"type": "presence", "event": "join", "nick": "bob", "users": ["alice", "bob"]}
+
+
+async def test_say_is_broadcast_and_acknowledged_with_the_cid(join) -> None:
+    """The sender's echo carries its cid; others get the same message without it."""
+    alice = await join("alice")
+    bob = await join("bob")
+    await alice.expect("presence")
+    ack = await alice.say("hello", cid="x1")
+    assert ack["cid"] == "x1"
+    assert ack["nick"] == "alice" and ack["text"] == "hello" and ack["kind"] == "chat"
+    assert isinstance(ack["id"], int) and isinstance(ack["ts"], int)
+    received = await bob.expect("message")
+    assert received == {k: v for k, v in ack.items() if k != "cid"}
+
+
+async def test_ids_strictly_increase_in_a_room(join) -> None:
+    """Every message gets a larger id than the one before it."""
+    alice = await join("alice")
+    ids = [(await alice.say(f"m{n}"))["id"] for n in range(5)]
+    assert ids == sorted(ids) and len(set(ids)) == 5
+
+
+async def test_me_is_an_action(join) -> None:
+    """`me` posts a message of kind action."""
+    alice = await join("alice")
+    await alice.send(type="me", text="waves", cid="m1")
+    message = await alice.expect("message")
+    assert (message["kind"], message["text"], message["cid"]) == ("action", "waves", "m1")
+
+
+async def test_nick_renames_and_everyone_gets_presence(join) -> None:
+    """A rename is announced to everyone, the renamed user included, with the new list."""
+    alice = await join("alice")
+    bob = await join("bob")
+    await alice.expect("presence")
+    await bob.send(type="nick", nick="robert")
+    for client in (alice, bob):
+        presence = await client.expect("presence")
+        assert presence["event"] == "rename"
+        assert (presence["old"], presence["nick"]) == ("bob", "robert")
+        assert presence["users"] == ["alice", "robert"]
+    assert (await bob.say("hi"))["nick"] == "robert"
+
+
+async def test_rename_to_a_taken_nickname_is_refused(join) -> None:
+    """Renaming obeys the same rules as joining."""
+    alice = await join("alice")
+    await join("bob")
+    await alice.expect("presence")
+    for nick, code in [("BOB", "nick_taken"), ("system", "nick_reserved"), ("a b", "nick_invalid"),
+                       ("alice", "nick_unchanged")]:
+        await alice.send(type="nick", nick=nick)
+        error = await alice.expect("error")
+        assert error["code"] == code, nick
+
+
+async def test_who_lists_the_users(join) -> None:
+    """`who` is answered with the sorted user list."""
+    await join("zed")
+    alice = await join("alice")
+    await alice.send(type="who")
+    assert await alice.expect("users") == {"type": "users", "room": "lobby", "users": ["alice", "zed"]}
+
+
+async def test_a_taken_nickname_can_be_retried_on_the_same_connection(join) -> None:
+    """A refused hello leaves the connection open for another attempt."""
+    await join("alice")
+    second = await join(None)
+    await second.send(type="hello", nick="Alice")
+    error = await second.expect("error")
+    assert error["code"] == "nick_taken" and "taken" in error["message"]
+    await second.send(type="hello", nick="alice2")
+    assert (await second.expect("welcome"))["nick"] == "alice2"
+
+
+async def test_reserved_and_invalid_nicknames_are_refused(join) -> None:
+    """`server`, `system`, `admin` (any case) and malformed names get clear errors."""
+    client = await join(None)
+    for nick, code in [("Server", "nick_reserved"), ("ADMIN", "nick_reserved"),
+                       ("x" * 25, "nick_invalid"), ("", "nick_invalid")]:
+        await client.send(type="hello", nick=nick)
+        assert (await client.expect("error"))["code"] == code
+
+
+async def test_say_before_hello_is_an_error_and_the_connection_stays(join) -> None:
+    """Talking before joining gets not_joined with the cid; joining still works after."""
+    client = await join(None)
+    await client.send(type="say", text="hi", cid="early")
+    error = await client.expect("error")
+    assert (error["code"], error["cid"]) == ("not_joined", "early")
+    await client.send(type="hello", nick="late")
+    await client.expect("welcome")
+
+
+async def test_a_second_hello_is_refused(join) -> None:
+    """You join once per connection."""
+    alice = await join("alice")
+    await alice.send(type="hello", nick="other")
+    assert (await alice.expect("error"))["code"] == "already_joined"
+
+
+async def test_leaving_is_announced(join) -> None:
+    """When a member disconnects, the others get presence leave with the new list."""
+    alice = await join("alice")
+    bob = await join("bob")
+    await alice.expect("presence")
+    await bob.close()
+    presence = await alice.expect("presence")
+    assert (presence["event"], presence["nick"], presence["users"]) == ("leave", "bob", ["alice"])
+
+
+async def test_since_in_the_same_epoch_replays_only_what_was_missed(join) -> None:
+    """Reconnecting with since+epoch gets exactly the gap, marked recovered."""
+    alice = await join("alice")
+    seen = await alice.say("one")
+    watcher = await join("bob")
+    await watcher.close()
+    assert [(await alice.expect("presence"))["event"] for _ in "jl"] == ["join", "leave"]
+    await alice.say("two")
+    await alice.say("three")
+    back = await join("bob", since=seen["id"], epoch=alice.welcome["epoch"])
+    assert [m["text"] for m in back.welcome["history"]] == ["two", "three"]
+    assert back.welcome["recovered"] is True
+
+
+async def test_since_from_an_old_epoch_is_flagged_not_recovered(join) -> None:
+    """A stale epoch gets the recent backlog with recovered false."""
+    alice = await join("alice")
+    await alice.say("after restart")
+    back = await join("bob", since=41, epoch="some-old-epoch")
+    assert back.welcome["recovered"] is False
+    assert [m["text"] for m in back.welcome["history"]] == ["after restart"]
+
+
+async def test_own_messages_in_the_backlog_keep_their_cid(join) -> None:
+    """Your own replayed messages carry your cid, so a reconnecting client can match acks."""
+    alice = await join("alice")
+    await alice.say("mine", cid="k1")
+    await alice.close()
+    again = await join("alice", since=0, epoch=alice.welcome["epoch"])
+    assert again.welcome["history"][0]["cid"] == "k1"

@@ -1,0 +1,44 @@
+"""The layers hold: the protocol and the server never import textual (or, for the protocol,
+websockets), so they stay usable headless and testable without a terminal."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+HEADLESS = {
+    "tui_chat/protocol.py": {"textual", "websockets", "rich"},
+    **{str(path.relative_to(ROOT)): {"textual", "rich"} for path in (ROOT / "server").glob("*.py")},
+}
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize(("relative", "forbidden"), sorted(HEADLESS.items()))
+def test_headless_modules_do_not_import_ui_libraries(relative: str, forbidden: set[str]) -> None:
+    """No import statement in a headless module names a forbidden package."""
+    assert not imported_modules(ROOT / relative) & forbidden
+
+
+def test_importing_the_server_and_protocol_loads_no_ui_library() -> None:
+    """Even indirectly, `import server` and the protocol module pull in no textual."""
+    code = ("import sys, server, server.cli, tui_chat.protocol; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, cwd=ROOT)
+    assert result.stdout.strip() == "[]"

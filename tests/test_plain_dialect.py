@@ -1,0 +1,143 @@
+"""The plain-text dialect, as wscat or a ten-line script speaks it, and mixed rooms."""
+
+from __future__ import annotations
+
+
+async def test_first_line_is_the_nickname_and_others_see_the_join(join_plain) -> None:
+    """After the nickname is accepted, the others see `[Server]: bob has joined the chat.`"""
+    alice = await join_plain("alice")
+    bob = await join_plain("bob")
+    assert await alice.recv() == "[Server]: bob has joined the chat."
+    assert bob.greeting[-1].startswith("[Server]: Welcome to lobby, bob!")
+    assert "alice, bob" in bob.greeting[-1]
+
+
+async def test_lines_go_to_the_others_not_back_to_the_sender(join_plain) -> None:
+    """Each message reaches the other members as `[alice]: hello`, never the sender."""
+    alice = await join_plain("alice")
+    bob = await join_plain("bob")
+    await alice.recv()  # bob's join
+    await alice.send("hello")
+    assert await bob.recv() == "[alice]: hello"
+    assert await alice.silent()
+
+
+async def test_a_refused_nickname_is_explained_and_the_next_line_is_a_new_attempt(join_plain) -> None:
+    """A taken, reserved or invalid name gets `[Server]: <reason>`; then another try works."""
+    await join_plain("alice")
+    newcomer = await join_plain(None)
+    for attempt in ("ALICE", "server", "has space", "x" * 30):
+        await newcomer.send(attempt)
+        reason = await newcomer.recv()
+        assert reason.startswith("[Server]: "), reason
+        assert len(reason) > len("[Server]: ") + 10
+    await newcomer.send("carol")
+    assert (await newcomer.lines_until("[Server]: Welcome"))[-1].startswith("[Server]: Welcome")
+
+
+async def test_the_newcomer_receives_recent_history_as_lines(join_plain, join) -> None:
+    """History arrives as `[nick]: text` lines (actions as `* nick text`) before the welcome."""
+    alice = await join_plain("alice")
+    await alice.send("one")
+    await alice.send("/me waves")
+    bot = await join("bot")
+    await bot.say("two")
+    bob = await join_plain("bob")
+    assert bob.greeting[:-1] == ["[alice]: one", "* alice waves", "[bot]: two"]
+
+
+async def test_departure_is_announced(join_plain) -> None:
+    """`[Server]: bob has left the chat.` when bob disconnects."""
+    alice = await join_plain("alice")
+    bob = await join_plain("bob")
+    await alice.recv()
+    await bob.close()
+    assert await alice.recv() == "[Server]: bob has left the chat."
+
+
+async def test_commands_me_nick_who_help(join_plain) -> None:
+    """Plain clients can act, rename, list users and ask for help."""
+    alice = await join_plain("alice")
+    bob = await join_plain("bob")
+    await alice.recv()
+    await bob.send("/me waves")
+    assert await alice.recv() == "* bob waves"
+    await bob.send("/nick robert")
+    assert await alice.recv() == "[Server]: bob is now known as robert."
+    assert await bob.recv() == "[Server]: You are now known as robert."
+    await bob.send("/who")
+    assert await bob.recv() == "[Server]: In lobby (2): alice, robert."
+    await bob.send("/help")
+    assert "/nick NAME" in await bob.recv()
+    await bob.send("/frobnicate now")
+    assert (await bob.recv()).startswith("[Server]: Unknown command /frobnicate.")
+    await bob.send("//not a command")
+    assert await alice.recv() == "[robert]: /not a command"
+    await bob.send("/path/to/file is a path")
+    assert await alice.recv() == "[robert]: /path/to/file is a path"
+
+
+async def test_errors_come_back_as_server_lines(join_plain) -> None:
+    """Too long and binary input is refused with `[Server]: <reason>`; the connection stays."""
+    alice = await join_plain("alice")
+    bob = await join_plain("bob")
+    await alice.recv()
+    await bob.send("x" * 4001)
+    assert (await bob.recv()).startswith("[Server]: Message too long (4001 characters")
+    await bob.send(b"\x00\x01")
+    assert await bob.recv() == "[Server]: Binary frames are not supported: send text."
+    await bob.send("still here")
+    assert await alice.recv() == "[bob]: still here"
+
+
+async def test_blank_lines_are_not_broadcast(join_plain) -> None:
+    """Empty and whitespace-only lines are dropped quietly."""
+    alice = await join_plain("alice")
+    bob = await join_plain("bob")
+    await alice.recv()
+    for blank in ("", "   ", "\n", "\x1b[0m"):
+        await bob.send(blank)
+    await bob.send("real")
+    assert await alice.recv() == "[bob]: real"
+
+
+async def test_mixed_dialects_see_each_other(join, join_plain) -> None:
+    """JSON and plain members of one room chat with each other."""
+    json_user = await join("jay")
+    plain_user = await join_plain("pat")
+    presence = await json_user.expect("presence")
+    assert (presence["nick"], presence["users"]) == ("pat", ["jay", "pat"])
+    await plain_user.send("hi from plain")
+    message = await json_user.expect("message")
+    assert (message["nick"], message["text"]) == ("pat", "hi from plain")
+    await json_user.say("hi from json")
+    assert await plain_user.recv() == "[jay]: hi from json"
+    await json_user.send(type="me", text="nods", cid="n")
+    await json_user.expect("message")
+    assert await plain_user.recv() == "* jay nods"
+    await json_user.send(type="nick", nick="jay2")
+    assert await plain_user.recv() == "[Server]: jay is now known as jay2."
+    await json_user.close()
+    assert await plain_user.recv() == "[Server]: jay2 has left the chat."
+
+
+async def test_nicknames_are_unique_across_dialects(join, join_plain) -> None:
+    """A plain client cannot take a name a JSON client holds, whatever the case."""
+    await join("Alice")
+    plain = await join_plain(None)
+    await plain.send("alice")
+    assert "taken" in await plain.recv()
+
+
+async def test_rooms_are_isolated(join, join_plain) -> None:
+    """Messages, presence and nicknames in one room never reach another."""
+    lobby = await join("alice")
+    dev = await join("alice", path="/dev")
+    dev_plain = await join_plain("bob", path="/dev")
+    assert (await dev.expect("presence"))["nick"] == "bob"
+    await lobby.say("lobby only")
+    await dev_plain.send("dev only")
+    assert (await dev.expect("message"))["text"] == "dev only"
+    assert await dev.silent()
+    assert await lobby.silent()
+    assert dev.welcome["room"] == "dev" and dev.welcome["users"] == ["alice"]

@@ -1,0 +1,123 @@
+"""`tui-chat-server` as a real process: startup, logging, signals, and its command line."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.helpers import JsonClient, PlainClient
+
+
+class ServerProcess:
+    """A `python -m server --port 0` child process and the log lines it has printed."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.log: list[str] = []
+        self.url = ""
+
+    async def read_until(self, pattern: str, timeout: float = 10) -> re.Match[str]:
+        """Read log lines until one matches `pattern`."""
+        async def scan() -> re.Match[str]:
+            assert self.process.stderr is not None
+            while True:
+                line = (await self.process.stderr.readline()).decode()
+                if not line:
+                    raise AssertionError(f"server exited; log so far: {self.log}")
+                self.log.append(line)
+                if match := re.search(pattern, line):
+                    return match
+
+        return await asyncio.wait_for(scan(), timeout)
+
+    async def rest_of_log(self) -> str:
+        assert self.process.stderr is not None
+        self.log.append((await self.process.stderr.read()).decode())
+        return "".join(self.log)
+
+
+@pytest.fixture
+async def server_process() -> AsyncIterator[ServerProcess]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "server", "--port", "0",
+        stderr=asyncio.subprocess.PIPE,
+    )
+    child = ServerProcess(process)
+    child.url = (await child.read_until(r"listening on (ws://\S+)")).group(1)
+    yield child
+    if process.returncode is None:
+        process.kill()
+        await process.wait()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_a_signal_closes_every_client_with_1001_and_exits_0_quickly(server_process, signum) -> None:
+    """On SIGTERM or SIGINT every client gets close code 1001 and the process exits 0 within 2 s."""
+    json_client = await JsonClient.connect(server_process.url + "/lobby", "alice")
+    plain_client = await PlainClient.connect(server_process.url + "/lobby", "bob")
+    silent_client = await JsonClient.connect(server_process.url + "/other")  # never said hello
+    started = time.monotonic()
+    server_process.process.send_signal(signum)
+    for client in (json_client, plain_client, silent_client):
+        await asyncio.wait_for(client.connection.wait_closed(), 2)
+        assert client.connection.close_code == 1001
+    assert await asyncio.wait_for(server_process.process.wait(), 2) == 0
+    assert time.monotonic() - started < 2
+
+
+async def test_connects_disconnects_and_refusals_are_logged_with_the_peer(server_process) -> None:
+    """One log line per connect, disconnect and refused input, each with the peer address."""
+    client = await JsonClient.connect(server_process.url + "/lobby", "alice")
+    host, port = client.connection.local_address[:2]
+    peer = f"{host}:{port}"
+    await client.send(type="say", text="x" * 5000, cid="c")
+    await client.expect("error")
+    await client.close()
+    await server_process.read_until(re.escape(peer) + " disconnected")
+    server_process.process.send_signal(signal.SIGTERM)
+    await server_process.process.wait()
+    log = await server_process.rest_of_log()
+    lines = [line for line in log.splitlines() if peer in line]
+    assert any("connected to /lobby (json)" in line for line in lines), log
+    assert any("refused: too_long" in line for line in lines), log
+    assert any("disconnected: code 1000" in line for line in lines), log
+    assert "x" * 100 not in log, "refused text is not copied into the log"
+
+
+def test_help_shows_options_and_examples() -> None:
+    """`--help` documents the flags and shows how to chat with a raw client."""
+    result = subprocess.run([sys.executable, "-m", "server", "--help"],
+                            capture_output=True, text=True, check=True)
+    for expected in ("--host", "--port", "--history", "--log-level", "--max-text", "examples:",
+                     "python -m websockets"):
+        assert expected in result.stdout
+
+
+def test_a_busy_port_is_a_clear_error(tmp_path) -> None:
+    """If the port is taken, the server says so and exits 1 instead of a traceback."""
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "server", "--port", str(port)],
+                                capture_output=True, text=True, timeout=10)
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_option_values_are_refused() -> None:
+    """Negative sizes are usage errors (exit 2) with a message."""
+    result = subprocess.run([sys.executable, "-m", "server", "--history", "-5"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "must be 0 or more" in result.stderr
