@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import http
 import logging
 from dataclasses import dataclass
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 

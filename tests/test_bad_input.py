@@ -8,7 +8,7 @@ import json
 
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosedError, InvalidStatus
+from websockets.exceptions import ConnectionClosedError
 
 from tests.helpers import JsonClient, PlainClient
 from tui_chat.protocol import SUBPROTOCOL
