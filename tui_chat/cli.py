@@ -1,23 +1,101 @@
-"""`tui-chat`: the command line of the terminal client (the full-screen app comes next)."""
+"""`tui-chat`: parse the command line and run the full-screen app."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import re
+from urllib.parse import urlsplit, urlunsplit
 
 from tui_chat import __version__
+from tui_chat.protocol import MAX_NICK, ProtocolError, check_nick, room_from_path
+
+DEFAULT_URL = "ws://127.0.0.1:8765/lobby"
+DEFAULT_SERVE = "127.0.0.1:8765"
+
+EXAMPLES = """\
+examples:
+  tui-chat --serve                      host a room in this process and join it
+  tui-chat                              join ws://127.0.0.1:8765/lobby
+  tui-chat ws://chat.example.org:8765/dev --nick alice
+  tui-chat 192.168.1.20:8765            ws:// and /lobby are filled in
+  tui-chat --serve 0.0.0.0:9000         let others on your network join port 9000
+
+In the app: /nick NAME, /me ACTION, /who, /help, /clear, /quit (Ctrl+Q); Up/Down recall
+what you sent; Tab completes nicknames and commands.
+"""
+
+
+def default_nick() -> str:
+    """The login name, reduced to what a nickname may hold (or `guest`)."""
+    try:
+        login = getpass.getuser()
+    except Exception:  # no login name at all (some containers)
+        login = ""
+    nick = re.sub(r"[^\w.-]", "", login)[:MAX_NICK]
+    return nick or "guest"
+
+
+def normalise_url(text: str) -> str:
+    """Accept `host:port`, `ws://host:port` or a full room URL; return `ws[s]://host:port/room`."""
+    if "://" not in text:
+        text = "ws://" + text
+    parts = urlsplit(text)
+    if parts.scheme not in ("ws", "wss"):
+        raise ValueError(f"{text!r}: the URL must start with ws:// or wss://")
+    if not parts.hostname:
+        raise ValueError(f"{text!r}: the URL has no host")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ValueError(f"{text!r}: the port is not a number from 0 to 65535") from None
+    room = room_from_path(parts.path or "/")
+    return urlunsplit((parts.scheme, parts.netloc, "/" + room, parts.query, ""))
+
+
+def parse_serve(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{text!r}: expected HOST:PORT, for example 127.0.0.1:8765")
+    return host.strip("[]"), int(port)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tui-chat",
-        description="A terminal chat client. The full-screen app is not built yet; meanwhile,"
-        " run `tui-chat-server` and chat with any WebSocket client"
-        " (for example: python -m websockets ws://127.0.0.1:8765/lobby).",
+        description="A full-screen terminal chat. Joins a tui-chat server room, or hosts one.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("url", nargs="?", metavar="URL",
+                        help=f"room to join: ws://HOST:PORT/ROOM (default: {DEFAULT_URL})")
+    parser.add_argument("--nick", "-n", metavar="NAME",
+                        help="your nickname (default: your login name)")
+    parser.add_argument("--serve", nargs="?", const=DEFAULT_SERVE, metavar="HOST:PORT",
+                        help=f"host the server in this process and join it (default: {DEFAULT_SERVE})")
+    parser.add_argument("--scrollback", type=int, default=10_000, metavar="LINES",
+                        help="lines kept in the message log (default: %(default)s)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    build_parser().print_help()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.url and args.serve:
+        parser.error("give a URL to join, or --serve to host; not both")
+    try:
+        url = normalise_url(args.url or DEFAULT_URL)
+        serve = parse_serve(args.serve) if args.serve else None
+        nick = check_nick(args.nick) if args.nick else default_nick()
+    except ProtocolError as error:
+        parser.error(error.message)
+    except ValueError as error:
+        parser.error(str(error))
+    if args.scrollback < 1:
+        parser.error("--scrollback must be at least 1")
+
+    from tui_chat.app import ChatApp  # textual loads only when the app really runs
+
+    ChatApp(url, nick, serve=serve, scrollback=args.scrollback).run()
     return 0

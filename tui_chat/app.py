@@ -1,0 +1,296 @@
+"""The full-screen chat app: a thin Textual layer over `ChatClient`, on one asyncio loop."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from rich.text import Text
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.logging import TextualHandler
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import Footer, Header, Input
+
+from server import ChatServer, ServerConfig
+from tui_chat.client import (
+    Backoff,
+    ChatClient,
+    Joined,
+    NickRefused,
+    OutboxChanged,
+    PresenceChanged,
+    Received,
+    Refused,
+    State,
+    StateChanged,
+    Update,
+    UsersListed,
+)
+from tui_chat.commands import COMMANDS, UnknownCommand, parse_input
+from tui_chat.protocol import presence_sentence, room_from_path
+from tui_chat.render import error_line, message_line, system_line
+from tui_chat.widgets import ChatInput, ChatLog, Outbox, UserList
+
+FLUSH_INTERVAL = 1 / 60  # incoming lines reach the log at most once per frame
+
+
+@dataclass
+class NetworkUpdates(Message):
+    """Everything the client reported since the last frame, in order."""
+
+    updates: list[Update]
+
+
+class ChatApp(App[None]):
+    """tui-chat: message log, user list and input for one room."""
+
+    CSS_PATH = "chat.tcss"
+    TITLE = "tui-chat"
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("ctrl+l", "clear", "Clear log"),
+        Binding("f1", "help", "Help"),
+        Binding("pageup", "scroll_log(-1)", "Scroll up", show=False),
+        Binding("pagedown", "scroll_log(1)", "Scroll down", show=False),
+    ]
+
+    state: reactive[State] = reactive(State.CONNECTING)
+
+    def __init__(
+        self,
+        url: str | None = None,
+        nick: str = "guest",
+        *,
+        serve: tuple[str, int] | None = None,
+        scrollback: int = 10_000,
+        backoff: Backoff | None = None,
+        address: str | None = None,
+    ) -> None:
+        """`serve=(host, port)` hosts the bundled server in this process and joins its lobby;
+        `address` overrides how the server is named in the header."""
+        super().__init__()
+        self.url = url or "ws://127.0.0.1:8765/lobby"
+        self.serve = serve
+        self.server: ChatServer | None = None
+        self.scrollback = scrollback
+        self.address = address
+        self.retry_at: float | None = None
+        self.client = ChatClient(self.url, nick, self._client_update, backoff=backoff)
+        self._inbox: list[Update] = []
+        self._flush_scheduled = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="main"):
+            yield ChatLog(id="log", max_lines=self.scrollback, wrap=True, min_width=20)
+            yield UserList(id="users")
+        yield Outbox(id="outbox")
+        yield ChatInput(id="input", placeholder="Type a message, /help for commands")
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        self.query_one(ChatInput).focus()
+        if self.serve is not None and not await self._start_server(*self.serve):
+            return
+        self._show_title()
+        self.set_interval(1, self._show_title)  # the reconnect countdown
+        self.run_client()
+
+    async def _start_server(self, host: str, port: int) -> bool:
+        logging.basicConfig(level=logging.INFO, handlers=[TextualHandler()], force=True)
+        try:
+            self.server = ChatServer(ServerConfig(host=host, port=port))
+            await self.server.start()
+        except OSError as error:
+            self.server = None
+            self.state = State.OFFLINE
+            self._log([error_line(f"Cannot serve on {host}:{port}: {error.strerror or error}")])
+            return False
+        self.url = self.client.url = f"{self.server.url}/lobby"
+        self._log([system_line(f"Serving {self.server.url} in this process. Others join with:"
+                               f" tui-chat {self.server.url}/lobby")])
+        return True
+
+    async def on_unmount(self) -> None:
+        await self.client.stop()
+        if self.server is not None:
+            await self.server.stop()
+
+    @work(exclusive=True, group="net")
+    async def run_client(self) -> None:
+        """The one long-lived worker that owns the connection."""
+        await self.client.run()
+
+    # -- from the network to the screen, batched per frame ---------------------------------
+
+    def _client_update(self, update: Update) -> None:
+        self._inbox.append(update)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.set_timer(FLUSH_INTERVAL, self._flush_inbox)
+
+    def _flush_inbox(self) -> None:
+        updates, self._inbox = self._inbox, []
+        self._flush_scheduled = False
+        self.post_message(NetworkUpdates(updates))
+
+    def on_network_updates(self, message: NetworkUpdates) -> None:
+        lines: list[Text] = []
+        for update in message.updates:
+            lines.extend(self._apply(update))
+        self._log(lines)
+
+    def _apply(self, update: Update) -> list[Text]:
+        """Bring the screen up to date with one update; returns the log lines it adds."""
+        me = self.client.nick
+        if isinstance(update, Received):
+            return [message_line(update.message, me)]
+        if isinstance(update, PresenceChanged):
+            self._show_users()
+            if update.you:
+                return [system_line(f"You are now known as {update.presence.nick}.")]
+            return [system_line(presence_sentence(update.presence))]
+        if isinstance(update, OutboxChanged):
+            self.query_one(Outbox).pending = update.pending
+            return []
+        if isinstance(update, StateChanged):
+            return self._state_changed(update)
+        if isinstance(update, Joined):
+            return self._joined(update)
+        if isinstance(update, UsersListed):
+            users = update.users.users
+            return [system_line(f"In {update.users.room} ({len(users)}): {', '.join(users)}")]
+        if isinstance(update, NickRefused):
+            return [error_line(update.error.message),
+                    system_line("Choose another nickname with /nick NAME.")]
+        if isinstance(update, Refused):
+            if update.outgoing is not None:
+                preview = update.outgoing.text.splitlines()[0][:40] if update.outgoing.text else ""
+                return [error_line(f"Not sent ({preview!r}): {update.error.message}")]
+            return [error_line(update.error.message)]
+        return []
+
+    def _joined(self, update: Joined) -> list[Text]:
+        welcome = update.welcome
+        self._show_users()
+        lines: list[Text] = []
+        if update.gap:
+            lines.append(error_line("Earlier messages are not available."))
+        lines.extend(message_line(m, welcome.nick) for m in welcome.history)
+        verb = "Reconnected to" if update.rejoined else "You joined"
+        count = len(welcome.users)
+        lines.append(system_line(f"{verb} {welcome.room} as {welcome.nick}."
+                                 f" {count} {'person' if count == 1 else 'people'} here."))
+        return lines
+
+    def _state_changed(self, update: StateChanged) -> list[Text]:
+        previous, self.state = self.state, update.state
+        self.retry_at = update.retry_at
+        self.query_one(Outbox).online = update.state is State.ONLINE
+        if update.state is State.OFFLINE and update.reason:
+            return [error_line(f"Offline: {update.reason}.")]
+        if update.state is State.RECONNECTING and previous is State.ONLINE:
+            return [error_line(f"Disconnected: {update.reason}. Reconnecting…")]
+        return []
+
+    def _show_users(self) -> None:
+        users = self.query_one(UserList)
+        users.users, users.me = self.client.users, self.client.nick
+        self.query_one(ChatInput).users = self.client.users
+
+    def _log(self, lines: list[Text]) -> None:
+        self.query_one(ChatLog).write_lines(lines)
+
+    # -- the header ------------------------------------------------------------------------
+
+    def watch_state(self) -> None:
+        self._show_title()
+
+    def _show_title(self) -> None:
+        parts = urlsplit(self.url)
+        try:
+            room = room_from_path(parts.path)
+        except ValueError:
+            room = parts.path
+        self.title = f"#{room}"
+        self.sub_title = f"{self.address or parts.netloc} · {self._state_text()}"
+
+    def _state_text(self) -> str:
+        if self.state is State.RECONNECTING and self.retry_at is not None:
+            seconds = max(0, round(self.retry_at - time.monotonic()))
+            return f"reconnecting in {seconds} s" if seconds else "reconnecting"
+        return self.state.value
+
+    # -- from the keyboard to the network ------------------------------------------------
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        chat_input = self.query_one(ChatInput)
+        line = event.value
+        if not line.strip():
+            return
+        try:
+            command = parse_input(line)
+        except UnknownCommand as error:
+            self._log([error_line(str(error))])  # the line stays in the input, to fix
+            return
+        if command.name is None and not self._fits(command.argument):
+            return
+        chat_input.remember(line)
+        chat_input.value = ""
+        self._run_command(command.name, command.argument)
+
+    def _fits(self, text: str) -> bool:
+        limit = self.client.max_text
+        if limit is not None and len(text) > limit:
+            self._log([error_line(f"Too long: {len(text)} characters, the limit is {limit}."
+                                  " Nothing was sent; shorten it and press Enter.")])
+            return False
+        return True
+
+    def _run_command(self, name: str | None, argument: str) -> None:
+        if name is None:
+            self.client.say(argument)
+        elif name == "/me":
+            if not argument:
+                self._log([error_line("Usage: /me ACTION")])
+            elif self._fits(argument):
+                self.client.me(argument)
+        elif name == "/nick":
+            if not argument:
+                self._log([error_line("Usage: /nick NAME")])
+            elif not self.client.rename(argument):
+                self._log([system_line(f"You will be {argument} when the connection is back.")])
+        elif name == "/who":
+            if not self.client.who():
+                users = self.client.users
+                self._log([system_line(f"Last known ({len(users)}): {', '.join(users)}")])
+        elif name == "/help":
+            self.action_help()
+        elif name == "/clear":
+            self.action_clear()
+        elif name == "/quit":
+            self.exit()
+
+    def action_help(self) -> None:
+        lines = [system_line("Commands:")]
+        lines += [system_line(f"  {usage}") for usage in COMMANDS.values()]
+        lines.append(system_line("Keys: Enter send · Up/Down input history · Tab complete"
+                                 " nicknames and commands · PgUp/PgDn scroll · Ctrl+L clear"
+                                 " · Ctrl+Q quit. Start a line with // to send a leading /."))
+        self._log(lines)
+
+    def action_clear(self) -> None:
+        self.query_one(ChatLog).clear()
+
+    def action_scroll_log(self, pages: int) -> None:
+        log = self.query_one(ChatLog)
+        if pages < 0:
+            log.scroll_page_up()
+        else:
+            log.scroll_page_down()

@@ -1,0 +1,393 @@
+"""The client's networking, with no UI: connect, hello, reconnect, pending messages, decoding.
+
+`ChatClient.run()` owns one connection at a time and reports everything that happens as
+`Update` objects through a callback, so the Textual app (or a script, or a test) stays a thin
+layer over it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import secrets
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.connection import broadcast
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from tui_chat import __version__
+from tui_chat.protocol import (
+    BAD_ROOM,
+    NICK_INVALID,
+    NICK_RESERVED,
+    NICK_TAKEN,
+    SUBPROTOCOL,
+    Error,
+    Hello,
+    Me,
+    Message,
+    Nick,
+    Presence,
+    ProtocolError,
+    Say,
+    Users,
+    Welcome,
+    Who,
+    decode_server,
+    encode,
+)
+
+NICK_ERRORS = frozenset({NICK_INVALID, NICK_RESERVED, NICK_TAKEN})
+MAX_INCOMING_FRAME = 16 * 1024 * 1024  # a welcome carries history; a hostile server gets no more
+
+
+class State(Enum):
+    """Where the connection is."""
+
+    CONNECTING = "connecting"
+    JOINING = "joining"  # connected; waiting for the welcome, or for a nickname that is free
+    ONLINE = "online"
+    RECONNECTING = "reconnecting"
+    OFFLINE = "offline"
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message the user wrote; pending until the server's echo carries its `cid` back."""
+
+    cid: str
+    text: str
+    kind: str = "chat"  # or "action"
+
+
+# -- updates reported to the UI -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    state: State
+    retry_at: float | None = None  # time.monotonic() of the next attempt, when reconnecting
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    welcome: Welcome
+    gap: bool  # earlier messages could not be recovered: show a marker
+    rejoined: bool  # not the first welcome on this client
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    message: Message
+    mine: bool  # the echo of something this client sent
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceChanged:
+    presence: Presence
+    you: bool  # the presence is about this client (a rename of us)
+
+
+@dataclass(frozen=True, slots=True)
+class UsersListed:
+    users: Users
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    error: Error
+    outgoing: Outgoing | None  # the message the error answers, now dropped from the outbox
+
+
+@dataclass(frozen=True, slots=True)
+class NickRefused:
+    error: Error  # the hello was refused: ask the user for another nickname
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxChanged:
+    pending: tuple[Outgoing, ...]
+
+
+Update = (StateChanged | Joined | Received | PresenceChanged | UsersListed | Refused
+          | NickRefused | OutboxChanged)
+
+
+class Backoff:
+    """Reconnect delays: doubling from `first` up to `cap` seconds, each jittered to 50-100%."""
+
+    def __init__(self, first: float = 1.0, cap: float = 30.0, rng: random.Random | None = None):
+        self.first, self.cap = first, cap
+        self.attempts = 0
+        self._rng = rng or random.Random()
+
+    def next_delay(self) -> float:
+        ceiling = min(self.cap, self.first * 2**self.attempts)
+        self.attempts += 1
+        return self._rng.uniform(ceiling / 2, ceiling)
+
+    def reset(self) -> None:
+        self.attempts = 0
+
+
+class ChatClient:
+    """One user's connection to one room, kept alive across disconnects and server restarts."""
+
+    def __init__(
+        self,
+        url: str,
+        nick: str,
+        on_update: Callable[[Update], None],
+        *,
+        backoff: Backoff | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        open_timeout: float = 10,
+    ) -> None:
+        self.url = url
+        self.nick = nick
+        self.on_update = on_update
+        self.backoff = backoff or Backoff()
+        self.ssl_context = ssl_context
+        self.open_timeout = open_timeout
+        self.state = State.CONNECTING
+        self.epoch: str | None = None
+        self.last_id: int | None = None
+        self.users: tuple[str, ...] = ()
+        self.max_text: int | None = None
+        self.outbox: dict[str, Outgoing] = {}
+        self._cids = (f"{secrets.token_hex(4)}-{n}" for n in itertools.count(1))
+        self._connection: ClientConnection | None = None
+        self._joined = False
+        self._welcomed_once = False
+        self._wake = asyncio.Event()
+        self._stopped = False
+
+    # -- what the user does ---------------------------------------------------------------
+
+    def say(self, text: str) -> Outgoing:
+        """Queue a chat line; it is sent now if online, or as soon as the client is back."""
+        return self._queue(Outgoing(next(self._cids), text, "chat"))
+
+    def me(self, text: str) -> Outgoing:
+        """Queue an action (`/me`)."""
+        return self._queue(Outgoing(next(self._cids), text, "action"))
+
+    def rename(self, nick: str) -> bool:
+        """Change nickname: a new hello if the last one was refused, else a `nick` request.
+        False when not connected (the new name is used on the next connect)."""
+        if self._connection is None:
+            self.nick = nick
+            return False
+        if not self._joined:
+            self.nick = nick
+            self._send(Hello(nick, client=f"tui-chat/{__version__}"))
+        else:
+            self._send(Nick(nick))
+        return True
+
+    def who(self) -> bool:
+        """Ask for the user list; False when not online."""
+        return self._joined and self._send(Who())
+
+    async def stop(self) -> None:
+        """Stop reconnecting and close the connection."""
+        self._stopped = True
+        self._wake.set()
+        if self._connection is not None:
+            await self._connection.close()
+
+    def reconnect_now(self) -> None:
+        """Skip the rest of the current reconnect delay."""
+        self._wake.set()
+
+    # -- the connection loop --------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect, join, receive; on any disconnect wait with backoff and connect again.
+        Returns after `stop()` or when the server refuses for good (state OFFLINE)."""
+        while not self._stopped:
+            self._set_state(State.CONNECTING if not self._welcomed_once else State.RECONNECTING)
+            reason, final = await self._connect_once()
+            if self._stopped:
+                break
+            if final:
+                self._set_state(State.OFFLINE, reason=reason)
+                return
+            delay = self.backoff.next_delay()
+            self._set_state(State.RECONNECTING, retry_at=time.monotonic() + delay, reason=reason)
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+        self._set_state(State.OFFLINE, reason="disconnected")
+
+    async def _connect_once(self) -> tuple[str, bool]:
+        """One connection from open to close: (why it ended, whether to stop retrying)."""
+        try:
+            async with connect(
+                self.url, subprotocols=[SUBPROTOCOL], compression=None, ssl=self.ssl_context,
+                max_size=MAX_INCOMING_FRAME, open_timeout=self.open_timeout, close_timeout=2,
+            ) as connection:
+                if connection.subprotocol != SUBPROTOCOL:
+                    return "the server does not speak tui-chat.v1", True
+                self._connection = connection
+                self._set_state(State.JOINING)
+                self._send(self._hello())
+                async for frame in connection:
+                    final = self._receive(frame)
+                    if final:
+                        return final, True
+                return _close_reason(connection), False
+        except ConnectionClosed as closed:
+            return _close_reason(self._connection) if self._connection else str(closed), False
+        except InvalidURI as error:
+            return f"invalid URL: {error}", True
+        except InvalidStatus as error:
+            status = error.response.status_code
+            return f"the server refused the connection (HTTP {status})", 400 <= status < 500
+        except (OSError, InvalidHandshake, asyncio.TimeoutError) as error:
+            return _describe(error), False
+        finally:
+            self._connection = None
+            self._joined = False
+
+    def _hello(self) -> Hello:
+        since = self.last_id if self.epoch is not None else None
+        return Hello(self.nick, since=since, epoch=self.epoch if since is not None else None,
+                     client=f"tui-chat/{__version__}")
+
+    def _receive(self, frame: str | bytes) -> str | None:
+        """Handle one frame; returns a reason when the server refused us for good."""
+        try:
+            event = decode_server(frame)
+        except ProtocolError:
+            return None  # a frame we cannot read is skipped, never shown raw
+        if isinstance(event, Message):
+            self._on_message(event)
+        elif isinstance(event, Presence):
+            self.users = event.users
+            you = event.event == "rename" and event.old == self.nick
+            if you:
+                self.nick = event.nick
+            self.on_update(PresenceChanged(event, you))
+        elif isinstance(event, Welcome):
+            self._on_welcome(event)
+        elif isinstance(event, Users):
+            self.users = event.users
+            self.on_update(UsersListed(event))
+        elif isinstance(event, Error):
+            return self._on_error(event)
+        return None
+
+    def _on_welcome(self, welcome: Welcome) -> None:
+        epoch_changed = self.epoch is not None and welcome.epoch != self.epoch
+        gap = welcome.recovered is False or (epoch_changed and welcome.recovered is None)
+        if epoch_changed:
+            self.last_id = None
+        self.epoch = welcome.epoch
+        self.nick, self.users, self.max_text = welcome.nick, welcome.users, welcome.max_text
+        self._joined = True
+        self.backoff.reset()
+        rejoined, self._welcomed_once = self._welcomed_once, True
+        history = tuple(m for m in welcome.history if self._is_new(m))
+        if history:
+            self.last_id = history[-1].id
+        elif self.last_id is None:
+            self.last_id = 0
+        acked = [m.cid for m in history if m.cid in self.outbox]
+        for cid in acked:
+            del self.outbox[cid]
+        self.on_update(Joined(_with_history(welcome, history), gap, rejoined))
+        self._set_state(State.ONLINE)
+        if acked:
+            self._outbox_changed()
+        for outgoing in list(self.outbox.values()):  # deliver what waited, in order
+            self._send_outgoing(outgoing)
+
+    def _on_message(self, message: Message) -> None:
+        if not self._is_new(message):
+            return
+        self.last_id = message.id
+        mine = message.cid is not None and self.outbox.pop(message.cid, None) is not None
+        self.on_update(Received(message, mine))
+        if mine:
+            self._outbox_changed()
+
+    def _on_error(self, error: Error) -> str | None:
+        if error.code == BAD_ROOM:
+            self.on_update(Refused(error, None))
+            return error.message
+        if not self._joined and error.code in NICK_ERRORS:
+            self._set_state(State.JOINING, reason=error.message)
+            self.on_update(NickRefused(error))
+            return None
+        outgoing = self.outbox.pop(error.cid, None) if error.cid else None
+        self.on_update(Refused(error, outgoing))
+        if outgoing is not None:
+            self._outbox_changed()
+        return None
+
+    def _is_new(self, message: Message) -> bool:
+        return self.last_id is None or message.id > self.last_id
+
+    # -- sending --------------------------------------------------------------------------
+
+    def _queue(self, outgoing: Outgoing) -> Outgoing:
+        self.outbox[outgoing.cid] = outgoing
+        self._outbox_changed()
+        if self._joined:
+            self._send_outgoing(outgoing)
+        return outgoing
+
+    def _send_outgoing(self, outgoing: Outgoing) -> None:
+        event = Me if outgoing.kind == "action" else Say
+        self._send(event(outgoing.text, outgoing.cid))
+
+    def _send(self, event: Hello | Say | Me | Nick | Who) -> bool:
+        """Write one event without waiting; False if there is no open connection."""
+        connection = self._connection
+        if connection is None:
+            return False
+        # broadcast() writes now, in call order, without awaiting a drain, so the UI never
+        # waits on the network. A write lost to a dying connection is resent on reconnect.
+        broadcast([connection], encode(event))
+        return True
+
+    def _outbox_changed(self) -> None:
+        self.on_update(OutboxChanged(tuple(self.outbox.values())))
+
+    def _set_state(self, state: State, retry_at: float | None = None, reason: str = "") -> None:
+        self.state = state
+        self.on_update(StateChanged(state, retry_at, reason))
+
+
+def _with_history(welcome: Welcome, history: tuple[Message, ...]) -> Welcome:
+    if history == welcome.history:
+        return welcome
+    return Welcome(welcome.nick, welcome.room, welcome.users, welcome.epoch, history,
+                   welcome.recovered, welcome.max_text)
+
+
+def _close_reason(connection: ClientConnection | None) -> str:
+    if connection is None or connection.close_code is None:
+        return "connection lost"
+    if connection.close_code == 1001:
+        return "the server went away"
+    reason = f": {connection.close_reason}" if connection.close_reason else ""
+    return f"closed by the server (code {connection.close_code}{reason})"
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(error, asyncio.TimeoutError):
+        return "timed out"
+    return str(error) or type(error).__name__

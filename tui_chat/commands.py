@@ -1,0 +1,75 @@
+"""Slash commands and Tab completion for the input line: plain functions, no UI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tui_chat.protocol import nick_key
+
+COMMANDS: dict[str, str] = {
+    "/nick": "/nick NAME: change your nickname",
+    "/me": "/me ACTION: say what you are doing (shown as '* you ACTION')",
+    "/who": "/who: list who is in the room",
+    "/help": "/help: show this help",
+    "/clear": "/clear: clear the message log on this screen",
+    "/quit": "/quit: leave (also Ctrl+Q)",
+}
+
+
+@dataclass(frozen=True)
+class Command:
+    """A parsed input line: `name` is None for a plain chat message."""
+
+    name: str | None
+    argument: str
+
+
+class UnknownCommand(ValueError):
+    """An input line that looks like a command we do not have."""
+
+
+def parse_input(line: str) -> Command:
+    """Split an input line into a command and its argument. `//x` sends the text `/x`;
+    `/path/like/this` is ordinary text; an unknown `/word` raises UnknownCommand."""
+    if line.startswith("//"):
+        return Command(None, line[1:])
+    if not line.startswith("/"):
+        return Command(None, line)
+    word, _, argument = line.partition(" ")
+    if "/" in word[1:]:
+        return Command(None, line)
+    name = word.lower()
+    if name not in COMMANDS:
+        raise UnknownCommand(f"Unknown command {word}. Try /help; start with // to send it as text.")
+    return Command(name, argument.strip())
+
+
+@dataclass(frozen=True)
+class Completion:
+    """The input after completing: new text, new cursor position."""
+
+    text: str
+    cursor: int
+
+
+def complete(text: str, cursor: int, users: tuple[str, ...], turn: int = 0) -> Completion | None:
+    """Complete the word before the cursor: a command after a leading `/`, else a nickname
+    (with ': ' at the start of the line). `turn` cycles through the candidates."""
+    start = text.rfind(" ", 0, cursor) + 1
+    word = text[start:cursor]
+    if start == 0 and word.startswith("/"):
+        candidates = [name for name in COMMANDS if name.startswith(word.lower())]
+        suffix = " "
+    elif word:
+        folded = nick_key(word)
+        candidates = [nick for nick in users if nick_key(nick).startswith(folded)]
+        suffix = ": " if start == 0 else " "
+    else:
+        return None
+    if not candidates:
+        return None
+    choice = candidates[turn % len(candidates)] + suffix
+    rest = text[cursor:]
+    if rest.startswith(suffix):
+        rest = rest[len(suffix):]
+    return Completion(text[:start] + choice + rest, start + len(choice))

@@ -1,0 +1,59 @@
+"""How chat lines look: Rich `Text` built from untrusted strings, never from markup."""
+
+from __future__ import annotations
+
+import time
+import zlib
+
+from rich.text import Text
+
+from tui_chat.protocol import Message, nick_key
+
+# Readable on dark and light backgrounds; a nickname keeps its colour everywhere, always.
+NICK_COLOURS = (
+    "#e06c75", "#98c379", "#e5c07b", "#61afef", "#c678dd", "#56b6c2",
+    "#d19a66", "#ff79c6", "#8be9fd", "#50fa7b", "#bd93f9", "#f1fa8c",
+)
+SYSTEM_STYLE = "italic #9a9a9a"
+ERROR_STYLE = "bold #ff6b6b"
+TIME_STYLE = "#7a7a7a"
+
+
+def nick_colour(nick: str) -> str:
+    """The stable colour of a nickname (the same for every case and width of it)."""
+    return NICK_COLOURS[zlib.crc32(nick_key(nick).encode()) % len(NICK_COLOURS)]
+
+
+def clock(ts_ms: int | None) -> str:
+    """`HH:MM` in local time for a server timestamp (now when None)."""
+    seconds = time.time() if ts_ms is None else ts_ms / 1000
+    return time.strftime("%H:%M", time.localtime(seconds))
+
+
+def message_line(message: Message, me: str) -> Text:
+    """A chat, action or system message as one log line."""
+    if message.kind == "system":
+        return system_line(message.text, message.ts)
+    own = nick_key(message.nick) == nick_key(me)
+    colour = nick_colour(message.nick)
+    nick_style = f"bold {colour} reverse" if own else f"bold {colour}"
+    line = Text.assemble((clock(message.ts), TIME_STYLE), " ", no_wrap=False)
+    if message.kind == "action":
+        line.append("* ", colour)
+        line.append(message.nick, nick_style)
+        line.append(" ")
+        line.append(message.text, f"italic {colour}")
+    else:
+        line.append(message.nick, nick_style)
+        line.append(" ")
+        line.append(message.text, "bold" if own else "")
+    return line
+
+
+def system_line(text: str, ts_ms: int | None = None, style: str = SYSTEM_STYLE) -> Text:
+    """A line from the server or this app: joins, leaves, renames, errors, hints."""
+    return Text.assemble((clock(ts_ms), TIME_STYLE), " ", ("— ", style), (text, style))
+
+
+def error_line(text: str) -> Text:
+    return system_line(text, style=ERROR_STYLE)
