@@ -42,9 +42,15 @@ class JsonClient:
         return event
 
     async def say(self, text: str, cid: str | None = None) -> dict[str, Any]:
-        """Send a chat line and return the server's acknowledgement (our own echo)."""
-        await self.send(type="say", text=text, cid=cid or f"c{next(_CIDS)}")
-        return await self.expect("message")
+        """Send a chat line and return the server's acknowledgement (our own echo), skipping
+        presence events that arrive first."""
+        cid = cid or f"c{next(_CIDS)}"
+        await self.send(type="say", text=text, cid=cid)
+        while True:
+            event = await self.recv()
+            if event["type"] != "presence":
+                assert event["type"] == "message" and event.get("cid") == cid, event
+                return event
 
     async def silent(self, timeout: float = 0.2) -> bool:
         """True when nothing arrives within `timeout`."""

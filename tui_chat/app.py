@@ -291,6 +291,6 @@ class ChatApp(App[None]):
     def action_scroll_log(self, pages: int) -> None:
         log = self.query_one(ChatLog)
         if pages < 0:
-            log.scroll_page_up()
+            log.scroll_page_up(animate=False)
         else:
-            log.scroll_page_down()
+            log.scroll_page_down(animate=False)

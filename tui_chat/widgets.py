@@ -16,17 +16,23 @@ from tui_chat.render import nick_colour
 
 
 class ChatLog(RichLog):
-    """The message log: bounded scrollback; anchored to the newest line until the user scrolls
-    up, and anchored again when they scroll back to the end."""
+    """The message log: bounded scrollback; follows new lines while the view is at the end,
+    stays put once the user scrolls up, and follows again when they scroll back down."""
 
-    def on_mount(self) -> None:
-        self.anchor()
+    following = True
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if new_value >= self.max_scroll_y:
+            self.following = True  # at the end (also after a resize or a clear)
+        elif new_value < old_value:
+            self.following = False  # the user scrolled up
 
     def write_lines(self, lines: Iterable[Text]) -> None:
         """Append many lines with one write (one render, one refresh)."""
         batch = list(lines)
         if batch:
-            self.write(Text("\n").join(batch), scroll_end=False)  # the anchor follows
+            self.write(Text("\n").join(batch), scroll_end=self.following)
 
 
 class UserList(Static):

@@ -1,0 +1,56 @@
+"""Helpers for driving the real ChatApp with Pilot: wait for conditions, read the screen."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from textual.pilot import Pilot
+
+from tui_chat.app import ChatApp
+from tui_chat.client import Backoff, State
+from tui_chat.widgets import ChatInput, ChatLog, Outbox, UserList
+
+SIZE = (100, 30)
+
+
+def make_app(url: str, nick: str, **options) -> ChatApp:
+    """A ChatApp that retries fast, as tests need."""
+    return ChatApp(url, nick, backoff=Backoff(first=0.05, cap=0.2), **options)
+
+
+def log_text(app: ChatApp) -> str:
+    """Everything the message log shows, as plain text."""
+    return "\n".join(strip.text for strip in app.query_one(ChatLog).lines)
+
+
+def users_text(app: ChatApp) -> str:
+    return str(app.query_one(UserList).render())
+
+
+async def until(pilot: Pilot, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Let the app run until `predicate()` holds."""
+    async def wait() -> None:
+        while not predicate():
+            await pilot.pause(0.02)
+    try:
+        await asyncio.wait_for(wait(), timeout)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"timed out; log was:\n{log_text(pilot.app)}") from None
+
+
+async def online(pilot: Pilot) -> None:
+    await until(pilot, lambda: pilot.app.state is State.ONLINE)
+
+
+async def type_line(pilot: Pilot, text: str) -> None:
+    """Type `text` into the input and press Enter."""
+    chat_input = pilot.app.query_one(ChatInput)
+    chat_input.focus()
+    chat_input.value = text
+    chat_input.cursor_position = len(text)
+    await pilot.press("enter")
+
+
+def outbox(app: ChatApp) -> tuple:
+    return app.query_one(Outbox).pending

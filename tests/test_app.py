@@ -1,0 +1,225 @@
+"""The full-screen app driven by Pilot against a real in-process server."""
+
+from __future__ import annotations
+
+from server import ChatServer, ServerConfig
+from tests.apptools import SIZE, log_text, make_app, online, outbox, type_line, until, users_text
+from tui_chat.widgets import ChatInput
+
+
+async def test_two_apps_chat(url) -> None:
+    """What one app sends appears in the other's log, and in its own once acknowledged."""
+    alice, bob = make_app(url, "alice"), make_app(url, "bob")
+    async with alice.run_test(size=SIZE) as pa, bob.run_test(size=SIZE) as pb:
+        await online(pa)
+        await online(pb)
+        await type_line(pa, "hello bob")
+        await until(pb, lambda: "alice hello bob" in log_text(bob))
+        await until(pa, lambda: "alice hello bob" in log_text(alice))
+        assert outbox(alice) == ()
+        await type_line(pb, "/me waves")
+        await until(pa, lambda: "* bob waves" in log_text(alice))
+
+
+async def test_the_input_is_focused_and_cleared_after_sending(url) -> None:
+    """The input has focus at start and is emptied once a line is sent."""
+    app = make_app(url, "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.focused is app.query_one(ChatInput)
+        await online(pilot)
+        await pilot.press(*"hi", "enter")
+        assert app.query_one(ChatInput).value == ""
+        await until(pilot, lambda: "alice hi" in log_text(app))
+
+
+async def test_the_user_list_follows_joins_leaves_and_renames(url, join) -> None:
+    """Users appear, are renamed and disappear in the side list, with a count; you are marked."""
+    app = make_app(url, "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        assert "alice (you)" in users_text(app)
+        bob = await join("bob")
+        await until(pilot, lambda: "bob" in users_text(app))
+        assert app.query_one("UserList").border_title == "Users · 2"
+        await bob.send(type="nick", nick="robert")
+        await until(pilot, lambda: "robert" in users_text(app))
+        assert "bob is now known as robert." in log_text(app)
+        await bob.close()
+        await until(pilot, lambda: "robert" not in users_text(app))
+        assert "robert has left the chat." in log_text(app)
+        assert app.query_one("UserList").border_title == "Users · 1"
+
+
+async def test_restart_reconnects_and_delivers_typed_lines_exactly_once() -> None:
+    """The server stops and comes back; what was typed meanwhile is delivered once."""
+    first = ChatServer(ServerConfig(port=0))
+    await first.start()
+    port = first.port
+    app = make_app(f"ws://127.0.0.1:{port}/lobby", "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        await first.stop()
+        await until(pilot, lambda: "reconnecting" in app.sub_title)
+        await type_line(pilot, "typed while away")
+        await until(pilot, lambda: len(outbox(app)) == 1)
+        second = ChatServer(ServerConfig(port=port))
+        await second.start()
+        try:
+            await until(pilot, lambda: "alice typed while away" in log_text(app))
+            await until(pilot, lambda: outbox(app) == ())
+            await pilot.pause(0.3)
+            assert log_text(app).count("typed while away") == 1
+            assert "Reconnected to lobby" in log_text(app)
+            assert len(second.history.backlog("lobby", None, None, 10).messages) == 1
+        finally:
+            await app.client.stop()
+            await second.stop()
+
+
+async def test_markup_like_text_arrives_literally_and_runs_nothing(url, join) -> None:
+    """Markup and escape codes from another user are shown as text and cannot act."""
+    app = make_app(url, "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        mallory = await join("mallory")
+        markup = "[@click=app.quit]x[/] [bold]y[/bold] [/]"
+        await mallory.say(markup)
+        await mallory.say("a\x1b[2Jb\x1b]0;title\x07c")
+        await until(pilot, lambda: "abc" in log_text(app))
+        assert markup in log_text(app)
+        await pilot.click("ChatLog")
+        assert app.is_running
+
+
+async def test_commands_work_and_unknown_ones_are_not_sent(url, join) -> None:
+    """/nick, /who, /help and /clear act locally or on the server; /bogus only gets a hint."""
+    app = make_app(url, "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        watcher = await join("watcher")
+        await type_line(pilot, "/bogus stuff")
+        await until(pilot, lambda: "Unknown command /bogus" in log_text(app))
+        assert app.query_one(ChatInput).value == "/bogus stuff", "kept for fixing"
+        assert await watcher.silent()
+        await type_line(pilot, "/nick alicia")
+        await until(pilot, lambda: "You are now known as alicia." in log_text(app))
+        await type_line(pilot, "/who")
+        await until(pilot, lambda: "In lobby (2): alicia, watcher" in log_text(app))
+        await type_line(pilot, "/help")
+        await until(pilot, lambda: "/nick NAME" in log_text(app))
+        await type_line(pilot, "/clear")
+        await until(pilot, lambda: log_text(app).strip() == "")
+        await type_line(pilot, "//slash")
+        await until(pilot, lambda: "alicia /slash" in log_text(app))
+
+
+async def test_quit_command_exits(url) -> None:
+    """/quit leaves the app."""
+    app = make_app(url, "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        await type_line(pilot, "/quit")
+        await pilot.pause(0.1)
+        assert not app.is_running
+
+
+async def test_a_taken_nickname_can_be_replaced_without_restarting(url, join) -> None:
+    """The app says the name is taken and /nick joins with another."""
+    await join("alice")
+    app = make_app(url, "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: "is taken" in log_text(app))
+        assert "/nick NAME" in log_text(app)
+        await type_line(pilot, "/nick alice2")
+        await online(pilot)
+        assert "You joined lobby as alice2." in log_text(app)
+
+
+async def test_tab_completes_nicknames_and_commands(url, join) -> None:
+    """Tab completes a nickname (with ': ' at line start), cycles, and completes commands."""
+    await join("bobby")
+    await join("bonnie")
+    app = make_app(url, "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        chat_input = app.query_one(ChatInput)
+        await pilot.press("b", "o", "tab")
+        assert chat_input.value == "bobby: "
+        await pilot.press("tab")
+        assert chat_input.value == "bonnie: "
+        chat_input.value = ""
+        await pilot.press("/", "n", "i", "tab")
+        assert chat_input.value == "/nick "
+        chat_input.value = "hi BON"
+        chat_input.cursor_position = 6
+        await pilot.press("tab")
+        assert chat_input.value == "hi bonnie "
+
+
+async def test_up_and_down_recall_sent_lines(url) -> None:
+    """Up walks back through what was sent; Down returns to the draft."""
+    app = make_app(url, "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        for line in ("first", "second"):
+            await type_line(pilot, line)
+        chat_input = app.query_one(ChatInput)
+        await pilot.press(*"draft")
+        await pilot.press("up")
+        assert chat_input.value == "second"
+        await pilot.press("up")
+        assert chat_input.value == "first"
+        await pilot.press("down", "down")
+        assert chat_input.value == "draft"
+
+
+async def test_too_long_text_is_kept_in_the_input(start_server) -> None:
+    """A line over the server's limit is refused locally and stays in the input to edit."""
+    server = await start_server(max_text=10)
+    app = make_app(server.url + "/lobby", "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        await type_line(pilot, "this is far too long")
+        await until(pilot, lambda: "Too long" in log_text(app))
+        assert app.query_one(ChatInput).value == "this is far too long"
+
+
+async def test_the_log_follows_at_the_bottom_and_stays_put_when_scrolled_up(url, join) -> None:
+    """New lines scroll the view only when it is already at the end."""
+    app = make_app(url, "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        bob = await join("bob")
+        for number in range(60):
+            await bob.send(type="say", text=f"line {number}", cid=f"a{number}")
+        await until(pilot, lambda: "line 59" in log_text(app))
+        await pilot.pause(0.1)
+        log = app.query_one("ChatLog")
+        assert log.scroll_y == log.max_scroll_y > 0
+        await pilot.press("pageup")
+        await pilot.pause(0.1)
+        held = log.scroll_y
+        assert held < log.max_scroll_y
+        for number in range(60, 70):
+            await bob.send(type="say", text=f"line {number}", cid=f"b{number}")
+        await until(pilot, lambda: "line 69" in log_text(app))
+        await pilot.pause(0.1)
+        assert log.scroll_y == held
+        await pilot.press("pagedown", "pagedown", "pagedown")
+        await pilot.pause(0.1)
+        await bob.send(type="say", text="line 70", cid="c70")
+        await until(pilot, lambda: "line 70" in log_text(app))
+        await pilot.pause(0.1)
+        assert log.scroll_y == log.max_scroll_y
+
+
+async def test_scrollback_is_bounded(url, join) -> None:
+    """The log keeps at most --scrollback lines."""
+    app = make_app(url, "alice", scrollback=50)
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        bob = await join("bob")
+        for number in range(120):
+            await bob.send(type="say", text=f"n{number}", cid=f"k{number}")
+        await until(pilot, lambda: "n119" in log_text(app))
+        assert len(app.query_one("ChatLog").lines) == 50

@@ -1,0 +1,183 @@
+"""The headless ChatClient against a real server: join, acks, reconnect, exactly-once resend."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from server import ChatServer, ServerConfig
+from tests.helpers import JsonClient
+from tui_chat.client import (
+    Backoff, ChatClient, Joined, NickRefused, Received, Refused, State, StateChanged, Update,
+)
+
+FAST = dict(first=0.05, cap=0.2)
+
+
+class Recorder:
+    """Collects a client's updates and waits for conditions on them."""
+
+    def __init__(self) -> None:
+        self.updates: list[Update] = []
+
+    def __call__(self, update: Update) -> None:
+        self.updates.append(update)
+
+    def of(self, kind: type) -> list:
+        return [u for u in self.updates if isinstance(u, kind)]
+
+    async def until(self, predicate: Callable[[], bool], timeout: float = 5) -> None:
+        async def wait() -> None:
+            while not predicate():
+                await asyncio.sleep(0.01)
+        await asyncio.wait_for(wait(), timeout)
+
+
+@pytest.fixture
+async def run_client():
+    tasks: list[tuple[ChatClient, asyncio.Task]] = []
+
+    def start(url: str, nick: str) -> tuple[ChatClient, Recorder]:
+        recorder = Recorder()
+        client = ChatClient(url, nick, recorder, backoff=Backoff(**FAST))
+        tasks.append((client, asyncio.create_task(client.run())))
+        return client, recorder
+
+    yield start
+    for client, task in tasks:
+        await client.stop()
+        await asyncio.wait_for(task, 5)
+
+
+async def test_the_client_joins_and_its_message_is_acknowledged(chat_server, run_client) -> None:
+    """say() is sent once joined; the echo with its cid marks it delivered."""
+    client, seen = run_client(chat_server.url + "/lobby", "alice")
+    await seen.until(lambda: client.state is State.ONLINE)
+    outgoing = client.say("hello")
+    assert client.outbox == {outgoing.cid: outgoing}
+    await seen.until(lambda: seen.of(Received))
+    received = seen.of(Received)[0]
+    assert received.mine and received.message.cid == outgoing.cid
+    assert client.outbox == {}
+
+
+async def test_messages_typed_before_joining_are_sent_after_the_welcome(chat_server, run_client) -> None:
+    """Nothing typed early is lost: the outbox is flushed in order once joined."""
+    client, seen = run_client(chat_server.url + "/lobby", "alice")
+    for text in ("one", "two", "three"):
+        client.say(text)
+    await seen.until(lambda: len(seen.of(Received)) == 3)
+    assert [r.message.text for r in seen.of(Received)] == ["one", "two", "three"]
+
+
+async def test_a_taken_nickname_is_reported_and_a_new_one_joins(chat_server, run_client, join) -> None:
+    """NickRefused is reported; rename() sends a new hello on the same connection."""
+    await join("alice")
+    client, seen = run_client(chat_server.url + "/lobby", "alice")
+    await seen.until(lambda: seen.of(NickRefused))
+    assert seen.of(NickRefused)[0].error.code == "nick_taken"
+    assert client.rename("alice2")
+    await seen.until(lambda: client.state is State.ONLINE)
+    assert client.nick == "alice2"
+
+
+async def test_a_refused_message_leaves_the_outbox_with_its_error(start_server, run_client) -> None:
+    """An error answering a cid drops that message from the outbox and says why."""
+    server = await start_server(max_text=5)
+    client, seen = run_client(server.url + "/lobby", "alice")
+    await seen.until(lambda: client.state is State.ONLINE)
+    outgoing = client.say("far too long")
+    await seen.until(lambda: seen.of(Refused))
+    refused = seen.of(Refused)[0]
+    assert refused.outgoing == outgoing and refused.error.code == "too_long"
+    assert client.outbox == {}
+
+
+async def test_an_invalid_room_is_final(chat_server, run_client) -> None:
+    """A bad room name ends in OFFLINE with the server's reason, without retrying."""
+    client, seen = run_client(chat_server.url + "/Bad", "alice")
+    await seen.until(lambda: client.state is State.OFFLINE)
+    assert "lowercase" in seen.of(StateChanged)[-1].reason
+
+
+async def test_restart_reconnects_and_delivers_what_was_typed_exactly_once(run_client) -> None:
+    """Server stops; messages typed meanwhile are delivered once after it is back."""
+    first = ChatServer(ServerConfig(port=0))
+    await first.start()
+    port = first.port
+    client, seen = run_client(f"ws://127.0.0.1:{port}/lobby", "alice")
+    await seen.until(lambda: client.state is State.ONLINE)
+    client.say("before")
+    await seen.until(lambda: len(seen.of(Received)) == 1)
+    await first.stop()
+    await seen.until(lambda: client.state is State.RECONNECTING)
+    client.say("during 1")
+    client.say("during 2")
+    second = ChatServer(ServerConfig(port=port))
+    await second.start()
+    try:
+        await seen.until(lambda: len(seen.of(Received)) == 3)
+        await asyncio.sleep(0.2)
+        texts = [r.message.text for r in seen.of(Received)]
+        assert texts == ["before", "during 1", "during 2"]
+        assert client.outbox == {}
+        joins = seen.of(Joined)
+        assert len(joins) == 2 and joins[1].rejoined and joins[1].gap  # new epoch: a gap
+        watcher = await JsonClient.connect(second.url + "/lobby", "watcher")
+        assert [m["text"] for m in watcher.welcome["history"]] == ["during 1", "during 2"]
+        await watcher.close()
+    finally:
+        await client.stop()
+        await second.stop()
+
+
+async def test_reconnect_in_the_same_epoch_gets_exactly_the_gap(chat_server, run_client, join) -> None:
+    """After a dropped connection the client asks `since` and shows each message once."""
+    client, seen = run_client(chat_server.url + "/lobby", "alice")
+    await seen.until(lambda: client.state is State.ONLINE)
+    other = await join("bob")
+    await other.say("one")
+    await seen.until(lambda: len(seen.of(Received)) == 1)
+    client._connection.transport.abort()  # the network drops; the server keeps its history
+    await seen.until(lambda: client.state is State.RECONNECTING)
+    await other.say("two")
+    await seen.until(lambda: len(seen.of(Joined)) == 2)
+    rejoin = seen.of(Joined)[1]
+    assert not rejoin.gap
+    assert [m.text for m in rejoin.welcome.history] == ["two"]
+    await other.say("three")
+    await seen.until(lambda: len(seen.of(Received)) == 2)
+    assert [r.message.text for r in seen.of(Received)] == ["one", "three"]
+
+
+async def test_an_ack_lost_in_a_disconnect_is_matched_from_history_not_resent(chat_server, run_client) -> None:
+    """A message stored before the drop is recognised by its cid in the replay: no duplicate."""
+    client, seen = run_client(chat_server.url + "/lobby", "alice")
+    await seen.until(lambda: client.state is State.ONLINE)
+    client.say("first")
+    await seen.until(lambda: seen.of(Received))
+    connection = client._connection
+    connection.transport.pause_reading()  # the ack for the next message will not be read
+    client.say("stored but unacknowledged")
+    await asyncio.sleep(0.2)
+    connection.transport.abort()
+    await seen.until(lambda: len(seen.of(Joined)) == 2)
+    await asyncio.sleep(0.2)
+    assert client.outbox == {}
+    history = [m.text for m in seen.of(Joined)[1].welcome.history]
+    assert history == ["stored but unacknowledged"]
+    probe = await JsonClient.connect(chat_server.url + "/lobby", "probe")
+    assert [m["text"] for m in probe.welcome["history"]] == ["first", "stored but unacknowledged"]
+    await probe.close()
+
+
+def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
+    """Delays grow 1, 2, 4, ... seconds (each jittered to 50-100%) and never pass 30 s."""
+    backoff = Backoff()
+    delays = [backoff.next_delay() for _ in range(10)]
+    ceilings = [min(30, 2**n) for n in range(10)]
+    assert all(c / 2 <= d <= c for d, c in zip(delays, ceilings))
+    backoff.reset()
+    assert backoff.next_delay() <= 1
