@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import secrets
-import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
-from tui_chat.protocol import Message
+from tui_chat.protocol import Message, now_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,11 +28,6 @@ class History(Protocol):
 
     def backlog(self, room: str, since: int | None, epoch: str | None, count: int) -> Backlog:
         """What a joining client should be sent: the gap after `since`, or the last `count`."""
-
-
-def now_ms() -> int:
-    """Wall-clock time in milliseconds since the Unix epoch."""
-    return time.time_ns() // 1_000_000
 
 
 class MemoryHistory:

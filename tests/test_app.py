@@ -223,3 +223,26 @@ async def test_scrollback_is_bounded(url, join) -> None:
             await bob.send(type="say", text=f"n{number}", cid=f"k{number}")
         await until(pilot, lambda: "n119" in log_text(app))
         assert len(app.query_one("ChatLog").lines) == 50
+
+
+async def test_a_burst_is_written_to_the_log_in_batches(url, join) -> None:
+    """1,000 incoming messages reach the app as a handful of batched updates, all in order."""
+    from tui_chat.app import NetworkUpdates
+
+    batches: list[int] = []
+
+    def hook(message) -> None:
+        if isinstance(message, NetworkUpdates):
+            batches.append(len(message.updates))
+
+    app = make_app(url, "alice")
+    async with app.run_test(size=SIZE, message_hook=hook) as pilot:
+        await online(pilot)
+        bob = await join("bob")
+        for number in range(1000):
+            await bob.send(type="say", text=f"burst {number}", cid=f"b{number}")
+        await until(pilot, lambda: "burst 999" in log_text(app))
+        shown = [line for line in log_text(app).splitlines() if "burst" in line]
+        assert [line.split()[-1] for line in shown] == [str(n) for n in range(1000)]
+        assert sum(batches) >= 1000
+        assert len(batches) < 100, f"{len(batches)} batches for 1,000 messages"

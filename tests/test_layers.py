@@ -14,6 +14,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 HEADLESS = {
     "tui_chat/protocol.py": {"textual", "websockets", "rich"},
+    "tui_chat/client.py": {"textual", "rich"},
+    "tui_chat/commands.py": {"textual", "rich", "websockets"},
+    "tui_chat/cli.py": {"textual"},  # the app is imported lazily, only to run it
     **{str(path.relative_to(ROOT)): {"textual", "rich"} for path in (ROOT / "server").glob("*.py")},
 }
 
@@ -36,8 +39,8 @@ def test_headless_modules_do_not_import_ui_libraries(relative: str, forbidden: s
 
 
 def test_importing_the_server_and_protocol_loads_no_ui_library() -> None:
-    """Even indirectly, `import server` and the protocol module pull in no textual."""
-    code = ("import sys, server, server.cli, tui_chat.protocol; "
+    """Even indirectly, the server, the protocol and the client's networking pull in no textual."""
+    code = ("import sys, server, server.cli, tui_chat.protocol, tui_chat.client, tui_chat.cli; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich')))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True, cwd=ROOT)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import unicodedata
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Union
@@ -76,6 +77,11 @@ def clean_text(text: str) -> str:
     text = _NEWLINES.sub("\n", text)
     text = _ESCAPE_SEQUENCE.sub("", text)
     return _CONTROL.sub("", text)
+
+
+def now_ms() -> int:
+    """Wall-clock time in milliseconds since the Unix epoch: the unit of every `ts`."""
+    return time.time_ns() // 1_000_000
 
 
 def is_blank(text: str) -> bool:

@@ -7,7 +7,7 @@ import zlib
 
 from rich.text import Text
 
-from tui_chat.protocol import Message, nick_key
+from tui_chat.protocol import Message, nick_key, now_ms
 
 # Readable on dark and light backgrounds; a nickname keeps its colour everywhere, always.
 NICK_COLOURS = (
@@ -26,8 +26,7 @@ def nick_colour(nick: str) -> str:
 
 def clock(ts_ms: int | None) -> str:
     """`HH:MM` in local time for a server timestamp (now when None)."""
-    seconds = time.time() if ts_ms is None else ts_ms / 1000
-    return time.strftime("%H:%M", time.localtime(seconds))
+    return time.strftime("%H:%M", time.localtime((now_ms() if ts_ms is None else ts_ms) / 1000))
 
 
 def message_line(message: Message, me: str) -> Text:

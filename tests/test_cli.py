@@ -1,0 +1,73 @@
+"""The `tui-chat` command line: URLs, nicknames, --serve, --help."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tui_chat.cli import default_nick, normalise_url, parse_serve
+
+
+@pytest.mark.parametrize(
+    ("given", "url"),
+    [("ws://127.0.0.1:8765/lobby", "ws://127.0.0.1:8765/lobby"),
+     ("127.0.0.1:9000", "ws://127.0.0.1:9000/lobby"),
+     ("ws://example.org", "ws://example.org/lobby"),
+     ("wss://chat.example.org/dev", "wss://chat.example.org/dev"),
+     ("ws://[::1]:8765/x", "ws://[::1]:8765/x")],
+)
+def test_urls_are_completed(given: str, url: str) -> None:
+    """Scheme and room are filled in; a full URL is kept."""
+    assert normalise_url(given) == url
+
+
+@pytest.mark.parametrize("bad", ["http://x/lobby", "ws:///lobby", "ws://x/Bad Room", "ws://x:99999/"])
+def test_bad_urls_are_refused_with_a_reason(bad: str) -> None:
+    """A wrong scheme, missing host, bad room or port is a ValueError with a sentence."""
+    with pytest.raises(ValueError):
+        normalise_url(bad)
+
+
+def test_serve_address_parsing() -> None:
+    """HOST:PORT, including IPv6 in brackets; anything else is refused."""
+    assert parse_serve("0.0.0.0:9000") == ("0.0.0.0", 9000)
+    assert parse_serve("[::1]:8765") == ("::1", 8765)
+    for bad in ("9000", "host:", "host:port", "host:70000"):
+        with pytest.raises(ValueError):
+            parse_serve(bad)
+
+
+def test_default_nick_is_a_valid_nickname() -> None:
+    """The login name is reduced to allowed characters (or 'guest')."""
+    from tui_chat.protocol import check_nick
+
+    assert check_nick(default_nick())
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tui_chat", *args], capture_output=True,
+                          text=True, timeout=30)
+
+
+def test_help_shows_usage_and_examples() -> None:
+    """`python -m tui_chat --help` documents the URL, --nick, --serve and shows examples."""
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for expected in ("URL", "--nick", "--serve", "--scrollback", "examples:", "tui-chat --serve",
+                     "/nick NAME"):
+        assert expected in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["http://x"], "ws:// or wss://"), (["--nick", "bad name"], "not allowed"),
+     (["--serve", "nope"], "HOST:PORT"), (["ws://x/y", "--serve"], "not both"),
+     (["--scrollback", "0"], "at least 1")],
+)
+def test_bad_arguments_are_usage_errors(args: list[str], message: str) -> None:
+    """Bad input exits 2 with a clear message, before any screen is drawn."""
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert message in result.stderr

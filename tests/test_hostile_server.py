@@ -1,0 +1,53 @@
+"""A deliberately hostile server cannot style, act, or reach the terminal through the app."""
+
+from __future__ import annotations
+
+import json
+
+from websockets.asyncio.server import serve
+
+from tests.apptools import SIZE, log_text, make_app, online, until, users_text
+from tui_chat.protocol import SUBPROTOCOL
+from tui_chat.widgets import ChatLog
+
+MARKUP = "[@click=app.quit]x[/] [bold]y[/bold] [/]"
+HOSTILE_FRAMES = [
+    {"type": "welcome", "nick": "alice", "room": "lobby", "epoch": "e",
+     "users": ["alice", "m\x1b[31mallory", "[b]x[/b]"],
+     "history": [{"id": 1, "ts": 0, "nick": "mallory", "text": MARKUP}]},
+    {"type": "message", "id": 2, "ts": 0, "nick": "m\x1b]0;pwned\x07allory",
+     "text": "clip\x1b]52;c;ZXZpbA==\x07board \x1b[2J\x1b[Hwipe \x9b31mred\u202eevil"},
+    "this is not json",
+    {"type": "message", "id": 3, "ts": 0, "nick": "mallory", "text": 42},
+    {"type": "nonsense"},
+    {"type": "presence", "event": "join", "nick": "[red]eve[/red]", "users": ["alice", "[red]eve[/red]"]},
+    {"type": "message", "id": 4, "ts": 0, "nick": "mallory", "text": "still standing"},
+]
+
+
+async def hostile_handler(connection) -> None:
+    await connection.recv()  # the hello
+    for frame in HOSTILE_FRAMES:
+        await connection.send(frame if isinstance(frame, str) else json.dumps(frame))
+    await connection.wait_closed()
+
+
+async def test_a_hostile_server_changes_nothing_but_its_own_lines() -> None:
+    """Markup stays literal, escape codes never reach the screen, bad frames are skipped."""
+    async with serve(hostile_handler, "127.0.0.1", 0, subprotocols=[SUBPROTOCOL]) as server:
+        port = server.sockets[0].getsockname()[1]
+        app = make_app(f"ws://127.0.0.1:{port}/lobby", "alice")
+        async with app.run_test(size=SIZE) as pilot:
+            await online(pilot)
+            await until(pilot, lambda: "still standing" in log_text(app))
+            shown = log_text(app)
+            assert MARKUP in shown
+            assert "mallory clipboard wipe redevil" in shown
+            assert "[red]eve[/red] has joined the chat." in shown
+            assert "[red]eve[/red]" in users_text(app)
+            segments = [seg.text for strip in app.query_one(ChatLog).lines for seg in strip]
+            assert not any(ch in text for text in segments for ch in "\x1b\x07\x9b\u202e")
+            assert all(seg.control is None for strip in app.query_one(ChatLog).lines for seg in strip)
+            await pilot.click("ChatLog")
+            assert app.is_running
+            await app.client.stop()
