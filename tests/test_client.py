@@ -152,7 +152,7 @@ async def test_reconnect_in_the_same_epoch_gets_exactly_the_gap(chat_server, run
     assert [r.message.text for r in seen.of(Received)] == ["one", "three"]
 
 
-async def test_an_ack_lost_in_a_disconnect_is_matched_from_history_not_resent(chat_server, run_client) -> None:
+async def test_an_ack_lost_in_a_disconnect_is_matched_not_resent(chat_server, run_client) -> None:
     """A message stored before the drop is recognised by its cid in the replay: no duplicate."""
     client, seen = run_client(chat_server.url + "/lobby", "alice")
     await seen.until(lambda: client.state is State.ONLINE)

@@ -377,7 +377,7 @@ def _with_history(welcome: Welcome, history: tuple[Message, ...]) -> Welcome:
 
 
 def _close_reason(connection: ClientConnection | None) -> str:
-    if connection is None or connection.close_code is None:
+    if connection is None or connection.close_code in (None, 1006):
         return "connection lost"
     if connection.close_code == 1001:
         return "the server went away"
