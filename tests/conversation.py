@@ -22,15 +22,12 @@ SIZE = (110, 30)
 
 
 def freeze_clock(patch) -> None:
-    """Make every timestamp deterministic: UTC, and one wall clock, for the server and the
-    app, that starts at START_MS and ticks 20 s per reading. `patch(module, name, value)`
-    sets an attribute."""
+    """Make every timestamp deterministic: UTC, and a wall clock stopped at START_MS for the
+    server and the app alike. `patch(module, name, value)` sets an attribute."""
     os.environ["TZ"] = "UTC"
     time.tzset()
-    ticks = iter(range(START_MS, START_MS + 10**9, 20_000))
-    clock = lambda: next(ticks)  # noqa: E731
-    patch(server.history, "now_ms", clock)
-    patch(tui_chat.render, "now_ms", clock)
+    patch(server.history, "now_ms", lambda: START_MS)
+    patch(tui_chat.render, "now_ms", lambda: START_MS)
 
 
 def free_port() -> int:
