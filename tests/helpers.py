@@ -15,14 +15,33 @@ TIMEOUT = 5.0
 _CIDS = itertools.count(1)
 
 
-class JsonClient:
-    """A `tui-chat.v1` client that sends dicts and receives decoded dicts."""
+class BaseClient:
+    """What both test clients share: the connection, silence checks and closing."""
 
     def __init__(self, connection: ClientConnection) -> None:
         self.connection = connection
 
+    async def recv(self, timeout: float = TIMEOUT) -> Any:
+        raise NotImplementedError
+
+    async def silent(self, timeout: float = 0.2) -> bool:
+        """True when nothing arrives within `timeout`; fails on anything that does."""
+        try:
+            received = await self.recv(timeout)
+        except asyncio.TimeoutError:
+            return True
+        raise AssertionError(f"unexpected {received!r}")
+
+    async def close(self) -> None:
+        if not self.connection.transport.is_closing():  # aborted ones have nothing to say
+            await self.connection.close()
+
+
+class JsonClient(BaseClient):
+    """A `tui-chat.v1` client that sends dicts and receives decoded dicts."""
+
     @classmethod
-    async def connect(cls, url: str, nick: str | None = None, **hello: Any) -> "JsonClient":
+    async def connect(cls, url: str, nick: str | None = None, **hello: Any) -> JsonClient:
         client = cls(await connect(url, subprotocols=[SUBPROTOCOL], max_size=None, close_timeout=1))
         assert client.connection.subprotocol == SUBPROTOCOL
         if nick is not None:
@@ -52,27 +71,14 @@ class JsonClient:
                 assert event["type"] == "message" and event.get("cid") == cid, event
                 return event
 
-    async def silent(self, timeout: float = 0.2) -> bool:
-        """True when nothing arrives within `timeout`."""
-        try:
-            event = await self.recv(timeout)
-        except asyncio.TimeoutError:
-            return True
-        raise AssertionError(f"unexpected event {event}")
-
-    async def close(self) -> None:
-        if not self.connection.transport.is_closing():  # aborted ones have nothing to say
-            await self.connection.close()
 
 
-class PlainClient:
+
+class PlainClient(BaseClient):
     """A raw WebSocket client without subprotocol, as wscat or a browser console would be."""
 
-    def __init__(self, connection: ClientConnection) -> None:
-        self.connection = connection
-
     @classmethod
-    async def connect(cls, url: str, nick: str | None = None) -> "PlainClient":
+    async def connect(cls, url: str, nick: str | None = None) -> PlainClient:
         client = cls(await connect(url, close_timeout=1))
         assert client.connection.subprotocol is None
         if nick is not None:
@@ -93,13 +99,4 @@ class PlainClient:
             lines.append(await self.recv())
         return lines
 
-    async def silent(self, timeout: float = 0.2) -> bool:
-        try:
-            line = await self.recv(timeout)
-        except asyncio.TimeoutError:
-            return True
-        raise AssertionError(f"unexpected line {line!r}")
 
-    async def close(self) -> None:
-        if not self.connection.transport.is_closing():  # aborted ones have nothing to say
-            await self.connection.close()
