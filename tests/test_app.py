@@ -246,3 +246,33 @@ async def test_a_burst_is_written_to_the_log_in_batches(url, join) -> None:
         assert [line.split()[-1] for line in shown] == [str(n) for n in range(1000)]
         assert sum(batches) >= 1000
         assert len(batches) < 100, f"{len(batches)} batches for 1,000 messages"
+
+
+async def test_serve_mode_hosts_a_room_others_can_join(join) -> None:
+    """--serve runs the server in the app's own loop and joins its lobby; others can join it."""
+    from tests.helpers import JsonClient
+
+    app = make_app(None, "host", serve=("127.0.0.1", 0))
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        assert app.server is not None
+        assert f"tui-chat {app.server.url}/lobby" in log_text(app)
+        guest = await JsonClient.connect(app.server.url + "/lobby", "guest")
+        assert guest.welcome["users"] == ["guest", "host"]
+        await guest.say("hello host")
+        await until(pilot, lambda: "guest hello host" in log_text(app))
+        await guest.close()
+
+
+async def test_serve_mode_on_a_busy_port_says_so() -> None:
+    """If the port is taken the app shows why and stays offline instead of crashing."""
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        app = make_app(None, "host", serve=("127.0.0.1", port))
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: "Cannot serve on 127.0.0.1" in log_text(app))
+            assert app.state.value == "offline"

@@ -104,6 +104,8 @@ class ChatApp(App[None]):
 
     async def _start_server(self, host: str, port: int) -> bool:
         logging.basicConfig(level=logging.INFO, handlers=[TextualHandler()], force=True)
+        shown_host = f"[{host}]" if ":" in host else host
+        self.url = self.client.url = f"ws://{shown_host}:{port}/lobby"
         try:
             self.server = ChatServer(ServerConfig(host=host, port=port))
             await self.server.start()
