@@ -10,7 +10,9 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
-from server.history import History, MemoryHistory
+from platformdirs import user_data_path
+
+from server.history import History
 from server.hub import Hub, Limits
 from server.sessions import JsonSession, PlainSession, Session
 from tui_chat.protocol import (
@@ -30,13 +32,19 @@ class ServerConfig:
 
     host: str = "127.0.0.1"
     port: int = 8765
-    history: int = 1000
+    db: str = ""  # empty: history.db in the user's data directory; ":memory:" keeps none
+    history: int = 10_000
     backlog: int = 50
     max_text: int = DEFAULT_MAX_TEXT
     max_frame: int = DEFAULT_MAX_FRAME
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
     close_timeout: float = 1.0
+
+
+def default_db_path() -> str:
+    """Where history lives unless --db says otherwise."""
+    return str(user_data_path("tui-chat", appauthor=False) / "history.db")
 
 
 def peer_name(connection: ServerConnection) -> str:
@@ -64,7 +72,7 @@ class ChatServer:
 
     def __init__(self, config: ServerConfig | None = None, history: History | None = None) -> None:
         self.config = config or ServerConfig()
-        self.history = history or MemoryHistory(self.config.history)
+        self.history = history or History(self.config.db or default_db_path(), self.config.history)
         self.hub = Hub(
             self.history,
             Limits(self.config.max_text, self.config.max_frame, self.config.backlog),
@@ -86,7 +94,8 @@ class ChatServer:
             close_timeout=config.close_timeout,
             logger=logging.getLogger("websockets.server"),
         )
-        log.info("listening on %s (history epoch %s)", self.url, self.history.epoch)
+        log.info("listening on %s (history %s, epoch %s)", self.url, self.history.path,
+                 self.history.epoch)
 
     @property
     def port(self) -> int:
@@ -101,12 +110,12 @@ class ChatServer:
 
     async def stop(self) -> None:
         """Close every connection with 1001 (going away) and wait for the handlers to finish."""
-        if self._server is None:
-            return
-        self.hub.closing = True
-        self._server.close(code=CloseCode.GOING_AWAY, reason="server shutting down")
-        await self._server.wait_closed()
-        self._server = None
+        if self._server is not None:
+            self.hub.closing = True
+            self._server.close(code=CloseCode.GOING_AWAY, reason="server shutting down")
+            await self._server.wait_closed()
+            self._server = None
+        await self.history.close()
         log.info("stopped")
 
     async def __aenter__(self) -> ChatServer:

@@ -9,6 +9,7 @@ import signal
 import sys
 
 from server.app import ChatServer, ServerConfig
+from server.history import StorageError
 from tui_chat import __version__
 
 EXAMPLES = """\
@@ -45,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--host", default=defaults.host, help="address to listen on (default: %(default)s)")
     add("--port", type=_positive, default=defaults.port,
         help="port to listen on, 0 for any free port (default: %(default)s)")
+    add("--db", default="", metavar="PATH",
+        help="SQLite file for history; ':memory:' keeps it in memory only"
+             " (default: history.db in your data directory)")
     add("--history", type=_positive, default=defaults.history, metavar="N",
         help="messages kept per room, 0 for none (default: %(default)s)")
     add("--backlog", type=_positive, default=defaults.backlog, metavar="N",
@@ -65,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
     return ServerConfig(
-        host=args.host, port=args.port, history=args.history, backlog=args.backlog,
+        host=args.host, port=args.port, db=args.db, history=args.history, backlog=args.backlog,
         max_text=args.max_text, max_frame=args.max_frame,
         ping_interval=args.ping_interval, ping_timeout=args.ping_timeout,
     )
@@ -97,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.log_level)
     try:
         asyncio.run(serve_until_signalled(config_from_args(args)))
+    except StorageError as error:
+        logging.getLogger("tui_chat.server").error("%s", error)
+        return 1
     except OSError as error:
         logging.getLogger("tui_chat.server").error("cannot listen on %s:%s: %s",
                                                    args.host, args.port, error.strerror or error)

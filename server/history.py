@@ -1,13 +1,44 @@
-"""Message history behind a small storage interface; the in-memory store lives here."""
+"""Message history in SQLite (WAL): grouped commits, cid deduplication and a stable epoch.
+
+A message is acknowledged only after the transaction holding it has committed. Messages that
+arrive while a commit is running wait for the next one, so a burst costs one transaction,
+not one per message. The file database commits on a worker thread, so the event loop never
+waits for the disk; `:memory:` commits inline.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
-from collections import deque
+import sqlite3
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; one server per file is up to the user
+    fcntl = None  # type: ignore[assignment]
 
 from tui_chat.protocol import Message, now_ms
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rooms (room TEXT PRIMARY KEY, last_id INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS messages (
+    room TEXT NOT NULL,
+    id INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    nick TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    text TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    cid TEXT,
+    PRIMARY KEY (room, id)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS messages_by_cid ON messages (room, sender, cid)
+    WHERE cid IS NOT NULL;
+"""
+_COLUMNS = "id, ts, nick, text, kind, cid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,46 +49,183 @@ class Backlog:
     recovered: bool | None
 
 
-class History(Protocol):
-    """Where a server keeps each room's messages. Ids strictly increase per room and epoch."""
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """The outcome of an append: the message as stored, and whether it was stored before."""
 
-    epoch: str
-
-    async def append(self, room: str, nick: str, text: str, kind: str, cid: str | None) -> Message:
-        """Store a message and return it with its id; returns once it is stored."""
-
-    def backlog(self, room: str, since: int | None, epoch: str | None, count: int) -> Backlog:
-        """What a joining client should be sent: the gap after `since`, or the last `count`."""
+    message: Message
+    duplicate: bool
 
 
-class MemoryHistory:
-    """History kept in memory: the last `limit` messages of each room, a new epoch each start."""
+class StorageError(RuntimeError):
+    """The database could not store a message; nothing was acknowledged."""
 
-    def __init__(self, limit: int) -> None:
-        self.epoch = secrets.token_hex(8)
+
+def lock_database(path: str):
+    """Hold an exclusive lock beside the database so two servers never write one file."""
+    if path == ":memory:" or fcntl is None:
+        return None
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    lock = open(f"{path}.lock", "w")  # noqa: SIM115 - held for the server's lifetime
+    try:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        raise StorageError(f"{path} is in use by another tui-chat server; choose another"
+                           " with --db") from None
+    return lock
+
+
+def connect_database(path: str) -> sqlite3.Connection:
+    """Open (creating if needed) a tui-chat database in WAL mode with durable commits."""
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=FULL")  # a commit survives power loss, not just a crash
+    connection.execute("PRAGMA busy_timeout=5000")
+    connection.executescript(SCHEMA)
+    return connection
+
+
+class History:
+    """Each room's last `limit` messages. Ids strictly increase per room within an epoch."""
+
+    def __init__(self, path: str = ":memory:", limit: int = 10_000) -> None:
+        self.path = path
         self.limit = limit
-        self._rooms: dict[str, deque[Message]] = {}
-        self._last_id: dict[str, int] = {}
+        self.in_memory = path == ":memory:"
+        self._lock = lock_database(path)
+        self._writer = connect_database(path)
+        # Readers use their own connection: WAL lets them read while a commit is running.
+        self._reader = self._writer if self.in_memory else connect_database(path)
+        self.epoch = self._load_epoch()
+        self._last_ids: dict[str, int] = {}
+        self._batch: list[tuple[str, str, Message, asyncio.Future[Message]]] = []
+        self._in_flight: dict[tuple[str, str, str], asyncio.Future[Message]] = {}
+        self._flusher: asyncio.Task[None] | None = None
+        self.commits = 0  # transactions committed, for logs and benchmarks
 
-    async def append(self, room: str, nick: str, text: str, kind: str, cid: str | None) -> Message:
-        next_id = self._last_id.get(room, 0) + 1
-        self._last_id[room] = next_id
-        message = Message(id=next_id, ts=now_ms(), nick=nick, text=text, kind=kind, cid=cid)
-        if self.limit > 0:
-            messages = self._rooms.get(room)
-            if messages is None:
-                messages = self._rooms[room] = deque(maxlen=self.limit)
-            messages.append(message)
-        return message
+    def _load_epoch(self) -> str:
+        row = self._writer.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
+        if row:
+            return row[0]
+        epoch = secrets.token_hex(8)
+        self._writer.execute("INSERT INTO meta (key, value) VALUES ('epoch', ?)", (epoch,))
+        return epoch
 
-    def backlog(self, room: str, since: int | None, epoch: str | None, count: int) -> Backlog:
-        messages = self._rooms.get(room, ())
-        if since is None:
-            return Backlog(tuple(messages)[-count:] if count else (), None)
-        if epoch != self.epoch:
-            return Backlog(tuple(messages)[-count:] if count else (), False)
-        last_id = self._last_id.get(room, 0)
-        missed = [m for m in messages if m.id > since]
-        first_missed = missed[0].id if missed else last_id + 1
-        recovered = first_missed <= since + 1 or since >= last_id
-        return Backlog(tuple(missed), recovered)
+    def last_id(self, room: str) -> int:
+        """The last id handed out in `room` (committed or about to be)."""
+        last = self._last_ids.get(room)
+        if last is None:
+            row = self._reader.execute("SELECT last_id FROM rooms WHERE room = ?", (room,)).fetchone()
+            last = self._last_ids[room] = row[0] if row else 0
+        return last
+
+    async def append(
+        self, room: str, nick: str, sender: str, text: str, kind: str, cid: str | None
+    ) -> Stored:
+        """Store a message and return it once committed. If `sender` already stored `cid` in
+        this room, return that message instead and store nothing."""
+        if cid is not None:
+            key = (room, sender, cid)
+            in_flight = self._in_flight.get(key)
+            if in_flight is not None:
+                return Stored(await asyncio.shield(in_flight), True)
+            row = self._reader.execute(
+                f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND sender = ? AND cid = ?", key
+            ).fetchone()
+            if row is not None:
+                return Stored(Message(*row), True)
+        message_id = self.last_id(room) + 1
+        self._last_ids[room] = message_id
+        message = Message(message_id, now_ms(), nick, text, kind, cid)
+        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self._batch.append((room, sender, message, future))
+        if cid is not None:
+            self._in_flight[(room, sender, cid)] = future
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush())
+        return Stored(await asyncio.shield(future), False)
+
+    async def _flush(self) -> None:
+        """Commit what has accumulated, again and again, until nothing is waiting."""
+        try:
+            while self._batch:
+                batch, self._batch = self._batch, []
+                try:
+                    if self.in_memory:
+                        self._commit(batch)
+                    else:
+                        await asyncio.to_thread(self._commit, batch)
+                except (sqlite3.Error, OSError) as error:
+                    self._forget(batch)
+                    for *_, future in batch:
+                        future.set_exception(StorageError(f"could not store the message: {error}"))
+                else:
+                    self.commits += 1
+                    for room, sender, message, future in batch:
+                        if message.cid is not None:
+                            self._in_flight.pop((room, sender, message.cid), None)
+                        future.set_result(message)
+        finally:
+            self._flusher = None
+
+    def _commit(self, batch: list[tuple[str, str, Message, asyncio.Future[Message]]]) -> None:
+        rows = [(room, m.id, m.ts, m.nick, sender, m.text, m.kind, m.cid)
+                for room, sender, m, _ in batch]
+        last_ids: dict[str, int] = {}
+        for room, _, message, _ in batch:
+            last_ids[room] = message.id
+        db = self._writer
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            db.executemany(
+                "INSERT INTO rooms (room, last_id) VALUES (?, ?)"
+                " ON CONFLICT (room) DO UPDATE SET last_id = excluded.last_id",
+                last_ids.items(),
+            )
+            db.executemany("DELETE FROM messages WHERE room = ? AND id <= ?",
+                           [(room, last - self.limit) for room, last in last_ids.items()])
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _forget(self, batch: list[tuple[str, str, Message, asyncio.Future[Message]]]) -> None:
+        """After a failed commit: drop the batch's cids so a retry is stored afresh."""
+        for room, sender, message, _ in batch:
+            if message.cid is not None:
+                self._in_flight.pop((room, sender, message.cid), None)
+
+    def backlog(
+        self, room: str, since: int | None, epoch: str | None, count: int, upto: int | None = None
+    ) -> Backlog:
+        """What a joining client is sent: everything after `since` if it comes from this
+        epoch, else the last `count` messages; only messages with ids up to `upto`."""
+        upto = self.last_id(room) if upto is None else upto
+        if since is None or epoch != self.epoch:
+            rows = self._reader.execute(
+                f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND id <= ?"
+                " ORDER BY id DESC LIMIT ?", (room, upto, count),
+            ).fetchall()
+            return Backlog(tuple(Message(*row) for row in reversed(rows)),
+                           None if since is None else False)
+        rows = self._reader.execute(
+            f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND id > ? AND id <= ? ORDER BY id",
+            (room, since, upto),
+        ).fetchall()
+        # Every id after `since` is still kept unless retention has already passed it.
+        recovered = since >= upto or since >= self.last_id(room) - self.limit
+        return Backlog(tuple(Message(*row) for row in rows), recovered)
+
+    async def close(self) -> None:
+        """Wait for the last commit, then close the database."""
+        if self._flusher is not None:
+            await self._flusher
+        self._reader.close()
+        if self._reader is not self._writer:
+            self._writer.close()
+        if self._lock is not None:
+            self._lock.close()

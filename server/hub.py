@@ -9,7 +9,7 @@ from typing import Any, Iterable
 
 from websockets.asyncio.connection import broadcast
 
-from server.history import History
+from server.history import History, StorageError
 from server.rooms import Dialect, Member, Room, Rooms
 from tui_chat.protocol import (
     DEFAULT_MAX_FRAME,
@@ -33,6 +33,10 @@ from tui_chat.protocol import (
 log = logging.getLogger("tui_chat.server")
 
 
+WELCOME_BUDGET = 256 * 1024  # history characters in the welcome; the rest follows as messages
+UNAVAILABLE = "unavailable"
+
+
 @dataclass(frozen=True)
 class Limits:
     """What the server accepts and how much it replays."""
@@ -40,6 +44,14 @@ class Limits:
     max_text: int = DEFAULT_MAX_TEXT
     max_frame: int = DEFAULT_MAX_FRAME
     backlog: int = 50
+
+
+@dataclass(frozen=True)
+class Greeting:
+    """What a joining member is sent: the welcome, then any history that did not fit in it."""
+
+    welcome: Welcome
+    more: tuple[Message, ...] = ()
 
 
 def send_now(connections: Iterable[Any], payload: str) -> None:
@@ -55,14 +67,17 @@ class Hub:
         self.history = history
         self.limits = limits
         self.closing = False
+        # Per room, the last message id delivered live to members. A joiner's backlog stops
+        # there, so a message is either in the backlog or delivered live, never both.
+        self._published: dict[str, int] = {}
 
     # -- membership ---------------------------------------------------------------------
 
     def join(
         self, room_name: str, nick: str, dialect: Dialect, connection: Any, peer: str,
         since: int | None = None, epoch: str | None = None,
-    ) -> tuple[Room, Member, Welcome]:
-        """Vet `nick`, add the member, announce it; the caller sends the welcome at once."""
+    ) -> tuple[Room, Member, Greeting]:
+        """Vet `nick`, add the member, announce it; the caller sends the greeting at once."""
         room = self.rooms.get(room_name)
         try:
             shown = room.vet_nick(nick)
@@ -70,19 +85,23 @@ class Hub:
             self.rooms.discard_if_empty(room)
             raise
         member = Member(shown, dialect, connection, peer)
-        backlog = self.history.backlog(room.name, since, epoch, self.limits.backlog)
+        backlog = self.history.backlog(
+            room.name, since, epoch, self.limits.backlog, self._published.get(room.name)
+        )
         room.join(member)
         key = member.key
-        history = tuple(
+        history = [
             m if m.cid is None or nick_key(m.nick) == key else replace(m, cid=None)
             for m in backlog.messages
-        )
+        ]
+        fits = _fitting(history, WELCOME_BUDGET)
         welcome = Welcome(
             nick=shown, room=room.name, users=room.users(), epoch=self.history.epoch,
-            history=history, recovered=backlog.recovered, max_text=self.limits.max_text,
+            history=tuple(history[:fits]), recovered=backlog.recovered,
+            max_text=self.limits.max_text,
         )
         self._announce(room, Presence("join", shown, welcome.users), member, include_self=False)
-        return room, member, welcome
+        return room, member, Greeting(welcome, tuple(history[fits:]))
 
     def leave(self, room: Room, member: Member) -> None:
         """Remove a member (if it is one) and tell the others."""
@@ -123,9 +142,26 @@ class Hub:
         return text
 
     async def post(self, room: Room, member: Member, text: str, kind: str, cid: str | None) -> Message:
-        """Store a vetted message, then deliver it: JSON members all get it (the sender with its
-        `cid`, as the acknowledgement), plain members other than the sender get a line."""
-        message = await self.history.append(room.name, member.nick, text, kind, cid)
+        """Store a vetted message; once committed, deliver it: JSON members all get it (the
+        sender with its `cid`, as the acknowledgement), plain members but the sender a line.
+        A `cid` the sender already used is answered with the original message, to it alone."""
+        name = room.name
+        self._published.setdefault(name, self.history.last_id(name))
+        try:
+            stored = await self.history.append(name, member.nick, member.key, text, kind, cid)
+        except StorageError as error:
+            log.error("%s: %s", member.peer, error)
+            raise ProtocolError(UNAVAILABLE, "The server could not store your message;"
+                                " it was not sent. Try again.", cid) from None
+        message = stored.message
+        if stored.duplicate:
+            if member.dialect is Dialect.JSON:
+                send_now([member.connection], encode(message))
+            return message
+        self._published[name] = max(self._published[name], message.id)
+        room = self.rooms.find(name)  # the room as it is now: members came and went meanwhile
+        if room is None:
+            return message
         sender = member.connection
         public = replace(message, cid=None) if cid is not None else message
         json_to = room.recipients(Dialect.JSON)
@@ -136,6 +172,16 @@ class Hub:
             send_now(json_to, encode(public))
         send_now(_without(room.recipients(Dialect.PLAIN), sender), plain_line(message))
         return message
+
+
+def _fitting(messages: list[Message], budget: int) -> int:
+    """How many of `messages`, from the start, fit in `budget` characters."""
+    used = 0
+    for index, message in enumerate(messages):
+        used += len(message.text) + len(message.nick) + 80
+        if used > budget:
+            return index
+    return len(messages)
 
 
 def _without(connections: list[Any], excluded: Any) -> Iterable[Any]:

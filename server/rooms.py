@@ -97,6 +97,10 @@ class Rooms:
             room = self._rooms[name] = Room(name)
         return room
 
+    def find(self, name: str) -> Room | None:
+        """The room if it has members, else None."""
+        return self._rooms.get(name)
+
     def discard_if_empty(self, room: Room) -> None:
         if not room.members and self._rooms.get(room.name) is room:
             del self._rooms[room.name]

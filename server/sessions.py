@@ -8,7 +8,7 @@ from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 
-from server.hub import Hub, send_now
+from server.hub import Greeting, Hub, send_now
 from server.rooms import Dialect, Member, Room
 from tui_chat.protocol import (
     ALREADY_JOINED,
@@ -70,14 +70,14 @@ class Session:
         raise NotImplementedError
 
     def join(self, nick: str, since: int | None = None, epoch: str | None = None) -> None:
-        room, member, welcome = self.hub.join(
+        room, member, greeting = self.hub.join(
             self.room_name, nick, self.dialect, self.connection, self.peer, since, epoch
         )
         self.room, self.member = room, member
-        self.greet(welcome)  # before anything else can be written to this connection
+        self.greet(greeting)  # before anything else can be written to this connection
         log.info("%s joined %s as %s", self.peer, room.name, member.nick)
 
-    def greet(self, welcome: Any) -> None:
+    def greet(self, greeting: Greeting) -> None:
         raise NotImplementedError
 
     def leave(self) -> None:
@@ -128,8 +128,10 @@ class JsonSession(Session):
         except ProtocolError as error:
             self.refuse(error)
 
-    def greet(self, welcome: Any) -> None:
-        self.send(encode(welcome))
+    def greet(self, greeting: Greeting) -> None:
+        self.send(encode(greeting.welcome))
+        for message in greeting.more:
+            self.send(encode(message))
 
 
 _COMMAND = re.compile(r"/([A-Za-z]+)(?:\s+(.*))?", re.DOTALL)
@@ -180,8 +182,9 @@ class PlainSession(Session):
         else:
             raise ProtocolError(UNKNOWN_COMMAND, f"Unknown command /{name}. {PLAIN_HELP}")
 
-    def greet(self, welcome: Any) -> None:
-        for message in welcome.history:
+    def greet(self, greeting: Greeting) -> None:
+        welcome = greeting.welcome
+        for message in welcome.history + greeting.more:
             self.send(plain_line(message))
         self.send(server_line(
             f"Welcome to {welcome.room}, {welcome.nick}! Here now: {', '.join(welcome.users)}."

@@ -10,12 +10,20 @@ from server import ChatServer, ServerConfig
 from tests.helpers import JsonClient, PlainClient
 
 
+@pytest.fixture(autouse=True)
+def private_data_dir(tmp_path_factory, monkeypatch) -> None:
+    """Keep every test's history database and client outbox out of the real home."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data")))
+
+
 @pytest.fixture
 async def start_server() -> AsyncIterator[Callable[..., Awaitable[ChatServer]]]:
-    """Start real servers on port 0 with any config overrides; all are stopped afterwards."""
+    """Start real servers on port 0 (history in memory unless `db` is given) with any config
+    overrides; all are stopped afterwards."""
     servers: list[ChatServer] = []
 
     async def start(**overrides: object) -> ChatServer:
+        overrides.setdefault("db", ":memory:")
         server = ChatServer(ServerConfig(port=0, **overrides))  # type: ignore[arg-type]
         await server.start()
         servers.append(server)

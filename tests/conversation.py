@@ -43,7 +43,7 @@ def conversation_app(port: int) -> ChatApp:
 async def play_conversation(pilot: Pilot, port: int, *, outage: bool = False) -> None:
     """Start the server in the app's loop and hold a conversation; with `outage`, end with the
     server gone and a message waiting to be delivered."""
-    chat_server = ChatServer(ServerConfig(port=port))
+    chat_server = ChatServer(ServerConfig(port=port, db=":memory:"))
     await chat_server.start()
     app = pilot.app
     await online(pilot)

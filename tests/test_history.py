@@ -1,62 +1,141 @@
-"""The in-memory history: ids, retention, backlog, `since` and epochs."""
+"""The SQLite history: ids, retention, backlog, `since`, epochs, dedup, durability."""
 
 from __future__ import annotations
 
-from server.history import MemoryHistory
+import asyncio
+
+import pytest
+
+from server.history import History, StorageError
 
 
-async def fill(history: MemoryHistory, room: str, count: int) -> None:
-    for number in range(count):
-        await history.append(room, "alice", f"m{number + 1}", "chat", None)
+async def fill(history: History, room: str, count: int, start: int = 1) -> None:
+    for number in range(start, start + count):
+        await history.append(room, "alice", "alice", f"m{number}", "chat", None)
 
 
-async def test_ids_strictly_increase_per_room() -> None:
+@pytest.fixture
+async def memory():
+    history = History(":memory:", limit=100)
+    yield history
+    await history.close()
+
+
+async def test_ids_strictly_increase_per_room(memory) -> None:
     """Each room numbers its messages 1, 2, 3, ... independently."""
-    history = MemoryHistory(limit=10)
-    ids = [(await history.append(room, "a", "x", "chat", None)).id for room in "aab"]
+    ids = [(await memory.append(room, "a", "a", "x", "chat", None)).message.id for room in "aab"]
     assert ids == [1, 2, 1]
 
 
 async def test_only_the_last_limit_messages_are_kept() -> None:
     """Retention drops the oldest messages; ids keep counting."""
-    history = MemoryHistory(limit=3)
+    history = History(":memory:", limit=3)
     await fill(history, "r", 5)
     backlog = history.backlog("r", None, None, count=10)
     assert [m.text for m in backlog.messages] == ["m3", "m4", "m5"]
     assert backlog.recovered is None
 
 
-async def test_backlog_without_since_is_the_most_recent_count() -> None:
+async def test_backlog_without_since_is_the_most_recent_count(memory) -> None:
     """A newcomer gets the last `count` messages."""
-    history = MemoryHistory(limit=100)
-    await fill(history, "r", 10)
-    assert [m.id for m in history.backlog("r", None, None, 3).messages] == [8, 9, 10]
+    await fill(memory, "r", 10)
+    assert [m.id for m in memory.backlog("r", None, None, 3).messages] == [8, 9, 10]
 
 
-async def test_since_in_the_same_epoch_sends_only_the_gap() -> None:
+async def test_since_in_the_same_epoch_sends_only_the_gap(memory) -> None:
     """With `since` from this epoch, exactly the missed messages come back, recovered."""
-    history = MemoryHistory(limit=100)
-    await fill(history, "r", 10)
-    backlog = history.backlog("r", 7, history.epoch, 3)
+    await fill(memory, "r", 10)
+    backlog = memory.backlog("r", 7, memory.epoch, 3)
     assert [m.id for m in backlog.messages] == [8, 9, 10]
     assert backlog.recovered is True
-    assert history.backlog("r", 10, history.epoch, 3).messages == ()
+    assert memory.backlog("r", 10, memory.epoch, 3).messages == ()
 
 
 async def test_since_older_than_retention_is_not_recovered() -> None:
     """A gap that starts before the oldest kept message is flagged as not recovered."""
-    history = MemoryHistory(limit=3)
+    history = History(":memory:", limit=3)
     await fill(history, "r", 10)
     backlog = history.backlog("r", 2, history.epoch, 50)
     assert [m.id for m in backlog.messages] == [8, 9, 10]
     assert backlog.recovered is False
+    assert history.backlog("r", 7, history.epoch, 50).recovered is True
 
 
-async def test_since_from_another_epoch_is_not_recovered() -> None:
-    """After a restart (new epoch) `since` no longer applies: recent backlog, recovered False."""
-    old, new = MemoryHistory(limit=100), MemoryHistory(limit=100)
-    assert old.epoch != new.epoch
-    await fill(new, "r", 5)
-    backlog = new.backlog("r", 99, old.epoch, 2)
+async def test_since_from_another_epoch_is_not_recovered(memory) -> None:
+    """A `since` from another history gets the recent backlog, recovered False."""
+    other = History(":memory:", limit=100)
+    assert other.epoch != memory.epoch
+    await fill(memory, "r", 5)
+    backlog = memory.backlog("r", 99, other.epoch, 2)
     assert [m.id for m in backlog.messages] == [4, 5]
     assert backlog.recovered is False
+
+
+async def test_backlog_stops_at_upto(memory) -> None:
+    """Messages past `upto` (stored but not yet delivered live) are left out."""
+    await fill(memory, "r", 5)
+    assert [m.id for m in memory.backlog("r", None, None, 10, upto=3).messages] == [1, 2, 3]
+    assert [m.id for m in memory.backlog("r", 1, memory.epoch, 10, upto=3).messages] == [2, 3]
+
+
+async def test_a_repeated_cid_returns_the_original_and_stores_nothing(memory) -> None:
+    """The same sender and cid give back the first message; another sender's cid is separate."""
+    first = await memory.append("r", "alice", "alice", "hello", "chat", "c1")
+    again = await memory.append("r", "alice", "alice", "hello again", "chat", "c1")
+    other = await memory.append("r", "bob", "bob", "mine", "chat", "c1")
+    assert not first.duplicate and again.duplicate and not other.duplicate
+    assert again.message == first.message
+    assert [m.text for m in memory.backlog("r", None, None, 10).messages] == ["hello", "mine"]
+
+
+async def test_a_cid_repeated_while_its_commit_runs_is_still_one_message(tmp_path) -> None:
+    """Two appends of one cid in the same burst store one message."""
+    history = History(str(tmp_path / "h.db"), limit=100)
+    results = await asyncio.gather(*(history.append("r", "a", "a", "x", "chat", "same")
+                                     for _ in range(5)))
+    assert len({r.message.id for r in results}) == 1
+    assert sum(not r.duplicate for r in results) == 1
+    await history.close()
+
+
+async def test_a_burst_is_committed_in_few_transactions(tmp_path) -> None:
+    """500 concurrent appends share transactions instead of one commit each."""
+    history = History(str(tmp_path / "h.db"), limit=1000)
+    await asyncio.gather(*(history.append("r", "a", "a", f"m{n}", "chat", None) for n in range(500)))
+    assert history.commits < 50
+    await history.close()
+
+
+async def test_history_and_epoch_survive_a_restart(tmp_path) -> None:
+    """A file database keeps messages, ids and its epoch across restarts."""
+    path = str(tmp_path / "h.db")
+    first = History(path, limit=100)
+    await fill(first, "r", 3)
+    epoch = first.epoch
+    await first.close()
+    second = History(path, limit=100)
+    assert second.epoch == epoch
+    assert [m.text for m in second.backlog("r", 1, epoch, 10).messages] == ["m2", "m3"]
+    assert (await second.append("r", "a", "a", "next", "chat", None)).message.id == 4
+    await second.close()
+
+
+async def test_ids_keep_increasing_even_when_nothing_is_retained(tmp_path) -> None:
+    """With --history 0 no text is kept, but ids never restart within the epoch."""
+    path = str(tmp_path / "h.db")
+    first = History(path, limit=0)
+    await fill(first, "r", 3)
+    await first.close()
+    second = History(path, limit=0)
+    assert second.backlog("r", None, None, 10).messages == ()
+    assert (await second.append("r", "a", "a", "x", "chat", None)).message.id == 4
+    await second.close()
+
+
+async def test_two_servers_cannot_share_one_database(tmp_path) -> None:
+    """The second opener of a database file gets a clear error."""
+    path = str(tmp_path / "h.db")
+    first = History(path)
+    with pytest.raises(StorageError, match="in use by another tui-chat server"):
+        History(path)
+    await first.close()
