@@ -1,20 +1,24 @@
-"""The server's I/O shell: the WebSocket listener, dialect choice, health checks, shutdown."""
+"""The server's I/O shell: the WebSocket listener, admission, dialect choice, health, shutdown."""
 
 from __future__ import annotations
 
+import asyncio
 import http
 import logging
+import ssl
 from dataclasses import dataclass
 
-from websockets.asyncio.server import Server, ServerConnection, serve
+from platformdirs import user_data_path
+from websockets.asyncio.server import Server, serve
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
-from platformdirs import user_data_path
-
+from server.accounts import Accounts
 from server.history import History
 from server.hub import Hub, Limits
-from server.sessions import JsonSession, PlainSession, Session
+from server.limits import ConnectionCounter
+from server.sessions import JsonSession, PlainSession, Session, token_matches
+from server.transport import ChatConnection, peer_name
 from tui_chat.protocol import (
     DEFAULT_MAX_FRAME,
     DEFAULT_MAX_TEXT,
@@ -37,9 +41,22 @@ class ServerConfig:
     backlog: int = 50
     max_text: int = DEFAULT_MAX_TEXT
     max_frame: int = DEFAULT_MAX_FRAME
+    rate: float = 5.0
+    burst: int = 10
+    max_per_ip: int = 20
+    max_clients: int = 10_000
+    max_pending: int = 1024 * 1024
+    handshake_timeout: float = 10.0
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
     close_timeout: float = 1.0
+    token: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+    allow_origins: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:  # the token never reaches a log
+        return f"ServerConfig(host={self.host!r}, port={self.port!r}, db={self.db!r}, ...)"
 
 
 def default_db_path() -> str:
@@ -47,24 +64,19 @@ def default_db_path() -> str:
     return str(user_data_path("tui-chat", appauthor=False) / "history.db")
 
 
-def peer_name(connection: ServerConnection) -> str:
-    """`host:port` of the other end, for log lines."""
-    address = connection.remote_address
-    if isinstance(address, tuple) and len(address) >= 2:
-        host = f"[{address[0]}]" if ":" in str(address[0]) else address[0]
-        return f"{host}:{address[1]}"
-    return str(address)
-
-
-def choose_dialect(connection: ServerConnection, offered: list[str]) -> str | None:
+def choose_dialect(connection: ChatConnection, offered: list[str]) -> str | None:
     """`tui-chat.v1` when the client offers it; otherwise no subprotocol: the plain dialect."""
     return SUBPROTOCOL if SUBPROTOCOL in offered else None
 
 
-def _health(connection: ServerConnection, request: Request) -> Response | None:
-    if request.path == "/healthz" and "upgrade" not in request.headers.get("Connection", "").lower():
-        return connection.respond(http.HTTPStatus.OK, "ok\n")
-    return None
+def bearer_token(request: Request) -> str | None:
+    """The token of an `Authorization: Bearer TOKEN` header, if there is one."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _is_upgrade(request: Request) -> bool:
+    return "upgrade" in request.headers.get("Connection", "").lower()
 
 
 class ChatServer:
@@ -72,30 +84,50 @@ class ChatServer:
 
     def __init__(self, config: ServerConfig | None = None, history: History | None = None) -> None:
         self.config = config or ServerConfig()
-        self.history = history or History(self.config.db or default_db_path(), self.config.history)
+        db = self.config.db or default_db_path()
+        self.history = history or History(db, self.config.history)
+        self.accounts = Accounts(db)
         self.hub = Hub(
             self.history,
-            Limits(self.config.max_text, self.config.max_frame, self.config.backlog),
+            Limits(self.config.max_text, self.config.max_frame, self.config.backlog,
+                   self.config.rate, self.config.burst),
+            self.accounts,
+            self.config.token,
         )
+        self.counter = ConnectionCounter(self.config.max_per_ip, self.config.max_clients)
         self._server: Server | None = None
 
     async def start(self) -> None:
         config = self.config
+        connection_class = type("ChatConnection", (ChatConnection,), {
+            "pending_limit": config.max_pending, "handshake_timeout": config.handshake_timeout,
+        })
         self._server = await serve(
             self._handle,
             config.host,
             config.port,
+            ssl=self._tls_context(),
             select_subprotocol=choose_dialect,
-            process_request=_health,
+            process_request=self._admit,
             compression=None,
             max_size=config.max_frame,
+            write_limit=config.max_pending or 2**62,
+            open_timeout=config.handshake_timeout or None,
             ping_interval=config.ping_interval or None,
             ping_timeout=config.ping_timeout or None,
             close_timeout=config.close_timeout,
+            create_connection=connection_class,
             logger=logging.getLogger("websockets.server"),
         )
         log.info("listening on %s (history %s, epoch %s)", self.url, self.history.path,
                  self.history.epoch)
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        if not self.config.certfile:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.config.certfile, self.config.keyfile)
+        return context
 
     @property
     def port(self) -> int:
@@ -106,7 +138,8 @@ class ChatServer:
     def url(self) -> str:
         host = self._server.sockets[0].getsockname()[0] if self._server else self.config.host
         host = f"[{host}]" if ":" in host else host
-        return f"ws://{host}:{self.port}"
+        scheme = "wss" if self.config.certfile else "ws"
+        return f"{scheme}://{host}:{self.port}"
 
     async def stop(self) -> None:
         """Close every connection with 1001 (going away) and wait for the handlers to finish."""
@@ -116,6 +149,7 @@ class ChatServer:
             await self._server.wait_closed()
             self._server = None
         await self.history.close()
+        self.accounts.close()
         log.info("stopped")
 
     async def __aenter__(self) -> ChatServer:
@@ -125,7 +159,47 @@ class ChatServer:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
-    async def _handle(self, connection: ServerConnection) -> None:
+    def _admit(self, connection: ChatConnection, request: Request) -> Response | None:
+        """Answer health checks; refuse foreign origins, bad tokens and connections over the
+        limits at the handshake, with an HTTP status, before any room data is sent."""
+        if request.path == "/healthz" and not _is_upgrade(request):
+            return connection.respond(http.HTTPStatus.OK, "ok\n")
+        peer = peer_name(connection)
+        origin = request.headers.get("Origin")
+        if self.config.allow_origins and origin is not None and (
+            origin not in self.config.allow_origins
+        ):
+            log.info("%s refused: origin %r is not allowed", peer, origin)
+            return connection.respond(http.HTTPStatus.FORBIDDEN, "Origin not allowed.\n")
+        token = self.config.token
+        if token:
+            given = bearer_token(request)
+            offers_json = SUBPROTOCOL in request.headers.get("Sec-WebSocket-Protocol", "")
+            if given is not None and not token_matches(given, token):
+                log.info("%s refused: wrong token", peer)
+                return connection.respond(http.HTTPStatus.UNAUTHORIZED, "Wrong token.\n")
+            if given is None and not offers_json:
+                log.info("%s refused: no token", peer)
+                return connection.respond(
+                    http.HTTPStatus.UNAUTHORIZED,
+                    "This server needs a token: send the header Authorization: Bearer TOKEN.\n",
+                )
+            connection.authorized = given is not None
+        address = connection.remote_address[0] if connection.remote_address else "?"
+        refused = self.counter.admit(address)
+        if refused == ConnectionCounter.TOTAL:
+            log.warning("%s refused: the server is full (%d clients)", peer, self.counter.count)
+            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "Server full.\n")
+        if refused == ConnectionCounter.PER_ADDRESS:
+            log.warning("%s refused: %d connections from this address already", peer,
+                        self.config.max_per_ip)
+            return connection.respond(http.HTTPStatus.TOO_MANY_REQUESTS,
+                                      "Too many connections from your address.\n")
+        release = asyncio.ensure_future(connection.wait_closed())
+        release.add_done_callback(lambda _: self.counter.release(address))
+        return None
+
+    async def _handle(self, connection: ChatConnection) -> None:
         peer = peer_name(connection)
         session_class: type[Session] = (
             JsonSession if connection.subprotocol == SUBPROTOCOL else PlainSession
@@ -147,7 +221,7 @@ class ChatServer:
             log.info("%s disconnected: %s", peer, _close_description(connection))
 
 
-def _close_description(connection: ServerConnection) -> str:
+def _close_description(connection: ChatConnection) -> str:
     code = connection.close_code
     reason = connection.close_reason
     if code is None:

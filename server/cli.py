@@ -1,21 +1,27 @@
-"""`tui-chat-server`: parse the command line, log, serve until SIGINT or SIGTERM."""
+"""`tui-chat-server`: serve until SIGINT or SIGTERM; `tui-chat-server user ...` manages accounts."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
 import signal
+import ssl
 import sys
+from pathlib import Path
 
-from server.app import ChatServer, ServerConfig
+from server.accounts import Accounts
+from server.app import ChatServer, ServerConfig, default_db_path
 from server.history import StorageError
 from tui_chat import __version__
 
 EXAMPLES = """\
 examples:
   tui-chat-server                         serve ws://127.0.0.1:8765 (rooms by path: /lobby, /dev)
-  tui-chat-server --host 0.0.0.0 --port 9000
+  tui-chat-server --host 0.0.0.0 --port 9000 --token-file secret.txt
+  tui-chat-server --certfile cert.pem --keyfile key.pem        serve wss://
+  tui-chat-server user add alice          register a nickname (asks for its password)
   python -m websockets ws://127.0.0.1:8765/lobby
                                           chat with a raw client: the first line is your nickname
 
@@ -24,7 +30,7 @@ other client speaks plain text. GET /healthz answers 200 for load balancers.
 """
 
 
-def _positive(text: str) -> int:
+def _count(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -34,44 +40,112 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     defaults = ServerConfig()
     parser = argparse.ArgumentParser(
         prog="tui-chat-server",
-        description="The tui-chat WebSocket chat server: rooms, nicknames, history.",
+        description="The tui-chat WebSocket chat server: rooms, nicknames, durable history.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
     add("--host", default=defaults.host, help="address to listen on (default: %(default)s)")
-    add("--port", type=_positive, default=defaults.port,
+    add("--port", type=_count, default=defaults.port,
         help="port to listen on, 0 for any free port (default: %(default)s)")
     add("--db", default="", metavar="PATH",
-        help="SQLite file for history; ':memory:' keeps it in memory only"
-             " (default: history.db in your data directory)")
-    add("--history", type=_positive, default=defaults.history, metavar="N",
+        help="SQLite file for history and registered nicknames; ':memory:' keeps history in"
+             " memory only (default: history.db in your data directory)")
+    add("--history", type=_count, default=defaults.history, metavar="N",
         help="messages kept per room, 0 for none (default: %(default)s)")
-    add("--backlog", type=_positive, default=defaults.backlog, metavar="N",
+    add("--backlog", type=_count, default=defaults.backlog, metavar="N",
         help="recent messages sent to a client that joins (default: %(default)s)")
-    add("--max-text", type=_positive, default=defaults.max_text, metavar="CHARS",
+    limits = parser.add_argument_group("limits (0 turns a limit off)")
+    add = limits.add_argument
+    add("--max-text", type=_count, default=defaults.max_text, metavar="CHARS",
         help="longest message accepted, in characters (default: %(default)s)")
-    add("--max-frame", type=_positive, default=defaults.max_frame, metavar="BYTES",
+    add("--max-frame", type=_count, default=defaults.max_frame, metavar="BYTES",
         help="largest WebSocket frame accepted; bigger ones close with 1009 (default: %(default)s)")
-    add("--ping-interval", type=float, default=defaults.ping_interval, metavar="SECONDS",
-        help="keepalive ping interval, 0 to disable (default: %(default)s)")
-    add("--ping-timeout", type=float, default=defaults.ping_timeout, metavar="SECONDS",
+    add("--rate", type=float, default=defaults.rate, metavar="PER_SECOND",
+        help="messages a connection may send per second, on average (default: %(default)s)")
+    add("--burst", type=_count, default=defaults.burst, metavar="N",
+        help="messages a connection may send at once (default: %(default)s)")
+    add("--max-per-ip", type=_count, default=defaults.max_per_ip, metavar="N",
+        help="connections per client address; more get HTTP 429 (default: %(default)s)")
+    add("--max-clients", type=_count, default=defaults.max_clients, metavar="N",
+        help="connections in all; more get HTTP 503 (default: %(default)s)")
+    add("--max-pending", type=_count, default=defaults.max_pending, metavar="BYTES",
+        help="output waiting for a client that does not read before it is disconnected"
+             " (default: %(default)s)")
+    add("--handshake-timeout", type=_seconds, default=defaults.handshake_timeout,
+        metavar="SECONDS", help="close connections whose handshake takes longer (default: %(default)s)")
+    add("--ping-interval", type=_seconds, default=defaults.ping_interval, metavar="SECONDS",
+        help="keepalive ping interval (default: %(default)s)")
+    add("--ping-timeout", type=_seconds, default=defaults.ping_timeout, metavar="SECONDS",
         help="drop a peer that has not answered a ping after this long (default: %(default)s)")
-    add("--log-level", default="info", choices=["debug", "info", "warning", "error"],
-        help="how much to log to stderr (default: %(default)s)")
-    add("--version", action="version", version=f"%(prog)s {__version__}")
+    access = parser.add_argument_group("access")
+    add = access.add_argument
+    add("--token", help="shared secret clients must present (prefer --token-file: command lines"
+                        " are visible to other users)")
+    add("--token-file", type=Path, metavar="PATH", help="read the shared secret from a file")
+    add("--certfile", metavar="PEM", help="certificate chain: serve wss:// (TLS)")
+    add("--keyfile", metavar="PEM", help="private key of --certfile (if not in that file)")
+    add("--allow-origin", action="append", default=[], metavar="ORIGIN",
+        help="browser origin allowed to connect, e.g. https://chat.example.org (repeatable);"
+             " when given, requests from any other origin get HTTP 403")
+    parser.add_argument("--log-level", default="info",
+                        choices=["debug", "info", "warning", "error"],
+                        help="how much to log to stderr (default: %(default)s)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
 
-def config_from_args(args: argparse.Namespace) -> ServerConfig:
+def build_user_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tui-chat-server user",
+        description="Register nicknames: a registered nickname can only be used with its"
+                    " password. Others stay free for anyone.",
+    )
+    parser.add_argument("--db", default="", metavar="PATH",
+                        help="the server's database (default: history.db in your data directory)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add = commands.add_parser("add", help="register NAME, or change its password")
+    add.add_argument("name")
+    add.add_argument("--password-stdin", action="store_true",
+                     help="read the password from standard input instead of asking")
+    remove = commands.add_parser("remove", help="unregister NAME")
+    remove.add_argument("name")
+    commands.add_parser("list", help="list registered nicknames")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ServerConfig:
+    token = args.token
+    if args.token_file is not None:
+        try:
+            token = args.token_file.read_text().strip()
+        except OSError as error:
+            parser.error(f"--token-file: {error.strerror}: {args.token_file}")
+        if not token:
+            parser.error(f"--token-file: {args.token_file} is empty")
+    if args.keyfile and not args.certfile:
+        parser.error("--keyfile needs --certfile")
     return ServerConfig(
         host=args.host, port=args.port, db=args.db, history=args.history, backlog=args.backlog,
-        max_text=args.max_text, max_frame=args.max_frame,
-        ping_interval=args.ping_interval, ping_timeout=args.ping_timeout,
+        max_text=args.max_text, max_frame=args.max_frame, rate=args.rate, burst=args.burst,
+        max_per_ip=args.max_per_ip, max_clients=args.max_clients, max_pending=args.max_pending,
+        handshake_timeout=args.handshake_timeout, ping_interval=args.ping_interval,
+        ping_timeout=args.ping_timeout, token=token or None, certfile=args.certfile,
+        keyfile=args.keyfile, allow_origins=tuple(args.allow_origin),
     )
 
 
@@ -96,16 +170,53 @@ async def serve_until_signalled(config: ServerConfig) -> None:
         logging.getLogger("tui_chat.server").info("shutting down")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    setup_logging(args.log_level)
+def manage_users(argv: list[str]) -> int:
+    args = build_user_parser().parse_args(argv)
+    accounts = Accounts(args.db or default_db_path())
     try:
-        asyncio.run(serve_until_signalled(config_from_args(args)))
+        if args.command == "add":
+            if args.password_stdin:
+                password = sys.stdin.readline().rstrip("\r\n")
+            else:
+                password = getpass.getpass(f"Password for {args.name}: ")
+                if getpass.getpass("Again: ") != password:
+                    print("The passwords differ; nothing changed.", file=sys.stderr)
+                    return 1
+            print(f"Registered {accounts.add(args.name, password)}.")
+        elif args.command == "remove":
+            if not accounts.remove(args.name):
+                print(f"{args.name} is not registered.", file=sys.stderr)
+                return 1
+            print(f"Removed {args.name}.")
+        else:
+            for name in accounts.names():
+                print(name)
+    except ValueError as error:  # includes invalid nicknames
+        print(f"tui-chat-server user: {error}", file=sys.stderr)
+        return 1
+    finally:
+        accounts.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["user"]:
+        return manage_users(argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    config = config_from_args(args, parser)
+    setup_logging(args.log_level)
+    log = logging.getLogger("tui_chat.server")
+    try:
+        asyncio.run(serve_until_signalled(config))
     except StorageError as error:
-        logging.getLogger("tui_chat.server").error("%s", error)
+        log.error("%s", error)
+        return 1
+    except ssl.SSLError as error:
+        log.error("cannot use the certificate: %s", error)
         return 1
     except OSError as error:
-        logging.getLogger("tui_chat.server").error("cannot listen on %s:%s: %s",
-                                                   args.host, args.port, error.strerror or error)
+        log.error("cannot listen on %s:%s: %s", args.host, args.port, error.strerror or error)
         return 1
     return 0

@@ -9,6 +9,7 @@ from typing import Any, Iterable
 
 from websockets.asyncio.connection import broadcast
 
+from server.accounts import Accounts
 from server.history import History, StorageError
 from server.rooms import Dialect, Member, Room, Rooms
 from tui_chat.protocol import (
@@ -17,6 +18,7 @@ from tui_chat.protocol import (
     EMPTY,
     NICK_UNCHANGED,
     TOO_LONG,
+    UNAVAILABLE,
     Message,
     Presence,
     ProtocolError,
@@ -34,7 +36,6 @@ log = logging.getLogger("tui_chat.server")
 
 
 WELCOME_BUDGET = 256 * 1024  # history characters in the welcome; the rest follows as messages
-UNAVAILABLE = "unavailable"
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class Limits:
     max_text: int = DEFAULT_MAX_TEXT
     max_frame: int = DEFAULT_MAX_FRAME
     backlog: int = 50
+    rate: float = 5.0
+    burst: int = 10
 
 
 @dataclass(frozen=True)
@@ -62,10 +65,15 @@ def send_now(connections: Iterable[Any], payload: str) -> None:
 class Hub:
     """Every room on this server, and the one place messages are stored and fanned out."""
 
-    def __init__(self, history: History, limits: Limits) -> None:
+    def __init__(
+        self, history: History, limits: Limits, accounts: Accounts | None = None,
+        token: str | None = None,
+    ) -> None:
         self.rooms = Rooms()
         self.history = history
         self.limits = limits
+        self.accounts = accounts
+        self.token = token
         self.closing = False
         # Per room, the last message id delivered live to members. A joiner's backlog stops
         # there, so a message is either in the backlog or delivered live, never both.

@@ -2,27 +2,34 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
-from typing import Any
 
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
 
 from server.hub import Greeting, Hub, send_now
+from server.limits import TokenBucket
 from server.rooms import Dialect, Member, Room
 from tui_chat.protocol import (
     ALREADY_JOINED,
+    BAD_PASSWORD,
     BINARY_FRAME,
+    NICK_REGISTERED,
     NOT_JOINED,
+    RATE_LIMITED,
+    UNAUTHORIZED,
+    UNKNOWN_COMMAND,
     Error,
     Hello,
     Me,
     Nick,
     ProtocolError,
     Say,
-    UNKNOWN_COMMAND,
     Users,
     Who,
+    check_nick,
     decode_client,
     encode,
     plain_line,
@@ -32,18 +39,25 @@ from tui_chat.protocol import (
 log = logging.getLogger("tui_chat.server")
 
 
+def token_matches(given: str | None, expected: str) -> bool:
+    """Compare a presented token with the server's in constant time."""
+    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
 class Session:
-    """What both dialects share: the connection, the room it asked for, and membership."""
+    """What both dialects share: the connection, the room it asked for, membership, limits."""
 
     dialect: Dialect
 
-    def __init__(self, hub: Hub, connection: Any, room_name: str, peer: str) -> None:
+    def __init__(self, hub: Hub, connection, room_name: str, peer: str) -> None:
         self.hub = hub
         self.connection = connection
         self.room_name = room_name
         self.peer = peer
         self.room: Room | None = None
         self.member: Member | None = None
+        self.bucket = TokenBucket(hub.limits.rate, hub.limits.burst)
+        self._throttled = False
 
     async def run(self) -> None:
         """Handle frames until the connection closes, for whatever reason."""
@@ -60,16 +74,45 @@ class Session:
         send_now([self.connection], payload)
 
     def refuse(self, error: ProtocolError) -> None:
-        """Tell the client why its input was refused, and log it."""
-        nick = self.member.nick if self.member else "-"
-        log.info("%s %s refused: %s: %s", self.peer, nick, error.code, error.message)
+        """Tell the client why its input was refused, and log it (a flood is logged once)."""
+        if error.code != RATE_LIMITED or not self._throttled:
+            nick = self.member.nick if self.member else "-"
+            log.info("%s %s refused: %s: %s", self.peer, nick, error.code, error.message)
+        self._throttled = error.code == RATE_LIMITED
         self.send(self.render_error(error))
 
     @staticmethod
     def render_error(error: ProtocolError) -> str:
         raise NotImplementedError
 
-    def join(self, nick: str, since: int | None = None, epoch: str | None = None) -> None:
+    def throttle(self, cid: str | None = None) -> None:
+        """Spend a token for one frame, or raise rate_limited."""
+        if self.bucket.take():
+            self._throttled = False
+            return
+        limits = self.hub.limits
+        raise ProtocolError(
+            RATE_LIMITED,
+            f"Slow down: at most {limits.rate:g} messages a second (bursts of {limits.burst})."
+            " This one was not sent.",
+            cid,
+        )
+
+    async def check_password(self, nick: str, password: str | None) -> None:
+        """Raise unless `nick` is unregistered or `password` is its password."""
+        accounts = self.hub.accounts
+        account = accounts.find(check_nick(nick)) if accounts else None
+        if account is None:
+            return
+        if password is None:
+            raise ProtocolError(NICK_REGISTERED, f"The nickname {account.name!r} is registered:"
+                                " give its password to use it.")
+        if not await accounts.verify(account, password):
+            raise ProtocolError(BAD_PASSWORD, f"Wrong password for {account.name!r}.")
+
+    async def join(self, nick: str, password: str | None = None,
+                   since: int | None = None, epoch: str | None = None) -> None:
+        await self.check_password(nick, password)
         room, member, greeting = self.hub.join(
             self.room_name, nick, self.dialect, self.connection, self.peer, since, epoch
         )
@@ -78,6 +121,13 @@ class Session:
         log.info("%s joined %s as %s", self.peer, room.name, member.nick)
 
     def greet(self, greeting: Greeting) -> None:
+        """Send the greeting; a long history may exceed the output bound while it drains."""
+        self.connection.greeting = True
+        self.write_greeting(greeting)
+        if not self.connection.paused:
+            self.connection.greeting = False
+
+    def write_greeting(self, greeting: Greeting) -> None:
         raise NotImplementedError
 
     def leave(self) -> None:
@@ -89,8 +139,9 @@ class Session:
         text = self.hub.vet_text(text, cid)
         await self.hub.post(self.room, self.member, text, kind, cid)
 
-    def rename(self, nick: str) -> None:
+    async def rename(self, nick: str, password: str | None = None) -> None:
         assert self.room is not None and self.member is not None
+        await self.check_password(nick, password)
         old = self.member.nick
         self.hub.rename(self.room, self.member, nick)
         log.info("%s renamed %s to %s", self.peer, old, self.member.nick)
@@ -108,10 +159,9 @@ class JsonSession(Session):
     async def on_frame(self, frame: str | bytes) -> None:
         try:
             event = decode_client(frame)
+            self.throttle(getattr(event, "cid", None))
             if isinstance(event, Hello):
-                if self.member is not None:
-                    raise ProtocolError(ALREADY_JOINED, f"You already joined as {self.member.nick}.")
-                self.join(event.nick, event.since, event.epoch)
+                await self.hello(event)
             elif self.member is None:
                 raise ProtocolError(
                     NOT_JOINED, "Send 'hello' with your nickname first.", getattr(event, "cid", None)
@@ -121,14 +171,27 @@ class JsonSession(Session):
             elif isinstance(event, Me):
                 await self.post(event.text, "action", event.cid)
             elif isinstance(event, Nick):
-                self.rename(event.nick)
+                await self.rename(event.nick, event.password)
             elif isinstance(event, Who):
                 assert self.room is not None
                 self.send(encode(Users(self.room.name, self.room.users())))
         except ProtocolError as error:
             self.refuse(error)
+            if error.code == UNAUTHORIZED:
+                await self.connection.close(CloseCode.POLICY_VIOLATION, "unauthorized")
 
-    def greet(self, greeting: Greeting) -> None:
+    async def hello(self, hello: Hello) -> None:
+        if self.member is not None:
+            raise ProtocolError(ALREADY_JOINED, f"You already joined as {self.member.nick}.")
+        token = self.hub.token
+        if token and not self.connection.authorized:
+            if not token_matches(hello.token, token):
+                raise ProtocolError(UNAUTHORIZED, "This server needs a valid token"
+                                    " (in hello or an Authorization: Bearer header).")
+            self.connection.authorized = True
+        await self.join(hello.nick, hello.password, hello.since, hello.epoch)
+
+    def write_greeting(self, greeting: Greeting) -> None:
         self.send(encode(greeting.welcome))
         for message in greeting.more:
             self.send(encode(message))
@@ -136,13 +199,14 @@ class JsonSession(Session):
 
 _COMMAND = re.compile(r"/([A-Za-z]+)(?:\s+(.*))?", re.DOTALL)
 PLAIN_HELP = (
-    "Commands: /me ACTION, /nick NAME, /who, /help."
+    "Commands: /me ACTION, /nick NAME [PASSWORD], /who, /help."
     " Start a line with // to send it with one '/' removed."
 )
 
 
 class PlainSession(Session):
-    """The plain-text dialect: the first line is the nickname, then every line is a message."""
+    """The plain-text dialect: the first line is the nickname (and the password of a registered
+    one, after a space), then every line is a message."""
 
     dialect = Dialect.PLAIN
 
@@ -152,11 +216,12 @@ class PlainSession(Session):
 
     async def on_frame(self, frame: str | bytes) -> None:
         try:
+            self.throttle()
             if not isinstance(frame, str):
                 raise ProtocolError(BINARY_FRAME, "Binary frames are not supported: send text.")
             text = frame.rstrip("\r\n")
             if self.member is None:
-                self.join(text)
+                await self.join(*self.name_and_password(text))
             elif not text.strip():
                 return  # an empty line from a raw client: nothing to send, nothing to refuse
             elif text.startswith("//"):
@@ -168,12 +233,21 @@ class PlainSession(Session):
         except ProtocolError as error:
             self.refuse(error)
 
+    def name_and_password(self, text: str) -> tuple[str, str | None]:
+        """`NAME PASSWORD` for a registered name; otherwise the whole text is the name (so a
+        space in it is refused as a space, not taken for a password)."""
+        name, space, password = text.strip().partition(" ")
+        accounts = self.hub.accounts
+        if space and accounts is not None and accounts.find(name) is not None:
+            return name, password.strip()
+        return text, None
+
     async def command(self, name: str, argument: str) -> None:
         assert self.room is not None
         if name == "me":
             await self.post(argument, "action")
         elif name == "nick":
-            self.rename(argument)
+            await self.rename(*self.name_and_password(argument))
         elif name == "who":
             users = self.room.users()
             self.send(server_line(f"In {self.room.name} ({len(users)}): {', '.join(users)}."))
@@ -182,7 +256,7 @@ class PlainSession(Session):
         else:
             raise ProtocolError(UNKNOWN_COMMAND, f"Unknown command /{name}. {PLAIN_HELP}")
 
-    def greet(self, greeting: Greeting) -> None:
+    def write_greeting(self, greeting: Greeting) -> None:
         welcome = greeting.welcome
         for message in welcome.history + greeting.more:
             self.send(plain_line(message))

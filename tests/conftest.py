@@ -18,12 +18,14 @@ def private_data_dir(tmp_path_factory, monkeypatch) -> None:
 
 @pytest.fixture
 async def start_server() -> AsyncIterator[Callable[..., Awaitable[ChatServer]]]:
-    """Start real servers on port 0 (history in memory unless `db` is given) with any config
-    overrides; all are stopped afterwards."""
+    """Start real servers on port 0 with any config overrides; all are stopped afterwards.
+    Unless a test says otherwise: history in memory, and no rate or per-address limit (tests
+    send bursts from one address; the limits have tests of their own)."""
     servers: list[ChatServer] = []
 
     async def start(**overrides: object) -> ChatServer:
-        overrides.setdefault("db", ":memory:")
+        for name, value in (("db", ":memory:"), ("rate", 0), ("max_per_ip", 0)):
+            overrides.setdefault(name, value)
         server = ChatServer(ServerConfig(port=0, **overrides))  # type: ignore[arg-type]
         await server.start()
         servers.append(server)

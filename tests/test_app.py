@@ -52,7 +52,7 @@ async def test_the_user_list_follows_joins_leaves_and_renames(url, join) -> None
 
 async def test_restart_reconnects_and_delivers_typed_lines_exactly_once() -> None:
     """The server stops and comes back; what was typed meanwhile is delivered once."""
-    first = ChatServer(ServerConfig(port=0))
+    first = ChatServer(ServerConfig(port=0, rate=0))
     await first.start()
     port = first.port
     app = make_app(f"ws://127.0.0.1:{port}/lobby", "alice")
@@ -62,7 +62,7 @@ async def test_restart_reconnects_and_delivers_typed_lines_exactly_once() -> Non
         await until(pilot, lambda: "reconnecting" in app.sub_title)
         await type_line(pilot, "typed while away")
         await until(pilot, lambda: len(outbox(app)) == 1)
-        second = ChatServer(ServerConfig(port=port))
+        second = ChatServer(ServerConfig(port=port, rate=0))
         await second.start()
         try:
             await until(pilot, lambda: "alice typed while away" in log_text(app))

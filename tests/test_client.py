@@ -109,7 +109,7 @@ async def test_restart_reconnects_and_delivers_what_was_typed_exactly_once(
     """Server stops; messages typed meanwhile are delivered once after it is back. With a
     database file nothing is missing; with history in memory the client is told of the gap."""
     db = str(tmp_path / "history.db") if durable else ":memory:"
-    first = ChatServer(ServerConfig(port=0, db=db))
+    first = ChatServer(ServerConfig(port=0, db=db, rate=0))
     await first.start()
     port = first.port
     client, seen = run_client(f"ws://127.0.0.1:{port}/lobby", "alice")
@@ -120,7 +120,7 @@ async def test_restart_reconnects_and_delivers_what_was_typed_exactly_once(
     await seen.until(lambda: client.state is State.RECONNECTING)
     client.say("during 1")
     client.say("during 2")
-    second = ChatServer(ServerConfig(port=port, db=db))
+    second = ChatServer(ServerConfig(port=port, db=db, rate=0))
     await second.start()
     try:
         await seen.until(lambda: len(seen.of(Received)) == 3)
@@ -188,3 +188,13 @@ def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
     assert all(c / 2 <= d <= c for d, c in zip(delays, ceilings))
     backoff.reset()
     assert backoff.next_delay() <= 1
+
+
+async def test_stop_during_the_handshake_ends_the_client(chat_server) -> None:
+    """stop() while the connection is still opening still ends run() promptly."""
+    client = ChatClient(chat_server.url + "/lobby", "alice", Recorder())
+    task = asyncio.create_task(client.run())
+    await asyncio.sleep(0)  # run() has started connecting, nothing is open yet
+    await client.stop()
+    await asyncio.wait_for(task, 5)
+    assert client.state is State.OFFLINE

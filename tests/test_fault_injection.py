@@ -30,6 +30,7 @@ def free_port() -> int:
 async def start_server(port: int, db: str, log) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "server", "--port", str(port), "--db", db, "--history", "100000",
+        "--rate", "0",
         stderr=log,
     )
 
@@ -70,14 +71,19 @@ async def test_sigkill_at_any_moment_loses_no_acknowledged_message(tmp_path) -> 
         async def drained() -> None:
             while any(client.outbox for client in clients):
                 await asyncio.sleep(0.05)
-        await asyncio.wait_for(drained(), 60)
+        try:
+            await asyncio.wait_for(drained(), 60)
+        except asyncio.TimeoutError:
+            raise AssertionError((tmp_path / "server.log").read_text()[-3000:]) from None
 
         probe = None
-        while probe is None:  # the last restart may still be starting up
+        for _ in range(200):  # the last restart may still be starting up
             try:
                 probe = await JsonClient.connect(url, "probe", since=0, epoch=clients[0].epoch)
+                break
             except OSError:
                 await asyncio.sleep(0.05)
+        assert probe is not None, (tmp_path / "server.log").read_text()
         history = [m for m in probe.welcome["history"]]
         while len(history) < sum(map(len, typed.values())):
             event = await probe.recv(10)

@@ -172,6 +172,8 @@ class ChatApp(App[None]):
             return [error_line(update.error.message),
                     system_line("Choose another nickname with /nick NAME.")]
         if isinstance(update, Refused):
+            if update.retrying:
+                return [error_line(f"{update.error.message} It will be sent again shortly.")]
             if update.outgoing is not None:
                 preview = update.outgoing.text.splitlines()[0][:40] if update.outgoing.text else ""
                 return [error_line(f"Not sent ({preview!r}): {update.error.message}")]

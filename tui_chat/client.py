@@ -23,7 +23,12 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from tui_chat import __version__
 from tui_chat.protocol import (
+    BAD_PASSWORD,
     BAD_ROOM,
+    NICK_REGISTERED,
+    RATE_LIMITED,
+    UNAUTHORIZED,
+    UNAVAILABLE,
     NICK_INVALID,
     NICK_RESERVED,
     NICK_TAKEN,
@@ -43,7 +48,9 @@ from tui_chat.protocol import (
     encode,
 )
 
-NICK_ERRORS = frozenset({NICK_INVALID, NICK_RESERVED, NICK_TAKEN})
+NICK_ERRORS = frozenset({NICK_INVALID, NICK_RESERVED, NICK_TAKEN, NICK_REGISTERED, BAD_PASSWORD})
+RETRYABLE = frozenset({RATE_LIMITED, UNAVAILABLE})  # kept in the outbox and sent again later
+RETRY_DELAY = 1.0
 MAX_INCOMING_FRAME = 16 * 1024 * 1024  # a welcome carries history; a hostile server gets no more
 
 
@@ -103,7 +110,8 @@ class UsersListed:
 @dataclass(frozen=True, slots=True)
 class Refused:
     error: Error
-    outgoing: Outgoing | None  # the message the error answers, now dropped from the outbox
+    outgoing: Outgoing | None  # the message the error answers (dropped, unless `retrying`)
+    retrying: bool = False  # the message stays pending and is sent again shortly
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +244,8 @@ class ChatClient:
                 self.url, subprotocols=[SUBPROTOCOL], compression=None, ssl=self.ssl_context,
                 max_size=MAX_INCOMING_FRAME, open_timeout=self.open_timeout, close_timeout=2,
             ) as connection:
+                if self._stopped:  # stop() came while the handshake was in progress
+                    return "stopped", True
                 if connection.subprotocol != SUBPROTOCOL:
                     return "the server does not speak tui-chat.v1", True
                 self._connection = connection
@@ -322,9 +332,13 @@ class ChatClient:
             self._outbox_changed()
 
     def _on_error(self, error: Error) -> str | None:
-        if error.code == BAD_ROOM:
+        if error.code in (BAD_ROOM, UNAUTHORIZED):
             self.on_update(Refused(error, None))
             return error.message
+        if error.cid in self.outbox and error.code in RETRYABLE:
+            self.on_update(Refused(error, self.outbox[error.cid], retrying=True))
+            self._retry_later(error.cid)
+            return None
         if not self._joined and error.code in NICK_ERRORS:
             self._set_state(State.JOINING, reason=error.message)
             self.on_update(NickRefused(error))
@@ -334,6 +348,16 @@ class ChatClient:
         if outgoing is not None:
             self._outbox_changed()
         return None
+
+    def _retry_later(self, cid: str) -> None:
+        """Send a refused-for-now message again after a pause (if it is still pending and we
+        are still online; a reconnect resends it anyway)."""
+        def retry() -> None:
+            outgoing = self.outbox.get(cid)
+            if outgoing is not None and self._joined:
+                self._send_outgoing(outgoing)
+
+        asyncio.get_running_loop().call_later(RETRY_DELAY, retry)
 
     def _is_new(self, message: Message) -> bool:
         return self.last_id is None or message.id > self.last_id

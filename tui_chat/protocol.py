@@ -41,6 +41,11 @@ TOO_LONG = "too_long"
 EMPTY = "empty"
 BAD_ROOM = "bad_room"
 UNKNOWN_COMMAND = "unknown_command"
+RATE_LIMITED = "rate_limited"
+UNAUTHORIZED = "unauthorized"
+NICK_REGISTERED = "nick_registered"
+BAD_PASSWORD = "bad_password"
+UNAVAILABLE = "unavailable"
 
 
 class ProtocolError(ValueError):
@@ -147,13 +152,19 @@ def check_nick(nick: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Hello:
-    """Client: join the room as `nick`; `since`+`epoch` ask for only what was missed."""
+    """Client: join the room as `nick`; `since`+`epoch` ask for only what was missed; `token`
+    is the server's shared secret, `password` the one of a registered nickname."""
 
     type: ClassVar[str] = "hello"
     nick: str
     since: int | None = None
     epoch: str | None = None
     client: str | None = None
+    token: str | None = None
+    password: str | None = None
+
+    def __repr__(self) -> str:  # never print secrets
+        return f"Hello(nick={self.nick!r}, since={self.since!r}, epoch={self.epoch!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,10 +187,14 @@ class Me:
 
 @dataclass(frozen=True, slots=True)
 class Nick:
-    """Client: change nickname."""
+    """Client: change nickname (`password` for a registered one)."""
 
     type: ClassVar[str] = "nick"
     nick: str
+    password: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Nick(nick={self.nick!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +273,7 @@ _FIELD_TYPES: dict[str, str] = {
     "nick": "str", "since": "int", "epoch": "str", "client": "str", "text": "str",
     "cid": "str", "id": "int", "ts": "int", "kind": "str", "room": "str", "users": "names",
     "history": "messages", "recovered": "bool", "max_text": "int", "event": "str",
-    "old": "str", "code": "str", "message": "str",
+    "old": "str", "code": "str", "message": "str", "token": "str", "password": "str",
 }
 _JSON_NAMES = {"str": "a string", "int": "a non-negative integer", "bool": "true or false",
                "names": "a list of strings", "messages": "a list of messages"}

@@ -1,0 +1,106 @@
+"""Registered nicknames: salted scrypt password hashes kept in the server's database."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import os
+import sqlite3
+from dataclasses import dataclass
+
+from server.history import connect_database
+from tui_chat.protocol import check_nick, nick_key, now_ms
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    key TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    salt BLOB NOT NULL,
+    hash BLOB NOT NULL,
+    n INTEGER NOT NULL,
+    r INTEGER NOT NULL,
+    p INTEGER NOT NULL,
+    created INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+# scrypt cost: about 50 ms and 16 MiB per check, so guessing is slow; run off the event loop.
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+MIN_PASSWORD = 8
+
+
+@dataclass(frozen=True)
+class Account:
+    """A registered nickname's stored hash and the scrypt parameters that made it."""
+
+    name: str
+    salt: bytes
+    hash: bytes
+    n: int
+    r: int
+    p: int
+
+    def check(self, password: str) -> bool:
+        """Compare in constant time."""
+        digest = _scrypt(password, self.salt, self.n, self.r, self.p)
+        return hmac.compare_digest(digest, self.hash)
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, maxmem=64 * 1024 * 1024,
+                          dklen=32)
+
+
+class Accounts:
+    """The registered nicknames of one database file (none for `:memory:`)."""
+
+    def __init__(self, path: str) -> None:
+        self._db: sqlite3.Connection | None = None
+        if path != ":memory:":
+            self._db = connect_database(path)
+            self._db.executescript(SCHEMA)
+
+    def add(self, name: str, password: str) -> str:
+        """Register `name` (or change its password); returns the name as stored."""
+        shown = check_nick(name)
+        if len(password) < MIN_PASSWORD:
+            raise ValueError(f"a password needs at least {MIN_PASSWORD} characters")
+        salt = os.urandom(16)
+        digest = _scrypt(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
+        self._require().execute(
+            "INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
+            " name = excluded.name, salt = excluded.salt, hash = excluded.hash, n = excluded.n,"
+            " r = excluded.r, p = excluded.p",
+            (nick_key(shown), shown, salt, digest, SCRYPT_N, SCRYPT_R, SCRYPT_P, now_ms()),
+        )
+        return shown
+
+    def remove(self, name: str) -> bool:
+        cursor = self._require().execute("DELETE FROM users WHERE key = ?", (nick_key(name),))
+        return cursor.rowcount > 0
+
+    def names(self) -> list[str]:
+        if self._db is None:
+            return []
+        return [row[0] for row in self._db.execute("SELECT name FROM users ORDER BY key")]
+
+    def find(self, nick: str) -> Account | None:
+        """The account registered under `nick` (compared as nicknames are), if any."""
+        if self._db is None:
+            return None
+        row = self._db.execute("SELECT name, salt, hash, n, r, p FROM users WHERE key = ?",
+                               (nick_key(nick),)).fetchone()
+        return Account(*row) if row else None
+
+    async def verify(self, account: Account, password: str) -> bool:
+        """Check a password on a worker thread, so the server keeps serving meanwhile."""
+        return await asyncio.to_thread(account.check, password)
+
+    def _require(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise ValueError("registered nicknames need a database file, not :memory:")
+        return self._db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()

@@ -1,0 +1,58 @@
+"""Pure limit-keeping: a token bucket per connection and connection counts per address."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+
+class TokenBucket:
+    """Allows `rate` events a second on average and bursts of `burst`; rate 0 allows all."""
+
+    def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic):
+        self.rate, self.burst, self.clock = rate, max(burst, 1.0), clock
+        self.tokens = self.burst
+        self.stamp = clock()
+
+    def take(self) -> bool:
+        """Spend one token if there is one."""
+        if self.rate <= 0:
+            return True
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class ConnectionCounter:
+    """Open connections per client address and in total, against their limits (0: none)."""
+
+    PER_ADDRESS = "per_address"
+    TOTAL = "total"
+
+    def __init__(self, per_address: int, total: int) -> None:
+        self.per_address, self.total = per_address, total
+        self.by_address: dict[str, int] = {}
+        self.count = 0
+
+    def admit(self, address: str) -> str | None:
+        """Count a new connection, or return which limit it would break (and count nothing)."""
+        if self.total and self.count >= self.total:
+            return self.TOTAL
+        if self.per_address and self.by_address.get(address, 0) >= self.per_address:
+            return self.PER_ADDRESS
+        self.by_address[address] = self.by_address.get(address, 0) + 1
+        self.count += 1
+        return None
+
+    def release(self, address: str) -> None:
+        """Forget a connection that `admit` counted."""
+        left = self.by_address.get(address, 0) - 1
+        if left > 0:
+            self.by_address[address] = left
+        else:
+            self.by_address.pop(address, None)
+        self.count -= 1
