@@ -37,7 +37,7 @@ def free_port() -> int:
 
 
 def conversation_app(port: int) -> ChatApp:
-    return make_app(f"ws://127.0.0.1:{port}/lobby", "alice", address=SHOWN_ADDRESS)
+    return make_app(f"ws://127.0.0.1:{port}/lobby", "alice", address=SHOWN_ADDRESS, keep_outbox=False)
 
 
 async def play_conversation(pilot: Pilot, port: int, *, outage: bool = False) -> None:

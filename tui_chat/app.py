@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -33,6 +34,7 @@ from tui_chat.client import (
     UsersListed,
 )
 from tui_chat.commands import COMMANDS, UnknownCommand, parse_input
+from tui_chat.outbox import OutboxStore
 from tui_chat.protocol import presence_sentence, room_from_path
 from tui_chat.render import error_line, message_line, system_line
 from tui_chat.widgets import ChatInput, ChatLog, Outbox, UserList
@@ -71,9 +73,14 @@ class ChatApp(App[None]):
         scrollback: int = 10_000,
         backoff: Backoff | None = None,
         address: str | None = None,
+        token: str | None = None,
+        password: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        keep_outbox: bool = True,
     ) -> None:
         """`serve=(host, port)` hosts the bundled server in this process and joins its lobby;
-        `address` overrides how the server is named in the header."""
+        `address` overrides how the server is named in the header; `keep_outbox` keeps
+        unsent messages on disk until they are delivered, across restarts of the app."""
         super().__init__()
         self.url = url or "ws://127.0.0.1:8765/lobby"
         self.serve = serve
@@ -81,7 +88,9 @@ class ChatApp(App[None]):
         self.scrollback = scrollback
         self.address = address
         self.retry_at: float | None = None
-        self.client = ChatClient(self.url, nick, self._client_update, backoff=backoff)
+        self.keep_outbox = keep_outbox
+        self.client = ChatClient(self.url, nick, self._client_update, backoff=backoff,
+                                 token=token, password=password, ssl_context=ssl_context)
         self._inbox: list[Update] = []
         self._flush_scheduled = False
 
@@ -100,6 +109,8 @@ class ChatApp(App[None]):
             return
         self._show_title()
         self.set_interval(1, self._show_title)  # the reconnect countdown
+        if self.keep_outbox:
+            self.client.attach_store(OutboxStore(self.url))
         self.run_client()
 
     async def _start_server(self, host: str, port: int) -> bool:
@@ -245,7 +256,8 @@ class ChatApp(App[None]):
             return
         if command.name is None and not self._fits(command.argument):
             return
-        chat_input.remember(line)
+        if not (command.name == "/nick" and " " in command.argument):  # no passwords in history
+            chat_input.remember(line)
         chat_input.value = ""
         self._run_command(command.name, command.argument)
 
@@ -266,10 +278,11 @@ class ChatApp(App[None]):
             elif self._fits(argument):
                 self.client.me(argument)
         elif name == "/nick":
-            if not argument:
-                self._log([error_line("Usage: /nick NAME")])
-            elif not self.client.rename(argument):
-                self._log([system_line(f"You will be {argument} when the connection is back.")])
+            nick, _, password = argument.partition(" ")
+            if not nick:
+                self._log([error_line("Usage: /nick NAME [PASSWORD]")])
+            elif not self.client.rename(nick, password.strip() or None):
+                self._log([system_line(f"You will be {nick} when the connection is back.")])
         elif name == "/who":
             if not self.client.who():
                 users = self.client.users

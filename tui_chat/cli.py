@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import re
+import ssl
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from tui_chat import __version__
@@ -75,6 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"host the server in this process and join it (default: {DEFAULT_SERVE})")
     parser.add_argument("--scrollback", type=int, default=10_000, metavar="LINES",
                         help="lines kept in the message log (default: %(default)s)")
+    access = parser.add_argument_group("access (the server decides what it needs)")
+    access.add_argument("--token-file", type=Path, metavar="PATH",
+                        help="file holding the server's shared token (or set TUI_CHAT_TOKEN)")
+    access.add_argument("--password-file", type=Path, metavar="PATH",
+                        help="file holding the password of your registered nickname"
+                             " (or set TUI_CHAT_PASSWORD)")
+    access.add_argument("--cafile", type=Path, metavar="PEM",
+                        help="certificate authority to trust for wss:// (a private CA);"
+                             " the server's hostname is always verified")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
@@ -94,8 +106,33 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     if args.scrollback < 1:
         parser.error("--scrollback must be at least 1")
+    token = _secret(parser, args.token_file, "TUI_CHAT_TOKEN", "--token-file")
+    password = _secret(parser, args.password_file, "TUI_CHAT_PASSWORD", "--password-file")
+    context = None
+    if args.cafile is not None:
+        if not url.startswith("wss://"):
+            parser.error("--cafile is for wss:// URLs")
+        try:
+            context = ssl.create_default_context(cafile=str(args.cafile))
+        except (OSError, ssl.SSLError) as error:
+            parser.error(f"--cafile {args.cafile}: {error}")
 
     from tui_chat.app import ChatApp  # textual loads only when the app really runs
 
-    ChatApp(url, nick, serve=serve, scrollback=args.scrollback).run()
+    ChatApp(url, nick, serve=serve, scrollback=args.scrollback, token=token, password=password,
+            ssl_context=context).run()
     return 0
+
+
+def _secret(parser: argparse.ArgumentParser, path: Path | None, variable: str,
+            option: str) -> str | None:
+    """A secret from a file (first line) or the environment; never from the command line."""
+    if path is None:
+        return os.environ.get(variable) or None
+    try:
+        secret = path.read_text(encoding="utf-8").strip()
+    except OSError as error:
+        parser.error(f"{option}: {error.strerror}: {path}")
+    if not secret:
+        parser.error(f"{option}: {path} is empty")
+    return secret

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.connection import broadcast
@@ -44,9 +45,13 @@ from tui_chat.protocol import (
     Users,
     Welcome,
     Who,
+    clean_text,
     decode_server,
     encode,
 )
+
+if TYPE_CHECKING:
+    from tui_chat.outbox import OutboxStore
 
 NICK_ERRORS = frozenset({NICK_INVALID, NICK_RESERVED, NICK_TAKEN, NICK_REGISTERED, BAD_PASSWORD})
 RETRYABLE = frozenset({RATE_LIMITED, UNAVAILABLE})  # kept in the outbox and sent again later
@@ -157,9 +162,13 @@ class ChatClient:
         backoff: Backoff | None = None,
         ssl_context: ssl.SSLContext | None = None,
         open_timeout: float = 10,
+        token: str | None = None,
+        password: str | None = None,
     ) -> None:
         self.url = url
         self.nick = nick
+        self.token = token
+        self.password = password
         self.on_update = on_update
         self.backoff = backoff or Backoff()
         self.ssl_context = ssl_context
@@ -170,12 +179,22 @@ class ChatClient:
         self.users: tuple[str, ...] = ()
         self.max_text: int | None = None
         self.outbox: dict[str, Outgoing] = {}
-        self._cids = (f"{secrets.token_hex(4)}-{n}" for n in itertools.count(1))
+        self._cids = (f"{secrets.token_hex(8)}-{n}" for n in itertools.count(1))
+        self.store: OutboxStore | None = None
+        self._save_scheduled = False
         self._connection: ClientConnection | None = None
         self._joined = False
         self._welcomed_once = False
         self._wake = asyncio.Event()
         self._stopped = False
+
+    def attach_store(self, store: OutboxStore) -> None:
+        """Keep the outbox in `store`: what it holds from a previous run is pending again."""
+        self.store = store
+        for outgoing in store.load():
+            self.outbox.setdefault(outgoing.cid, outgoing)
+        if self.outbox:
+            self._outbox_changed()
 
     # -- what the user does ---------------------------------------------------------------
 
@@ -187,18 +206,15 @@ class ChatClient:
         """Queue an action (`/me`)."""
         return self._queue(Outgoing(next(self._cids), text, "action"))
 
-    def rename(self, nick: str) -> bool:
+    def rename(self, nick: str, password: str | None = None) -> bool:
         """Change nickname: a new hello if the last one was refused, else a `nick` request.
         False when not connected (the new name is used on the next connect)."""
-        if self._connection is None:
+        if password is not None:
+            self.password = password
+        if self._connection is None or not self._joined:
             self.nick = nick
-            return False
-        if not self._joined:
-            self.nick = nick
-            self._send(Hello(nick, client=f"tui-chat/{__version__}"))
-        else:
-            self._send(Nick(nick))
-        return True
+            return self._connection is not None and self._send(self._hello())
+        return self._send(Nick(nick, password))
 
     def who(self) -> bool:
         """Ask for the user list; False when not online."""
@@ -240,9 +256,11 @@ class ChatClient:
     async def _connect_once(self) -> tuple[str, bool]:
         """One connection from open to close: (why it ended, whether to stop retrying)."""
         try:
+            headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
             async with connect(
                 self.url, subprotocols=[SUBPROTOCOL], compression=None, ssl=self.ssl_context,
                 max_size=MAX_INCOMING_FRAME, open_timeout=self.open_timeout, close_timeout=2,
+                additional_headers=headers,
             ) as connection:
                 if self._stopped:  # stop() came while the handshake was in progress
                     return "stopped", True
@@ -262,7 +280,11 @@ class ChatClient:
             return f"invalid URL: {error}", True
         except InvalidStatus as error:
             status = error.response.status_code
-            return f"the server refused the connection (HTTP {status})", 400 <= status < 500
+            body = error.response.body.decode(errors="replace").strip() if error.response.body else ""
+            detail = f": {clean_text(body)[:200]}" if body else ""
+            # 429 (too many connections) passes; 401, 403 and 404 will not change by retrying.
+            return f"the server refused the connection (HTTP {status}{detail})", status in (
+                400, 401, 403, 404)
         except (OSError, InvalidHandshake, asyncio.TimeoutError) as error:
             return _describe(error), False
         finally:
@@ -272,7 +294,7 @@ class ChatClient:
     def _hello(self) -> Hello:
         since = self.last_id if self.epoch is not None else None
         return Hello(self.nick, since=since, epoch=self.epoch if since is not None else None,
-                     client=f"tui-chat/{__version__}")
+                     client=f"tui-chat/{__version__}", password=self.password)
 
     def _receive(self, frame: str | bytes) -> str | None:
         """Handle one frame; returns a reason when the server refused us for good."""
@@ -366,7 +388,7 @@ class ChatClient:
 
     def _queue(self, outgoing: Outgoing) -> Outgoing:
         self.outbox[outgoing.cid] = outgoing
-        self._outbox_changed()
+        self._outbox_changed(typed=True)
         if self._joined:
             self._send_outgoing(outgoing)
         return outgoing
@@ -385,8 +407,24 @@ class ChatClient:
         broadcast([connection], encode(event))
         return True
 
-    def _outbox_changed(self) -> None:
+    def _outbox_changed(self, typed: bool = False) -> None:
+        """Report the outbox; keep it on disk (at once for new text, else once per tick)."""
         self.on_update(OutboxChanged(tuple(self.outbox.values())))
+        if self.store is None:
+            return
+        if typed:
+            self._save_outbox()
+        elif not self._save_scheduled:
+            self._save_scheduled = True
+            asyncio.get_running_loop().call_soon(self._save_outbox)
+
+    def _save_outbox(self) -> None:
+        self._save_scheduled = False
+        if self.store is not None:
+            try:
+                self.store.save(self.outbox.values())
+            except OSError:
+                pass  # the messages are still pending in memory; the next change tries again
 
     def _set_state(self, state: State, retry_at: float | None = None, reason: str = "") -> None:
         self.state = state

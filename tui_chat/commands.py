@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from tui_chat.protocol import nick_key
 
 COMMANDS: dict[str, str] = {
-    "/nick": "/nick NAME: change your nickname",
+    "/nick": "/nick NAME [PASSWORD]: change your nickname (a registered one needs its password)",
     "/me": "/me ACTION: say what you are doing (shown as '* you ACTION')",
     "/who": "/who: list who is in the room",
     "/help": "/help: show this help",
