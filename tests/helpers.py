@@ -63,7 +63,7 @@ class JsonClient(BaseClient):
     async def say(self, text: str, cid: str | None = None) -> dict[str, Any]:
         """Send a chat line and return the server's acknowledgement (our own echo), skipping
         presence events that arrive first."""
-        cid = cid or f"c{next(_CIDS)}"
+        cid = cid or f"helper-{next(_CIDS)}"
         await self.send(type="say", text=text, cid=cid)
         while True:
             event = await self.recv()

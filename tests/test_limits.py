@@ -1,0 +1,178 @@
+"""Every limit: its default, what the client is told, that others are unaffected, a log line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from server import ServerConfig
+from server.limits import ConnectionCounter, TokenBucket
+from tests.helpers import JsonClient, PlainClient
+
+
+def test_the_defaults_are_the_documented_ones() -> None:
+    """5 messages/s with bursts of 10, 20 per address, 10,000 in all, 1 MiB pending, 10 s."""
+    config = ServerConfig()
+    assert (config.rate, config.burst) == (5.0, 10)
+    assert (config.max_per_ip, config.max_clients) == (20, 10_000)
+    assert config.max_pending == 1024 * 1024
+    assert config.handshake_timeout == 10.0
+    assert config.history == 10_000
+
+
+def test_token_bucket_allows_a_burst_then_the_rate() -> None:
+    """A full bucket gives `burst` tokens at once, then refills at `rate` per second."""
+    now = [0.0]
+    bucket = TokenBucket(rate=5, burst=10, clock=lambda: now[0])
+    assert [bucket.take() for _ in range(11)] == [True] * 10 + [False]
+    now[0] += 0.2
+    assert bucket.take() and not bucket.take()
+    now[0] += 100
+    assert sum(bucket.take() for _ in range(20)) == 10
+    assert all(TokenBucket(rate=0, burst=1).take() for _ in range(100))
+
+
+def test_connection_counter_limits_per_address_and_in_total() -> None:
+    """Admission stops at each limit and resumes once connections are released."""
+    counter = ConnectionCounter(per_address=2, total=3)
+    assert [counter.admit("a"), counter.admit("a")] == [None, None]
+    assert counter.admit("a") == ConnectionCounter.PER_ADDRESS
+    assert counter.admit("b") is None
+    assert counter.admit("c") == ConnectionCounter.TOTAL
+    counter.release("a")
+    assert counter.admit("a") is None
+    assert counter.by_address == {"a": 2, "b": 1}
+
+
+async def test_excess_messages_are_refused_and_the_connection_stays(start_server, caplog) -> None:
+    """Past the burst, messages get rate_limited (with their cid); others see only the rest."""
+    server = await start_server(rate=1, burst=3)
+    alice = await JsonClient.connect(server.url, "alice")
+    bob = await JsonClient.connect(server.url, "bob")
+    await alice.expect("presence")
+    for number in range(6):
+        await alice.send(type="say", text=f"m{number}", cid=f"c{number}")
+    replies = [await alice.recv() for _ in range(6)]
+    refused = [r for r in replies if r["type"] == "error"]
+    assert len(refused) >= 2 and all(r["code"] == "rate_limited" for r in refused)
+    assert {r["cid"] for r in refused} <= {f"c{n}" for n in range(6)}
+    assert "at most 1 messages a second" in refused[0]["message"]
+    delivered = [(await bob.expect("message"))["text"] for _ in range(6 - len(refused))]
+    assert delivered == [r["text"] for r in replies if r["type"] == "message"]
+    assert await bob.silent()
+    await asyncio.sleep(1.1)
+    assert (await alice.say("after a pause"))["text"] == "after a pause"
+    logged = [r for r in caplog.records if "rate_limited" in r.getMessage()]
+    assert len(logged) == 1, "a flood is logged once, not once per message"
+    await alice.close()
+    await bob.close()
+
+
+async def test_plain_clients_are_rate_limited_too(start_server) -> None:
+    """A plain client past the burst gets `[Server]: Slow down...`."""
+    server = await start_server(rate=1, burst=2)
+    pat = await PlainClient.connect(server.url, "pat")
+    for number in range(4):
+        await pat.send(f"line {number}")
+    assert (await pat.recv()).startswith("[Server]: Slow down")
+    await pat.close()
+
+
+async def test_connections_beyond_the_per_address_limit_get_429(start_server, caplog) -> None:
+    """The third connection from one address is refused at the handshake with HTTP 429."""
+    server = await start_server(max_per_ip=2)
+    first = await JsonClient.connect(server.url, "a")
+    second = await JsonClient.connect(server.url, "b")
+    with pytest.raises(InvalidStatus) as refused:
+        await JsonClient.connect(server.url, "c")
+    assert refused.value.response.status_code == 429
+    assert any("connections from this address" in r.getMessage() for r in caplog.records)
+    await second.close()
+    await asyncio.sleep(0.1)
+    third = await JsonClient.connect(server.url, "c")  # a place came free
+    for client in (first, third):
+        await client.close()
+
+
+async def test_connections_beyond_max_clients_get_503(start_server, caplog) -> None:
+    """Past --max-clients the handshake is refused with HTTP 503."""
+    server = await start_server(max_clients=1)
+    only = await JsonClient.connect(server.url, "only")
+    with pytest.raises(InvalidStatus) as refused:
+        await JsonClient.connect(server.url, "late")
+    assert refused.value.response.status_code == 503
+    assert any("server is full" in r.getMessage() for r in caplog.records)
+    await only.close()
+
+
+async def test_a_client_that_stops_reading_is_disconnected(start_server, caplog) -> None:
+    """Once output pending for a non-reader passes --max-pending it is dropped; others go on."""
+    server = await start_server(max_pending=64 * 1024, max_text=4000)
+    sender = await JsonClient.connect(server.url, "sender")
+    reader = await JsonClient.connect(server.url, "reader")
+    stalled = await JsonClient.connect(server.url, "stalled")
+    stalled.connection.transport.pause_reading()
+    for _ in range(2):
+        await sender.expect("presence")
+    await reader.expect("presence")
+    text = "x" * 3900
+    left = False
+    for number in range(5000):  # up to ~20 MB: past any socket buffer
+        await sender.send(type="say", text=text, cid=str(number))
+        event = await sender.recv()
+        while event["type"] == "presence":
+            left = left or (event["event"], event["nick"]) == ("leave", "stalled")
+            event = await sender.recv()
+        if left:
+            break
+        await reader.recv()
+    assert left, "the stalled client was never dropped"
+    assert any("slow consumer" in r.getMessage() for r in caplog.records)
+    assert (await sender.say("still flowing"))["text"] == "still flowing"
+    stalled.connection.transport.abort()
+    await asyncio.gather(sender.close(), reader.close())
+
+
+async def test_a_handshake_that_never_finishes_is_closed(start_server, caplog) -> None:
+    """A TCP connection that sends no handshake is closed after --handshake-timeout."""
+    server = await start_server(handshake_timeout=0.3)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    assert await asyncio.wait_for(reader.read(), 3) == b""  # closed by the server
+    writer.close()
+    assert any("handshake not finished" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_slow_handshake_does_not_count_against_others(start_server) -> None:
+    """While one handshake stalls, others connect and chat."""
+    server = await start_server(handshake_timeout=5)
+    stalled = await asyncio.open_connection("127.0.0.1", server.port)
+    client = await JsonClient.connect(server.url, "alice")
+    assert (await client.say("fine"))["text"] == "fine"
+    await client.close()
+    stalled[1].close()
+
+
+@pytest.fixture(autouse=True)
+def capture_server_logs(caplog) -> None:
+    caplog.set_level(logging.INFO, logger="tui_chat.server")
+
+
+async def test_a_refused_handshake_is_not_counted(start_server) -> None:
+    """Connections refused for a limit do not use up places themselves."""
+    server = await start_server(max_per_ip=1)
+    first = await JsonClient.connect(server.url, "a")
+    for _ in range(5):
+        with pytest.raises(InvalidStatus):
+            await JsonClient.connect(server.url, "b")
+    await first.close()
+    await asyncio.sleep(0.1)
+    async with connect(server.url) as connection:
+        await connection.send("b")
+        assert (await connection.recv()).startswith("[Server]: Welcome")
+    assert server.counter.count == 0 or server.counter.count == 1
+    with pytest.raises(ConnectionClosed):
+        await first.connection.recv()
