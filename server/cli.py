@@ -154,9 +154,9 @@ def setup_logging(level: str) -> None:
         level=level.upper(), stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(message)s",
     )
-    # websockets' own connection chatter only when debugging; our lines say what happened.
-    if level != "debug":
-        logging.getLogger("websockets").setLevel(logging.WARNING)
+    # Our lines say what happened. websockets' DEBUG lines copy frames and headers (tokens,
+    # passwords, chat text), so they are never on; its INFO lines only when debugging.
+    logging.getLogger("websockets").setLevel(logging.INFO if level == "debug" else logging.WARNING)
 
 
 async def serve_until_signalled(config: ServerConfig) -> None:

@@ -1,0 +1,222 @@
+"""Who gets in: the shared token, registered nicknames, TLS and allowed browser origins."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import ssl
+import subprocess
+import sys
+
+import pytest
+import trustme
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from server.accounts import Accounts
+from tests.helpers import JsonClient, PlainClient
+from tui_chat.client import ChatClient, State
+from tui_chat.protocol import SUBPROTOCOL
+
+TOKEN = "s3cret-token-value"
+
+
+@pytest.fixture(autouse=True)
+def capture_server_logs(caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+
+
+async def test_json_clients_may_present_the_token_in_hello(start_server) -> None:
+    """The right token in hello joins; no or a wrong token gets `unauthorized` and a close,
+    before any room data is sent."""
+    server = await start_server(token=TOKEN)
+    alice = await JsonClient.connect(server.url, "alice", token=TOKEN)
+    assert alice.welcome["users"] == ["alice"]
+    for token in (None, "wrong"):
+        intruder = await JsonClient.connect(server.url)
+        await intruder.send(type="hello", nick="eve", **({"token": token} if token else {}))
+        error = await intruder.expect("error")
+        assert error["code"] == "unauthorized"
+        with pytest.raises(ConnectionClosed):
+            await intruder.recv()
+        assert intruder.connection.close_code == 1008
+    assert await alice.silent(), "no presence: the intruder never joined"
+    await alice.close()
+
+
+async def test_a_bearer_header_is_checked_at_the_handshake(start_server) -> None:
+    """Authorization: Bearer works for both dialects; a wrong one is HTTP 401."""
+    server = await start_server(token=TOKEN)
+    good = {"Authorization": f"Bearer {TOKEN}"}
+    async with connect(server.url, additional_headers=good, subprotocols=[SUBPROTOCOL]) as json_ws:
+        await json_ws.send('{"type":"hello","nick":"alice"}')
+        assert '"welcome"' in await json_ws.recv()
+    async with connect(server.url, additional_headers=good) as plain_ws:
+        await plain_ws.send("pat")
+        assert (await plain_ws.recv()).startswith("[Server]: Welcome")
+    for headers, subprotocols in (({"Authorization": "Bearer nope"}, [SUBPROTOCOL]),
+                                  ({"Authorization": "Bearer nope"}, None),
+                                  (None, None)):
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(server.url, additional_headers=headers, subprotocols=subprotocols)
+        assert refused.value.response.status_code == 401
+
+
+async def test_the_token_never_reaches_the_log(tmp_path) -> None:
+    """Even at --log-level debug, neither a right nor a wrong token nor a password is logged."""
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "server", "--port", "0", "--db", ":memory:", "--log-level",
+        "debug", "--token-file", str(token_file), stderr=asyncio.subprocess.PIPE)
+    assert process.stderr is not None
+    line = ""
+    while not (found := re.search(r"listening on (ws://\S+)", line)):
+        line += (await asyncio.wait_for(process.stderr.readline(), 10)).decode()
+    url = found.group(1)
+    client = await JsonClient.connect(url, "alice", token=TOKEN, password="hunter2-secret")
+    await client.say("hello")
+    with pytest.raises(InvalidStatus):
+        await connect(url, additional_headers={"Authorization": "Bearer guess-1234"})
+    await client.close()
+    process.terminate()
+    logged = line + (await process.stderr.read()).decode()
+    await process.wait()
+    assert "refused: wrong token" in logged
+    for secret in (TOKEN, "guess-1234", "hunter2-secret"):
+        assert secret not in logged
+
+
+async def test_our_client_sends_the_token_and_stops_on_a_wrong_one(start_server) -> None:
+    """ChatClient joins with the token; with a wrong one it goes offline instead of retrying."""
+    server = await start_server(token=TOKEN)
+    updates: list = []
+    good = ChatClient(server.url + "/lobby", "alice", updates.append, token=TOKEN)
+    bad = ChatClient(server.url + "/lobby", "eve", updates.append, token="wrong")
+    task = asyncio.create_task(good.run())
+    await asyncio.wait_for(bad.run(), 5)  # returns: refused for good
+    assert bad.state is State.OFFLINE
+    for _ in range(100):
+        if good.state is State.ONLINE:
+            break
+        await asyncio.sleep(0.02)
+    assert good.state is State.ONLINE
+    await good.stop()
+    await task
+
+
+@pytest.fixture
+def accounts_db(tmp_path) -> str:
+    path = str(tmp_path / "chat.db")
+    accounts = Accounts(path)
+    accounts.add("alice", "correct horse")
+    accounts.close()
+    return path
+
+
+async def test_a_registered_nickname_needs_its_password(start_server, accounts_db) -> None:
+    """Without or with a wrong password the name is refused; with it, the user joins."""
+    server = await start_server(db=accounts_db)
+    client = await JsonClient.connect(server.url)
+    await client.send(type="hello", nick="Alice")
+    assert (await client.expect("error"))["code"] == "nick_registered"
+    await client.send(type="hello", nick="alice", password="wrong password")
+    assert (await client.expect("error"))["code"] == "bad_password"
+    await client.send(type="hello", nick="alice", password="correct horse")
+    assert (await client.expect("welcome"))["nick"] == "alice"
+    free = await JsonClient.connect(server.url, "bob")  # unregistered names work as before
+    await free.send(type="nick", nick="ALICE")
+    assert (await free.expect("error"))["code"] == "nick_registered"
+    await client.close()
+    await free.close()
+
+
+async def test_plain_clients_log_in_with_name_and_password(start_server, accounts_db) -> None:
+    """Plain clients send `NAME PASSWORD` as the first line; a space in an unregistered name
+    is still an error, not a password."""
+    server = await start_server(db=accounts_db)
+    plain = await PlainClient.connect(server.url)
+    await plain.send("alice")
+    assert "registered" in await plain.recv()
+    await plain.send("alice wrong")
+    assert "Wrong password" in await plain.recv()
+    await plain.send("alice correct horse")
+    assert (await plain.recv()).startswith("[Server]: Welcome to lobby, alice!")
+    other = await PlainClient.connect(server.url)
+    await other.send("john smith")
+    assert "not allowed" in await other.recv()
+    await plain.close()
+    await other.close()
+
+
+def test_user_command_adds_lists_and_removes(tmp_path) -> None:
+    """`tui-chat-server user add/list/remove` manage the database's registered names."""
+    db = str(tmp_path / "chat.db")
+
+    def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "server", "user", "--db", db, *args],
+                              input=stdin, capture_output=True, text=True, timeout=30)
+
+    assert run("add", "alice", "--password-stdin", stdin="long enough\n").returncode == 0
+    assert run("list").stdout.split() == ["alice"]
+    short = run("add", "bob", "--password-stdin", stdin="short\n")
+    assert short.returncode == 1 and "at least 8" in short.stderr
+    assert run("add", "bad name", "--password-stdin", stdin="long enough\n").returncode == 1
+    assert run("remove", "ALICE").returncode == 0
+    assert run("list").stdout.split() == []
+    assert Accounts(db).find("alice") is None
+
+
+@pytest.fixture(scope="module")
+def certificate_authority() -> trustme.CA:
+    return trustme.CA()
+
+
+async def test_tls_serves_wss_and_the_client_verifies_it(
+    start_server, tmp_path, certificate_authority
+) -> None:
+    """With --certfile/--keyfile the server speaks wss://; a client trusting the CA joins."""
+    cert = certificate_authority.issue_cert("localhost", "127.0.0.1")
+    certfile, keyfile, cafile = (tmp_path / n for n in ("cert.pem", "key.pem", "ca.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(certfile))
+    for pem in cert.cert_chain_pems[1:]:
+        pem.write_to_path(str(certfile), append=True)
+    cert.private_key_pem.write_to_path(str(keyfile))
+    certificate_authority.cert_pem.write_to_path(str(cafile))
+    server = await start_server(certfile=str(certfile), keyfile=str(keyfile))
+    assert server.url.startswith("wss://")
+    context = ssl.create_default_context(cafile=str(cafile))
+    updates: list = []
+    client = ChatClient(server.url + "/lobby", "alice", updates.append, ssl_context=context)
+    task = asyncio.create_task(client.run())
+    for _ in range(100):
+        if client.state is State.ONLINE:
+            break
+        await asyncio.sleep(0.02)
+    assert client.state is State.ONLINE
+    await client.stop()
+    await task
+    # the system's CAs do not know this certificate: refused
+    with pytest.raises(ssl.SSLCertVerificationError):
+        await connect(server.url, ssl=ssl.create_default_context())
+    # hostname verification is on: the certificate is not valid for another name
+    wrong_host = server.url.replace("127.0.0.1", "localhost").replace("localhost", "127.0.0.2")
+    with pytest.raises((ssl.SSLCertVerificationError, OSError)):
+        await connect(wrong_host, ssl=context)
+
+
+async def test_only_allowed_browser_origins_get_in(start_server, caplog) -> None:
+    """With --allow-origin, a foreign Origin gets HTTP 403; no Origin (non-browsers) is fine."""
+    server = await start_server(allow_origins=("https://chat.example.org",))
+    async with connect(server.url, origin="https://chat.example.org") as allowed:
+        await allowed.send("alice")
+        assert (await allowed.recv()).startswith("[Server]: Welcome")
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(server.url, origin="https://evil.example.com")
+    assert refused.value.response.status_code == 403
+    async with connect(server.url) as tool:
+        await tool.send("bob")
+        assert (await tool.recv()).startswith("[Server]: Welcome")
+    assert any("origin 'https://evil.example.com' is not allowed" in r.getMessage()
+               for r in caplog.records)
