@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tests.helpers import JsonClient
+
 
 async def test_hello_gets_a_welcome_with_users_history_and_epoch(join, chat_server) -> None:
     """The welcome names you, the room, who is here, the recent history and the epoch."""
@@ -165,3 +167,23 @@ async def test_own_messages_in_the_backlog_keep_their_cid(join) -> None:
     await alice.close()
     again = await join("alice", since=0, epoch=alice.welcome["epoch"])
     assert again.welcome["history"][0]["cid"] == "k1"
+
+
+async def test_a_catch_up_larger_than_one_welcome_continues_as_messages(start_server) -> None:
+    """A gap bigger than the welcome's budget arrives whole: the welcome, then messages."""
+    server = await start_server(max_text=4000)
+    writer = await JsonClient.connect(server.url, "writer")
+    text = "y" * 3000
+    for number in range(400):  # ~1.2 MB of history
+        await writer.send(type="say", text=f"{number:04d} {text}", cid=f"w{number}")
+    for _ in range(400):
+        await writer.expect("message")
+    reader = await JsonClient.connect(server.url, "reader", since=0, epoch=writer.welcome["epoch"])
+    got = [m["text"][:4] for m in reader.welcome["history"]]
+    assert 0 < len(got) < 400, "the welcome alone does not carry it all"
+    assert reader.welcome["recovered"] is True
+    while len(got) < 400:
+        got.append((await reader.expect("message"))["text"][:4])
+    assert got == [f"{n:04d}" for n in range(400)]
+    await writer.close()
+    await reader.close()

@@ -12,7 +12,6 @@ import time
 import unicodedata
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Union
-from urllib.parse import urlsplit
 
 SUBPROTOCOL = "tui-chat.v1"
 DEFAULT_ROOM = "lobby"
@@ -106,7 +105,7 @@ def _quote(value: str, limit: int = 40) -> str:
 
 def room_from_path(path: str) -> str:
     """The room named by a WebSocket request path (`/` is the lobby); ProtocolError if invalid."""
-    name = urlsplit(path).path.removeprefix("/")
+    name = path.partition("?")[0].partition("#")[0].removeprefix("/")
     if not name:
         return DEFAULT_ROOM
     if not _ROOM.fullmatch(name):

@@ -1,0 +1,99 @@
+"""Typed, unacknowledged messages survive a restart of the client and are delivered once."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.apptools import SIZE, log_text, make_app, online, outbox, type_line, until
+from tests.helpers import JsonClient
+from tui_chat.client import Backoff, ChatClient, Outgoing, Received, State
+from tui_chat.outbox import OutboxStore
+
+
+def test_the_store_round_trips_and_removes_itself_when_empty(tmp_path) -> None:
+    """Pending messages are saved and loaded in order; an empty outbox leaves no file."""
+    store = OutboxStore("ws://h/lobby", tmp_path)
+    pending = [Outgoing("a-1", "hello"), Outgoing("a-2", "waves", "action")]
+    store.save(pending)
+    assert OutboxStore("ws://h/lobby", tmp_path).load() == pending
+    assert OutboxStore("ws://h/other", tmp_path).load() == [], "one file per room"
+    store.save([])
+    assert not store.path.exists()
+
+
+def test_an_unreadable_store_is_an_empty_outbox(tmp_path) -> None:
+    """A damaged file does not stop the client."""
+    store = OutboxStore("ws://h/lobby", tmp_path)
+    store.path.parent.mkdir(parents=True, exist_ok=True)
+    store.path.write_text("{not json")
+    assert store.load() == []
+
+
+async def run_until_empty(client: ChatClient) -> list[Received]:
+    received: list[Received] = []
+    client.on_update = lambda update: received.append(update) if isinstance(update, Received) else None
+    task = asyncio.create_task(client.run())
+    for _ in range(250):
+        if client.state is State.ONLINE and not client.outbox:
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.1)
+    await client.stop()
+    await task
+    return received
+
+
+async def test_pending_messages_are_sent_after_the_client_restarts(chat_server, tmp_path) -> None:
+    """What was typed while offline is on disk, and the next client for the room sends it."""
+    url = chat_server.url + "/lobby"
+    first = ChatClient("ws://127.0.0.1:9/lobby", "alice", lambda update: None)  # never connects
+    first.attach_store(OutboxStore(url, tmp_path))
+    first.say("typed offline")
+    first.me("waits")
+    second = ChatClient(url, "alice", lambda update: None, backoff=Backoff(0.02, 0.1))
+    second.attach_store(OutboxStore(url, tmp_path))
+    assert [o.text for o in second.outbox.values()] == ["typed offline", "waits"]
+    received = await run_until_empty(second)
+    assert [(r.message.text, r.mine) for r in received] == [("typed offline", True), ("waits", True)]
+    assert not OutboxStore(url, tmp_path).path.exists()
+
+
+async def test_a_message_stored_before_the_client_died_is_not_stored_again(start_server, tmp_path) -> None:
+    """The server already has the cid (the ack was lost with the client): it is not repeated,
+    whether the replay shows it or the resend is answered with the original."""
+    for backlog in (50, 0):
+        server = await start_server(backlog=backlog)
+        url = server.url + "/lobby"
+        before = await JsonClient.connect(url, "alice")
+        original = await before.say("said once", cid="persisted-1")
+        await before.close()
+        store = OutboxStore(url, tmp_path)
+        store.save([Outgoing("persisted-1", "said once")])
+        client = ChatClient(url, "alice", lambda update: None, backoff=Backoff(0.02, 0.1))
+        client.attach_store(store)
+        await run_until_empty(client)
+        assert client.outbox == {}
+        probe = await JsonClient.connect(url, "probe", since=0, epoch=before.welcome["epoch"])
+        assert [m["id"] for m in probe.welcome["history"]] == [original["id"]]
+        await probe.close()
+
+
+async def test_the_app_delivers_what_was_typed_before_it_was_closed(chat_server, tmp_path) -> None:
+    """Type while the server is unreachable, quit, start again: the line is delivered once."""
+    port = chat_server.port
+    await chat_server.stop()
+    url = f"ws://127.0.0.1:{port}/lobby"
+    app = make_app(url, "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await type_line(pilot, "written before quitting")
+        await until(pilot, lambda: len(outbox(app)) == 1)
+    from server import ChatServer, ServerConfig
+
+    async with ChatServer(ServerConfig(port=port, db=":memory:", rate=0)):
+        again = make_app(url, "alice")
+        async with again.run_test(size=SIZE) as pilot:
+            await online(pilot)
+            await until(pilot, lambda: "alice written before quitting" in log_text(again))
+            await until(pilot, lambda: outbox(again) == ())
+            assert log_text(again).count("written before quitting") == 1
+            await again.client.stop()
