@@ -276,3 +276,16 @@ async def test_serve_mode_on_a_busy_port_says_so() -> None:
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: "Cannot serve on 127.0.0.1" in log_text(app))
             assert app.state.value == "offline"
+
+
+async def test_serve_mode_with_a_database_in_use_says_so(tmp_path) -> None:
+    """If another server holds the default database, the app explains instead of crashing."""
+    from server.app import default_db_path
+    from server.history import History
+
+    holder = History(default_db_path())
+    app = make_app(None, "host", serve=("127.0.0.1", 0))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: "in use by another tui-chat server" in " ".join(log_text(app).split()))
+        assert app.state.value == "offline"
+    await holder.close()

@@ -19,6 +19,7 @@ from textual.reactive import reactive
 from textual.widgets import Footer, Header, Input
 
 from server import ChatServer, ServerConfig
+from server.history import StorageError
 from tui_chat.client import (
     Backoff,
     ChatClient,
@@ -120,10 +121,11 @@ class ChatApp(App[None]):
         try:
             self.server = ChatServer(ServerConfig(host=host, port=port))
             await self.server.start()
-        except OSError as error:
+        except (OSError, StorageError) as error:
             self.server = None
             self.state = State.OFFLINE
-            self._log([error_line(f"Cannot serve on {host}:{port}: {error.strerror or error}")])
+            reason = getattr(error, "strerror", None) or error
+            self._log([error_line(f"Cannot serve on {host}:{port}: {reason}")])
             return False
         self.url = self.client.url = f"{self.server.url}/lobby"
         self._log([system_line(f"Serving {self.server.url} in this process. Others join with:"
