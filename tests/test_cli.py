@@ -64,7 +64,11 @@ def test_help_shows_usage_and_examples() -> None:
     ("args", "message"),
     [(["http://x"], "ws:// or wss://"), (["--nick", "bad name"], "not allowed"),
      (["--serve", "nope"], "HOST:PORT"), (["ws://x/y", "--serve"], "not both"),
-     (["--scrollback", "0"], "at least 1")],
+     (["--scrollback", "0"], "at least 1"),
+     (["ws://x/y", "--cafile", "ca.pem"], "for wss:// URLs"),
+     (["wss://x/y", "--cafile", "/nonexistent/ca.pem"], "--cafile"),
+     (["--token-file", "/nonexistent/token"], "--token-file"),
+     (["--password-file", "/nonexistent/pw"], "--password-file")],
 )
 def test_bad_arguments_are_usage_errors(args: list[str], message: str) -> None:
     """Bad input exits 2 with a clear message, before any screen is drawn."""

@@ -198,3 +198,22 @@ async def test_stop_during_the_handshake_ends_the_client(chat_server) -> None:
     await client.stop()
     await asyncio.wait_for(task, 5)
     assert client.state is State.OFFLINE
+
+
+async def test_a_gap_older_than_retention_is_reported(start_server, run_client, join) -> None:
+    """If the server no longer keeps all it missed, the client reports a gap (the marker)."""
+    server = await start_server(history=3)
+    client, seen = run_client(server.url + "/lobby", "alice")
+    await seen.until(lambda: client.state is State.ONLINE)
+    other = await JsonClient.connect(server.url + "/lobby", "bob")
+    await other.say("seen")
+    await seen.until(lambda: len(seen.of(Received)) == 1)
+    client._connection.transport.abort()
+    await seen.until(lambda: client.state is State.RECONNECTING)
+    for number in range(10):
+        await other.say(f"missed {number}")
+    await seen.until(lambda: len(seen.of(Joined)) == 2)
+    rejoin = seen.of(Joined)[1]
+    assert rejoin.gap
+    assert [m.text for m in rejoin.welcome.history] == ["missed 7", "missed 8", "missed 9"]
+    await other.close()
