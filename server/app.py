@@ -43,6 +43,7 @@ class ServerConfig:
     max_frame: int = DEFAULT_MAX_FRAME
     rate: float = 5.0
     burst: int = 10
+    presence_limit: int = 500
     max_per_ip: int = 20
     max_clients: int = 10_000
     max_pending: int = 1024 * 1024
@@ -90,7 +91,7 @@ class ChatServer:
         self.hub = Hub(
             self.history,
             Limits(self.config.max_text, self.config.max_frame, self.config.backlog,
-                   self.config.rate, self.config.burst),
+                   self.config.rate, self.config.burst, self.config.presence_limit),
             self.accounts,
             self.config.token,
         )

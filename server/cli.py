@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="messages kept per room, 0 for none (default: %(default)s)")
     add("--backlog", type=_count, default=defaults.backlog, metavar="N",
         help="recent messages sent to a client that joins (default: %(default)s)")
+    add("--presence-limit", type=_count, default=defaults.presence_limit, metavar="N",
+        help="rooms with more members than this do not announce each join and leave"
+             " (default: %(default)s)")
     limits = parser.add_argument_group("limits (0 turns a limit off)")
     add = limits.add_argument
     add("--max-text", type=_count, default=defaults.max_text, metavar="CHARS",
@@ -141,6 +144,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         parser.error("--keyfile needs --certfile")
     return ServerConfig(
         host=args.host, port=args.port, db=args.db, history=args.history, backlog=args.backlog,
+        presence_limit=args.presence_limit,
         max_text=args.max_text, max_frame=args.max_frame, rate=args.rate, burst=args.burst,
         max_per_ip=args.max_per_ip, max_clients=args.max_clients, max_pending=args.max_pending,
         handshake_timeout=args.handshake_timeout, ping_interval=args.ping_interval,
@@ -168,6 +172,17 @@ async def serve_until_signalled(config: ServerConfig) -> None:
     async with ChatServer(config):
         await stop.wait()
         logging.getLogger("tui_chat.server").info("shutting down")
+
+
+def run(main_coroutine) -> None:
+    """Run on uvloop when it is installed (`pip install tui-chat[speed]`), else asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main_coroutine)
+    else:
+        logging.getLogger("tui_chat.server").info("event loop: uvloop %s", uvloop.__version__)
+        uvloop.run(main_coroutine)
 
 
 def manage_users(argv: list[str]) -> int:
@@ -209,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.log_level)
     log = logging.getLogger("tui_chat.server")
     try:
-        asyncio.run(serve_until_signalled(config))
+        run(serve_until_signalled(config))
     except StorageError as error:
         log.error("%s", error)
         return 1

@@ -3,6 +3,7 @@ written to every recipient without awaiting any of them."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, replace
 from typing import Any, Iterable
@@ -10,6 +11,7 @@ from typing import Any, Iterable
 from websockets.asyncio.connection import broadcast
 
 from server.accounts import Accounts
+from server.fanout import Delivery, coalesce, text_frame, write_to_all
 from server.history import History, StorageError
 from server.rooms import Dialect, Member, Room, Rooms
 from tui_chat.protocol import (
@@ -47,6 +49,7 @@ class Limits:
     backlog: int = 50
     rate: float = 5.0
     burst: int = 10
+    presence_limit: int = 500
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class Greeting:
 
     welcome: Welcome
     more: tuple[Message, ...] = ()
+    count: int = 0  # people in the room (the welcome may name only some of them)
 
 
 def send_now(connections: Iterable[Any], payload: str) -> None:
@@ -75,9 +79,11 @@ class Hub:
         self.accounts = accounts
         self.token = token
         self.closing = False
-        # Per room, the last message id delivered live to members. A joiner's backlog stops
-        # there, so a message is either in the backlog or delivered live, never both.
+        # Per room, the last message id written to members. A joiner's backlog stops there,
+        # so a message is either in the backlog or delivered live, never both.
         self._published: dict[str, int] = {}
+        self._outbound: dict[str, list[Delivery]] = {}  # per room, what this tick sends
+        self._pending_ids: dict[str, int] = {}  # per room, the last message id queued
 
     # -- membership ---------------------------------------------------------------------
 
@@ -103,18 +109,22 @@ class Hub:
             for m in backlog.messages
         ]
         fits = _fitting(history, WELCOME_BUDGET)
+        announce = self._announces(room)
+        # A plain newcomer to a crowd gets a head count, not ten thousand names.
+        users = room.users() if dialect is Dialect.JSON or announce else room.users(limit=20)
         welcome = Welcome(
-            nick=shown, room=room.name, users=room.users(), epoch=self.history.epoch,
+            nick=shown, room=room.name, users=users, epoch=self.history.epoch,
             history=tuple(history[:fits]), recovered=backlog.recovered,
             max_text=self.limits.max_text,
         )
-        self._announce(room, Presence("join", shown, welcome.users), member, include_self=False)
-        return room, member, Greeting(welcome, tuple(history[fits:]))
+        if announce:
+            self._announce(room, Presence("join", shown, room.users()), member, b"")
+        return room, member, Greeting(welcome, tuple(history[fits:]), len(room.members))
 
     def leave(self, room: Room, member: Member) -> None:
         """Remove a member (if it is one) and tell the others."""
-        if room.leave(member) and not self.closing:
-            self._announce(room, Presence("leave", member.nick, room.users()), member, False)
+        if room.leave(member) and not self.closing and self._announces(room):
+            self._announce(room, Presence("leave", member.nick, room.users()), None, b"")
         self.rooms.discard_if_empty(room)
 
     def rename(self, room: Room, member: Member, new_nick: str) -> None:
@@ -122,16 +132,26 @@ class Hub:
         if clean_text(new_nick).strip() == member.nick:
             raise ProtocolError(NICK_UNCHANGED, f"You are already called {member.nick!r}.")
         old = room.rename(member, new_nick)
-        self._announce(room, Presence("rename", member.nick, room.users(), old), member, True)
+        presence = Presence("rename", member.nick, room.users(), old)
+        json_frame = text_frame(encode(presence))
+        for_subject = json_frame if member.dialect is Dialect.JSON else text_frame(
+            server_line(f"You are now known as {member.nick}."))
+        self._announce(room, presence, member, for_subject, json_frame)
 
-    def _announce(self, room: Room, presence: Presence, subject: Member, include_self: bool) -> None:
-        json_payload = encode(presence)
-        json_to = room.recipients(Dialect.JSON)
-        send_now(json_to if include_self else _without(json_to, subject.connection), json_payload)
-        send_now(_without(room.recipients(Dialect.PLAIN), subject.connection),
-                 server_line(presence_sentence(presence)))
-        if include_self and subject.dialect is Dialect.PLAIN:
-            send_now([subject.connection], server_line(f"You are now known as {subject.nick}."))
+    def _announces(self, room: Room) -> bool:
+        """Joins and leaves are announced in rooms up to the presence limit (0: always)."""
+        limit = self.limits.presence_limit
+        return not limit or len(room.members) <= limit
+
+    def _announce(self, room: Room, presence: Presence, subject: Member | None,
+                  for_subject: bytes, json_frame: bytes | None = None) -> None:
+        self._queue(room.name, Delivery(
+            json_frame or text_frame(encode(presence)),
+            text_frame(server_line(presence_sentence(presence))),
+            subject.connection if subject else None,
+            subject is not None and subject.dialect is Dialect.JSON,
+            for_subject,
+        ))
 
     # -- messages -----------------------------------------------------------------------
 
@@ -166,20 +186,40 @@ class Hub:
             if member.dialect is Dialect.JSON:
                 send_now([member.connection], encode(message))
             return message
-        self._published[name] = max(self._published[name], message.id)
-        room = self.rooms.find(name)  # the room as it is now: members came and went meanwhile
-        if room is None:
-            return message
-        sender = member.connection
         public = replace(message, cid=None) if cid is not None else message
-        json_to = room.recipients(Dialect.JSON)
-        if member.dialect is Dialect.JSON and cid is not None:
-            send_now(_without(json_to, sender), encode(public))
-            send_now([sender], encode(message))
+        json_frame = text_frame(encode(public))
+        if member.dialect is Dialect.JSON:
+            for_sender = json_frame if cid is None else text_frame(encode(message))
         else:
-            send_now(json_to, encode(public))
-        send_now(_without(room.recipients(Dialect.PLAIN), sender), plain_line(message))
+            for_sender = b""  # plain senders do not get their own lines back
+        self._queue(name, Delivery(json_frame, text_frame(plain_line(message)),
+                                   member.connection, member.dialect is Dialect.JSON,
+                                   for_sender), message.id)
         return message
+
+    # -- the outbound queue ---------------------------------------------------------------
+
+    def _queue(self, room_name: str, delivery: Delivery, message_id: int | None = None) -> None:
+        """Send `delivery` to the room's members with everything else from this tick."""
+        batch = self._outbound.get(room_name)
+        if batch is None:
+            batch = self._outbound[room_name] = []
+            asyncio.get_running_loop().call_soon(self._flush, room_name)
+        batch.append(delivery)
+        if message_id is not None:
+            self._pending_ids[room_name] = message_id
+
+    def _flush(self, room_name: str) -> None:
+        batch = self._outbound.pop(room_name)
+        last_id = self._pending_ids.pop(room_name, None)
+        if last_id is not None:  # from now on these messages are live, not backlog
+            self._published[room_name] = max(self._published.get(room_name, 0), last_id)
+        room = self.rooms.find(room_name)
+        if room is None:
+            return
+        json_all, plain_all, special = coalesce(batch)
+        write_to_all(room.recipients(Dialect.JSON), json_all, special)
+        write_to_all(room.recipients(Dialect.PLAIN), plain_all, special)
 
 
 def _fitting(messages: list[Message], budget: int) -> int:
@@ -192,5 +232,3 @@ def _fitting(messages: list[Message], budget: int) -> int:
     return len(messages)
 
 
-def _without(connections: list[Any], excluded: Any) -> Iterable[Any]:
-    return (connection for connection in connections if connection is not excluded)

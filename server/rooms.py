@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -37,6 +38,8 @@ class Room:
     name: str
     members: dict[str, Member] = field(default_factory=dict)
     _recipients: dict[Dialect, list[Any]] | None = None
+    _keys: list[str] = field(default_factory=list)  # member keys, sorted
+    _users: tuple[str, ...] | None = None
 
     def vet_nick(self, nick: str, renaming: Member | None = None) -> str:
         """The nickname as it will be shown, or ProtocolError if invalid, reserved or taken."""
@@ -52,14 +55,16 @@ class Room:
         if key in self.members:
             raise ProtocolError(NICK_TAKEN, f"The nickname {member.nick!r} is taken in this room.")
         self.members[key] = member
-        self._recipients = None
+        insort(self._keys, key)
+        self._recipients = self._users = None
 
     def leave(self, member: Member) -> bool:
         """Remove a member; False if it was not in the room (nothing changes then)."""
         if self.members.get(member.key) is not member:
             return False
         del self.members[member.key]
-        self._recipients = None
+        del self._keys[bisect_left(self._keys, member.key)]
+        self._recipients = self._users = None
         return True
 
     def rename(self, member: Member, new_nick: str) -> str:
@@ -67,13 +72,20 @@ class Room:
         shown = self.vet_nick(new_nick, renaming=member)
         old = member.nick
         del self.members[member.key]
+        del self._keys[bisect_left(self._keys, member.key)]
         member.nick = shown
         self.members[member.key] = member
+        insort(self._keys, member.key)
+        self._users = None
         return old
 
-    def users(self) -> tuple[str, ...]:
-        """Everyone's nickname, sorted case-insensitively."""
-        return tuple(self.members[key].nick for key in sorted(self.members))
+    def users(self, limit: int | None = None) -> tuple[str, ...]:
+        """Everyone's nickname (or the first `limit`), sorted case-insensitively."""
+        if limit is not None:
+            return tuple(self.members[key].nick for key in self._keys[:limit])
+        if self._users is None:
+            self._users = tuple(self.members[key].nick for key in self._keys)
+        return self._users
 
     def recipients(self, dialect: Dialect) -> list[Any]:
         """The connections of every member speaking `dialect` (cached until membership changes)."""

@@ -260,7 +260,9 @@ class PlainSession(Session):
         welcome = greeting.welcome
         for message in welcome.history + greeting.more:
             self.send(plain_line(message))
+        others = greeting.count - len(welcome.users)
+        here = ", ".join(welcome.users) + (f" and {others:,} more" if others > 0 else "")
         self.send(server_line(
-            f"Welcome to {welcome.room}, {welcome.nick}! Here now: {', '.join(welcome.users)}."
+            f"Welcome to {welcome.room}, {welcome.nick}! Here now: {here}."
             " Type /help for commands."
         ))

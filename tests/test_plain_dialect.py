@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tests.helpers import PlainClient
+
 
 async def test_first_line_is_the_nickname_and_others_see_the_join(join_plain) -> None:
     """After the nickname is accepted, the others see `[Server]: bob has joined the chat.`"""
@@ -141,3 +143,22 @@ async def test_rooms_are_isolated(join, join_plain) -> None:
     assert await dev.silent()
     assert await lobby.silent()
     assert dev.welcome["room"] == "dev" and dev.welcome["users"] == ["alice"]
+
+
+async def test_crowded_rooms_stop_announcing_joins(start_server) -> None:
+    """Past --presence-limit members, joins and leaves are not announced, and a plain
+    newcomer is told a head count instead of every name."""
+    server = await start_server(presence_limit=2)
+    first = await PlainClient.connect(server.url, "a1")
+    second = await PlainClient.connect(server.url, "a2")
+    assert await first.recv() == "[Server]: a2 has joined the chat."
+    late = []
+    for number in range(3, 26):
+        late.append(await PlainClient.connect(server.url, f"a{number}"))
+    assert "and 5 more." in late[-1].greeting[-1]
+    await late[0].close()
+    assert await first.silent()
+    await late[-1].send("/who")
+    assert (await late[-1].recv()).startswith("[Server]: In lobby (24): a1, a10, a11")
+    for client in [first, second, *late[1:]]:
+        await client.close()
