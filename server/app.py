@@ -10,7 +10,10 @@ from dataclasses import dataclass
 
 from platformdirs import user_data_path
 from websockets.asyncio.server import Server, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
+from websockets.protocol import State
 from websockets.http11 import Request, Response
 
 from server.accounts import Accounts
@@ -97,6 +100,8 @@ class ChatServer:
         )
         self.counter = ConnectionCounter(self.config.max_per_ip, self.config.max_clients)
         self._server: Server | None = None
+        self._live: set[ChatConnection] = set()
+        self._keepalive: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         config = self.config
@@ -114,14 +119,36 @@ class ChatServer:
             max_size=config.max_frame,
             write_limit=config.max_pending or 2**62,
             open_timeout=config.handshake_timeout or None,
-            ping_interval=config.ping_interval or None,
-            ping_timeout=config.ping_timeout or None,
+            ping_interval=None,  # one keepalive task for all connections, not one each
             close_timeout=config.close_timeout,
             create_connection=connection_class,
             logger=logging.getLogger("websockets.server"),
         )
+        if config.ping_interval:
+            self._keepalive = asyncio.create_task(self._keep_alive())
         log.info("listening on %s (history %s, epoch %s)", self.url, self.history.path,
                  self.history.epoch)
+
+    async def _keep_alive(self) -> None:
+        """Every --ping-interval, ping every connection; drop those that have not answered
+        within --ping-timeout (dead peers, half-open connections)."""
+        interval, timeout = self.config.ping_interval, self.config.ping_timeout
+        while True:
+            await asyncio.sleep(interval)
+            pongs = {}
+            for connection in list(self._live):
+                try:
+                    pongs[connection] = await connection.ping()
+                except ConnectionClosed:
+                    continue
+            if not timeout:
+                continue
+            await asyncio.sleep(timeout)
+            for connection, pong in pongs.items():
+                if not pong.done() and connection.protocol.state is State.OPEN:
+                    log.info("%s keepalive: no answer to a ping within %g s; disconnected",
+                             peer_name(connection), timeout)
+                    connection.transport.abort()
 
     def _tls_context(self) -> ssl.SSLContext | None:
         if not self.config.certfile:
@@ -144,6 +171,9 @@ class ChatServer:
 
     async def stop(self) -> None:
         """Close every connection with 1001 (going away) and wait for the handlers to finish."""
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+            self._keepalive = None
         if self._server is not None:
             self.hub.closing = True
             self._server.close(code=CloseCode.GOING_AWAY, reason="server shutting down")
@@ -196,8 +226,7 @@ class ChatServer:
                         self.config.max_per_ip)
             return connection.respond(http.HTTPStatus.TOO_MANY_REQUESTS,
                                       "Too many connections from your address.\n")
-        release = asyncio.ensure_future(connection.wait_closed())
-        release.add_done_callback(lambda _: self.counter.release(address))
+        connection.on_lost = lambda: self.counter.release(address)
         return None
 
     async def _handle(self, connection: ChatConnection) -> None:
@@ -206,6 +235,8 @@ class ChatServer:
             JsonSession if connection.subprotocol == SUBPROTOCOL else PlainSession
         )
         path = connection.request.path if connection.request else "/"
+        # The handshake's headers are not needed any more: keep only the path.
+        connection.request, connection.response = Request(path, Headers()), None
         log.info("%s connected to %s (%s)", peer, path, session_class.dialect.value)
         try:
             room_name = room_from_path(path)
@@ -215,9 +246,11 @@ class ChatServer:
             await connection.close(CloseCode.POLICY_VIOLATION, "invalid room name")
             return
         session = session_class(self.hub, connection, room_name, peer)
+        self._live.add(connection)
         try:
             await session.run()
         finally:
+            self._live.discard(connection)
             session.leave()
             log.info("%s disconnected: %s", peer, _close_description(connection))
 

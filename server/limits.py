@@ -9,6 +9,8 @@ from collections.abc import Callable
 class TokenBucket:
     """Allows `rate` events a second on average and bursts of `burst`; rate 0 allows all."""
 
+    __slots__ = ("rate", "burst", "clock", "tokens", "stamp")
+
     def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic):
         self.rate, self.burst, self.clock = rate, max(burst, 1.0), clock
         self.tokens = self.burst

@@ -47,6 +47,8 @@ def token_matches(given: str | None, expected: str) -> bool:
 class Session:
     """What both dialects share: the connection, the room it asked for, membership, limits."""
 
+    __slots__ = ("hub", "connection", "room_name", "peer", "room", "member", "bucket",
+                 "_throttled")
     dialect: Dialect
 
     def __init__(self, hub: Hub, connection, room_name: str, peer: str) -> None:
@@ -150,6 +152,8 @@ class Session:
 class JsonSession(Session):
     """The `tui-chat.v1` dialect: one JSON event per text frame."""
 
+    __slots__ = ()
+
     dialect = Dialect.JSON
 
     @staticmethod
@@ -207,6 +211,8 @@ PLAIN_HELP = (
 class PlainSession(Session):
     """The plain-text dialect: the first line is the nickname (and the password of a registered
     one, after a space), then every line is a message."""
+
+    __slots__ = ()
 
     dialect = Dialect.PLAIN
 

@@ -31,6 +31,13 @@ class ChatConnection(ServerConnection):
     authorized = False
     handshake_timeout: float | None = None
     pending_limit = 0
+    on_lost = None  # called once when the TCP connection is gone (frees its admission slot)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.on_lost is not None:
+            on_lost, self.on_lost = self.on_lost, None
+            on_lost()
 
     def pause_writing(self) -> None:
         super().pause_writing()

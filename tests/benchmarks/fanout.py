@@ -1,0 +1,356 @@
+"""The fan-out benchmark: tui-chat-server against reference broadcast servers, side by side.
+
+    .venv/bin/python -m tests.benchmarks.fanout            # the full run (docs/performance.md)
+    .venv/bin/python -m tests.benchmarks.fanout --quick    # a smaller, faster run
+
+Every server is started fresh for every measurement, pinned to CPU 0 while this load
+generator runs on CPU 1, and the servers take turns (A B C D E, A B C D E, ...) so drift
+hits them all alike. Reported: medians over the repetitions, and ratios to the references.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tests.benchmarks.loadgen import LeanClient, Tally, message, open_clients, percentile
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+SERVER_CPU, LOADGEN_CPU = 0, 1
+
+
+@dataclass(frozen=True)
+class ServerKind:
+    name: str
+    plain_join: bool  # speaks the plain dialect: a nickname first, senders skip their echo
+
+    def command(self, port: int, workdir: Path) -> list[str]:
+        python = sys.executable
+        if self.name.startswith("tui-chat"):
+            db = ":memory:" if "memory" in self.name else str(workdir / "history.db")
+            return [python, "-m", "server", "--port", str(port), "--db", db, "--rate", "0",
+                    "--max-per-ip", "0", "--max-clients", "0", "--log-level", "warning"]
+        if self.name == "websockets broadcast()":
+            return [python, str(HERE / "servers" / "ws_broadcast.py"), str(port)]
+        if self.name == "asyncio.wait tutorial":
+            return [python, str(HERE / "servers" / "ws_wait.py"), str(port)]
+        return ["node", str(HERE / "servers" / "node_ws" / "server.js"), str(port)]
+
+
+SERVERS = [
+    ServerKind("tui-chat", True),
+    ServerKind("tui-chat :memory:", True),
+    ServerKind("websockets broadcast()", False),
+    ServerKind("asyncio.wait tutorial", False),
+    ServerKind("Node ws", False),
+]
+
+
+@dataclass
+class Result:
+    server: str
+    clients: int
+    repetition: int
+    deliveries_per_s: float = 0.0
+    messages_per_s: float = 0.0
+    server_cpu: float = 0.0
+    loadgen_cpu: float = 0.0
+    rss_per_connection_kib: float = 0.0
+    latency: dict[str, dict[str, float]] = field(default_factory=dict)
+    errors: int = 0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class RunningServer:
+    """A server process pinned to SERVER_CPU, started fresh and stopped after one measurement."""
+
+    def __init__(self, kind: ServerKind) -> None:
+        self.kind = kind
+        self.port = free_port()
+        self.workdir = Path(tempfile.mkdtemp(prefix="tui-chat-bench-"))
+        self.process: subprocess.Popen | None = None
+
+    async def __aenter__(self) -> RunningServer:
+        self.process = subprocess.Popen(
+            self.kind.command(self.port, self.workdir), cwd=ROOT,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=lambda: os.sched_setaffinity(0, {SERVER_CPU}),
+        )
+        for _ in range(300):
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                writer.close()
+                return self
+            except OSError:
+                await asyncio.sleep(0.02)
+        raise RuntimeError(f"{self.kind.name} did not start")
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self.process is not None
+        self.process.terminate()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+async def saturate(clients: list[LeanClient], tally: Tally, senders: int, window: int,
+                   warmup: float, seconds: float, pid: int) -> tuple[float, float, float, float]:
+    """Closed loop: keep `window` messages in flight (as seen by an observer that does not
+    send). Returns deliveries/s, messages/s, server CPU and load-generator CPU (cores)."""
+    observer = clients[-1]
+    sending = clients[:senders]
+    sent = observed = 0
+    wake = asyncio.Event()
+
+    def seen(_: int) -> None:
+        nonlocal observed
+        observed += 1
+        if sent - observed < window:
+            wake.set()
+
+    observer.on_text = seen
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    marks: dict[str, tuple] = {}
+    while True:
+        now = loop.time()
+        if "start" not in marks and now >= start + warmup:
+            marks["start"] = (now, tally.frames, observed, cpu_seconds(pid), time.process_time())
+        if now >= start + warmup + seconds:
+            marks["end"] = (now, tally.frames, observed, cpu_seconds(pid), time.process_time())
+            break
+        while sent - observed < window:
+            sending[sent % senders].send(message(sent, time.perf_counter_ns()))
+            sent += 1
+        wake.clear()
+        try:
+            await asyncio.wait_for(wake.wait(), 1)
+        except asyncio.TimeoutError:
+            pass
+    observer.on_text = None
+    (t0, f0, o0, c0, g0), (t1, f1, o1, c1, g1) = marks["start"], marks["end"]
+    wall = t1 - t0
+    await asyncio.sleep(0.5)  # let what is in flight drain before the next phase
+    return (f1 - f0) / wall, (o1 - o0) / wall, (c1 - c0) / wall, (g1 - g0) / wall
+
+
+async def open_loop(clients: list[LeanClient], tally: Tally, senders: int, rate: float,
+                    warmup: float, seconds: float) -> dict[str, float]:
+    """Open loop: send `rate` messages/s on a fixed schedule; latency is measured from each
+    message's scheduled send time, so a server that falls behind is charged for it."""
+    sending = clients[:senders]
+    interval_ns = int(1e9 / rate)
+    begin = time.perf_counter_ns()
+    measure_from = begin + int(warmup * 1e9)
+    end = measure_from + int(seconds * 1e9)
+    sequence = 0
+    while True:
+        due = begin + sequence * interval_ns
+        if due >= end:
+            break
+        ahead = due - time.perf_counter_ns()
+        if ahead > 0:
+            await asyncio.sleep(ahead / 1e9)
+        if due >= measure_from and due - interval_ns < measure_from:
+            tally.latencies_ns.clear()  # only messages scheduled after the warm-up count
+        sending[sequence % senders].send(message(sequence, due))
+        sequence += 1
+    await asyncio.sleep(1.0)  # late arrivals still count, against their scheduled time
+    latencies = list(tally.latencies_ns)
+    tally.latencies_ns.clear()
+    return {"p50_ms": percentile(latencies, 0.50), "p99_ms": percentile(latencies, 0.99),
+            "p999_ms": percentile(latencies, 0.999), "samples": len(latencies)}
+
+
+async def measure(kind: ServerKind, clients_count: int, repetition: int, loads: list[float],
+                  args: argparse.Namespace) -> Result:
+    result = Result(kind.name, clients_count, repetition)
+    async with RunningServer(kind) as server:
+        assert server.process is not None
+        pid = server.process.pid
+        await asyncio.sleep(0.2)
+        baseline = rss_kib(pid)
+        tally = Tally()
+        clients = await open_clients("127.0.0.1", server.port, "/bench", clients_count, tally,
+                                     plain_join=kind.plain_join, samples=args.samples)
+        await asyncio.sleep(0.5)
+        result.rss_per_connection_kib = (rss_kib(pid) - baseline) / clients_count
+        if not args.memory_only:
+            senders = min(args.senders, clients_count - 1)
+            (result.deliveries_per_s, result.messages_per_s, result.server_cpu,
+             result.loadgen_cpu) = await saturate(clients, tally, senders, args.window,
+                                                  args.warmup, args.seconds, pid)
+            for load in loads:
+                label = f"{load:,.0f} msg/s"
+                result.latency[label] = await open_loop(clients, tally, senders, load,
+                                                        args.warmup, args.seconds)
+        result.errors = tally.errors
+        for client in clients:
+            if client.transport is not None:
+                client.transport.abort()
+    return result
+
+
+def median_of(results: list[Result], server: str, clients: int, pick) -> float:
+    values = [pick(r) for r in results if r.server == server and r.clients == clients]
+    values = [v for v in values if v == v]  # drop NaN
+    return statistics.median(values) if values else float("nan")
+
+
+def report(results: list[Result], sizes: list[int], servers: list[ServerKind]) -> str:
+    lines = ["| clients | server | deliveries/s | vs Node ws | vs websockets broadcast() |"
+             " server CPU | load generator CPU | RSS/connection | p50 / p99 / p99.9 at half load |",
+             "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for size in sizes:
+        node = median_of(results, "Node ws", size, lambda r: r.deliveries_per_s)
+        ws = median_of(results, "websockets broadcast()", size, lambda r: r.deliveries_per_s)
+        for kind in servers:
+            rate = median_of(results, kind.name, size, lambda r: r.deliveries_per_s)
+            rss = median_of(results, kind.name, size, lambda r: r.rss_per_connection_kib)
+            cpu = median_of(results, kind.name, size, lambda r: r.server_cpu)
+            gen = median_of(results, kind.name, size, lambda r: r.loadgen_cpu)
+            half = [r.latency for r in results if r.server == kind.name and r.clients == size]
+            label = next(iter(half[0]), None) if half and half[0] else None
+            if label is not None:
+                lat = "/".join(f"{median_of(results, kind.name, size, lambda r, k=k: r.latency[label][k]):.1f}"
+                               for k in ("p50_ms", "p99_ms", "p999_ms")) + f" ms at {label}"
+            else:
+                lat = "-"
+            if rate > 0:
+                vs = f"{rate:,.0f} | {rate / node:.2f}x | {rate / ws:.2f}x | {cpu:.0%} | {gen:.0%}"
+            else:  # a memory-only size
+                vs = "- | - | - | - | -"
+            lines.append(f"| {size:,} | {kind.name} | {vs} | {rss:.1f} KiB | {lat} |")
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    try:
+        import uvloop
+        loop = f"uvloop {uvloop.__version__}"
+    except ImportError:
+        loop = "asyncio"
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    return {"cpu": cpu, "cores": str(os.cpu_count()), "python": platform.python_version(),
+            "node": node, "tui-chat loop": loop, "kernel": platform.release()}
+
+
+async def calibrate(size: int, args: argparse.Namespace) -> float:
+    """tui-chat's own saturation rate, to choose the offered loads for latency."""
+    probe = argparse.Namespace(**{**vars(args), "seconds": 2.0, "memory_only": False})
+    result = await measure(SERVERS[0], size, -1, [], probe)
+    return result.messages_per_s
+
+
+async def main_async(args: argparse.Namespace) -> list[Result]:
+    os.sched_setaffinity(0, {LOADGEN_CPU})
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    servers = [kind for kind in SERVERS if kind.name in args.servers]
+    if any(kind.name == "Node ws" for kind in servers):
+        node_dir = HERE / "servers" / "node_ws"
+        if not (node_dir / "node_modules" / "ws").exists():
+            subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"],
+                           cwd=node_dir, check=True)
+    results: list[Result] = []
+    for size in args.clients:
+        memory_only = size > args.throughput_max
+        loads: list[float] = []
+        if not memory_only:
+            top = await calibrate(size, args)
+            loads = [round(top / 2)]
+            print(f"{size:,} clients: tui-chat saturates at {top:,.0f} messages/s;"
+                  f" latency measured at {loads[0]:,} messages/s", flush=True)
+        for repetition in range(args.repetitions):
+            for kind in servers:
+                run_args = argparse.Namespace(**{**vars(args), "memory_only": memory_only})
+                try:
+                    result = await measure(kind, size, repetition, loads, run_args)
+                except Exception as error:  # one server failing must not end the run
+                    print(f"  {kind.name}: failed: {error!r}", flush=True)
+                    continue
+                results.append(result)
+                print(f"  {size:>6,} {kind.name:<24} rep {repetition}: "
+                      f"{result.deliveries_per_s:>11,.0f} deliveries/s "
+                      f"rss {result.rss_per_connection_kib:5.1f} KiB/conn "
+                      f"{json.dumps(result.latency)}", flush=True)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", default="100,1000,10000",
+                        type=lambda text: [int(n) for n in text.split(",")])
+    parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument("--senders", type=int, default=10)
+    parser.add_argument("--window", type=int, default=64, help="messages in flight (closed loop)")
+    parser.add_argument("--samples", type=int, default=20, help="clients measuring latency")
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--throughput-max", type=int, default=1000,
+                        help="above this many clients, measure memory only")
+    parser.add_argument("--servers", default=",".join(kind.name for kind in SERVERS),
+                        type=lambda text: text.split(","))
+    parser.add_argument("--json", type=Path, default=ROOT / "docs" / "benchmark-fanout.json")
+    parser.add_argument("--quick", action="store_true",
+                        help="1 repetition, 1,000 clients, shorter windows")
+    args = parser.parse_args()
+    if args.quick:
+        args.repetitions, args.clients, args.seconds = 1, [1000], 2.0
+    try:
+        import uvloop  # the generator is cheaper on uvloop; it is in the [speed] extra
+    except ImportError:
+        results = asyncio.run(main_async(args))
+    else:
+        results = uvloop.run(main_async(args))
+    servers = [kind for kind in SERVERS if kind.name in args.servers]
+    table = report(results, args.clients, servers)
+    info = machine()
+    print("\nmachine: " + ", ".join(f"{k} {v}" for k, v in info.items()))
+    print(table)
+    args.json.write_text(json.dumps({"machine": info, "table": table,
+                                     "results": [asdict(r) for r in results]}, indent=1))
+    print(f"\nwrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
