@@ -21,7 +21,7 @@ def make_app(url: str, nick: str, **options) -> ChatApp:
 
 def log_text(app: ChatApp) -> str:
     """Everything the message log shows, as plain text."""
-    return "\n".join(strip.text for strip in app.query_one(ChatLog).lines)
+    return app.query_one(ChatLog).text()
 
 
 def users_text(app: ChatApp) -> str:

@@ -171,3 +171,14 @@ def test_plain_lines_follow_the_classic_format() -> None:
     assert presence_sentence(Presence("join", "bob", ())) == "bob has joined the chat."
     assert presence_sentence(Presence("leave", "bob", ())) == "bob has left the chat."
     assert presence_sentence(Presence("rename", "b2", (), "bob")) == "bob is now known as b2."
+
+
+def test_wrap_ranges_break_at_spaces_and_fold_long_words() -> None:
+    """Rows break at the last space that fits (dropping it), long words are cut, and
+    line breaks always start a new row."""
+    from tui_chat.render import wrap_ranges
+
+    text = "aaa bbb ccc dddddddddd e\nf"
+    rows = [text[start:end] for start, end in wrap_ranges(text, 7)]
+    assert rows == ["aaa bbb", "ccc", "ddddddd", "ddd e", "f"]
+    assert wrap_ranges("héllo wörld", 5) is None  # not ASCII: Rich wraps it

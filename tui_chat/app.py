@@ -37,7 +37,7 @@ from tui_chat.client import (
 from tui_chat.commands import COMMANDS, UnknownCommand, parse_input
 from tui_chat.outbox import OutboxStore
 from tui_chat.protocol import presence_sentence, room_from_path
-from tui_chat.render import error_line, message_line, system_line
+from tui_chat.render import MessageLine, error_line, system_line
 from tui_chat.widgets import ChatInput, ChatLog, Outbox, UserList
 
 FLUSH_INTERVAL = 1 / 60  # incoming lines reach the log at most once per frame
@@ -98,7 +98,7 @@ class ChatApp(App[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="main"):
-            yield ChatLog(id="log", max_lines=self.scrollback, wrap=True, min_width=20)
+            yield ChatLog(id="log", max_lines=self.scrollback)
             yield UserList(id="users")
         yield Outbox(id="outbox")
         yield ChatInput(id="input", placeholder="Type a message, /help for commands")
@@ -156,16 +156,16 @@ class ChatApp(App[None]):
         self.post_message(NetworkUpdates(updates))
 
     def on_network_updates(self, message: NetworkUpdates) -> None:
-        lines: list[Text] = []
+        lines: list[Text | MessageLine] = []
         for update in message.updates:
             lines.extend(self._apply(update))
         self._log(lines)
 
-    def _apply(self, update: Update) -> list[Text]:
+    def _apply(self, update: Update) -> list[Text | MessageLine]:
         """Bring the screen up to date with one update; returns the log lines it adds."""
         me = self.client.nick
         if isinstance(update, Received):
-            return [message_line(update.message, me)]
+            return [MessageLine(update.message, me)]
         if isinstance(update, PresenceChanged):
             self._show_users()
             if update.you:
@@ -199,7 +199,7 @@ class ChatApp(App[None]):
         lines: list[Text] = []
         if update.gap:
             lines.append(error_line("Earlier messages are not available."))
-        lines.extend(message_line(m, welcome.nick) for m in welcome.history)
+        lines.extend(MessageLine(m, welcome.nick) for m in welcome.history)
         verb = "Reconnected to" if update.rejoined else "You joined"
         count = len(welcome.users)
         lines.append(system_line(f"{verb} {welcome.room} as {welcome.nick}."
@@ -221,7 +221,7 @@ class ChatApp(App[None]):
         users.users, users.me = self.client.users, self.client.nick
         self.query_one(ChatInput).users = self.client.users
 
-    def _log(self, lines: list[Text]) -> None:
+    def _log(self, lines: list[Text | MessageLine]) -> None:
         self.query_one(ChatLog).write_lines(lines)
 
     # -- the header ------------------------------------------------------------------------

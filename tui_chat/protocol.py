@@ -312,7 +312,24 @@ def _decode(frame: str | bytes, events: dict[str, type]) -> Any:
         data = json.loads(frame)
     except (ValueError, RecursionError):
         raise ProtocolError(BAD_JSON, "The frame is not valid JSON.") from None
+    if events is SERVER_EVENTS and type(data) is dict and data.get("type") == "message":
+        message = _fast_message(data)
+        if message is not None:
+            return message
     return _from_dict(data, events)
+
+
+def _fast_message(data: dict[str, Any]) -> Message | None:
+    """The common case, a well-formed `message`, checked field by field without the generic
+    loop; anything unusual returns None and gets the generic path and its error messages."""
+    message_id, ts, nick, text = data.get("id"), data.get("ts"), data.get("nick"), data.get("text")
+    kind, cid = data.get("kind", "chat"), data.get("cid")
+    if (type(message_id) is int and message_id >= 0 and type(ts) is int and ts >= 0
+            and type(nick) is str and type(text) is str and kind in KINDS
+            and (cid is None or (type(cid) is str and 0 < len(cid) <= MAX_CID))):
+        return Message(message_id, ts, clean_text(nick), clean_text(text), kind,
+                       None if cid is None else clean_text(cid))
+    return None
 
 
 def _from_dict(data: Any, events: dict[str, type]) -> Any:

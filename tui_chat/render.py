@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 import zlib
+from dataclasses import dataclass
 
+from rich.cells import cell_len
 from rich.text import Text
 
 from tui_chat.protocol import Message, nick_key, now_ms
@@ -47,6 +49,66 @@ def message_line(message: Message, me: str) -> Text:
         line.append(" ")
         line.append(message.text, "bold" if own else "")
     return line
+
+
+@dataclass(frozen=True, slots=True)
+class MessageLine:
+    """A chat message waiting to be shown: its Rich Text is built only when it is on screen."""
+
+    message: Message
+    me: str
+
+    def to_text(self) -> Text:
+        return message_line(self.message, self.me)
+
+    def width(self) -> int:
+        """Cells the line takes on one row (exact when the text has no line break)."""
+        message = self.message
+        return 7 + cell_len(message.nick) + cell_len(message.text) + (
+            2 if message.kind == "action" else 0)
+
+    def single_row(self) -> bool:
+        return "\n" not in self.message.text
+
+    def plain(self) -> str:
+        """The line's text exactly as `to_text()` lays it out, without styles."""
+        message = self.message
+        action = "* " if message.kind == "action" else ""
+        return f"{clock(message.ts)} {action}{message.nick} {message.text}"
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One screen row of a wrapped line: characters `start` to `end` of it."""
+
+    line: MessageLine
+    start: int
+    end: int
+
+    def to_text(self) -> Text:
+        return self.line.to_text()[self.start:self.end]
+
+
+def wrap_ranges(plain: str, width: int) -> list[tuple[int, int]] | None:
+    """Greedy word wrap of ASCII text: (start, end) of each row, breaking at spaces (a space
+    at a break is dropped) and folding words longer than a row. None if not ASCII."""
+    if not plain.isascii():
+        return None
+    ranges: list[tuple[int, int]] = []
+    position = 0
+    for paragraph in plain.split("\n"):
+        start, stop = position, position + len(paragraph)
+        while stop - start > width:
+            cut = plain.rfind(" ", start + 1, start + width + 1)
+            if cut <= start:
+                ranges.append((start, start + width))
+                start += width
+            else:
+                ranges.append((start, cut))
+                start = cut + 1
+        ranges.append((start, stop))
+        position = stop + 1
+    return ranges
 
 
 def system_line(text: str, ts_ms: int | None = None, style: str = SYSTEM_STYLE) -> Text:

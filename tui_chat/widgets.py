@@ -2,24 +2,38 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 
 from rich.text import Text
+from textual.cache import LRUCache
 from textual.binding import Binding
 from textual.reactive import reactive
-from textual.widgets import Input, RichLog, Static
+from textual.geometry import Size
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.widgets import Input, Static
 
 from tui_chat.client import Outgoing
 from tui_chat.commands import complete
 from tui_chat.protocol import nick_key
-from tui_chat.render import nick_colour
+from tui_chat.render import MessageLine, Row, nick_colour, wrap_ranges
 
 
-class ChatLog(RichLog):
-    """The message log: bounded scrollback; follows new lines while the view is at the end,
-    stays put once the user scrolls up, and follows again when they scroll back down."""
+class ChatLog(ScrollView):
+    """The message log. Lines are stored cheaply and rendered only when they are on screen, so
+    a burst of thousands of messages a second costs little more than storing them. Keeps the
+    last `max_lines` rows; follows new lines while the view is at the end, stays put once the
+    user scrolls up, and follows again when they scroll back down."""
 
     following = True
+
+    def __init__(self, max_lines: int = 10_000, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.max_lines = max_lines
+        self._rows: deque[Text | MessageLine | Row] = deque()
+        self._removed = 0  # rows dropped from the top so far (cache keys are absolute)
+        self._cache: LRUCache[int, Strip] = LRUCache(1024)
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
@@ -28,11 +42,81 @@ class ChatLog(RichLog):
         elif new_value < old_value:
             self.following = False  # the user scrolled up
 
-    def write_lines(self, lines: Iterable[Text]) -> None:
-        """Append many lines with one write (one render, one refresh)."""
-        batch = list(lines)
-        if batch:
-            self.write(Text("\n").join(batch), scroll_end=self.following)
+    def write_lines(self, lines: Iterable[Text | MessageLine]) -> None:
+        """Append lines (one refresh for the lot); a line wider than the log is wrapped."""
+        width = max(self.scrollable_content_region.width, 20)
+        rows = self._rows
+        before = len(rows)
+        for line in lines:
+            if isinstance(line, MessageLine):
+                if line.single_row() and line.width() <= width:
+                    rows.append(line)
+                    continue
+                ranges = wrap_ranges(line.plain(), width)
+                if ranges is not None:
+                    rows.extend(Row(line, start, end) for start, end in ranges)
+                    continue
+                line = line.to_text()
+            if "\n" not in line.plain and line.cell_len <= width:
+                rows.append(line)
+            else:
+                rows.extend(line.wrap(self.app.console, width))
+        if len(rows) == before:
+            return
+        excess = len(rows) - self.max_lines
+        if excess > 0:
+            for _ in range(excess):
+                rows.popleft()
+            self._removed += excess
+        self.virtual_size = Size(width, len(rows))
+        if self.following:
+            self.scroll_end(animate=False, immediate=False, x_axis=False)
+        elif excess > 0:  # keep what the user is reading in place
+            self.scroll_to(y=max(0, self.scroll_y - excess), animate=False, immediate=True)
+        self.refresh()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._cache.clear()
+
+    def clear(self) -> None:
+        self._rows.clear()
+        self._cache.clear()
+        self._removed = 0
+        self.virtual_size = Size(0, 0)
+        self.following = True
+        self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        index = scroll_y + y
+        width = self.size.width
+        if index >= len(self._rows):
+            return Strip.blank(width, self.rich_style)
+        strip = self._strip(index)
+        return strip.crop_extend(scroll_x, scroll_x + width, self.rich_style).apply_offsets(
+            scroll_x, index)
+
+    def _strip(self, index: int) -> Strip:
+        key = self._removed + index
+        strip = self._cache.get(key)
+        if strip is None:
+            row = self._rows[index]
+            text = row if isinstance(row, Text) else row.to_text()
+            strip = Strip(text.render(self.app.console), text.cell_len)
+            strip = self._cache[key] = strip.apply_style(self.rich_style)
+        return strip
+
+    @property
+    def lines(self) -> list[Strip]:
+        """Every row, rendered (for tests and copying; the screen renders only what shows)."""
+        return [self._strip(index) for index in range(len(self._rows))]
+
+    def text(self) -> str:
+        """Everything in the log as plain text, one row per line."""
+        return "\n".join(
+            (row if isinstance(row, Text) else row.to_text()).plain for row in self._rows
+        )
 
 
 class UserList(Static):

@@ -246,8 +246,9 @@ def report(results: list[Result], sizes: list[int], servers: list[ServerKind]) -
             half = [r.latency for r in results if r.server == kind.name and r.clients == size]
             label = next(iter(half[0]), None) if half and half[0] else None
             if label is not None:
-                lat = "/".join(f"{median_of(results, kind.name, size, lambda r, k=k: r.latency[label][k]):.1f}"
-                               for k in ("p50_ms", "p99_ms", "p999_ms")) + f" ms at {label}"
+                figures = [median_of(results, kind.name, size, lambda r, k=k: r.latency[label][k])
+                           for k in ("p50_ms", "p99_ms", "p999_ms")]
+                lat = "/".join(f"{value:.1f}" for value in figures) + f" ms at {label}"
             else:
                 lat = "-"
             if rate > 0:
