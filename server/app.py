@@ -9,11 +9,7 @@ import ssl
 from dataclasses import dataclass
 
 from platformdirs import user_data_path
-from websockets.asyncio.server import Server, serve
-from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
-from websockets.protocol import State
 from websockets.http11 import Request, Response
 
 from server.accounts import Accounts
@@ -99,30 +95,20 @@ class ChatServer:
             self.config.token,
         )
         self.counter = ConnectionCounter(self.config.max_per_ip, self.config.max_clients)
-        self._server: Server | None = None
-        self._live: set[ChatConnection] = set()
+        self._server: asyncio.Server | None = None
+        self._live: set[ChatConnection] = set()  # open, with a session
+        self._all: set[ChatConnection] = set()  # admitted, until the TCP connection is gone
+        self.ws_logger = logging.getLogger("websockets.server")
+        self.choose_dialect = choose_dialect  # websockets binds it to each connection's protocol
         self._keepalive: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         config = self.config
-        connection_class = type("ChatConnection", (ChatConnection,), {
-            "pending_limit": config.max_pending, "handshake_timeout": config.handshake_timeout,
-        })
-        self._server = await serve(
-            self._handle,
-            config.host,
-            config.port,
-            ssl=self._tls_context(),
-            select_subprotocol=choose_dialect,
-            process_request=self._admit,
-            compression=None,
-            max_size=config.max_frame,
-            write_limit=config.max_pending or 2**62,
-            open_timeout=config.handshake_timeout or None,
-            ping_interval=None,  # one keepalive task for all connections, not one each
-            close_timeout=config.close_timeout,
-            create_connection=connection_class,
-            logger=logging.getLogger("websockets.server"),
+        loop = asyncio.get_running_loop()
+        context = self._tls_context()
+        self._server = await loop.create_server(
+            lambda: ChatConnection(self), config.host, config.port, ssl=context,
+            ssl_handshake_timeout=(config.handshake_timeout or None) if context else None,
         )
         if config.ping_interval:
             self._keepalive = asyncio.create_task(self._keep_alive())
@@ -135,20 +121,17 @@ class ChatServer:
         interval, timeout = self.config.ping_interval, self.config.ping_timeout
         while True:
             await asyncio.sleep(interval)
-            pongs = {}
-            for connection in list(self._live):
-                try:
-                    pongs[connection] = await connection.ping()
-                except ConnectionClosed:
-                    continue
+            pinged = list(self._live)
+            for connection in pinged:
+                connection.ping()
             if not timeout:
                 continue
             await asyncio.sleep(timeout)
-            for connection, pong in pongs.items():
-                if not pong.done() and connection.protocol.state is State.OPEN:
+            for connection in pinged:
+                if connection.awaiting_pong and connection.is_open():
                     log.info("%s keepalive: no answer to a ping within %g s; disconnected",
                              peer_name(connection), timeout)
-                    connection.transport.abort()
+                    connection.abort()
 
     def _tls_context(self) -> ssl.SSLContext | None:
         if not self.config.certfile:
@@ -170,13 +153,25 @@ class ChatServer:
         return f"{scheme}://{host}:{self.port}"
 
     async def stop(self) -> None:
-        """Close every connection with 1001 (going away) and wait for the handlers to finish."""
+        """Close every connection with 1001 (going away), within --close-timeout, and wait for
+        the messages being handled."""
         if self._keepalive is not None:
             self._keepalive.cancel()
             self._keepalive = None
         if self._server is not None:
             self.hub.closing = True
-            self._server.close(code=CloseCode.GOING_AWAY, reason="server shutting down")
+            self._server.close()
+            live = list(self._live)
+            for connection in live:
+                await connection.close(CloseCode.GOING_AWAY, "server shutting down")
+            waiting = [connection.closed_waiter for connection in live]
+            if waiting:
+                await asyncio.wait(waiting, timeout=self.config.close_timeout + 0.5)
+            for connection in list(self._all):
+                connection.abort()
+            workers = [c.worker for c in live if c.worker is not None]
+            if workers:
+                await asyncio.wait(workers, timeout=self.config.close_timeout)
             await self._server.wait_closed()
             self._server = None
         await self.history.close()
@@ -190,28 +185,28 @@ class ChatServer:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
-    def _admit(self, connection: ChatConnection, request: Request) -> Response | None:
+    def admit(self, connection: ChatConnection, request: Request) -> Response | None:
         """Answer health checks; refuse foreign origins, bad tokens and connections over the
         limits at the handshake, with an HTTP status, before any room data is sent."""
         if request.path == "/healthz" and not _is_upgrade(request):
-            return connection.respond(http.HTTPStatus.OK, "ok\n")
+            return connection.protocol.reject(http.HTTPStatus.OK, "ok\n")
         peer = peer_name(connection)
         origin = request.headers.get("Origin")
         if self.config.allow_origins and origin is not None and (
             origin not in self.config.allow_origins
         ):
             log.info("%s refused: origin %r is not allowed", peer, origin)
-            return connection.respond(http.HTTPStatus.FORBIDDEN, "Origin not allowed.\n")
+            return connection.protocol.reject(http.HTTPStatus.FORBIDDEN, "Origin not allowed.\n")
         token = self.config.token
         if token:
             given = bearer_token(request)
             offers_json = SUBPROTOCOL in request.headers.get("Sec-WebSocket-Protocol", "")
             if given is not None and not token_matches(given, token):
                 log.info("%s refused: wrong token", peer)
-                return connection.respond(http.HTTPStatus.UNAUTHORIZED, "Wrong token.\n")
+                return connection.protocol.reject(http.HTTPStatus.UNAUTHORIZED, "Wrong token.\n")
             if given is None and not offers_json:
                 log.info("%s refused: no token", peer)
-                return connection.respond(
+                return connection.protocol.reject(
                     http.HTTPStatus.UNAUTHORIZED,
                     "This server needs a token: send the header Authorization: Bearer TOKEN.\n",
                 )
@@ -220,39 +215,45 @@ class ChatServer:
         refused = self.counter.admit(address)
         if refused == ConnectionCounter.TOTAL:
             log.warning("%s refused: the server is full (%d clients)", peer, self.counter.count)
-            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "Server full.\n")
+            return connection.protocol.reject(http.HTTPStatus.SERVICE_UNAVAILABLE, "Server full.\n")
         if refused == ConnectionCounter.PER_ADDRESS:
             log.warning("%s refused: %d connections from this address already", peer,
                         self.config.max_per_ip)
-            return connection.respond(http.HTTPStatus.TOO_MANY_REQUESTS,
+            return connection.protocol.reject(http.HTTPStatus.TOO_MANY_REQUESTS,
                                       "Too many connections from your address.\n")
-        connection.on_lost = lambda: self.counter.release(address)
+        self._all.add(connection)
+
+        def release() -> None:
+            self.counter.release(address)
+            self._all.discard(connection)
+
+        connection.on_lost = release
         return None
 
-    async def _handle(self, connection: ChatConnection) -> None:
+    def opened(self, connection: ChatConnection, path: str) -> None:
+        """The handshake succeeded: start the session for the room the path names."""
         peer = peer_name(connection)
         session_class: type[Session] = (
             JsonSession if connection.subprotocol == SUBPROTOCOL else PlainSession
         )
-        path = connection.request.path if connection.request else "/"
-        # The handshake's headers are not needed any more: keep only the path.
-        connection.request, connection.response = Request(path, Headers()), None
         log.info("%s connected to %s (%s)", peer, path, session_class.dialect.value)
         try:
             room_name = room_from_path(path)
         except ProtocolError as error:
             log.info("%s refused: %s: %s", peer, error.code, error.message)
-            await connection.send(session_class.render_error(error))
-            await connection.close(CloseCode.POLICY_VIOLATION, "invalid room name")
+            connection.send(session_class.render_error(error))
+            asyncio.ensure_future(connection.close(CloseCode.POLICY_VIOLATION, "invalid room name"))
             return
-        session = session_class(self.hub, connection, room_name, peer)
+        connection.session = session_class(self.hub, connection, room_name, peer)
         self._live.add(connection)
-        try:
-            await session.run()
-        finally:
-            self._live.discard(connection)
+
+    def closed(self, connection: ChatConnection) -> None:
+        """The TCP connection is gone: leave the room."""
+        self._live.discard(connection)
+        session = connection.session
+        if session is not None:
             session.leave()
-            log.info("%s disconnected: %s", peer, _close_description(connection))
+            log.info("%s disconnected: %s", session.peer, _close_description(connection))
 
 
 def _close_description(connection: ChatConnection) -> str:

@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, replace
-from typing import Any, Iterable
-
-from websockets.asyncio.connection import broadcast
+from typing import Any
 
 from server.accounts import Accounts
 from server.fanout import Delivery, coalesce, text_frame, write_to_all
@@ -61,9 +59,9 @@ class Greeting:
     count: int = 0  # people in the room (the welcome may name only some of them)
 
 
-def send_now(connections: Iterable[Any], payload: str) -> None:
+def send_now(connections: list[Any], payload: str) -> None:
     """Write `payload` to each open connection now, never waiting for a slow one."""
-    broadcast(connections, payload)
+    write_to_all(connections, text_frame(payload), {})
 
 
 class Hub:

@@ -6,7 +6,6 @@ import hmac
 import logging
 import re
 
-from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 
 from server.hub import Greeting, Hub, send_now
@@ -60,14 +59,6 @@ class Session:
         self.member: Member | None = None
         self.bucket = TokenBucket(hub.limits.rate, hub.limits.burst)
         self._throttled = False
-
-    async def run(self) -> None:
-        """Handle frames until the connection closes, for whatever reason."""
-        try:
-            async for frame in self.connection:
-                await self.on_frame(frame)
-        except ConnectionClosed:
-            pass
 
     async def on_frame(self, frame: str | bytes) -> None:
         raise NotImplementedError

@@ -1,16 +1,32 @@
-"""The server's WebSocket connection class: slow consumers and stalled handshakes end here."""
+"""The server's connections: websockets' sans-I/O `ServerProtocol` driven by asyncio callbacks.
+
+websockets does the protocol work (handshake, framing, UTF-8 and size limits, the closing
+handshake, answering pings); this class only moves bytes between it and the socket. No task
+exists for an idle connection: a task runs only while a client's messages wait to be
+handled, which keeps memory per connection small enough for rooms of ten thousand.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
+from typing import TYPE_CHECKING, Any
 
-from websockets.asyncio.server import ServerConnection
+from websockets.frames import CloseCode, Frame, Opcode
+from websockets.http11 import Request
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+
+if TYPE_CHECKING:
+    from server.sessions import Session
 
 log = logging.getLogger("tui_chat.server")
+OPEN, CONNECTING = State.OPEN, State.CONNECTING
+INBOX_HIGH, INBOX_LOW = 64, 16  # stop reading from a client with this many messages waiting
 
 
-def peer_name(connection: ServerConnection) -> str:
+def peer_name(connection: Any) -> str:
     """`host:port` of the other end, for log lines."""
     address = connection.remote_address
     if isinstance(address, tuple) and len(address) >= 2:
@@ -19,42 +35,199 @@ def peer_name(connection: ServerConnection) -> str:
     return str(address)
 
 
-class ChatConnection(ServerConnection):
-    """A connection whose output may not pile up: once more than the write limit is waiting
-    for a client that does not read, the client is disconnected and its memory freed.
+class ChatConnection(asyncio.Protocol):
+    """One client connection. The `server` object decides on the handshake (`admit`), starts
+    the session (`opened`) and forgets it (`closed`).
 
-    While `greeting` is set (a long history replay is being written) the bound is not applied;
-    it applies again once that output has drained. `authorized` records a valid bearer token.
+    Output may not pile up: once more than the write limit waits for a client that does not
+    read, the client is disconnected and its memory freed, except while `greeting` (a long
+    history replay) drains.
     """
 
-    greeting = False
-    authorized = False
-    handshake_timeout: float | None = None
-    pending_limit = 0
-    on_lost = None  # called once when the TCP connection is gone (frees its admission slot)
+    __slots__ = ("server", "protocol", "transport", "remote_address", "session", "inbox",
+                 "worker", "fragments", "fragments_opcode", "timer", "greeting", "authorized", "paused",
+                 "reading", "awaiting_pong", "subprotocol", "on_lost", "closed_waiter")
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        config = server.config
+        self.protocol = ServerProtocol(select_subprotocol=server.choose_dialect,
+                                       max_size=config.max_frame or None, logger=server.ws_logger)
+        self.transport: asyncio.Transport | None = None
+        self.remote_address: Any = None
+        self.session: Session | None = None
+        self.inbox: deque[str | bytes] = deque()
+        self.worker: asyncio.Task[None] | None = None
+        self.fragments: list[bytes] | None = None
+        self.fragments_opcode = Opcode.TEXT
+        self.timer: asyncio.TimerHandle | None = None
+        self.greeting = self.authorized = self.paused = self.awaiting_pong = False
+        self.reading = True
+        self.subprotocol: str | None = None
+        self.on_lost: Any = None
+        self.closed_waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    # -- asyncio callbacks ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.remote_address = transport.get_extra_info("peername")
+        limit = self.server.config.max_pending
+        self.transport.set_write_buffer_limits(high=limit or 2**62)
+        timeout = self.server.config.handshake_timeout
+        if timeout:
+            self.timer = asyncio.get_running_loop().call_later(timeout, self._handshake_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        self.protocol.receive_data(data)
+        self._handle_events()
+        self._write_protocol_output()
+
+    def eof_received(self) -> None:
+        self.protocol.receive_eof()
+        self._handle_events()
+        self._write_protocol_output()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
+        self.protocol.receive_eof()  # idempotent: makes the protocol state CLOSED
+        if self.timer is not None:
+            self.timer.cancel()
         if self.on_lost is not None:
             on_lost, self.on_lost = self.on_lost, None
             on_lost()
+        if self.session is not None:
+            self.server.closed(self)
+        if not self.closed_waiter.done():
+            self.closed_waiter.set_result(None)
 
     def pause_writing(self) -> None:
-        super().pause_writing()
+        self.paused = True
         if not self.greeting:
             log.warning("%s slow consumer: over %d bytes of output waiting; disconnected",
-                        peer_name(self), self.pending_limit)
-            self.transport.abort()
+                        peer_name(self), self.server.config.max_pending)
+            self.abort()
 
     def resume_writing(self) -> None:
-        super().resume_writing()
-        self.greeting = False
+        self.paused = self.greeting = False
 
-    async def handshake(self, *args, **kwargs) -> None:
+    # -- from the protocol ---------------------------------------------------------------
+
+    def _handle_events(self) -> None:
+        for event in self.protocol.events_received():
+            if isinstance(event, Request):
+                self._handshake(event)
+            else:
+                self._frame(event)
+
+    def _handshake(self, request: Request) -> None:
+        response = self.server.admit(self, request) or self.protocol.accept(request)
+        self.protocol.send_response(response)
+        if response.status_code == 101:
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+            self.subprotocol = self.protocol.subprotocol
+            self.server.opened(self, request.path)
+
+    def _frame(self, frame: Frame) -> None:
+        opcode = frame.opcode
+        if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+            if frame.fin:
+                self._message(opcode, frame.data)
+            else:
+                self.fragments, self.fragments_opcode = [frame.data], opcode
+        elif opcode is Opcode.CONT and self.fragments is not None:
+            self.fragments.append(frame.data)
+            if frame.fin:
+                data, self.fragments = b"".join(self.fragments), None
+                self._message(self.fragments_opcode, data)
+        elif opcode is Opcode.PONG:
+            self.awaiting_pong = False
+
+    def _message(self, opcode: Opcode, data: bytes) -> None:
+        if opcode is Opcode.TEXT:
+            try:
+                message: str | bytes = data.decode()
+            except UnicodeDecodeError:
+                self.protocol.fail(CloseCode.INVALID_DATA, "invalid UTF-8")
+                return
+        else:
+            message = data
+        if self.session is None:
+            return
+        self.inbox.append(message)
+        if self.worker is None:
+            self.worker = asyncio.get_running_loop().create_task(self._work())
+        if self.reading and len(self.inbox) >= INBOX_HIGH and self.transport is not None:
+            self.transport.pause_reading()  # a client may not queue unbounded work
+            self.reading = False
+
+    async def _work(self) -> None:
+        """Handle waiting messages one by one, in order; ends when none are left."""
+        session = self.session
         try:
-            await super().handshake(*args, **kwargs)
-        except asyncio.CancelledError:
-            if self.request is None:
-                log.info("%s handshake not finished within %s s; closed", peer_name(self),
-                         self.handshake_timeout)
-            raise
+            while self.inbox and session is not None:
+                await session.on_frame(self.inbox.popleft())
+                if not self.reading and len(self.inbox) <= INBOX_LOW and self.is_open():
+                    self.transport.resume_reading()  # type: ignore[union-attr]
+                    self.reading = True
+        finally:
+            self.worker = None
+
+    def _write_protocol_output(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        for data in self.protocol.data_to_send():
+            if data:
+                transport.write(data)
+            elif transport.can_write_eof():
+                transport.write_eof()
+            else:
+                transport.close()
+        if self.protocol.close_expected() and self.timer is None:
+            timeout = self.server.config.close_timeout
+            self.timer = asyncio.get_running_loop().call_later(timeout, self.abort)
+
+    def _handshake_timeout(self) -> None:
+        self.timer = None
+        if self.protocol.state is CONNECTING:
+            log.info("%s handshake not finished within %s s; closed", peer_name(self),
+                     self.server.config.handshake_timeout)
+            self.abort()
+
+    # -- for the server and the session ----------------------------------------------------
+
+    def is_open(self) -> bool:
+        return self.protocol.state is OPEN
+
+    def send(self, payload: str) -> None:
+        """Write one text message now (nothing if the connection is no longer open)."""
+        if self.protocol.state is OPEN:
+            self.protocol.send_text(payload.encode())
+            self._write_protocol_output()
+
+    def ping(self) -> None:
+        """Send a keepalive ping; `awaiting_pong` stays set until any pong arrives."""
+        if self.protocol.state is OPEN:
+            self.awaiting_pong = True
+            self.protocol.send_ping(b"keepalive")
+            self._write_protocol_output()
+
+    async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Start the closing handshake (the client answers, then the TCP connection closes)."""
+        if self.protocol.state is OPEN:
+            self.protocol.send_close(code, reason)
+            self._write_protocol_output()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    @property
+    def close_code(self) -> int | None:
+        return self.protocol.close_code
+
+    @property
+    def close_reason(self) -> str | None:
+        return self.protocol.close_reason
