@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--allow-origin", action="append", default=[], metavar="ORIGIN",
         help="browser origin allowed to connect, e.g. https://chat.example.org (repeatable);"
              " when given, requests from any other origin get HTTP 403")
+    parser.add_argument("--event-loop", default="auto", choices=["auto", "asyncio", "uvloop"],
+                        help="auto: uvloop when installed (pip install tui-chat[speed]),"
+                             " else asyncio's own loop (default: %(default)s)")
     parser.add_argument("--log-level", default="info",
                         choices=["debug", "info", "warning", "error"],
                         help="how much to log to stderr (default: %(default)s)")
@@ -174,11 +177,18 @@ async def serve_until_signalled(config: ServerConfig) -> None:
         logging.getLogger("tui_chat.server").info("shutting down")
 
 
-def run(main_coroutine) -> None:
-    """Run on uvloop when it is installed (`pip install tui-chat[speed]`), else asyncio's loop."""
-    try:
-        import uvloop
-    except ImportError:
+def run(main_coroutine, event_loop: str = "auto") -> None:
+    """Run on uvloop when it is installed (`pip install tui-chat[speed]`) and not refused,
+    else on asyncio's own loop."""
+    uvloop = None
+    if event_loop != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if event_loop == "uvloop":
+                raise SystemExit("tui-chat-server: --event-loop uvloop: uvloop is not installed"
+                                 " (pip install tui-chat[speed])") from None
+    if uvloop is None:
         asyncio.run(main_coroutine)
     else:
         logging.getLogger("tui_chat.server").info("event loop: uvloop %s", uvloop.__version__)
@@ -224,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.log_level)
     log = logging.getLogger("tui_chat.server")
     try:
-        run(serve_until_signalled(config))
+        run(serve_until_signalled(config), args.event_loop)
     except StorageError as error:
         log.error("%s", error)
         return 1

@@ -96,6 +96,7 @@ def test_help_shows_options_and_examples() -> None:
     result = subprocess.run([sys.executable, "-m", "server", "--help"],
                             capture_output=True, text=True, check=True)
     for expected in ("--host", "--port", "--history", "--log-level", "--max-text", "examples:",
+                     "--event-loop", "--presence-limit", "--token-file", "--db",
                      "python -m websockets"):
         assert expected in result.stdout
 
@@ -121,3 +122,20 @@ def test_bad_option_values_are_refused() -> None:
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert "must be 0 or more" in result.stderr
+
+
+@pytest.mark.parametrize(("choice", "uses_uvloop"), [("auto", True), ("asyncio", False)])
+async def test_the_event_loop_can_be_chosen(choice: str, uses_uvloop: bool) -> None:
+    """--event-loop auto takes uvloop when installed (it is, with the test extras); asyncio
+    forces asyncio's own loop; either way clients chat."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "server", "--port", "0", "--db", ":memory:", "--event-loop", choice,
+        stderr=asyncio.subprocess.PIPE)
+    child = ServerProcess(process)
+    url = (await child.read_until(r"listening on (ws://\S+)")).group(1)
+    client = await JsonClient.connect(url + "/lobby", "alice")
+    assert (await client.say("hi"))["text"] == "hi"
+    await client.close()
+    process.send_signal(signal.SIGTERM)
+    await process.wait()
+    assert ("event loop: uvloop" in await child.rest_of_log()) is uses_uvloop

@@ -42,8 +42,10 @@ class ServerKind:
         python = sys.executable
         if self.name.startswith("tui-chat"):
             db = ":memory:" if "memory" in self.name else str(workdir / "history.db")
+            loop = "asyncio" if "asyncio loop" in self.name else "auto"
             return [python, "-m", "server", "--port", str(port), "--db", db, "--rate", "0",
-                    "--max-per-ip", "0", "--max-clients", "0", "--log-level", "warning"]
+                    "--max-per-ip", "0", "--max-clients", "0", "--log-level", "warning",
+                    "--event-loop", loop]
         if self.name == "websockets broadcast()":
             return [python, str(HERE / "servers" / "ws_broadcast.py"), str(port)]
         if self.name == "asyncio.wait tutorial":
@@ -58,6 +60,8 @@ SERVERS = [
     ServerKind("asyncio.wait tutorial", False),
     ServerKind("Node ws", False),
 ]
+# Variants for measuring one lever at a time (choose with --servers).
+VARIANTS = [ServerKind("tui-chat asyncio loop", True)]
 
 
 @dataclass
@@ -291,7 +295,7 @@ async def main_async(args: argparse.Namespace) -> list[Result]:
     os.sched_setaffinity(0, {LOADGEN_CPU})
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    servers = [kind for kind in SERVERS if kind.name in args.servers]
+    servers = [kind for kind in SERVERS + VARIANTS if kind.name in args.servers]
     if any(kind.name == "Node ws" for kind in servers):
         node_dir = HERE / "servers" / "node_ws"
         if not (node_dir / "node_modules" / "ws").exists():
@@ -349,7 +353,7 @@ def main() -> None:
         results = asyncio.run(main_async(args))
     else:
         results = uvloop.run(main_async(args))
-    servers = [kind for kind in SERVERS if kind.name in args.servers]
+    servers = [kind for kind in SERVERS + VARIANTS if kind.name in args.servers]
     table = report(results, args.clients, servers)
     info = machine()
     print("\nmachine: " + ", ".join(f"{k} {v}" for k, v in info.items()))
