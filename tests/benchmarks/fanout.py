@@ -131,6 +131,16 @@ class RunningServer:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+async def drained(tally: Tally, quiet: float = 0.5, limit: float = 60.0) -> None:
+    """Wait until nothing has arrived for `quiet` seconds, so one phase's backlog does not
+    spill into the next (a server may still be delivering long after the senders stopped)."""
+    deadline = time.monotonic() + limit
+    last = -1
+    while time.monotonic() < deadline and tally.frames != last:
+        last = tally.frames
+        await asyncio.sleep(quiet)
+
+
 async def saturate(clients: list[LeanClient], tally: Tally, senders: int, window: int,
                    warmup: float, seconds: float, pid: int) -> tuple[float, float, float, float]:
     """Closed loop: keep `window` messages in flight (as seen by an observer that does not
@@ -168,7 +178,7 @@ async def saturate(clients: list[LeanClient], tally: Tally, senders: int, window
     observer.on_text = None
     (t0, f0, o0, c0, g0), (t1, f1, o1, c1, g1) = marks["start"], marks["end"]
     wall = t1 - t0
-    await asyncio.sleep(0.5)  # let what is in flight drain before the next phase
+    await drained(tally)
     return (f1 - f0) / wall, (o1 - o0) / wall, (c1 - c0) / wall, (g1 - g0) / wall
 
 
@@ -193,7 +203,7 @@ async def open_loop(clients: list[LeanClient], tally: Tally, senders: int, rate:
             tally.latencies_ns.clear()  # only messages scheduled after the warm-up count
         sending[sequence % senders].send(message(sequence, due))
         sequence += 1
-    await asyncio.sleep(1.0)  # late arrivals still count, against their scheduled time
+    await drained(tally)  # late arrivals still count, against their scheduled time
     latencies = list(tally.latencies_ns)
     tally.latencies_ns.clear()
     return {"p50_ms": percentile(latencies, 0.50), "p99_ms": percentile(latencies, 0.99),
@@ -307,7 +317,7 @@ async def main_async(args: argparse.Namespace) -> list[Result]:
         loads: list[float] = []
         if not memory_only:
             top = await calibrate(size, args)
-            loads = [round(top / 2), round(top / 10)]
+            loads = [round(top / 10), round(top / 2)]  # the lighter load first
             print(f"{size:,} clients: tui-chat saturates at {top:,.0f} messages/s;"
                   f" latency measured at {loads[0]:,} and {loads[1]:,} messages/s", flush=True)
         for repetition in range(args.repetitions):
