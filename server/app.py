@@ -37,6 +37,7 @@ class ServerConfig:
     port: int = 8765
     db: str = ""  # empty: history.db in the user's data directory; ":memory:" keeps none
     history: int = 10_000
+    sync: str = "full"  # or "normal": see docs/reliability.md
     backlog: int = 50
     max_text: int = DEFAULT_MAX_TEXT
     max_frame: int = DEFAULT_MAX_FRAME
@@ -85,7 +86,7 @@ class ChatServer:
     def __init__(self, config: ServerConfig | None = None, history: History | None = None) -> None:
         self.config = config or ServerConfig()
         db = self.config.db or default_db_path()
-        self.history = history or History(db, self.config.history)
+        self.history = history or History(db, self.config.history, self.config.sync)
         self.accounts = Accounts(db)
         self.hub = Hub(
             self.history,

@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
              " memory only (default: history.db in your data directory)")
     add("--history", type=_count, default=defaults.history, metavar="N",
         help="messages kept per room, 0 for none (default: %(default)s)")
+    add("--sync", choices=["full", "normal"], default=defaults.sync,
+        help="full: an acknowledged message survives power loss (an fsync per commit);"
+             " normal: it survives a crash of the server, not of the machine"
+             " (default: %(default)s)")
     add("--backlog", type=_count, default=defaults.backlog, metavar="N",
         help="recent messages sent to a client that joins (default: %(default)s)")
     add("--presence-limit", type=_count, default=defaults.presence_limit, metavar="N",
@@ -146,7 +150,8 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     if args.keyfile and not args.certfile:
         parser.error("--keyfile needs --certfile")
     return ServerConfig(
-        host=args.host, port=args.port, db=args.db, history=args.history, backlog=args.backlog,
+        host=args.host, port=args.port, db=args.db, history=args.history, sync=args.sync,
+        backlog=args.backlog,
         presence_limit=args.presence_limit,
         max_text=args.max_text, max_frame=args.max_frame, rate=args.rate, burst=args.burst,
         max_per_ip=args.max_per_ip, max_clients=args.max_clients, max_pending=args.max_pending,

@@ -14,6 +14,8 @@ import socket
 import sys
 import time
 
+import pytest
+
 from tests.helpers import JsonClient
 from tui_chat.client import Backoff, ChatClient, Received
 
@@ -27,17 +29,19 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-async def start_server(port: int, db: str, log) -> asyncio.subprocess.Process:
+async def start_server(port: int, db: str, log, sync: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "server", "--port", str(port), "--db", db, "--history", "100000",
-        "--rate", "0",
+        "--rate", "0", "--sync", sync,
         stderr=log,
     )
 
 
-async def test_sigkill_at_any_moment_loses_no_acknowledged_message(tmp_path) -> None:
+@pytest.mark.parametrize("sync", ["full", "normal"])
+async def test_sigkill_at_any_moment_loses_no_acknowledged_message(tmp_path, sync: str) -> None:
     """After many SIGKILLs, every acknowledged message is stored once, in order, with its id,
-    and every message typed was eventually delivered exactly once."""
+    and every message typed was eventually delivered exactly once (with either --sync: both
+    survive a crash of the server process)."""
     rng = random.Random(1234)
     port, db = free_port(), str(tmp_path / "history.db")
     url = f"ws://127.0.0.1:{port}/lobby"
@@ -53,7 +57,7 @@ async def test_sigkill_at_any_moment_loses_no_acknowledged_message(tmp_path) -> 
     clients = [ChatClient(url, f"writer{n}", recorder, backoff=Backoff(0.02, 0.1, rng))
                for n in range(WRITERS)]
     tasks = [asyncio.create_task(client.run()) for client in clients]
-    server = await start_server(port, db, log)
+    server = await start_server(port, db, log, sync)
     started = time.monotonic()
     try:
         for _ in range(KILLS):
@@ -66,7 +70,7 @@ async def test_sigkill_at_any_moment_loses_no_acknowledged_message(tmp_path) -> 
                 await asyncio.sleep(rng.uniform(0, 0.01))
             server.send_signal(signal.SIGKILL)
             await server.wait()
-            server = await start_server(port, db, log)
+            server = await start_server(port, db, log, sync)
 
         async def drained() -> None:
             while any(client.outbox for client in clients):
@@ -109,5 +113,5 @@ async def test_sigkill_at_any_moment_loses_no_acknowledged_message(tmp_path) -> 
     for text, message_id in acked.items():
         assert by_text.get(text) == message_id, "an acknowledged message is kept under its id"
     total = sum(map(len, typed.values()))
-    print(f"\nfault injection: {KILLS} SIGKILLs survived, {total} messages typed, "
+    print(f"\nfault injection (--sync {sync}): {KILLS} SIGKILLs survived, {total} messages typed, "
           f"{len(acked)} acknowledged and checked, {time.monotonic() - started:.1f} s")

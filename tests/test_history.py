@@ -139,3 +139,29 @@ async def test_two_servers_cannot_share_one_database(tmp_path) -> None:
     with pytest.raises(StorageError, match="in use by another tui-chat server"):
         History(path)
     await first.close()
+
+
+async def test_retention_trims_in_chunks_but_never_shows_more_than_the_limit(tmp_path) -> None:
+    """Old rows are deleted a chunk at a time (not in every commit); reads never see them."""
+    history = History(str(tmp_path / "h.db"), limit=200)
+    for start in range(0, 1000, 50):
+        await asyncio.gather(*(history.append("r", "a", "a", f"m{n}", "chat", None)
+                               for n in range(start, start + 50)))
+    stored = history._reader.execute("SELECT count(*) FROM messages").fetchone()[0]
+    assert 200 <= stored <= 200 + 100 + 50
+    assert len(history.backlog("r", None, None, 10_000).messages) == 200
+    assert len(history.backlog("r", 0, history.epoch, 10_000).messages) == 200
+    await history.close()
+
+
+async def test_sync_modes_choose_fsync_per_commit_or_not(tmp_path) -> None:
+    """--sync full fsyncs every commit; normal leaves it to checkpoints; both keep data."""
+    for mode, level in (("full", 2), ("normal", 1)):
+        path = str(tmp_path / f"{mode}.db")
+        history = History(path, sync=mode)
+        assert history._writer.execute("PRAGMA synchronous").fetchone()[0] == level
+        await fill(history, "r", 3)
+        await history.close()
+        again = History(path, sync=mode)
+        assert len(again.backlog("r", None, None, 10).messages) == 3
+        await again.close()

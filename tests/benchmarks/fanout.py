@@ -43,9 +43,10 @@ class ServerKind:
         if self.name.startswith("tui-chat"):
             db = ":memory:" if "memory" in self.name else str(workdir / "history.db")
             loop = "asyncio" if "asyncio loop" in self.name else "auto"
+            sync = "normal" if "sync normal" in self.name else "full"
             return [python, "-m", "server", "--port", str(port), "--db", db, "--rate", "0",
                     "--max-per-ip", "0", "--max-clients", "0", "--log-level", "warning",
-                    "--event-loop", loop]
+                    "--event-loop", loop, "--sync", sync]
         if self.name == "websockets broadcast()":
             return [python, str(HERE / "servers" / "ws_broadcast.py"), str(port)]
         if self.name == "asyncio.wait tutorial":
@@ -61,7 +62,7 @@ SERVERS = [
     ServerKind("Node ws", False),
 ]
 # Variants for measuring one lever at a time (choose with --servers).
-VARIANTS = [ServerKind("tui-chat asyncio loop", True)]
+VARIANTS = [ServerKind("tui-chat asyncio loop", True), ServerKind("tui-chat --sync normal", True)]
 
 
 @dataclass
