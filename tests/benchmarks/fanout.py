@@ -26,7 +26,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tests.benchmarks.loadgen import LeanClient, Tally, message, open_clients, percentile
+from tests.benchmarks.loadgen import (
+    LeanClient, Tally, count_only, message, open_clients, percentile,
+)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -46,7 +48,7 @@ class ServerKind:
             sync = "normal" if "sync normal" in self.name else "full"
             return [python, "-m", "server", "--port", str(port), "--db", db, "--rate", "0",
                     "--max-per-ip", "0", "--max-clients", "0", "--log-level", "warning",
-                    "--event-loop", loop, "--sync", sync]
+                    "--event-loop", loop, "--sync", sync, "--ping-interval", "0"]
         if self.name == "websockets broadcast()":
             return [python, str(HERE / "servers" / "ws_broadcast.py"), str(port)]
         if self.name == "asyncio.wait tutorial":
@@ -225,6 +227,8 @@ async def measure(kind: ServerKind, clients_count: int, repetition: int, loads: 
         await asyncio.sleep(0.5)
         result.rss_per_connection_kib = (rss_kib(pid) - baseline) / clients_count
         if not args.memory_only:
+            clients[-1].on_text = lambda _: None  # the observer keeps parsing
+            count_only(clients, args.samples)
             senders = min(args.senders, clients_count - 1)
             (result.deliveries_per_s, result.messages_per_s, result.server_cpu,
              result.loadgen_cpu) = await saturate(clients, tally, senders, args.window,

@@ -34,11 +34,19 @@ def client_frame(payload: bytes) -> bytes:
 
 @dataclass
 class Tally:
-    """What all clients received."""
+    """What all clients received. Most clients only count bytes (every chat frame has the
+    same size); the few that time messages or observe the window parse frames."""
 
-    frames: int = 0
+    parsed_frames: int = 0
+    counted_bytes: int = 0
+    frame_size: int = 0  # bytes of one chat frame, set once it is known
     latencies_ns: list[int] = field(default_factory=list)
     errors: int = 0
+
+    @property
+    def frames(self) -> int:
+        counted = self.counted_bytes // self.frame_size if self.frame_size else 0
+        return self.parsed_frames + counted
 
 
 class LeanClient(asyncio.Protocol):
@@ -53,6 +61,7 @@ class LeanClient(asyncio.Protocol):
         self.buffer = b""
         self.upgraded = False
         self.on_text = None  # optional callback(payload) for the observer
+        self.counting = False  # set once ready, for clients that only count bytes
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -74,6 +83,9 @@ class LeanClient(asyncio.Protocol):
         self.transport.write(client_frame(payload))
 
     def data_received(self, data: bytes) -> None:
+        if self.counting:
+            self.tally.counted_bytes += len(data)
+            return
         if not self.upgraded:
             self.buffer += data
             end = self.buffer.find(b"\r\n\r\n")
@@ -123,7 +135,7 @@ class LeanClient(asyncio.Protocol):
                 self.transport.write(bytes((0x8A, 0x80 | len(payload))) + _MASK + payload)
             position = end
         self.buffer = buffer[position:]
-        self.tally.frames += frames
+        self.tally.parsed_frames += frames
 
     def _text(self, payload: bytes) -> None:
         if not self.ready.done():  # the greeting of a plain-dialect server
@@ -149,7 +161,7 @@ async def open_clients(host: str, port: int, path: str, count: int, tally: Tally
 
     async def one(index: int) -> None:
         async with semaphore:
-            join = f"{prefix}{index}".encode() if plain_join else None
+            join = f"{prefix}{index:06d}".encode() if plain_join else None  # all one length
             _, client = await loop.create_connection(
                 lambda: LeanClient(f"{host}:{port}", path, tally, index < samples, join),
                 host, port)
@@ -158,7 +170,16 @@ async def open_clients(host: str, port: int, path: str, count: int, tally: Tally
 
     await asyncio.gather(*(one(index) for index in range(count)))
     clients.sort(key=lambda client: not client.sample)
+    # A chat frame: 2 header bytes and the payload, "[c000123]: " first on plain servers.
+    tally.frame_size = 2 + PAYLOAD_SIZE + (len(f"[{prefix}000000]: ") if plain_join else 0)
     return clients
+
+
+def count_only(clients: list[LeanClient], keep: int) -> None:
+    """From now on, all but the first `keep` clients (and observers) just count bytes."""
+    for client in clients[keep:]:
+        if client.on_text is None and not client.buffer:
+            client.counting = True
 
 
 def percentile(values: list[int], fraction: float) -> float:
