@@ -289,3 +289,13 @@ async def test_serve_mode_with_a_database_in_use_says_so(tmp_path) -> None:
         await until(pilot, lambda: "in use by another tui-chat server" in " ".join(log_text(app).split()))
         assert app.state.value == "offline"
     await holder.close()
+
+
+async def test_lines_written_before_layout_wrap_at_the_real_width() -> None:
+    """The first lines (written while the screen is still being laid out) use the log's
+    real width, not a narrow guess."""
+    app = make_app(None, "host", serve=("127.0.0.1", 0))
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        first = log_text(app).splitlines()[0]
+        assert "Serving ws://127.0.0.1:" in first and len(first) > 40

@@ -34,6 +34,7 @@ class ChatLog(ScrollView):
         self._rows: deque[Text | MessageLine | Row] = deque()
         self._removed = 0  # rows dropped from the top so far (cache keys are absolute)
         self._cache: LRUCache[int, Strip] = LRUCache(1024)
+        self._early: list[Text | MessageLine] = []  # written before the log had a size
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
@@ -42,8 +43,16 @@ class ChatLog(ScrollView):
         elif new_value < old_value:
             self.following = False  # the user scrolled up
 
+    def on_resize(self) -> None:
+        if self._early and self.scrollable_content_region.width:
+            early, self._early = self._early, []
+            self.write_lines(early)
+
     def write_lines(self, lines: Iterable[Text | MessageLine]) -> None:
         """Append lines (one refresh for the lot); a line wider than the log is wrapped."""
+        if not self.scrollable_content_region.width:  # not laid out yet: wrap once sized
+            self._early.extend(lines)
+            return
         width = max(self.scrollable_content_region.width, 20)
         rows = self._rows
         before = len(rows)
