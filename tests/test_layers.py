@@ -15,6 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 HEADLESS = {
     "tui_chat/protocol.py": {"textual", "websockets", "rich"},
     "tui_chat/client.py": {"textual", "rich"},
+    "tui_chat/updates.py": {"textual", "rich", "websockets"},
+    "tui_chat/outbox.py": {"textual", "rich"},
     "tui_chat/commands.py": {"textual", "rich", "websockets"},
     "tui_chat/cli.py": {"textual"},  # the app is imported lazily, only to run it
     **{str(path.relative_to(ROOT)): {"textual", "rich"} for path in (ROOT / "server").glob("*.py")},

@@ -1,0 +1,100 @@
+"""What the client reports to its UI (connection states and updates), and its reconnect policy."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from enum import Enum
+
+from tui_chat.protocol import Error, Message, Presence, Users, Welcome
+
+
+class State(Enum):
+    """Where the connection is."""
+
+    CONNECTING = "connecting"
+    JOINING = "joining"  # connected; waiting for the welcome, or for a nickname that is free
+    ONLINE = "online"
+    RECONNECTING = "reconnecting"
+    OFFLINE = "offline"
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message the user wrote; pending until the server's echo carries its `cid` back."""
+
+    cid: str
+    text: str
+    kind: str = "chat"  # or "action"
+
+
+# -- updates reported to the UI -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    state: State
+    retry_at: float | None = None  # time.monotonic() of the next attempt, when reconnecting
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    welcome: Welcome
+    gap: bool  # earlier messages could not be recovered: show a marker
+    rejoined: bool  # not the first welcome on this client
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    message: Message
+    mine: bool  # the echo of something this client sent
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceChanged:
+    presence: Presence
+    you: bool  # the presence is about this client (a rename of us)
+
+
+@dataclass(frozen=True, slots=True)
+class UsersListed:
+    users: Users
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    error: Error
+    outgoing: Outgoing | None  # the message the error answers (dropped, unless `retrying`)
+    retrying: bool = False  # the message stays pending and is sent again shortly
+
+
+@dataclass(frozen=True, slots=True)
+class NickRefused:
+    error: Error  # the hello was refused: ask the user for another nickname
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxChanged:
+    pending: tuple[Outgoing, ...]
+
+
+Update = (StateChanged | Joined | Received | PresenceChanged | UsersListed | Refused
+          | NickRefused | OutboxChanged)
+
+
+class Backoff:
+    """Reconnect delays: doubling from `first` up to `cap` seconds, each jittered to 50-100%."""
+
+    def __init__(self, first: float = 1.0, cap: float = 30.0, rng: random.Random | None = None):
+        self.first, self.cap = first, cap
+        self.attempts = 0
+        self._rng = rng or random.Random()
+
+    def next_delay(self) -> float:
+        ceiling = min(self.cap, self.first * 2**self.attempts)
+        self.attempts += 1
+        return self._rng.uniform(ceiling / 2, ceiling)
+
+    def reset(self) -> None:
+        self.attempts = 0
