@@ -90,8 +90,9 @@ class ChatServer:
         self.accounts = Accounts(db)
         self.hub = Hub(
             self.history,
-            Limits(self.config.max_text, self.config.max_frame, self.config.backlog,
-                   self.config.rate, self.config.burst, self.config.presence_limit),
+            Limits(max_text=self.config.max_text, backlog=self.config.backlog,
+                   rate=self.config.rate, burst=self.config.burst,
+                   presence_limit=self.config.presence_limit),
             self.accounts,
             self.config.token,
         )

@@ -13,10 +13,8 @@ from server.fanout import Delivery, coalesce, text_frame, write_to_all
 from server.history import History, StorageError
 from server.rooms import Dialect, Member, Room, Rooms
 from tui_chat.protocol import (
-    DEFAULT_MAX_FRAME,
     DEFAULT_MAX_TEXT,
     EMPTY,
-    NICK_UNCHANGED,
     TOO_LONG,
     UNAVAILABLE,
     Message,
@@ -43,7 +41,6 @@ class Limits:
     """What the server accepts and how much it replays."""
 
     max_text: int = DEFAULT_MAX_TEXT
-    max_frame: int = DEFAULT_MAX_FRAME
     backlog: int = 50
     rate: float = 5.0
     burst: int = 10
@@ -57,11 +54,6 @@ class Greeting:
     welcome: Welcome
     more: tuple[Message, ...] = ()
     count: int = 0  # people in the room (the welcome may name only some of them)
-
-
-def send_now(connections: list[Any], payload: str) -> None:
-    """Write `payload` to each open connection now, never waiting for a slow one."""
-    write_to_all(connections, text_frame(payload), {})
 
 
 class Hub:
@@ -127,8 +119,6 @@ class Hub:
 
     def rename(self, room: Room, member: Member, new_nick: str) -> None:
         """Rename a member and tell everyone, the member included."""
-        if clean_text(new_nick).strip() == member.nick:
-            raise ProtocolError(NICK_UNCHANGED, f"You are already called {member.nick!r}.")
         old = room.rename(member, new_nick)
         presence = Presence("rename", member.nick, room.users(), old)
         json_frame = text_frame(encode(presence))
@@ -172,7 +162,8 @@ class Hub:
         sender with its `cid`, as the acknowledgement), plain members but the sender a line.
         A `cid` the sender already used is answered with the original message, to it alone."""
         name = room.name
-        self._published.setdefault(name, self.history.last_id(name))
+        if name not in self._published:  # the first post in this room since start
+            self._published[name] = self.history.last_id(name)
         try:
             stored = await self.history.append(name, member.nick, member.key, text, kind, cid)
         except StorageError as error:
@@ -182,7 +173,7 @@ class Hub:
         message = stored.message
         if stored.duplicate:
             if member.dialect is Dialect.JSON:
-                send_now([member.connection], encode(message))
+                member.connection.send(encode(message))
             return message
         public = replace(message, cid=None) if cid is not None else message
         json_frame = text_frame(encode(public))

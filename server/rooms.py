@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from tui_chat.protocol import NICK_TAKEN, ProtocolError, check_nick, nick_key
+from tui_chat.protocol import NICK_TAKEN, NICK_UNCHANGED, ProtocolError, check_nick, nick_key
 
 
 class Dialect(Enum):
@@ -70,6 +70,8 @@ class Room:
     def rename(self, member: Member, new_nick: str) -> str:
         """Give a member a vetted new nickname; returns the old one."""
         shown = self.vet_nick(new_nick, renaming=member)
+        if shown == member.nick:
+            raise ProtocolError(NICK_UNCHANGED, f"You are already called {shown!r}.")
         old = member.nick
         del self.members[member.key]
         del self._keys[bisect_left(self._keys, member.key)]
@@ -119,6 +121,3 @@ class Rooms:
 
     def __len__(self) -> int:
         return len(self._rooms)
-
-    def __iter__(self):
-        return iter(list(self._rooms.values()))

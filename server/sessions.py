@@ -8,7 +8,7 @@ import re
 
 from websockets.frames import CloseCode
 
-from server.hub import Greeting, Hub, send_now
+from server.hub import Greeting, Hub
 from server.limits import TokenBucket
 from server.rooms import Dialect, Member, Room
 from tui_chat.protocol import (
@@ -64,7 +64,7 @@ class Session:
         raise NotImplementedError
 
     def send(self, payload: str) -> None:
-        send_now([self.connection], payload)
+        self.connection.send(payload)
 
     def refuse(self, error: ProtocolError) -> None:
         """Tell the client why its input was refused, and log it (a flood is logged once)."""

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from textual.pilot import Pilot
 
 from tui_chat.app import ChatApp
-from tui_chat.client import Backoff, State
+from tui_chat.updates import Backoff, State
 from tui_chat.widgets import ChatInput, ChatLog, Outbox, UserList
 
 SIZE = (100, 30)

@@ -100,3 +100,16 @@ class PlainClient(BaseClient):
         return lines
 
 
+
+
+async def sender_reader_stalled(url: str) -> tuple[JsonClient, JsonClient, JsonClient]:
+    """Three members of one room: one that sends, one that reads, and one that has stopped
+    reading (its socket paused, as a frozen process's would be); join presences consumed."""
+    sender = await JsonClient.connect(url, "sender")
+    reader = await JsonClient.connect(url, "reader")
+    stalled = await JsonClient.connect(url, "stalled")
+    stalled.connection.transport.pause_reading()
+    for _ in range(2):
+        await sender.expect("presence")
+    await reader.expect("presence")
+    return sender, reader, stalled

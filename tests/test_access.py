@@ -16,7 +16,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from server.accounts import Accounts
 from tests.helpers import JsonClient, PlainClient
-from tui_chat.client import ChatClient, State
+from tui_chat.client import ChatClient
+from tui_chat.updates import State
 from tui_chat.protocol import SUBPROTOCOL
 
 TOKEN = "s3cret-token-value"

@@ -9,8 +9,9 @@ import pytest
 
 from server import ChatServer, ServerConfig
 from tests.helpers import JsonClient
-from tui_chat.client import (
-    Backoff, ChatClient, Joined, NickRefused, Received, Refused, State, StateChanged, Update,
+from tui_chat.client import ChatClient
+from tui_chat.updates import (
+    Backoff, Joined, NickRefused, Received, Refused, State, StateChanged, Update,
 )
 
 FAST = dict(first=0.05, cap=0.2)

@@ -17,7 +17,8 @@ import time
 import pytest
 
 from tests.helpers import JsonClient
-from tui_chat.client import Backoff, ChatClient, Received
+from tui_chat.client import ChatClient
+from tui_chat.updates import Backoff, Received
 
 KILLS = int(os.environ.get("TUI_CHAT_KILLS", "8"))
 WRITERS = 4

@@ -11,7 +11,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from server import ServerConfig
 from server.limits import ConnectionCounter, TokenBucket
-from tests.helpers import JsonClient, PlainClient
+from tests.helpers import JsonClient, PlainClient, sender_reader_stalled
 
 
 def test_the_defaults_are_the_documented_ones() -> None:
@@ -112,13 +112,7 @@ async def test_connections_beyond_max_clients_get_503(start_server, caplog) -> N
 async def test_a_client_that_stops_reading_is_disconnected(start_server, caplog) -> None:
     """Once output pending for a non-reader passes --max-pending it is dropped; others go on."""
     server = await start_server(max_pending=64 * 1024, max_text=4000)
-    sender = await JsonClient.connect(server.url, "sender")
-    reader = await JsonClient.connect(server.url, "reader")
-    stalled = await JsonClient.connect(server.url, "stalled")
-    stalled.connection.transport.pause_reading()
-    for _ in range(2):
-        await sender.expect("presence")
-    await reader.expect("presence")
+    sender, reader, stalled = await sender_reader_stalled(server.url)
     text = "x" * 3900
     left = False
     for number in range(5000):  # up to ~20 MB: past any socket buffer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.helpers import JsonClient
+from tests.helpers import JsonClient, sender_reader_stalled
 
 
 async def test_keepalive_reaps_a_peer_that_stopped_answering(start_server) -> None:
@@ -23,13 +23,7 @@ async def test_keepalive_reaps_a_peer_that_stopped_answering(start_server) -> No
 async def test_a_stalled_reader_does_not_delay_the_others(start_server) -> None:
     """With one member not reading at all, 2,000 messages still reach an active member."""
     server = await start_server(backlog=0)
-    sender = await JsonClient.connect(server.url, "sender")
-    reader = await JsonClient.connect(server.url, "reader")
-    stalled = await JsonClient.connect(server.url, "stalled")
-    stalled.connection.transport.pause_reading()
-    for _ in range(2):
-        await sender.expect("presence")
-    await reader.expect("presence")
+    sender, reader, stalled = await sender_reader_stalled(server.url)
     count = 2000
     for number in range(count):
         await sender.send(type="say", text=f"{number:05d} " + "x" * 200, cid=str(number))

@@ -6,7 +6,8 @@ import asyncio
 
 from tests.apptools import SIZE, log_text, make_app, online, outbox, type_line, until
 from tests.helpers import JsonClient
-from tui_chat.client import Backoff, ChatClient, Outgoing, Received, State
+from tui_chat.client import ChatClient
+from tui_chat.updates import Backoff, Outgoing, Received, State
 from tui_chat.outbox import OutboxStore
 
 

@@ -48,7 +48,7 @@ def test_rename_follows_the_nickname_rules() -> None:
     room.join(bob)
     assert room.rename(alice, "Alice") == "alice"
     assert room.users() == ("Alice", "bob")
-    for taken in ("BOB", "admin", "a b"):
+    for taken in ("BOB", "admin", "a b", " Alice "):
         with pytest.raises(ProtocolError):
             room.rename(alice, taken)
     assert alice.nick == "Alice"

@@ -20,9 +20,9 @@ from textual.widgets import Footer, Header, Input
 
 from server import ChatServer, ServerConfig
 from server.history import StorageError
-from tui_chat.client import (
+from tui_chat.client import ChatClient
+from tui_chat.updates import (
     Backoff,
-    ChatClient,
     Joined,
     NickRefused,
     OutboxChanged,

@@ -13,6 +13,7 @@ import secrets
 import ssl
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -47,7 +48,7 @@ from tui_chat.protocol import (
     encode,
 )
 
-from tui_chat.updates import (  # noqa: F401 - re-exported: the client's vocabulary
+from tui_chat.updates import (
     Backoff,
     Joined,
     NickRefused,
@@ -147,10 +148,6 @@ class ChatClient:
         self._wake.set()
         if self._connection is not None:
             await self._connection.close()
-
-    def reconnect_now(self) -> None:
-        """Skip the rest of the current reconnect delay."""
-        self._wake.set()
 
     # -- the connection loop --------------------------------------------------------------
 
@@ -258,7 +255,7 @@ class ChatClient:
         acked = [m.cid for m in history if m.cid in self.outbox]
         for cid in acked:
             del self.outbox[cid]
-        self.on_update(Joined(_with_history(welcome, history), gap, rejoined))
+        self.on_update(Joined(replace(welcome, history=history), gap, rejoined))
         self._set_state(State.ONLINE)
         if acked:
             self._outbox_changed()
@@ -350,13 +347,6 @@ class ChatClient:
     def _set_state(self, state: State, retry_at: float | None = None, reason: str = "") -> None:
         self.state = state
         self.on_update(StateChanged(state, retry_at, reason))
-
-
-def _with_history(welcome: Welcome, history: tuple[Message, ...]) -> Welcome:
-    if history == welcome.history:
-        return welcome
-    return Welcome(welcome.nick, welcome.room, welcome.users, welcome.epoch, history,
-                   welcome.recovered, welcome.max_text)
 
 
 def _close_reason(connection: ClientConnection | None) -> str:

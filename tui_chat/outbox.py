@@ -10,7 +10,7 @@ from pathlib import Path
 
 from platformdirs import user_data_path
 
-from tui_chat.client import Outgoing
+from tui_chat.updates import Outgoing
 
 
 class OutboxStore:

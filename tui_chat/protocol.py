@@ -10,7 +10,7 @@ import json
 import re
 import time
 import unicodedata
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar, Union
 
 SUBPROTOCOL = "tui-chat.v1"
@@ -349,16 +349,13 @@ def _from_dict(data: Any, events: dict[str, type]) -> Any:
     for item in fields(cls):
         value = data.get(item.name)
         if value is None:
-            if item.default is item.default_factory is _MISSING:
+            if item.default is item.default_factory is MISSING:
                 raise ProtocolError(BAD_EVENT, f"'{cls.type}' needs the field '{item.name}'.", cid)
             continue
         values[item.name] = _convert(cls.type, item.name, value, cid)
     event = cls(**values)
     _check(event, cid)
     return event
-
-
-_MISSING = fields(Hello)[0].default  # dataclasses.MISSING, without importing a private name
 
 
 def _convert(event_type: str, name: str, value: Any, cid: str | None) -> Any:

@@ -14,7 +14,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Input, Static
 
-from tui_chat.client import Outgoing
+from tui_chat.updates import Outgoing
 from tui_chat.commands import complete
 from tui_chat.protocol import nick_key
 from tui_chat.render import MessageLine, Row, nick_colour, wrap_ranges

@@ -29,7 +29,7 @@ from textual.widgets import Input  # noqa: E402
 
 from tests.benchmarks.fanout import free_port, rss_kib  # noqa: E402
 from tui_chat.app import ChatApp  # noqa: E402
-from tui_chat.client import State  # noqa: E402
+from tui_chat.updates import State  # noqa: E402
 from tui_chat.widgets import ChatInput  # noqa: E402
 
 IMPORTED = time.perf_counter()  # python, textual and tui-chat are loaded
