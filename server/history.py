@@ -168,7 +168,7 @@ class History:
                         self._commit(batch)
                     else:
                         await asyncio.to_thread(self._commit, batch)
-                except (sqlite3.Error, OSError) as error:
+                except Exception as error:  # noqa: BLE001 - no batch may wait forever
                     self._forget(batch)
                     for *_, future in batch:
                         future.set_exception(StorageError(f"could not store the message: {error}"))

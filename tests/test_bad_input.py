@@ -103,6 +103,18 @@ async def test_control_and_escape_codes_are_removed_before_anyone_sees_them(join
     assert await plain.recv() == "[alice]: abcdef\ng [bold]h[/bold]"
 
 
+async def test_a_lone_surrogate_is_replaced_and_the_message_stored(join, join_plain) -> None:
+    """JSON can spell half a surrogate pair, which UTF-8 (the wire, the database) cannot
+    carry: it becomes U+FFFD, and the message is stored and delivered like any other."""
+    alice = await join("alice")
+    plain = await join_plain("pat")
+    await alice.expect("presence")
+    await alice.connection.send('{"type":"say","text":"x\\ud800y","cid":"s1"}')
+    ack = await alice.expect("message")
+    assert (ack["text"], ack["cid"]) == ("x\ufffdy", "s1")
+    assert await plain.recv() == "[alice]: x\ufffdy"
+
+
 @pytest.mark.parametrize("path", ["/Lobby", "/no%20spaces", "/a/b", "/" + "r" * 33])
 async def test_an_invalid_room_gets_a_clear_error_and_a_close(chat_server, path: str) -> None:
     """Both dialects are told what a valid room name is, then closed with 1008."""

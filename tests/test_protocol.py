@@ -28,6 +28,7 @@ from tui_chat.protocol import (
         ("\u202eevil\u202c \u2066iso\u2069", "evil iso"),
         ("\x1b7saved\x1b8", "saved"),
         ("lone \x1b", "lone "),
+        ("half \ud83d pair \udc00", "half \ufffd pair \ufffd"),
     ],
 )
 def test_clean_text_removes_escapes_and_controls(raw: str, clean: str) -> None:

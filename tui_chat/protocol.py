@@ -72,14 +72,18 @@ _ESCAPE_SEQUENCE = re.compile(
 # C0 except tab and newline, DEL, C1, and the bidi embedding/override/isolate controls.
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _NEWLINES = re.compile(r"\r\n?|[\u2028\u2029]")
+# Half of a UTF-16 surrogate pair: JSON can spell one ("\ud800"), UTF-8 cannot encode it.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def clean_text(text: str) -> str:
-    """Return `text` with escape sequences and control characters removed; newlines normalised."""
+    """Return `text` with escape sequences and control characters removed, newlines
+    normalised, and lone surrogates (which no terminal or database can encode) replaced."""
     if text.isprintable():  # the common case: nothing to remove
         return text
     text = _NEWLINES.sub("\n", text)
     text = _ESCAPE_SEQUENCE.sub("", text)
+    text = _LONE_SURROGATE.sub("\ufffd", text)
     return _CONTROL.sub("", text)
 
 
