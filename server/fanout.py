@@ -1,13 +1,20 @@
-"""Fan-out: every event becomes one prepared WebSocket frame per dialect, and everything a
-room sends during one loop tick reaches each member in a single write.
+"""Fan-out: every event becomes one prepared WebSocket frame per dialect, and a room's stream
+of frames reaches its members in rounds, each member getting everything it lacks in one write.
 
 This is the idea of gorilla/websocket's PreparedMessage, plus write coalescing: the frame is
-serialised once (by websockets' own `Frame.serialize`), the frames of a tick are joined once,
-and the loop over recipients does nothing but write the same bytes. It is only correct for
-connections without compression (the server never negotiates it) that never send fragmented
-messages (the server never does), and it writes only to connections in the OPEN state, so
-it never writes after a close frame. A client that does not read still trips the slow-consumer
-bound, because `transport.write` is what fills its buffer.
+serialised once (by websockets' own `Frame.serialize`), and the loop over recipients does
+little but write the same bytes. It is only correct for connections without compression (the
+server never negotiates it) that never send fragmented messages (the server never does), and
+it writes only to connections in the OPEN state, so it never writes after a close frame. A
+client that does not read still trips the slow-consumer bound, because `transport.write` is
+what fills its buffer.
+
+Why rounds, and not one loop over the room per event: one write costs a few microseconds of
+kernel time, so a room of a thousand takes milliseconds to go round. A round is done a slice
+of members at a time, and the event loop reads between slices, so an event that arrives
+mid-round is in the very next write to every member the round has not reached yet; the
+members it has passed get it at the start of the next round. No event waits for a round to
+finish before it starts going out, and every member gets it within one round.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
 OPEN = State.OPEN
+SLICE = 16  # members written per step; the event loop reads new events between steps
 
 
 def text_frame(payload: str) -> bytes:
@@ -34,36 +42,109 @@ class Delivery:
     json: bytes
     plain: bytes
     subject: Any = None
-    subject_is_json: bool = False
     for_subject: bytes = b""
 
 
-def write_to_all(connections: list[Any], data: bytes, special: dict[Any, bytes]) -> None:
-    """Write `data` (or a connection's entry in `special`) to every open connection."""
-    if special:
-        for connection in connections:
-            if connection.protocol.state is OPEN:
-                payload = special.get(connection, data)
-                if payload:
-                    connection.transport.write(payload)
-    elif data:
-        for connection in connections:
-            if connection.protocol.state is OPEN:
+class Stream:
+    """One room's deliveries, numbered from 0, and how far each member has been sent.
+
+    A member's connection carries `delivered`, the number of the first delivery it has not
+    been sent; a member joins at `head`. Deliveries every member has been sent are dropped.
+    """
+
+    __slots__ = ("deliveries", "base", "subjects", "position", "round_head", "round_lists",
+                 "active")
+
+    def __init__(self) -> None:
+        self.deliveries: list[Delivery] = []  # deliveries[0] is number `base`
+        self.base = 0
+        self.subjects: dict[Any, int] = {}  # a subject's connection -> its last delivery
+        self.position = 0  # the next member of this round, counting JSON members first
+        self.round_head = 0  # head when this round started
+        self.round_lists: tuple[list[Any], list[Any]] | None = None
+        self.active = False  # deliveries wait: `step` must be called until it returns False
+
+    @property
+    def head(self) -> int:
+        """The number the next delivery will get."""
+        return self.base + len(self.deliveries)
+
+    def add(self, delivery: Delivery) -> bool:
+        """Append a delivery; True if the caller must now start calling `step`."""
+        if delivery.subject is not None:
+            self.subjects[delivery.subject] = self.head
+        self.deliveries.append(delivery)
+        if self.active:
+            return False
+        self.active = True
+        return True
+
+    def step(self, json_members: list[Any], plain_members: list[Any], count: int = SLICE) -> bool:
+        """Write to the next `count` members of the round; False once every member has been
+        sent everything (the stream is then empty and idle). The lists are the room's own,
+        the same objects until its membership changes: new lists mean someone joined or
+        left, and the round may have skipped a member, so it goes round once more."""
+        lists = (json_members, plain_members)
+        if self.round_lists is None:
+            self.round_lists, self.position, self.round_head = lists, 0, self.head
+        elif self.round_lists[0] is not json_members or self.round_lists[1] is not plain_members:
+            self.round_head = -1  # membership changed mid-round: go round once more
+        start = self.position
+        end = min(start + count, len(json_members) + len(plain_members))
+        if start < len(json_members):
+            self._write(json_members, start, min(end, len(json_members)), True)
+        if end > len(json_members):
+            offset = len(json_members)
+            self._write(plain_members, max(start - offset, 0), end - offset, False)
+        self.position = end
+        if end < len(json_members) + len(plain_members):
+            return True
+        return self._end_round(lists)
+
+    def _end_round(self, lists: tuple[list[Any], list[Any]]) -> bool:
+        head = self.head
+        if self.round_head == head:  # nothing arrived during the round: all done
+            self.deliveries.clear()
+            self.subjects.clear()
+            self.base, self.round_lists, self.active = head, None, False
+            return False
+        # Every member is now at least at this round's starting head; drop what all have.
+        floor = max(self.round_head, self.base)
+        del self.deliveries[:floor - self.base]
+        self.base = floor
+        self.subjects = {key: last for key, last in self.subjects.items() if last >= floor}
+        self.round_lists, self.position, self.round_head = lists, 0, head
+        return True
+
+    def _write(self, connections: list[Any], start: int, end: int, is_json: bool) -> None:
+        head = self.head
+        base = self.base
+        deliveries = self.deliveries
+        subjects = self.subjects
+        common: dict[int, bytes] = {}
+        for index in range(start, end):
+            connection = connections[index]
+            mark = connection.delivered
+            if mark >= head:
+                continue
+            connection.delivered = head
+            if connection.protocol.state is not OPEN:
+                continue
+            if subjects and subjects.get(connection, -1) >= mark:
+                data = _for_subject(deliveries[mark - base:], connection, is_json)
+            else:
+                data = common.get(mark)
+                if data is None:
+                    data = common[mark] = b"".join(
+                        [d.json for d in deliveries[mark - base:]] if is_json
+                        else [d.plain for d in deliveries[mark - base:]])
+            if data:
                 connection.transport.write(data)
 
 
-def coalesce(batch: list[Delivery]) -> tuple[bytes, bytes, dict[Any, bytes]]:
-    """The bytes every JSON member gets, every plain member gets, and each subject gets."""
-    json_all = b"".join(delivery.json for delivery in batch)
-    plain_all = b"".join(delivery.plain for delivery in batch)
-    special: dict[Any, bytes] = {}
-    for delivery in batch:
-        subject = delivery.subject
-        if subject is None or subject in special:
-            continue
-        is_json = delivery.subject_is_json
-        special[subject] = b"".join(
-            d.for_subject if d.subject is subject else (d.json if is_json else d.plain)
-            for d in batch
-        )
-    return json_all, plain_all, special
+def _for_subject(deliveries: list[Delivery], connection: Any, is_json: bool) -> bytes:
+    """The bytes `connection` gets for `deliveries`, its own versions in place."""
+    return b"".join(
+        d.for_subject if d.subject is connection else (d.json if is_json else d.plain)
+        for d in deliveries
+    )

@@ -9,8 +9,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from server.accounts import Accounts
-from server.fanout import Delivery, coalesce, text_frame, write_to_all
-from server.history import History, StorageError
+from server.fanout import Delivery, Stream, text_frame
+from server.history import History, StorageError, Stored
 from server.rooms import Dialect, Member, Room, Rooms
 from tui_chat.protocol import (
     DEFAULT_MAX_TEXT,
@@ -72,8 +72,7 @@ class Hub:
         # Per room, the last message id written to members. A joiner's backlog stops there,
         # so a message is either in the backlog or delivered live, never both.
         self._published: dict[str, int] = {}
-        self._outbound: dict[str, list[Delivery]] = {}  # per room, what this tick sends
-        self._pending_ids: dict[str, int] = {}  # per room, the last message id queued
+        self._streams: dict[str, Stream] = {}  # per room, deliveries not yet sent to all
 
     # -- membership ---------------------------------------------------------------------
 
@@ -86,9 +85,10 @@ class Hub:
         try:
             shown = room.vet_nick(nick)
         except ProtocolError:
-            self.rooms.discard_if_empty(room)
+            self._discard_if_empty(room)
             raise
         member = Member(shown, dialect, connection, peer)
+        connection.delivered = self._stream(room.name).head  # live from here on
         backlog = self.history.backlog(
             room.name, since, epoch, self.limits.backlog, self._published.get(room.name)
         )
@@ -115,7 +115,12 @@ class Hub:
         """Remove a member (if it is one) and tell the others."""
         if room.leave(member) and not self.closing and self._announces(room):
             self._announce(room, Presence("leave", member.nick, room.users()), None, b"")
+        self._discard_if_empty(room)
+
+    def _discard_if_empty(self, room: Room) -> None:
         self.rooms.discard_if_empty(room)
+        if self.rooms.find(room.name) is None:
+            self._streams.pop(room.name, None)
 
     def rename(self, room: Room, member: Member, new_nick: str) -> None:
         """Rename a member and tell everyone, the member included."""
@@ -137,7 +142,6 @@ class Hub:
             json_frame or text_frame(encode(presence)),
             text_frame(server_line(presence_sentence(presence))),
             subject.connection if subject else None,
-            subject is not None and subject.dialect is Dialect.JSON,
             for_subject,
         ))
 
@@ -157,58 +161,75 @@ class Hub:
             raise ProtocolError(EMPTY, "Empty message: nothing was sent.", cid)
         return text
 
-    async def post(self, room: Room, member: Member, text: str, kind: str, cid: str | None) -> Message:
+    def post(self, room: Room, member: Member, text: str, kind: str,
+             cid: str | None) -> asyncio.Future[Message]:
         """Store a vetted message; once committed, deliver it: JSON members all get it (the
         sender with its `cid`, as the acknowledgement), plain members but the sender a line.
-        A `cid` the sender already used is answered with the original message, to it alone."""
+        A `cid` the sender already used is answered with the original message, to it alone.
+        Returns at once (messages are numbered in the order they are posted); the future
+        resolves once the message is on its way, or fails with ProtocolError `unavailable`."""
         name = room.name
         if name not in self._published:  # the first post in this room since start
             self._published[name] = self.history.last_id(name)
+        posted: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        stored = self.history.submit(name, member.nick, member.key, text, kind, cid)
+        stored.add_done_callback(lambda done: self._deliver(done, name, member, cid, posted))
+        return posted
+
+    def _deliver(self, stored_future: asyncio.Future[Stored], room_name: str, member: Member,
+                 cid: str | None, posted: asyncio.Future[Message]) -> None:
         try:
-            stored = await self.history.append(name, member.nick, member.key, text, kind, cid)
+            stored = stored_future.result()
         except StorageError as error:
             log.error("%s: %s", member.peer, error)
-            raise ProtocolError(UNAVAILABLE, "The server could not store your message;"
-                                " it was not sent. Try again.", cid) from None
+            posted.set_exception(ProtocolError(
+                UNAVAILABLE, "The server could not store your message; it was not sent."
+                " Try again.", cid))
+            return
         message = stored.message
         if stored.duplicate:
             if member.dialect is Dialect.JSON:
                 member.connection.send(encode(message))
-            return message
-        public = replace(message, cid=None) if cid is not None else message
-        json_frame = text_frame(encode(public))
-        if member.dialect is Dialect.JSON:
-            for_sender = json_frame if cid is None else text_frame(encode(message))
         else:
-            for_sender = b""  # plain senders do not get their own lines back
-        self._queue(name, Delivery(json_frame, text_frame(plain_line(message)),
-                                   member.connection, member.dialect is Dialect.JSON,
-                                   for_sender), message.id)
-        return message
+            public = replace(message, cid=None) if cid is not None else message
+            json_frame = text_frame(encode(public))
+            if member.dialect is Dialect.JSON:
+                for_sender = json_frame if cid is None else text_frame(encode(message))
+            else:
+                for_sender = b""  # plain senders do not get their own lines back
+            self._queue(room_name, Delivery(json_frame, text_frame(plain_line(message)),
+                                            member.connection, for_sender), message.id)
+        posted.set_result(message)
 
-    # -- the outbound queue ---------------------------------------------------------------
+    # -- the outbound stream -------------------------------------------------------------
+
+    def _stream(self, room_name: str) -> Stream:
+        stream = self._streams.get(room_name)
+        if stream is None:
+            stream = self._streams[room_name] = Stream()
+        return stream
 
     def _queue(self, room_name: str, delivery: Delivery, message_id: int | None = None) -> None:
-        """Send `delivery` to the room's members with everything else from this tick."""
-        batch = self._outbound.get(room_name)
-        if batch is None:
-            batch = self._outbound[room_name] = []
-            asyncio.get_running_loop().call_soon(self._flush, room_name)
-        batch.append(delivery)
+        """Send `delivery` to every member of the room (members joining from now on have it
+        in their backlog, if it is a message, so it is never both replayed and delivered)."""
         if message_id is not None:
-            self._pending_ids[room_name] = message_id
+            self._published[room_name] = max(self._published.get(room_name, 0), message_id)
+        if self.rooms.find(room_name) is None:
+            return  # everyone has left (the sender of a message still being committed, too)
+        stream = self._stream(room_name)
+        if stream.add(delivery):
+            asyncio.get_running_loop().call_soon(self._step, room_name, stream)
 
-    def _flush(self, room_name: str) -> None:
-        batch = self._outbound.pop(room_name)
-        last_id = self._pending_ids.pop(room_name, None)
-        if last_id is not None:  # from now on these messages are live, not backlog
-            self._published[room_name] = max(self._published.get(room_name, 0), last_id)
+    def _step(self, room_name: str, stream: Stream) -> None:
+        """Write to the next slice of members; again on the next loop turn if not done."""
         room = self.rooms.find(room_name)
+        if self._streams.get(room_name) is not stream:
+            return  # the room emptied meanwhile; a new one has a new stream
         if room is None:
+            del self._streams[room_name]
             return
-        json_all, plain_all, special = coalesce(batch)
-        write_to_all(room.recipients(Dialect.JSON), json_all, special)
-        write_to_all(room.recipients(Dialect.PLAIN), plain_all, special)
+        if stream.step(room.recipients(Dialect.JSON), room.recipients(Dialect.PLAIN)):
+            asyncio.get_running_loop().call_soon(self._step, room_name, stream)
 
 
 def _fitting(messages: list[Message], budget: int) -> int:

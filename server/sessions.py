@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import re
@@ -24,6 +25,7 @@ from tui_chat.protocol import (
     Hello,
     Me,
     Nick,
+    Message,
     ProtocolError,
     Say,
     Users,
@@ -36,6 +38,7 @@ from tui_chat.protocol import (
 )
 
 log = logging.getLogger("tui_chat.server")
+MAX_UNSETTLED = 64  # a client's messages waiting for their commit before it must wait
 
 
 def token_matches(given: str | None, expected: str) -> bool:
@@ -47,7 +50,7 @@ class Session:
     """What both dialects share: the connection, the room it asked for, membership, limits."""
 
     __slots__ = ("hub", "connection", "room_name", "peer", "room", "member", "bucket",
-                 "_throttled")
+                 "_throttled", "_unsettled")
     dialect: Dialect
 
     def __init__(self, hub: Hub, connection, room_name: str, peer: str) -> None:
@@ -59,6 +62,9 @@ class Session:
         self.member: Member | None = None
         self.bucket = TokenBucket(hub.limits.rate, hub.limits.burst)
         self._throttled = False
+        # Messages posted and not yet committed, oldest first. A client's messages do not wait
+        # for each other's commit (they share one), but anything else it sends waits for them.
+        self._unsettled: list[asyncio.Future[Message]] = []  # a deque costs 600 bytes
 
     async def on_frame(self, frame: str | bytes) -> None:
         raise NotImplementedError
@@ -128,9 +134,26 @@ class Session:
             self.hub.leave(self.room, self.member)
 
     async def post(self, text: str, kind: str, cid: str | None = None) -> None:
+        """Post a message without waiting for its commit (the acknowledgement and any error
+        follow when it is done); wait only once MAX_UNSETTLED of this client's are pending."""
         assert self.room is not None and self.member is not None
         text = self.hub.vet_text(text, cid)
-        await self.hub.post(self.room, self.member, text, kind, cid)
+        posted = self.hub.post(self.room, self.member, text, kind, cid)
+        self._unsettled.append(posted)
+        posted.add_done_callback(self._settled)
+        if len(self._unsettled) > MAX_UNSETTLED:
+            await asyncio.wait([self._unsettled[0]])
+
+    def _settled(self, posted: asyncio.Future[Message]) -> None:
+        self._unsettled.remove(posted)
+        error = posted.exception()
+        if isinstance(error, ProtocolError):
+            self.refuse(error)
+
+    async def settle(self) -> None:
+        """Wait until every message this client posted is committed (or refused)."""
+        if self._unsettled:
+            await asyncio.wait(list(self._unsettled))
 
     async def rename(self, nick: str, password: str | None = None) -> None:
         assert self.room is not None and self.member is not None
@@ -155,6 +178,8 @@ class JsonSession(Session):
         try:
             event = decode_client(frame)
             self.throttle(getattr(event, "cid", None))
+            if not isinstance(event, (Say, Me)):
+                await self.settle()  # a rename or a who comes after the messages before it
             if isinstance(event, Hello):
                 await self.hello(event)
             elif self.member is None:
@@ -224,6 +249,7 @@ class PlainSession(Session):
             elif text.startswith("//"):
                 await self.post(text[1:], "chat")
             elif match := _COMMAND.fullmatch(text.strip()):
+                await self.settle()  # a rename or a who comes after the lines before it
                 await self.command(match.group(1).lower(), (match.group(2) or "").strip())
             else:
                 await self.post(text, "chat")

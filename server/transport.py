@@ -46,7 +46,8 @@ class ChatConnection(asyncio.Protocol):
 
     __slots__ = ("server", "protocol", "transport", "remote_address", "session", "inbox",
                  "worker", "fragments", "fragments_opcode", "timer", "greeting", "authorized", "paused",
-                 "reading", "awaiting_pong", "subprotocol", "on_lost", "closed_waiter")
+                 "reading", "awaiting_pong", "subprotocol", "on_lost", "closed_waiter",
+                 "delivered")
 
     def __init__(self, server: Any) -> None:
         self.server = server
@@ -65,6 +66,7 @@ class ChatConnection(asyncio.Protocol):
         self.reading = True
         self.subprotocol: str | None = None
         self.on_lost: Any = None
+        self.delivered = 0  # how far this member has been sent its room's stream (fanout.py)
         self.closed_waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     # -- asyncio callbacks ------------------------------------------------------------------

@@ -1,11 +1,16 @@
-"""Fan-out: prepared frames, one write per member per tick, and what each sender gets."""
+"""Fan-out: prepared frames, rounds of one write per member, and what each sender gets."""
 
 from __future__ import annotations
 
+import asyncio
+from types import SimpleNamespace
+
 import pytest
 from websockets.exceptions import ConnectionClosedError
+from websockets.protocol import State
 
-from server.fanout import Delivery, coalesce, text_frame
+from server.fanout import Delivery, Stream, text_frame
+from tests.helpers import JsonClient
 
 
 def test_a_text_frame_is_a_complete_unmasked_frame() -> None:
@@ -15,17 +20,90 @@ def test_a_text_frame_is_a_complete_unmasked_frame() -> None:
     assert long[:4] == b"\x81\x7e\x01\x2c" and len(long) == 304
 
 
-def test_coalescing_gives_every_member_the_same_bytes_except_subjects() -> None:
-    """Everyone gets the tick's frames joined; a subject gets its own version in place."""
-    alice, bob = object(), object()
-    batch = [
-        Delivery(b"J1", b"P1", alice, True, b"J1+cid"),  # alice's message: her ack has a cid
-        Delivery(b"J2", b"P2", bob, False, b""),  # bob (plain) does not get his own line
-        Delivery(b"J3", b"P3"),
-    ]
-    json_all, plain_all, special = coalesce(batch)
-    assert (json_all, plain_all) == (b"J1J2J3", b"P1P2P3")
-    assert special == {alice: b"J1+cidJ2J3", bob: b"P1P3"}
+class Member:
+    """A stand-in for a connection as the stream sees one: a state, a transport, a mark."""
+
+    def __init__(self, name: str, stream: Stream, state: State = State.OPEN) -> None:
+        self.name = name
+        self.protocol = SimpleNamespace(state=state)
+        self.transport = self  # what is written is kept, in order
+        self.writes: list[bytes] = []
+        self.delivered = stream.head
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+
+def run_round(stream: Stream, json: list, plain: list, count: int = 2) -> int:
+    """Step until the stream is done; how many steps it took."""
+    steps = 1
+    while stream.step(json, plain, count):
+        steps += 1
+    return steps
+
+
+def test_every_member_gets_what_it_lacks_in_one_write_subjects_their_own_version() -> None:
+    """Each member gets the pending frames joined; a subject gets its own version in place."""
+    stream = Stream()
+    alice, carol = Member("alice", stream), Member("carol", stream)
+    bob, dave = Member("bob", stream), Member("dave", stream)
+    assert stream.add(Delivery(b"J1", b"P1", alice, b"J1+cid"))  # alice's ack has a cid
+    assert not stream.add(Delivery(b"J2", b"P2", bob, b""))  # plain bob: not his own line
+    stream.add(Delivery(b"J3", b"P3"))
+    run_round(stream, [alice, carol], [bob, dave])
+    assert alice.writes == [b"J1+cidJ2J3"] and carol.writes == [b"J1J2J3"]
+    assert bob.writes == [b"P1P3"] and dave.writes == [b"P1P2P3"]
+    assert stream.deliveries == [] and not stream.active and stream.head == 3
+
+
+def test_a_delivery_added_mid_round_reaches_everyone_once_and_in_order() -> None:
+    """Members the round has not reached get it in their next write; those it has passed
+    get it in the next round; nobody gets anything twice."""
+    stream = Stream()
+    members = [Member(f"m{n}", stream) for n in range(6)]
+    stream.add(Delivery(b"A", b"a"))
+    assert stream.step(members, [], 2)  # m0 and m1 have A
+    stream.add(Delivery(b"B", b"b"))
+    run_round(stream, members, [])
+    assert [m.writes for m in members[:2]] == [[b"A", b"B"]] * 2
+    assert [m.writes for m in members[2:]] == [[b"AB"]] * 4
+    assert stream.deliveries == [] and not stream.active
+
+
+def test_a_member_joining_mid_round_gets_only_what_comes_after() -> None:
+    """A joiner starts at the head: earlier deliveries are its backlog's business."""
+    stream = Stream()
+    members = [Member(f"m{n}", stream) for n in range(4)]
+    stream.add(Delivery(b"A", b"a"))
+    stream.step(members, [], 2)
+    joiner = Member("joiner", stream)
+    stream.add(Delivery(b"B", b"b"))
+    members = members + [joiner]  # the room's recipient list is rebuilt on a join
+    run_round(stream, members, [])
+    assert joiner.writes == [b"B"]
+    assert [m.writes for m in members[:2]] == [[b"A", b"B"]] * 2
+    assert [m.writes for m in members[2:4]] == [[b"AB"]] * 2
+
+
+def test_a_member_leaving_mid_round_does_not_make_another_miss_a_delivery() -> None:
+    """When the recipient list shifts under the round, the stream goes round once more."""
+    stream = Stream()
+    members = [Member(f"m{n}", stream) for n in range(6)]
+    stream.add(Delivery(b"A", b"a"))
+    stream.step(members, [], 3)  # m0, m1, m2 done; m3 is next
+    shifted = members[1:]  # m0 left: m3 is now where the round has already been
+    run_round(stream, shifted, [])
+    assert [m.writes for m in members] == [[b"A"]] * 6
+    assert not stream.active
+
+
+def test_nothing_is_written_to_a_connection_that_is_not_open() -> None:
+    """A closing connection gets no more frames (nothing may follow a close frame)."""
+    stream = Stream()
+    open_member, closing = Member("open", stream), Member("closing", stream, State.CLOSING)
+    stream.add(Delivery(b"A", b"a"))
+    run_round(stream, [open_member, closing], [])
+    assert open_member.writes == [b"A"] and closing.writes == []
 
 
 async def test_fragmented_messages_are_reassembled(join) -> None:
@@ -62,3 +140,53 @@ async def test_every_member_gets_a_burst_in_order_whatever_the_batching(join, jo
     assert lines == [f"[sender]: n{number}" for number in range(300)]
     acks = [(await sender.expect("message"))["cid"] for _ in range(300)]
     assert acks == [f"b{number}" for number in range(300)]
+
+
+async def test_a_clients_messages_share_commits_instead_of_waiting_for_each_other(
+        start_server, tmp_path, clients) -> None:
+    """Messages from one client are numbered in order at once and committed together: a
+    burst of 100 takes far fewer than 100 commits (each of which syncs the disk)."""
+    server = await start_server(db=str(tmp_path / "history.db"))
+    sender = await JsonClient.connect(server.url + "/lobby", "sender")
+    clients.append(sender)
+    before = server.history.commits
+    for number in range(100):
+        await sender.send(type="say", text=f"n{number}", cid=f"p{number}")
+    acks = [await sender.expect("message") for _ in range(100)]
+    assert [ack["cid"] for ack in acks] == [f"p{n}" for n in range(100)]
+    assert [ack["id"] for ack in acks] == list(range(acks[0]["id"], acks[0]["id"] + 100))
+    assert server.history.commits - before < 50
+
+
+async def test_a_rename_comes_after_the_messages_sent_before_it(join, join_plain) -> None:
+    """Messages are not held back for their commit, but a rename (or /who) waits for them,
+    so everyone sees the lines, then the rename, in the order they were sent."""
+    listener = await join("listener")
+    writer = await join_plain("writer")
+    await listener.expect("presence")
+    for number in range(20):
+        await writer.send(f"line {number}")
+    await writer.send("/nick scribe")
+    events = [await listener.recv() for _ in range(21)]
+    assert [e.get("text") for e in events[:20]] == [f"line {n}" for n in range(20)]
+    assert all(e["nick"] == "writer" for e in events[:20])
+    assert (events[20]["type"], events[20]["nick"]) == ("presence", "scribe")
+
+
+async def test_a_message_committed_after_everyone_left_goes_nowhere_and_the_room_recovers(
+        start_server, tmp_path, clients) -> None:
+    """A message whose sender (the last member) left before its commit is stored, sent to
+    nobody, and a room of the same name started later works normally."""
+    server = await start_server(db=str(tmp_path / "history.db"))
+    url = server.url + "/lobby"
+    alone = await JsonClient.connect(url, "alone")
+    await alone.send(type="say", text="last words", cid="w1")
+    await alone.connection.close()
+    await asyncio.sleep(0.1)
+    assert server.hub.rooms.find("lobby") is None
+    first = await JsonClient.connect(url, "first")
+    second = await JsonClient.connect(url, "second")
+    clients.extend([first, second])
+    assert [m["text"] for m in first.welcome["history"]] == ["last words"]
+    assert (await first.say("hello again"))["text"] == "hello again"  # skips second's join
+    assert (await second.expect("message"))["text"] == "hello again"

@@ -144,12 +144,18 @@ async def drained(tally: Tally, quiet: float = 0.5, limit: float = 60.0) -> None
         await asyncio.sleep(quiet)
 
 
+def senders_of(clients: list[LeanClient], count: int) -> list[LeanClient]:
+    """The clients that send: never one that measures latency (plain-dialect senders do not
+    get their own lines back) and never the observer (the last client)."""
+    return [client for client in clients[:-1] if not client.sample][:count]
+
+
 async def saturate(clients: list[LeanClient], tally: Tally, senders: int, window: int,
                    warmup: float, seconds: float, pid: int) -> tuple[float, float, float, float]:
     """Closed loop: keep `window` messages in flight (as seen by an observer that does not
     send). Returns deliveries/s, messages/s, server CPU and load-generator CPU (cores)."""
     observer = clients[-1]
-    sending = clients[:senders]
+    sending = senders_of(clients, senders)
     sent = observed = 0
     wake = asyncio.Event()
 
@@ -189,7 +195,7 @@ async def open_loop(clients: list[LeanClient], tally: Tally, senders: int, rate:
                     warmup: float, seconds: float) -> dict[str, float]:
     """Open loop: send `rate` messages/s on a fixed schedule; latency is measured from each
     message's scheduled send time, so a server that falls behind is charged for it."""
-    sending = clients[:senders]
+    sending = senders_of(clients, senders)
     interval_ns = int(1e9 / rate)
     begin = time.perf_counter_ns()
     measure_from = begin + int(warmup * 1e9)
@@ -228,7 +234,7 @@ async def measure(kind: ServerKind, clients_count: int, repetition: int, loads: 
         result.rss_per_connection_kib = (rss_kib(pid) - baseline) / clients_count
         if not args.memory_only:
             clients[-1].on_text = lambda _: None  # the observer keeps parsing
-            count_only(clients, args.samples)
+            count_only(clients)
             senders = min(args.senders, clients_count - 1)
             (result.deliveries_per_s, result.messages_per_s, result.server_cpu,
              result.loadgen_cpu) = await saturate(clients, tally, senders, args.window,
@@ -320,7 +326,9 @@ async def main_async(args: argparse.Namespace) -> list[Result]:
     for size in args.clients:
         memory_only = size > args.throughput_max
         loads: list[float] = []
-        if not memory_only:
+        if not memory_only and args.loads:
+            loads = args.loads
+        elif not memory_only:
             top = await calibrate(size, args)
             loads = [round(top / 10), round(top / 2)]  # the lighter load first
             print(f"{size:,} clients: tui-chat saturates at {top:,.0f} messages/s;"
@@ -352,6 +360,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=20, help="clients measuring latency")
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--loads", type=lambda text: [float(n) for n in text.split(",")],
+                        help="offered loads for latency in messages/s (default: 10%% and 50%%"
+                        " of tui-chat's saturation rate, measured first)")
     parser.add_argument("--throughput-max", type=int, default=1000,
                         help="above this many clients, measure memory only")
     parser.add_argument("--servers", default=",".join(kind.name for kind in SERVERS),

@@ -154,31 +154,36 @@ class LeanClient(asyncio.Protocol):
 async def open_clients(host: str, port: int, path: str, count: int, tally: Tally, *,
                        plain_join: bool, samples: int, prefix: str = "c",
                        concurrency: int = 200) -> list[LeanClient]:
-    """Open `count` connections (the first `samples` of them measure latency)."""
+    """Open `count` connections, in index order. `samples` of them, spread evenly over the
+    room (servers deliver in join order, so the first joiners would be served first), measure
+    latency."""
     loop = asyncio.get_running_loop()
-    clients: list[LeanClient] = []
+    clients: list[tuple[int, LeanClient]] = []
     semaphore = asyncio.Semaphore(concurrency)
+    stride = max(1, count // samples) if samples else count + 1
+    sampled = {index for index in range(stride // 2, count, stride)}
+    sampled = set(sorted(sampled)[:samples])
 
     async def one(index: int) -> None:
         async with semaphore:
             join = f"{prefix}{index:06d}".encode() if plain_join else None  # all one length
             _, client = await loop.create_connection(
-                lambda: LeanClient(f"{host}:{port}", path, tally, index < samples, join),
+                lambda: LeanClient(f"{host}:{port}", path, tally, index in sampled, join),
                 host, port)
             await asyncio.wait_for(client.ready, 60)
-            clients.append(client)
+            clients.append((index, client))
 
     await asyncio.gather(*(one(index) for index in range(count)))
-    clients.sort(key=lambda client: not client.sample)
+    clients.sort(key=lambda pair: pair[0])
     # A chat frame: 2 header bytes and the payload, "[c000123]: " first on plain servers.
     tally.frame_size = 2 + PAYLOAD_SIZE + (len(f"[{prefix}000000]: ") if plain_join else 0)
-    return clients
+    return [client for _, client in clients]
 
 
-def count_only(clients: list[LeanClient], keep: int) -> None:
-    """From now on, all but the first `keep` clients (and observers) just count bytes."""
-    for client in clients[keep:]:
-        if client.on_text is None and not client.buffer:
+def count_only(clients: list[LeanClient]) -> None:
+    """From now on, all but the sampling clients (and observers) just count bytes."""
+    for client in clients:
+        if not client.sample and client.on_text is None and not client.buffer:
             client.counting = True
 
 
