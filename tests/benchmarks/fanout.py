@@ -33,6 +33,7 @@ from tests.benchmarks.loadgen import (
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 SERVER_CPU, LOADGEN_CPU = 0, 1
+OVERLOAD = 0.9  # latency is not measured at offered loads above this share of saturation
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ class Result:
     server_cpu: float = 0.0
     loadgen_cpu: float = 0.0
     rss_per_connection_kib: float = 0.0
-    latency: dict[str, dict[str, float]] = field(default_factory=dict)
+    latency: dict[str, dict[str, float | bool]] = field(default_factory=dict)
     errors: int = 0
 
 
@@ -241,6 +242,9 @@ async def measure(kind: ServerKind, clients_count: int, repetition: int, loads: 
                                                   args.warmup, args.seconds, pid)
             for load in loads:
                 label = f"{load:,.0f} msg/s"
+                if load > OVERLOAD * result.messages_per_s:  # it would only build a queue
+                    result.latency[label] = {"overloaded": True}
+                    continue
                 result.latency[label] = await open_loop(clients, tally, senders, load,
                                                         args.warmup, args.seconds)
         result.errors = tally.errors
@@ -277,9 +281,13 @@ def report(results: list[Result], sizes: list[int], servers: list[ServerKind]) -
             gen = median_of(results, kind.name, size, lambda r: r.loadgen_cpu)
             lat = []
             for label in latency_labels(results, kind.name, size):
-                figures = [median_of(results, kind.name, size, lambda r, k=k: r.latency[label][k])
+                figures = [median_of(results, kind.name, size,
+                                     lambda r, k=k: r.latency[label].get(k, float("nan")))
                            for k in ("p50_ms", "p99_ms", "p999_ms")]
-                lat.append("/".join(f"{value:.1f}" for value in figures) + f" ms at {label}")
+                if figures[0] != figures[0]:  # NaN: overloaded in every repetition
+                    lat.append(f"overloaded at {label}")
+                else:
+                    lat.append("/".join(f"{value:.1f}" for value in figures) + f" ms at {label}")
             lat = "<br>".join(lat) or "-"
             if rate > 0:
                 vs = f"{rate:,.0f} | {rate / node:.2f}x | {rate / ws:.2f}x | {cpu:.0%} | {gen:.0%}"
@@ -305,11 +313,24 @@ def machine() -> dict[str, str]:
             "node": node, "tui-chat loop": loop, "kernel": platform.release()}
 
 
-async def calibrate(size: int, args: argparse.Namespace) -> float:
-    """tui-chat's own saturation rate, to choose the offered loads for latency."""
+async def calibrate(kind: ServerKind, size: int, args: argparse.Namespace) -> float:
+    """A server's saturation rate in messages/s, to choose the offered loads for latency."""
     probe = argparse.Namespace(**{**vars(args), "seconds": 2.0, "memory_only": False})
-    result = await measure(SERVERS[0], size, -1, [], probe)
+    result = await measure(kind, size, -1, [], probe)
     return result.messages_per_s
+
+
+async def offered_loads(size: int, servers: list[ServerKind], args: argparse.Namespace
+                        ) -> list[float]:
+    """Half of what the slowest reference server sustains (a load every server can carry,
+    so all are compared at the same load), then 10% and 50% of tui-chat's saturation."""
+    loads = []
+    slowest = next((kind for kind in servers if kind.name == "asyncio.wait tutorial"), None)
+    if slowest is not None:
+        loads.append(max(1, round(await calibrate(slowest, size, args) / 2)))
+    top = await calibrate(SERVERS[0], size, args)
+    print(f"{size:,} clients: tui-chat saturates at {top:,.0f} messages/s", flush=True)
+    return loads + [round(top / 10), round(top / 2)]
 
 
 async def main_async(args: argparse.Namespace) -> list[Result]:
@@ -329,10 +350,9 @@ async def main_async(args: argparse.Namespace) -> list[Result]:
         if not memory_only and args.loads:
             loads = args.loads
         elif not memory_only:
-            top = await calibrate(size, args)
-            loads = [round(top / 10), round(top / 2)]  # the lighter load first
-            print(f"{size:,} clients: tui-chat saturates at {top:,.0f} messages/s;"
-                  f" latency measured at {loads[0]:,} and {loads[1]:,} messages/s", flush=True)
+            loads = await offered_loads(size, servers, args)
+            print(f"{size:,} clients: latency measured at"
+                  f" {', '.join(f'{load:,.0f}' for load in loads)} messages/s", flush=True)
         for repetition in range(args.repetitions):
             for kind in servers:
                 run_args = argparse.Namespace(**{**vars(args), "memory_only": memory_only})
@@ -355,14 +375,15 @@ def main() -> None:
                         type=lambda text: [int(n) for n in text.split(",")])
     parser.add_argument("--repetitions", type=int, default=3)
     parser.add_argument("--senders", type=int, default=10)
-    parser.add_argument("--window", type=int, default=256,
-                        help="messages in flight (closed loop); throughput has plateaued by 256")
+    parser.add_argument("--window", type=int, default=1024,
+                        help="messages in flight (closed loop); see docs/performance.md")
     parser.add_argument("--samples", type=int, default=20, help="clients measuring latency")
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--loads", type=lambda text: [float(n) for n in text.split(",")],
-                        help="offered loads for latency in messages/s (default: 10%% and 50%%"
-                        " of tui-chat's saturation rate, measured first)")
+                        help="offered loads for latency in messages/s (default: half of the"
+                        " slowest reference's saturation rate, then 10%% and 50%% of"
+                        " tui-chat's, measured first)")
     parser.add_argument("--throughput-max", type=int, default=1000,
                         help="above this many clients, measure memory only")
     parser.add_argument("--servers", default=",".join(kind.name for kind in SERVERS),
