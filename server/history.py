@@ -9,7 +9,6 @@ waits for the disk; `:memory:` commits inline.
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import sqlite3
 from dataclasses import dataclass
@@ -38,27 +37,8 @@ CREATE TABLE IF NOT EXISTS messages (
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS messages_by_cid ON messages (room, sender, cid)
     WHERE cid IS NOT NULL;
-CREATE TRIGGER IF NOT EXISTS rooms_last_id AFTER INSERT ON messages BEGIN
-    INSERT INTO rooms (room, last_id) VALUES (new.room, new.id)
-        ON CONFLICT (room) DO UPDATE SET last_id = max(last_id, excluded.last_id);
-END;
 """
 _COLUMNS = "id, ts, nick, text, kind, cid"
-# A batch of rows inserted by one statement from one JSON array. The commit thread needs the
-# GIL between statements, and on a busy server each time it waits for the event loop's
-# thread (two context switches on one core): `BEGIN`, `executemany` (a step per row),
-# `COMMIT` cost dozens of those per commit, this one statement two.
-_INSERT_FROM_JSON = "INSERT INTO messages SELECT " + ", ".join(
-    f"json_extract(value, '$[{column}]')" for column in range(8)) + " FROM json_each(?)"
-
-
-def has_json(connection: sqlite3.Connection) -> bool:
-    """Whether this SQLite has the JSON functions (built in since 3.38, common long before)."""
-    try:
-        connection.execute("SELECT json_extract('[1]', '$[0]')")
-    except sqlite3.OperationalError:
-        return False
-    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +120,6 @@ class History:
         self._writer = connect_database(path, sync)
         # Readers use their own connection: WAL lets them read while a commit is running.
         self._reader = self._writer if self.in_memory else connect_database(path)
-        self._json_rows = has_json(self._writer)
         self.epoch = self._load_epoch()
         self._last_ids: dict[str, int] = {}
         self._batch: list[tuple[str, str, Message, asyncio.Future[Stored]]] = []
@@ -164,6 +143,11 @@ class History:
             row = self._reader.execute("SELECT last_id FROM rooms WHERE room = ?", (room,)).fetchone()
             last = self._last_ids[room] = row[0] if row else 0
         return last
+
+    @property
+    def committing(self) -> bool:
+        """True while a commit is under way on the worker thread."""
+        return self._flusher is not None and not self.in_memory
 
     async def append(
         self, room: str, nick: str, sender: str, text: str, kind: str, cid: str | None
@@ -227,26 +211,28 @@ class History:
     def _commit(self, batch: list[tuple[str, str, Message, asyncio.Future[Stored]]]) -> None:
         rows = [(room, m.id, m.ts, m.nick, sender, m.text, m.kind, m.cid)
                 for room, sender, m, _ in batch]
+        last_ids: dict[str, int] = {}
+        for room, _, message, _ in batch:
+            last_ids[room] = message.id
         db = self._writer
-        if self._json_rows:
-            # One statement, so one transaction on its own (and one fsync with sync full);
-            # the trigger keeps `rooms.last_id`. See _INSERT_FROM_JSON for why.
-            db.execute(_INSERT_FROM_JSON, (json.dumps(rows, ensure_ascii=False),))
-        else:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-        last_ids = {room: message.id for room, _, message, _ in batch}
-        trims = [(room, last - self.limit) for room, last in last_ids.items()
-                 if last >= self._next_trim.get(room, 0)]
-        if trims:  # retention in chunks: at most one DELETE per tenth of the limit
-            db.executemany("DELETE FROM messages WHERE room = ? AND id <= ?", trims)
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            db.executemany(
+                "INSERT INTO rooms (room, last_id) VALUES (?, ?)"
+                " ON CONFLICT (room) DO UPDATE SET last_id = excluded.last_id",
+                last_ids.items(),
+            )
+            trims = [(room, last - self.limit) for room, last in last_ids.items()
+                     if last >= self._next_trim.get(room, 0)]
+            if trims:  # retention in chunks: at most one DELETE per tenth of the limit
+                db.executemany("DELETE FROM messages WHERE room = ? AND id <= ?", trims)
+            db.execute("COMMIT")
             for room, _ in trims:
                 self._next_trim[room] = last_ids[room] + max(100, self.limit // 10)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def _forget(self, batch: list[tuple[str, str, Message, asyncio.Future[Stored]]]) -> None:
         """After a failed commit: drop the batch's cids so a retry is stored afresh."""

@@ -186,6 +186,9 @@ async def saturate(clients: list[LeanClient], tally: Tally, senders: int, window
         except asyncio.TimeoutError:
             pass
     observer.on_text = None
+    # The sampling clients timed every message of the run: millions of entries at tui-chat's
+    # rates. Drop them now; freeing them later would stall the generator mid-measurement.
+    tally.latencies_ns.clear()
     (t0, f0, o0, c0, g0), (t1, f1, o1, c1, g1) = marks["start"], marks["end"]
     wall = t1 - t0
     await drained(tally)
@@ -197,6 +200,7 @@ async def open_loop(clients: list[LeanClient], tally: Tally, senders: int, rate:
     """Open loop: send `rate` messages/s on a fixed schedule; latency is measured from each
     message's scheduled send time, so a server that falls behind is charged for it."""
     sending = senders_of(clients, senders)
+    tally.latencies_ns.clear()
     interval_ns = int(1e9 / rate)
     begin = time.perf_counter_ns()
     measure_from = begin + int(warmup * 1e9)
