@@ -103,13 +103,16 @@ class Stream:
 
     def _end_round(self, lists: tuple[list[Any], list[Any]]) -> bool:
         head = self.head
-        if self.round_head == head:  # nothing arrived during the round: all done
+        if self.round_head < 0:  # membership changed: see how far everyone really is
+            floor = min((c.delivered for members in lists for c in members), default=head)
+        else:  # everyone is at least where this round started
+            floor = self.round_head
+        if floor >= head:  # everyone has everything: all done
             self.deliveries.clear()
             self.subjects.clear()
             self.base, self.round_lists, self.active = head, None, False
             return False
-        # Every member is now at least at this round's starting head; drop what all have.
-        floor = max(self.round_head, self.base)
+        floor = max(floor, self.base)  # drop what every member has
         del self.deliveries[:floor - self.base]
         self.base = floor
         self.subjects = {key: last for key, last in self.subjects.items() if last >= floor}

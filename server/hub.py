@@ -180,28 +180,39 @@ class Hub:
 
     def _deliver(self, stored_future: asyncio.Future[Stored], room_name: str, member: Member,
                  cid: str | None, posted: asyncio.Future[Message]) -> None:
+        """Once committed: queue the message for the room (or a repeated cid's answer for its
+        sender), then resolve `posted`, which is resolved whatever happens."""
         try:
             stored = stored_future.result()
         except StorageError as error:
             log.error("%s: %s", member.peer, error)
-            posted.set_exception(ProtocolError(
-                UNAVAILABLE, "The server could not store your message; it was not sent."
-                " Try again.", cid))
+            posted.set_exception(_unavailable(cid))
             return
+        try:
+            self._queue_stored(room_name, member, cid, stored)
+        except Exception:  # a bug; the poster must not wait forever (its session would hang)
+            log.exception("%s: message %s was stored but could not be sent", member.peer,
+                          stored.message.id)
+            posted.set_exception(_unavailable(cid))
+            return
+        posted.set_result(stored.message)
+
+    def _queue_stored(self, room_name: str, member: Member, cid: str | None,
+                      stored: Stored) -> None:
         message = stored.message
         if stored.duplicate:
-            if member.dialect is Dialect.JSON:
-                member.connection.send(encode(message))
+            if member.dialect is Dialect.JSON:  # to the sender alone, after what precedes it
+                self._queue(room_name, Delivery(b"", b"", member.connection,
+                                                text_frame(encode(message))))
+            return
+        public = replace(message, cid=None) if cid is not None else message
+        json_frame = text_frame(encode(public))
+        if member.dialect is Dialect.JSON:
+            for_sender = json_frame if cid is None else text_frame(encode(message))
         else:
-            public = replace(message, cid=None) if cid is not None else message
-            json_frame = text_frame(encode(public))
-            if member.dialect is Dialect.JSON:
-                for_sender = json_frame if cid is None else text_frame(encode(message))
-            else:
-                for_sender = b""  # plain senders do not get their own lines back
-            self._queue(room_name, Delivery(json_frame, text_frame(plain_line(message)),
-                                            member.connection, for_sender), message.id)
-        posted.set_result(message)
+            for_sender = b""  # plain senders do not get their own lines back
+        self._queue(room_name, Delivery(json_frame, text_frame(plain_line(message)),
+                                        member.connection, for_sender), message.id)
 
     # -- the outbound stream -------------------------------------------------------------
 
@@ -237,6 +248,11 @@ class Hub:
             _yield_core()
         if more:
             asyncio.get_running_loop().call_soon(self._step, room_name, stream)
+
+
+def _unavailable(cid: str | None) -> ProtocolError:
+    return ProtocolError(UNAVAILABLE, "The server could not store your message; it was not"
+                         " sent. Try again.", cid)
 
 
 def _fitting(messages: list[Message], budget: int) -> int:

@@ -141,7 +141,7 @@ class Session:
         posted = self.hub.post(self.room, self.member, text, kind, cid)
         self._unsettled.append(posted)
         posted.add_done_callback(self._settled)
-        if len(self._unsettled) > MAX_UNSETTLED:
+        if len(self._unsettled) >= MAX_UNSETTLED:
             await asyncio.wait([self._unsettled[0]])
 
     def _settled(self, posted: asyncio.Future[Message]) -> None:

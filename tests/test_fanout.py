@@ -9,6 +9,7 @@ import pytest
 from websockets.exceptions import ConnectionClosedError
 from websockets.protocol import State
 
+import server.hub as server_hub
 from server.fanout import Delivery, Stream, text_frame
 from tests.helpers import JsonClient
 
@@ -95,6 +96,28 @@ def test_a_member_leaving_mid_round_does_not_make_another_miss_a_delivery() -> N
     run_round(stream, shifted, [])
     assert [m.writes for m in members] == [[b"A"]] * 6
     assert not stream.active
+
+
+def test_under_steady_churn_the_stream_is_trimmed_and_goes_idle() -> None:
+    """A join or leave in every round must not keep every delivery, nor keep the stream
+    going round once nothing is left to send."""
+    stream = Stream()
+    members = [Member(f"m{n}", stream) for n in range(64)]  # four steps of 16
+    kept = []
+    for step in range(2000):
+        stream.add(Delivery(b"x" * 100, b"y" * 100))
+        if step % 4 == 2:
+            members = list(members)  # the room rebuilds its lists on a join or leave
+        stream.step(members, [], 16)
+        kept.append(len(stream.deliveries))
+    assert max(kept[-100:]) < 16
+    steps = 0
+    while stream.step(members, [], 16):
+        steps += 1
+        if steps % 4 == 2:
+            members = list(members)
+    assert steps < 20 and not stream.active and stream.deliveries == []
+    assert all(m.delivered == stream.head for m in members)
 
 
 def test_nothing_is_written_to_a_connection_that_is_not_open() -> None:
@@ -190,3 +213,49 @@ async def test_a_message_committed_after_everyone_left_goes_nowhere_and_the_room
     assert [m["text"] for m in first.welcome["history"]] == ["last words"]
     assert (await first.say("hello again"))["text"] == "hello again"  # skips second's join
     assert (await second.expect("message"))["text"] == "hello again"
+
+
+async def test_a_repeated_cid_is_answered_after_the_messages_before_it(start_server,
+                                                                       clients) -> None:
+    """The answer to a repeated cid goes through the room's stream to the sender alone, so
+    it never overtakes messages with smaller ids still on their way (a client that drops
+    ids it has passed would lose them)."""
+    server = await start_server(presence_limit=1)
+    url = server.url + "/lobby"
+    room = [await JsonClient.connect(url, f"l{n}") for n in range(20)]  # a round of 2 steps
+    talker = await JsonClient.connect(url, "talker")
+    late = await JsonClient.connect(url, "late")  # reached by a later step of the round
+    clients.extend([*room, talker, late])
+    for trial in range(10):
+        said = talker.send(type="say", text=f"M{trial}", cid=f"m{trial}")
+        again = [late.send(type="say", text=f"A{trial}", cid=f"a{trial}") for _ in range(2)]
+        await asyncio.gather(said, *again)
+        seen = [await late.recv() for _ in range(3)]  # M, A (its ack), A (the answer)
+        assert [event["id"] for event in seen] == sorted(event["id"] for event in seen)
+        assert sum(event.get("cid") == f"a{trial}" for event in seen) == 2
+        for client in (*room, talker):
+            for _ in range(2):
+                await client.recv()
+
+
+async def test_a_failure_after_the_commit_is_reported_and_the_session_goes_on(
+        join, monkeypatch) -> None:
+    """Should sending a stored message fail (a bug), the sender hears `unavailable` for that
+    cid, and its session is not left waiting: the next messages and a `who` still work."""
+    alice = await join("alice")
+    real_plain_line = server_hub.plain_line
+    failures = iter([RuntimeError("boom")])
+
+    def failing_once(message):
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        return real_plain_line(message)
+
+    monkeypatch.setattr(server_hub, "plain_line", failing_once)
+    await alice.send(type="say", text="first", cid="f1")
+    error = await alice.expect("error")
+    assert (error["code"], error["cid"]) == ("unavailable", "f1")
+    assert (await alice.say("second"))["text"] == "second"
+    await alice.send(type="who")
+    assert (await alice.expect("users"))["users"] == ["alice"]
