@@ -133,6 +133,10 @@ class Hub:
             server_line(f"You are now known as {member.nick}."))
         self._announce(room, presence, member, for_subject, json_frame)
 
+    def tell(self, room: Room, member: Member, payload: str) -> None:
+        """Send `payload` to one member, after everything already on its way to it."""
+        self._queue(room.name, Delivery(b"", b"", member.connection, text_frame(payload)))
+
     def _announces(self, room: Room) -> bool:
         """Joins and leaves are announced in rooms up to the presence limit (0: always)."""
         limit = self.limits.presence_limit

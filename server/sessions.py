@@ -194,7 +194,8 @@ class JsonSession(Session):
                 await self.rename(event.nick, event.password)
             elif isinstance(event, Who):
                 assert self.room is not None
-                self.send(encode(Users(self.room.name, self.room.users())))
+                self.hub.tell(self.room, self.member, encode(Users(self.room.name,
+                                                                   self.room.users())))
         except ProtocolError as error:
             self.refuse(error)
             if error.code == UNAUTHORIZED:
@@ -273,7 +274,9 @@ class PlainSession(Session):
             await self.rename(*self.name_and_password(argument))
         elif name == "who":
             users = self.room.users()
-            self.send(server_line(f"In {self.room.name} ({len(users)}): {', '.join(users)}."))
+            assert self.member is not None
+            self.hub.tell(self.room, self.member,
+                          server_line(f"In {self.room.name} ({len(users)}): {', '.join(users)}."))
         elif name == "help":
             self.send(server_line(PLAIN_HELP))
         else:

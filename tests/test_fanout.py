@@ -259,3 +259,20 @@ async def test_a_failure_after_the_commit_is_reported_and_the_session_goes_on(
     assert (await alice.say("second"))["text"] == "second"
     await alice.send(type="who")
     assert (await alice.expect("users"))["users"] == ["alice"]
+
+
+async def test_a_who_answer_comes_after_the_acknowledgements_before_it(start_server,
+                                                                       clients) -> None:
+    """`who` goes through the room's stream like everything else, so a client late in the
+    room gets the answer after the acknowledgements of the messages it sent before."""
+    server = await start_server(presence_limit=1)
+    url = server.url + "/lobby"
+    room = [await JsonClient.connect(url, f"l{n}") for n in range(80)]  # rounds of 6 steps
+    late = await JsonClient.connect(url, "late")
+    clients.extend([*room, late])
+    for number in range(5):
+        await late.send(type="say", text=f"m{number}", cid=f"w{number}")
+    await late.send(type="who")
+    events = [await late.recv() for _ in range(6)]
+    assert [event["type"] for event in events] == ["message"] * 5 + ["users"]
+    assert len(events[5]["users"]) == 81
