@@ -51,7 +51,7 @@ class Backlog:
 
 @dataclass(frozen=True, slots=True)
 class Stored:
-    """The outcome of an append: the message as stored, and whether it was stored before."""
+    """The outcome of `submit`: the message as stored, and whether it was stored before."""
 
     message: Message
     duplicate: bool
@@ -148,12 +148,6 @@ class History:
     def committing(self) -> bool:
         """True while a commit is under way on the worker thread."""
         return self._flusher is not None and not self.in_memory
-
-    async def append(
-        self, room: str, nick: str, sender: str, text: str, kind: str, cid: str | None
-    ) -> Stored:
-        """Store a message and return it once committed (see `submit`)."""
-        return await self.submit(room, nick, sender, text, kind, cid)
 
     def submit(
         self, room: str, nick: str, sender: str, text: str, kind: str, cid: str | None

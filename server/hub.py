@@ -240,11 +240,8 @@ class Hub:
     def _step(self, room_name: str, stream: Stream) -> None:
         """Write to the next slice of members; again on the next loop turn if not done."""
         room = self.rooms.find(room_name)
-        if self._streams.get(room_name) is not stream:
-            return  # the room emptied meanwhile; a new one has a new stream
-        if room is None:
-            del self._streams[room_name]
-            return
+        if room is None or self._streams.get(room_name) is not stream:
+            return  # the room emptied meanwhile, and its stream went with it
         more = stream.step(room.recipients(Dialect.JSON), room.recipients(Dialect.PLAIN))
         if self.history.committing:
             # The commit thread may be waiting for this core: let it run between slices

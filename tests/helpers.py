@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+from collections.abc import Callable
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
 from tui_chat.protocol import SUBPROTOCOL
+from tui_chat.updates import Update
 
 TIMEOUT = 5.0
 _CIDS = itertools.count(1)
@@ -113,3 +115,22 @@ async def sender_reader_stalled(url: str) -> tuple[JsonClient, JsonClient, JsonC
         await sender.expect("presence")
     await reader.expect("presence")
     return sender, reader, stalled
+
+
+class Recorder:
+    """Collects a client's updates and waits for conditions on them."""
+
+    def __init__(self) -> None:
+        self.updates: list[Update] = []
+
+    def __call__(self, update: Update) -> None:
+        self.updates.append(update)
+
+    def of(self, kind: type) -> list:
+        return [u for u in self.updates if isinstance(u, kind)]
+
+    async def until(self, predicate: Callable[[], bool], timeout: float = 5) -> None:
+        async def wait() -> None:
+            while not predicate():
+                await asyncio.sleep(0.01)
+        await asyncio.wait_for(wait(), timeout)

@@ -15,10 +15,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from server.accounts import Accounts
-from tests.helpers import JsonClient, PlainClient
+from tests.helpers import JsonClient, PlainClient, Recorder
 from tui_chat.client import ChatClient
-from tui_chat.updates import State
 from tui_chat.protocol import SUBPROTOCOL
+from tui_chat.updates import State
 
 TOKEN = "s3cret-token-value"
 
@@ -92,17 +92,13 @@ async def test_the_token_never_reaches_the_log(tmp_path) -> None:
 async def test_our_client_sends_the_token_and_stops_on_a_wrong_one(start_server) -> None:
     """ChatClient joins with the token; with a wrong one it goes offline instead of retrying."""
     server = await start_server(token=TOKEN)
-    updates: list = []
-    good = ChatClient(server.url + "/lobby", "alice", updates.append, token=TOKEN)
-    bad = ChatClient(server.url + "/lobby", "eve", updates.append, token="wrong")
+    updates = Recorder()
+    good = ChatClient(server.url + "/lobby", "alice", updates, token=TOKEN)
+    bad = ChatClient(server.url + "/lobby", "eve", updates, token="wrong")
     task = asyncio.create_task(good.run())
     await asyncio.wait_for(bad.run(), 5)  # returns: refused for good
     assert bad.state is State.OFFLINE
-    for _ in range(100):
-        if good.state is State.ONLINE:
-            break
-        await asyncio.sleep(0.02)
-    assert good.state is State.ONLINE
+    await updates.until(lambda: good.state is State.ONLINE)
     await good.stop()
     await task
 
@@ -188,14 +184,10 @@ async def test_tls_serves_wss_and_the_client_verifies_it(
     server = await start_server(certfile=str(certfile), keyfile=str(keyfile))
     assert server.url.startswith("wss://")
     context = ssl.create_default_context(cafile=str(cafile))
-    updates: list = []
-    client = ChatClient(server.url + "/lobby", "alice", updates.append, ssl_context=context)
+    updates = Recorder()
+    client = ChatClient(server.url + "/lobby", "alice", updates, ssl_context=context)
     task = asyncio.create_task(client.run())
-    for _ in range(100):
-        if client.state is State.ONLINE:
-            break
-        await asyncio.sleep(0.02)
-    assert client.state is State.ONLINE
+    await updates.until(lambda: client.state is State.ONLINE)
     await client.stop()
     await task
     # the system's CAs do not know this certificate: refused

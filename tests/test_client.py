@@ -3,37 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import pytest
 
 from server import ChatServer, ServerConfig
-from tests.helpers import JsonClient
+from tests.helpers import JsonClient, Recorder
 from tui_chat.client import ChatClient
 from tui_chat.updates import (
-    Backoff, Joined, NickRefused, Received, Refused, State, StateChanged, Update,
+    Backoff,
+    Joined,
+    NickRefused,
+    Received,
+    Refused,
+    State,
+    StateChanged,
 )
 
 FAST = dict(first=0.05, cap=0.2)
-
-
-class Recorder:
-    """Collects a client's updates and waits for conditions on them."""
-
-    def __init__(self) -> None:
-        self.updates: list[Update] = []
-
-    def __call__(self, update: Update) -> None:
-        self.updates.append(update)
-
-    def of(self, kind: type) -> list:
-        return [u for u in self.updates if isinstance(u, kind)]
-
-    async def until(self, predicate: Callable[[], bool], timeout: float = 5) -> None:
-        async def wait() -> None:
-            while not predicate():
-                await asyncio.sleep(0.01)
-        await asyncio.wait_for(wait(), timeout)
 
 
 @pytest.fixture

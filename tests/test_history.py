@@ -11,7 +11,7 @@ from server.history import History, StorageError
 
 async def fill(history: History, room: str, count: int, start: int = 1) -> None:
     for number in range(start, start + count):
-        await history.append(room, "alice", "alice", f"m{number}", "chat", None)
+        await history.submit(room, "alice", "alice", f"m{number}", "chat", None)
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ async def memory():
 
 async def test_ids_strictly_increase_per_room(memory) -> None:
     """Each room numbers its messages 1, 2, 3, ... independently."""
-    ids = [(await memory.append(room, "a", "a", "x", "chat", None)).message.id for room in "aab"]
+    ids = [(await memory.submit(room, "a", "a", "x", "chat", None)).message.id for room in "aab"]
     assert ids == [1, 2, 1]
 
 
@@ -80,18 +80,18 @@ async def test_backlog_stops_at_upto(memory) -> None:
 
 async def test_a_repeated_cid_returns_the_original_and_stores_nothing(memory) -> None:
     """The same sender and cid give back the first message; another sender's cid is separate."""
-    first = await memory.append("r", "alice", "alice", "hello", "chat", "c1")
-    again = await memory.append("r", "alice", "alice", "hello again", "chat", "c1")
-    other = await memory.append("r", "bob", "bob", "mine", "chat", "c1")
+    first = await memory.submit("r", "alice", "alice", "hello", "chat", "c1")
+    again = await memory.submit("r", "alice", "alice", "hello again", "chat", "c1")
+    other = await memory.submit("r", "bob", "bob", "mine", "chat", "c1")
     assert not first.duplicate and again.duplicate and not other.duplicate
     assert again.message == first.message
     assert [m.text for m in memory.backlog("r", None, None, 10).messages] == ["hello", "mine"]
 
 
 async def test_a_cid_repeated_while_its_commit_runs_is_still_one_message(tmp_path) -> None:
-    """Two appends of one cid in the same burst store one message."""
+    """Two submits of one cid in the same burst store one message."""
     history = History(str(tmp_path / "h.db"), limit=100)
-    results = await asyncio.gather(*(history.append("r", "a", "a", "x", "chat", "same")
+    results = await asyncio.gather(*(history.submit("r", "a", "a", "x", "chat", "same")
                                      for _ in range(5)))
     assert len({r.message.id for r in results}) == 1
     assert sum(not r.duplicate for r in results) == 1
@@ -99,9 +99,9 @@ async def test_a_cid_repeated_while_its_commit_runs_is_still_one_message(tmp_pat
 
 
 async def test_a_burst_is_committed_in_few_transactions(tmp_path) -> None:
-    """500 concurrent appends share transactions instead of one commit each."""
+    """500 messages submitted at once share transactions instead of one commit each."""
     history = History(str(tmp_path / "h.db"), limit=1000)
-    await asyncio.gather(*(history.append("r", "a", "a", f"m{n}", "chat", None) for n in range(500)))
+    await asyncio.gather(*(history.submit("r", "a", "a", f"m{n}", "chat", None) for n in range(500)))
     assert history.commits < 50
     await history.close()
 
@@ -116,7 +116,7 @@ async def test_history_and_epoch_survive_a_restart(tmp_path) -> None:
     second = History(path, limit=100)
     assert second.epoch == epoch
     assert [m.text for m in second.backlog("r", 1, epoch, 10).messages] == ["m2", "m3"]
-    assert (await second.append("r", "a", "a", "next", "chat", None)).message.id == 4
+    assert (await second.submit("r", "a", "a", "next", "chat", None)).message.id == 4
     await second.close()
 
 
@@ -128,7 +128,7 @@ async def test_ids_keep_increasing_even_when_nothing_is_retained(tmp_path) -> No
     await first.close()
     second = History(path, limit=0)
     assert second.backlog("r", None, None, 10).messages == ()
-    assert (await second.append("r", "a", "a", "x", "chat", None)).message.id == 4
+    assert (await second.submit("r", "a", "a", "x", "chat", None)).message.id == 4
     await second.close()
 
 
@@ -145,7 +145,7 @@ async def test_retention_trims_in_chunks_but_never_shows_more_than_the_limit(tmp
     """Old rows are deleted a chunk at a time (not in every commit); reads never see them."""
     history = History(str(tmp_path / "h.db"), limit=200)
     for start in range(0, 1000, 50):
-        await asyncio.gather(*(history.append("r", "a", "a", f"m{n}", "chat", None)
+        await asyncio.gather(*(history.submit("r", "a", "a", f"m{n}", "chat", None)
                                for n in range(start, start + 50)))
     stored = history._reader.execute("SELECT count(*) FROM messages").fetchone()[0]
     assert 200 <= stored <= 200 + 100 + 50
@@ -172,7 +172,7 @@ async def test_a_batch_is_stored_exactly_as_sent(tmp_path) -> None:
     newlines, astral characters, no cid."""
     history = History(str(tmp_path / "h.db"))
     texts = ['say "hi"', "back\\slash \\u0041", "two\nlines", "🎉 漢字 é", "[b]x[/b]", "'; --"]
-    appends = [history.append("r", f"n{i}", f"n{i}", text, "me" if i % 2 else "chat",
+    appends = [history.submit("r", f"n{i}", f"n{i}", text, "me" if i % 2 else "chat",
                               None if i % 3 == 0 else f"c{i}") for i, text in enumerate(texts)]
     stored = [outcome.message for outcome in await asyncio.gather(*appends)]
     assert history.commits == 1  # one batch
