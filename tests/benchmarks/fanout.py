@@ -182,7 +182,7 @@ async def saturate(clients: list[LeanClient], tally: Tally, senders: int, window
             marks["end"] = (now, tally.frames, observed, cpu_seconds(pid), time.process_time())
             break
         while sent - observed < window:
-            sending[sent % senders].send(message(sent, time.perf_counter_ns()))
+            sending[sent % len(sending)].send(message(sent, time.perf_counter_ns()))
             sent += 1
         wake.clear()
         try:
@@ -219,7 +219,7 @@ async def open_loop(clients: list[LeanClient], tally: Tally, senders: int, rate:
             await asyncio.sleep(ahead / 1e9)
         if due >= measure_from and due - interval_ns < measure_from:
             tally.latencies_ns.clear()  # only messages scheduled after the warm-up count
-        sending[sequence % senders].send(message(sequence, due))
+        sending[sequence % len(sending)].send(message(sequence, due))
         sequence += 1
     await drained(tally)  # late arrivals still count, against their scheduled time
     latencies = list(tally.latencies_ns)
@@ -282,7 +282,7 @@ async def offered_loads(size: int, servers: list[ServerKind], args: argparse.Nam
     return loads + [round(top / 10), round(top / 2)]
 
 
-async def main_async(args: argparse.Namespace) -> list[Result]:
+async def main_async(args: argparse.Namespace) -> tuple[list[Result], list[str]]:
     os.sched_setaffinity(0, {LOADGEN_CPU})
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -293,6 +293,7 @@ async def main_async(args: argparse.Namespace) -> list[Result]:
             subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"],
                            cwd=node_dir, check=True)
     results: list[Result] = []
+    failures: list[str] = []
     for size in args.clients:
         memory_only = size > args.throughput_max
         loads: list[float] = []
@@ -308,6 +309,7 @@ async def main_async(args: argparse.Namespace) -> list[Result]:
                 try:
                     result = await measure(kind, size, repetition, loads, run_args)
                 except Exception as error:  # one server failing must not end the run
+                    failures.append(f"{size:,} clients, {kind.name}: {error!r}")
                     print(f"  {kind.name}: failed: {error!r}", flush=True)
                     continue
                 results.append(result)
@@ -315,7 +317,21 @@ async def main_async(args: argparse.Namespace) -> list[Result]:
                       f"{result.deliveries_per_s:>11,.0f} deliveries/s "
                       f"rss {result.rss_per_connection_kib:5.1f} KiB/conn "
                       f"{json.dumps(result.latency)}", flush=True)
-    return results
+    return results, failures
+
+
+KNOWN = [kind.name for kind in SERVERS + VARIANTS]
+
+
+def server_names(text: str) -> list[str]:
+    """The --servers list, each name checked against the servers this benchmark knows."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in KNOWN]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown server {', '.join(map(repr, unknown)) or '(none given)'}"
+            f"; choose from: {', '.join(KNOWN)}")
+    return names
 
 
 def main() -> None:
@@ -336,19 +352,25 @@ def main() -> None:
     parser.add_argument("--throughput-max", type=int, default=1000,
                         help="above this many clients, measure memory only")
     parser.add_argument("--servers", default=",".join(kind.name for kind in SERVERS),
-                        type=lambda text: text.split(","))
+                        type=server_names,
+                        help="comma-separated, from: " + ", ".join(KNOWN))
     parser.add_argument("--json", type=Path, default=ROOT / "docs" / "benchmark-fanout.json")
     parser.add_argument("--quick", action="store_true",
                         help="1 repetition, 1,000 clients, shorter windows")
     args = parser.parse_args()
     if args.quick:
         args.repetitions, args.clients, args.seconds = 1, [1000], 2.0
+    too_few = [size for size in args.clients
+               if size <= args.throughput_max and size < 2 * args.samples + 2]
+    if too_few:  # a room needs senders besides its sampling clients and its observer
+        parser.error(f"--clients {too_few[0]} is too few for --samples {args.samples}:"
+                     f" measuring throughput needs at least {2 * args.samples + 2} clients")
     try:
         import uvloop  # the generator is cheaper on uvloop; it is in the [speed] extra
     except ImportError:
-        results = asyncio.run(main_async(args))
+        results, failures = asyncio.run(main_async(args))
     else:
-        results = uvloop.run(main_async(args))
+        results, failures = uvloop.run(main_async(args))
     servers = [kind for kind in SERVERS + VARIANTS if kind.name in args.servers]
     table = report(results, args.clients, servers)
     info = machine()
@@ -357,6 +379,8 @@ def main() -> None:
     args.json.write_text(json.dumps({"machine": info, "table": table,
                                      "results": [asdict(r) for r in results]}, indent=1))
     print(f"\nwrote {args.json}")
+    if failures:
+        sys.exit("measurements failed:\n  " + "\n  ".join(failures))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,11 @@ def latency_labels(results: list[Result], server: str, clients: int) -> list[str
     return []
 
 
+def ratio(rate: float, reference: float) -> str:
+    """`rate` as a multiple of `reference`, or "-" when the reference was not run."""
+    return f"{rate / reference:.2f}x" if reference == reference and reference > 0 else "-"
+
+
 def report(results: list[Result], sizes: list[int], servers: list[ServerKind]) -> str:
     lines = ["| clients | server | deliveries/s | vs Node ws | vs websockets broadcast() |"
              " server CPU | load generator CPU | RSS/connection | latency p50 / p99 / p99.9 |",
@@ -49,7 +54,8 @@ def report(results: list[Result], sizes: list[int], servers: list[ServerKind]) -
                     lat.append("/".join(f"{value:.1f}" for value in figures) + f" ms at {label}")
             lat = "<br>".join(lat) or "-"
             if rate > 0:
-                vs = f"{rate:,.0f} | {rate / node:.2f}x | {rate / ws:.2f}x | {cpu:.0%} | {gen:.0%}"
+                vs = (f"{rate:,.0f} | {ratio(rate, node)} | {ratio(rate, ws)} | {cpu:.0%}"
+                      f" | {gen:.0%}")
             else:  # a memory-only size
                 vs = "- | - | - | - | -"
             lines.append(f"| {size:,} | {kind.name} | {vs} | {rss:.1f} KiB | {lat} |")
@@ -67,6 +73,9 @@ def machine() -> dict[str, str]:
         loop = f"uvloop {uvloop.__version__}"
     except ImportError:
         loop = "asyncio"
-    node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    try:
+        node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    except FileNotFoundError:
+        node = "not installed"
     return {"cpu": cpu, "cores": str(os.cpu_count()), "python": platform.python_version(),
             "node": node, "tui-chat loop": loop, "kernel": platform.release()}
