@@ -9,7 +9,9 @@ import ssl
 from dataclasses import dataclass
 
 from platformdirs import user_data_path
+from websockets.exceptions import InvalidHeader
 from websockets.frames import CloseCode
+from websockets.headers import parse_subprotocol
 from websockets.http11 import Request, Response
 
 from server.accounts import Accounts
@@ -68,6 +70,15 @@ def default_db_path() -> str:
 def choose_dialect(connection: ChatConnection, offered: list[str]) -> str | None:
     """`tui-chat.v1` when the client offers it; otherwise no subprotocol: the plain dialect."""
     return SUBPROTOCOL if SUBPROTOCOL in offered else None
+
+
+def offered_subprotocols(request: Request) -> list[str]:
+    """The subprotocols a handshake offers, parsed as websockets parses them to choose one."""
+    try:
+        return [name for header in request.headers.get_all("Sec-WebSocket-Protocol")
+                for name in parse_subprotocol(header)]
+    except InvalidHeader:
+        return []  # websockets refuses the handshake itself
 
 
 def bearer_token(request: Request) -> str | None:
@@ -202,7 +213,7 @@ class ChatServer:
         token = self.config.token
         if token:
             given = bearer_token(request)
-            offers_json = SUBPROTOCOL in request.headers.get("Sec-WebSocket-Protocol", "")
+            offers_json = SUBPROTOCOL in offered_subprotocols(request)
             if given is not None and not token_matches(given, token):
                 log.info("%s refused: wrong token", peer)
                 return connection.protocol.reject(http.HTTPStatus.UNAUTHORIZED, "Wrong token.\n")

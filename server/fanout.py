@@ -143,6 +143,8 @@ class Stream:
                         else [d.plain for d in deliveries[mark - base:]])
             if data:
                 connection.transport.write(data)
+                if connection.paused:  # only while a greeting drains (transport.py)
+                    connection.check_backlog()
 
 
 def _for_subject(deliveries: list[Delivery], connection: Any, is_json: bool) -> bytes:

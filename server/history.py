@@ -238,23 +238,24 @@ class History:
         self, room: str, since: int | None, epoch: str | None, count: int, upto: int | None = None
     ) -> Backlog:
         """What a joining client is sent: everything after `since` if it comes from this
-        epoch, else the last `count` messages; only messages with ids up to `upto`."""
+        epoch and is all still kept (`recovered`), else the last `count` messages; only
+        messages with ids up to `upto`."""
         upto = self.last_id(room) if upto is None else upto
         floor = upto - self.limit  # older ids are past retention, even before the next trim
-        if since is None or epoch != self.epoch:
-            rows = self._reader.execute(
-                f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND id <= ? AND id > ?"
-                " ORDER BY id DESC LIMIT ?", (room, upto, floor, count),
-            ).fetchall()
-            return Backlog(tuple(Message(*row) for row in reversed(rows)),
-                           None if since is None else False)
-        rows = self._reader.execute(
-            f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND id > ? AND id <= ? ORDER BY id",
-            (room, max(since, floor), upto),
-        ).fetchall()
         # Every id after `since` is still kept unless retention has already passed it.
-        recovered = since >= upto or since >= self.last_id(room) - self.limit
-        return Backlog(tuple(Message(*row) for row in rows), recovered)
+        if since is not None and epoch == self.epoch and (
+                since >= upto or since >= self.last_id(room) - self.limit):
+            rows = self._reader.execute(
+                f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND id > ? AND id <= ?"
+                " ORDER BY id", (room, since, upto),
+            ).fetchall()
+            return Backlog(tuple(Message(*row) for row in rows), True)
+        rows = self._reader.execute(
+            f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND id <= ? AND id > ?"
+            " ORDER BY id DESC LIMIT ?", (room, upto, floor, count),
+        ).fetchall()
+        return Backlog(tuple(Message(*row) for row in reversed(rows)),
+                       None if since is None else False)
 
     async def close(self) -> None:
         """Wait for the last commit, then close the database."""

@@ -86,14 +86,14 @@ class Hub:
         room = self.rooms.get(room_name)
         try:
             shown = room.vet_nick(nick)
-        except ProtocolError:
+            backlog = self.history.backlog(
+                room.name, since, epoch, self.limits.backlog, self._published.get(room.name)
+            )
+        except Exception:
             self._discard_if_empty(room)
             raise
         member = Member(shown, dialect, connection, peer)
         connection.delivered = self._stream(room.name).head  # live from here on
-        backlog = self.history.backlog(
-            room.name, since, epoch, self.limits.backlog, self._published.get(room.name)
-        )
         room.join(member)
         key = member.key
         history = [
@@ -155,7 +155,7 @@ class Hub:
 
     def vet_text(self, text: str, cid: str | None = None) -> str:
         """The text cleaned of control codes, or ProtocolError if too long or blank."""
-        if len(text) > self.limits.max_text:
+        if self.limits.max_text and len(text) > self.limits.max_text:
             raise ProtocolError(
                 TOO_LONG,
                 f"Message too long ({len(text)} characters; the limit is {self.limits.max_text})."

@@ -80,6 +80,12 @@ class Session:
         self._throttled = error.code == RATE_LIMITED
         self.send(self.render_error(error))
 
+    async def fail(self, error: ProtocolError) -> None:
+        """Refuse the input; a client without the token is also disconnected."""
+        self.refuse(error)
+        if error.code == UNAUTHORIZED:
+            await self.connection.close(CloseCode.POLICY_VIOLATION, "unauthorized")
+
     @staticmethod
     def render_error(error: ProtocolError) -> str:
         raise NotImplementedError
@@ -111,7 +117,12 @@ class Session:
 
     async def join(self, nick: str, password: str | None = None,
                    since: int | None = None, epoch: str | None = None) -> None:
+        if self.hub.token and not self.connection.authorized:
+            raise ProtocolError(UNAUTHORIZED, "This server needs a valid token"
+                                " (in hello or an Authorization: Bearer header).")
         await self.check_password(nick, password)
+        if not self.connection.is_open():
+            return  # it left while its password was checked: it must not join as a ghost
         room, member, greeting = self.hub.join(
             self.room_name, nick, self.dialect, self.connection, self.peer, since, epoch
         )
@@ -121,10 +132,12 @@ class Session:
 
     def greet(self, greeting: Greeting) -> None:
         """Send the greeting; a long history may exceed the output bound while it drains."""
-        self.connection.greeting = True
+        connection = self.connection
+        connection.greeting = True
         self.write_greeting(greeting)
-        if not self.connection.paused:
-            self.connection.greeting = False
+        connection.greeting = False
+        if connection.paused:
+            connection.allow_greeting_backlog()
 
     def write_greeting(self, greeting: Greeting) -> None:
         raise NotImplementedError
@@ -158,6 +171,8 @@ class Session:
     async def rename(self, nick: str, password: str | None = None) -> None:
         assert self.room is not None and self.member is not None
         await self.check_password(nick, password)
+        if not self.connection.is_open():
+            return  # it left while its password was checked, and its member went with it
         old = self.member.nick
         self.hub.rename(self.room, self.member, nick)
         log.info("%s renamed %s to %s", self.peer, old, self.member.nick)
@@ -176,7 +191,11 @@ class JsonSession(Session):
 
     async def on_frame(self, frame: str | bytes) -> None:
         try:
-            event = decode_client(frame)
+            try:
+                event = decode_client(frame)
+            except ProtocolError:
+                self.throttle()  # a flood of bad frames is limited like any other
+                raise
             self.throttle(getattr(event, "cid", None))
             if not isinstance(event, (Say, Me)):
                 await self.settle()  # a rename or a who comes after the messages before it
@@ -197,18 +216,13 @@ class JsonSession(Session):
                 self.hub.tell(self.room, self.member, encode(Users(self.room.name,
                                                                    self.room.users())))
         except ProtocolError as error:
-            self.refuse(error)
-            if error.code == UNAUTHORIZED:
-                await self.connection.close(CloseCode.POLICY_VIOLATION, "unauthorized")
+            await self.fail(error)
 
     async def hello(self, hello: Hello) -> None:
         if self.member is not None:
             raise ProtocolError(ALREADY_JOINED, f"You already joined as {self.member.nick}.")
         token = self.hub.token
-        if token and not self.connection.authorized:
-            if not token_matches(hello.token, token):
-                raise ProtocolError(UNAUTHORIZED, "This server needs a valid token"
-                                    " (in hello or an Authorization: Bearer header).")
+        if token and not self.connection.authorized and token_matches(hello.token, token):
             self.connection.authorized = True
         await self.join(hello.nick, hello.password, hello.since, hello.epoch)
 
@@ -255,7 +269,7 @@ class PlainSession(Session):
             else:
                 await self.post(text, "chat")
         except ProtocolError as error:
-            self.refuse(error)
+            await self.fail(error)
 
     def name_and_password(self, text: str) -> tuple[str, str | None]:
         """`NAME PASSWORD` for a registered name; otherwise the whole text is the name (so a

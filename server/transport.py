@@ -40,13 +40,13 @@ class ChatConnection(asyncio.Protocol):
     the session (`opened`) and forgets it (`closed`).
 
     Output may not pile up: once more than the write limit waits for a client that does not
-    read, the client is disconnected and its memory freed, except while `greeting` (a long
-    history replay) drains.
+    read, the client is disconnected and its memory freed. A greeting (a long history replay)
+    may exceed the limit; until it has drained, the limit counts from the end of it.
     """
 
     __slots__ = ("server", "protocol", "transport", "remote_address", "session", "inbox",
                  "worker", "fragments", "fragments_opcode", "timer", "greeting", "authorized", "paused",
-                 "reading", "awaiting_pong", "subprotocol", "on_lost", "closed_waiter",
+                 "allowance", "reading", "awaiting_pong", "subprotocol", "on_lost", "closed_waiter",
                  "delivered")
 
     def __init__(self, server: Any) -> None:
@@ -63,6 +63,7 @@ class ChatConnection(asyncio.Protocol):
         self.fragments_opcode = Opcode.TEXT
         self.timer: asyncio.TimerHandle | None = None
         self.greeting = self.authorized = self.paused = self.awaiting_pong = False
+        self.allowance = 0  # output allowed to wait while a greeting drains (paused)
         self.reading = True
         self.subprotocol: str | None = None
         self.on_lost: Any = None
@@ -110,7 +111,21 @@ class ChatConnection(asyncio.Protocol):
             self.abort()
 
     def resume_writing(self) -> None:
-        self.paused = self.greeting = False
+        self.paused = False
+
+    def allow_greeting_backlog(self) -> None:
+        """The greeting just written is over the output limit: it may drain, but what follows
+        it may not pile up past the limit (`check_backlog` after each write while paused)."""
+        assert self.transport is not None
+        self.allowance = self.transport.get_write_buffer_size() + self.server.config.max_pending
+
+    def check_backlog(self) -> None:
+        """Disconnect a client whose output still waits behind its greeting and has grown
+        past the limit since."""
+        if self.transport is not None and self.transport.get_write_buffer_size() > self.allowance:
+            log.warning("%s slow consumer: its greeting and over %d bytes of output waiting;"
+                        " disconnected", peer_name(self), self.server.config.max_pending)
+            self.abort()
 
     # -- from the protocol ---------------------------------------------------------------
 
@@ -173,6 +188,10 @@ class ChatConnection(asyncio.Protocol):
                 if not self.reading and len(self.inbox) <= INBOX_LOW and self.is_open():
                     self.transport.resume_reading()  # type: ignore[union-attr]
                     self.reading = True
+        except Exception:  # a bug: say so and close, rather than leave the client waiting
+            log.exception("%s: internal error; connection closed", peer_name(self))
+            self.inbox.clear()
+            await self.close(CloseCode.INTERNAL_ERROR, "internal error")
         finally:
             self.worker = None
 
@@ -183,6 +202,8 @@ class ChatConnection(asyncio.Protocol):
         for data in self.protocol.data_to_send():
             if data:
                 transport.write(data)
+                if self.paused and not self.greeting:
+                    self.check_backlog()
             elif transport.can_write_eof():
                 transport.write_eof()
             else:

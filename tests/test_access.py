@@ -64,6 +64,18 @@ async def test_a_bearer_header_is_checked_at_the_handshake(start_server) -> None
         assert refused.value.response.status_code == 401
 
 
+@pytest.mark.parametrize("offered", [["not-tui-chat.v1"], ["tui-chat.v1x"], ["x", "tui-chat.v"]])
+async def test_a_name_that_only_contains_the_subprotocol_does_not_pass_for_it(
+        start_server, offered: list[str]) -> None:
+    """Only the JSON dialect may present its token in hello; a subprotocol whose name merely
+    contains `tui-chat.v1` gets the plain dialect, so without a token it is refused (401)."""
+    server = await start_server(token=TOKEN)
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(server.url, subprotocols=offered)
+    assert refused.value.response.status_code == 401
+    assert server.history.backlog("lobby", None, None, 10).messages == ()
+
+
 async def test_the_token_never_reaches_the_log(tmp_path) -> None:
     """Even at --log-level debug, neither a right nor a wrong token nor a password is logged."""
     token_file = tmp_path / "token"
@@ -127,6 +139,27 @@ async def test_a_registered_nickname_needs_its_password(start_server, accounts_d
     assert (await free.expect("error"))["code"] == "nick_registered"
     await client.close()
     await free.close()
+
+
+async def test_leaving_while_the_password_is_checked_leaves_no_ghost(start_server,
+                                                                     accounts_db) -> None:
+    """A client that disconnects while its password is being checked never joins: the name
+    stays free for its owner and nobody sees a member that is not there."""
+    server = await start_server(db=accounts_db)
+    bob = await JsonClient.connect(server.url, "bob")
+    quitter = await JsonClient.connect(server.url)
+    await quitter.send(type="hello", nick="alice", password="correct horse")
+    quitter.connection.transport.abort()  # gone before scrypt (~50 ms) is done
+    renamer = await JsonClient.connect(server.url, "carol")
+    await bob.expect("presence")
+    await renamer.send(type="nick", nick="alice", password="correct horse")
+    renamer.connection.transport.abort()
+    assert (await bob.expect("presence"))["event"] == "leave"
+    await asyncio.sleep(0.3)  # both checks are long done
+    assert server.hub.rooms.find("lobby").users() == ("bob",)
+    owner = await JsonClient.connect(server.url, "alice", password="correct horse")
+    assert owner.welcome["users"] == ["alice", "bob"]
+    await asyncio.gather(owner.close(), bob.close())
 
 
 async def test_plain_clients_log_in_with_name_and_password(start_server, accounts_db) -> None:

@@ -81,6 +81,15 @@ async def test_message_limit_is_configurable(start_server) -> None:
     await alice.close()
 
 
+async def test_a_message_limit_of_0_is_no_limit(start_server) -> None:
+    """--max-text 0 turns the limit off, as for every limit: only the frame size bounds text."""
+    server = await start_server(max_text=0)
+    alice = await JsonClient.connect(server.url, "alice")
+    assert alice.welcome["max_text"] == 0
+    assert len((await alice.say("z" * 20_000))["text"]) == 20_000
+    await alice.close()
+
+
 @pytest.mark.parametrize("blank", ["", "   ", "\n\t", "\x1b[31m\x07"])
 async def test_blank_messages_are_refused_not_broadcast(join, blank: str) -> None:
     """Blank text (also once control codes are removed) gets `empty` and reaches nobody."""
@@ -182,3 +191,57 @@ async def test_the_json_subprotocol_is_chosen_when_offered_among_others(chat_ser
         assert connection.subprotocol == SUBPROTOCOL
         await connection.send(json.dumps({"type": "hello", "nick": "x"}))
         assert json.loads(await connection.recv())["type"] == "welcome"
+
+
+async def test_integers_past_what_json_keeps_exact_are_refused(join, chat_server) -> None:
+    """A `since` past 2**53 - 1 is refused with `bad_event`, leaves no room behind, and the
+    client can still join."""
+    client = await join(None)
+    await client.send(type="hello", nick="bob", since=2**63, epoch=chat_server.history.epoch)
+    error = await client.expect("error")
+    assert error["code"] == "bad_event" and "9007199254740991" in error["message"]
+    assert chat_server.hub.rooms.find("lobby") is None
+    await client.send(type="hello", nick="bob")
+    assert (await client.expect("welcome"))["nick"] == "bob"
+
+
+@pytest.mark.parametrize("cid", ["m\x07", "\x1b[2Jm", "m\u202e"])
+async def test_a_cid_with_control_characters_is_refused_not_cleaned(join, cid: str) -> None:
+    """Such a cid gets `bad_event`; it never becomes another cid, so a later message that
+    really uses that other cid is stored and acknowledged as new."""
+    alice = await join("alice")
+    await alice.send(type="say", text="first", cid=cid)
+    error = await alice.expect("error")
+    assert (error["code"], error["cid"]) == ("bad_event", cid)  # as sent: it names the message
+    ack = await alice.say("second", cid="m")
+    assert (ack["text"], ack["cid"]) == ("second", "m")
+
+
+async def test_invalid_frames_count_against_the_rate_limit(start_server) -> None:
+    """A flood of frames that are not valid events is refused with `rate_limited` like any
+    other flood, not answered one by one."""
+    server = await start_server(rate=5, burst=10)
+    client = await JsonClient.connect(server.url, "alice")
+    for _ in range(40):
+        await client.connection.send("not json")
+    codes = [(await client.expect("error"))["code"] for _ in range(40)]
+    assert codes.count("bad_json") <= 12 and codes.count("rate_limited") >= 28
+    await client.close()
+
+
+async def test_a_bug_while_handling_a_frame_closes_with_1011_and_leaves_no_room(
+        start_server, monkeypatch) -> None:
+    """An unexpected failure is logged and that connection closed with 1011 (internal error),
+    instead of leaving the client waiting; the room it was joining is not left behind."""
+    server = await start_server()
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(server.hub.history, "backlog", broken)
+    client = await JsonClient.connect(server.url)
+    await client.send(type="hello", nick="alice")
+    with pytest.raises(ConnectionClosedError):
+        await client.recv()
+    assert client.connection.close_code == 1011
+    assert server.hub.rooms.find("lobby") is None

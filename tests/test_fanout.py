@@ -30,6 +30,7 @@ class Member:
         self.transport = self  # what is written is kept, in order
         self.writes: list[bytes] = []
         self.delivered = stream.head
+        self.paused = False  # as a connection whose output is within its limit
 
     def write(self, data: bytes) -> None:
         self.writes.append(data)

@@ -61,6 +61,16 @@ async def test_since_older_than_retention_is_not_recovered() -> None:
     assert history.backlog("r", 7, history.epoch, 50).recovered is True
 
 
+async def test_a_gap_past_retention_gets_the_recent_backlog_not_everything_kept() -> None:
+    """When the gap cannot be filled, the client gets the last `count` messages, as a
+    newcomer would, not the whole retained history."""
+    history = History(":memory:", limit=100)
+    await fill(history, "r", 150)
+    backlog = history.backlog("r", 1, history.epoch, 5)
+    assert [m.id for m in backlog.messages] == [146, 147, 148, 149, 150]
+    assert backlog.recovered is False
+
+
 async def test_since_from_another_epoch_is_not_recovered(memory) -> None:
     """A `since` from another history gets the recent backlog, recovered False."""
     other = History(":memory:", limit=100)

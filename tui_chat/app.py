@@ -265,7 +265,7 @@ class ChatApp(App[None]):
 
     def _fits(self, text: str) -> bool:
         limit = self.client.max_text
-        if limit is not None and len(text) > limit:
+        if limit and len(text) > limit:  # 0: the server sets no limit
             self._log([error_line(f"Too long: {len(text)} characters, the limit is {limit}."
                                   " Nothing was sent; shorten it and press Enter.")])
             return False

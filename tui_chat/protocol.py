@@ -19,6 +19,7 @@ DEFAULT_MAX_TEXT = 4000
 DEFAULT_MAX_FRAME = 64 * 1024
 MAX_NICK = 24
 MAX_CID = 64
+MAX_INT = 2**53 - 1  # the largest integer every JSON reader keeps exact
 SERVER_NAME = "Server"
 RESERVED_NICKS = frozenset({"server", "system", "admin"})
 KINDS = ("chat", "action", "system")
@@ -278,7 +279,8 @@ _FIELD_TYPES: dict[str, str] = {
     "history": "messages", "recovered": "bool", "max_text": "int", "event": "str",
     "old": "str", "code": "str", "message": "str", "token": "str", "password": "str",
 }
-_JSON_NAMES = {"str": "a string", "int": "a non-negative integer", "bool": "true or false",
+_JSON_NAMES = {"str": "a string", "int": f"a whole number from 0 to {MAX_INT}",
+               "bool": "true or false",
                "names": "a list of strings", "messages": "a list of messages"}
 
 
@@ -328,11 +330,11 @@ def _fast_message(data: dict[str, Any]) -> Message | None:
     loop; anything unusual returns None and gets the generic path and its error messages."""
     message_id, ts, nick, text = data.get("id"), data.get("ts"), data.get("nick"), data.get("text")
     kind, cid = data.get("kind", "chat"), data.get("cid")
-    if (type(message_id) is int and message_id >= 0 and type(ts) is int and ts >= 0
-            and type(nick) is str and type(text) is str and kind in KINDS
-            and (cid is None or (type(cid) is str and 0 < len(cid) <= MAX_CID))):
-        return Message(message_id, ts, clean_text(nick), clean_text(text), kind,
-                       None if cid is None else clean_text(cid))
+    if (type(message_id) is int and 0 <= message_id <= MAX_INT and type(ts) is int
+            and 0 <= ts <= MAX_INT and type(nick) is str and type(text) is str and kind in KINDS
+            and (cid is None or (type(cid) is str and 0 < len(cid) <= MAX_CID
+                                 and clean_text(cid) == cid))):
+        return Message(message_id, ts, clean_text(nick), clean_text(text), kind, cid)
     return None
 
 
@@ -340,7 +342,7 @@ def _from_dict(data: Any, events: dict[str, type]) -> Any:
     if not isinstance(data, dict):
         raise ProtocolError(BAD_JSON, "Each frame must be a JSON object with a 'type' field.")
     cid = data.get("cid")
-    cid = clean_text(cid)[:MAX_CID] if isinstance(cid, str) else None
+    cid = cid if isinstance(cid, str) and 0 < len(cid) <= MAX_CID else None  # echoed as sent
     cls = events.get(data.get("type")) if isinstance(data.get("type"), str) else None
     if cls is None:
         raise ProtocolError(
@@ -364,9 +366,12 @@ def _from_dict(data: Any, events: dict[str, type]) -> Any:
 
 def _convert(event_type: str, name: str, value: Any, cid: str | None) -> Any:
     kind = _FIELD_TYPES[name]
+    if name == "cid" and isinstance(value, str):
+        return value  # never altered: the sender matches its acknowledgement on it (_check)
     if kind == "str" and isinstance(value, str):
         return clean_text(value)
-    if kind == "int" and isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    if (kind == "int" and isinstance(value, int) and not isinstance(value, bool)
+            and 0 <= value <= MAX_INT):
         return value
     if kind == "bool" and isinstance(value, bool):
         return value
@@ -381,8 +386,10 @@ def _convert(event_type: str, name: str, value: Any, cid: str | None) -> Any:
 
 
 def _check(event: Any, cid: str | None) -> None:
-    if getattr(event, "cid", None) is not None and not 0 < len(event.cid) <= MAX_CID:
-        raise ProtocolError(BAD_EVENT, f"'cid' must be 1 to {MAX_CID} characters.", cid)
+    given = getattr(event, "cid", None)
+    if given is not None and not (0 < len(given) <= MAX_CID and clean_text(given) == given):
+        raise ProtocolError(BAD_EVENT, f"'cid' must be 1 to {MAX_CID} characters, none of them"
+                            " control or formatting characters.", cid)
     if isinstance(event, Hello) and (event.since is None) != (event.epoch is None):
         raise ProtocolError(BAD_EVENT, "'since' and 'epoch' must be given together.", cid)
     if isinstance(event, Message) and event.kind not in KINDS:
