@@ -118,21 +118,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_user_parser() -> argparse.ArgumentParser:
+    database = argparse.ArgumentParser(add_help=False)  # --db before or after the command
+    database.add_argument("--db", default=argparse.SUPPRESS, metavar="PATH",
+                          help="the server's database (default: history.db in your data"
+                               " directory)")
     parser = argparse.ArgumentParser(
         prog="tui-chat-server user",
         description="Register nicknames: a registered nickname can only be used with its"
                     " password. Others stay free for anyone.",
+        parents=[database],
     )
-    parser.add_argument("--db", default="", metavar="PATH",
-                        help="the server's database (default: history.db in your data directory)")
     commands = parser.add_subparsers(dest="command", required=True)
-    add = commands.add_parser("add", help="register NAME, or change its password")
+    add = commands.add_parser("add", parents=[database],
+                              help="register NAME, or change its password")
     add.add_argument("name")
     add.add_argument("--password-stdin", action="store_true",
                      help="read the password from standard input instead of asking")
-    remove = commands.add_parser("remove", help="unregister NAME")
+    remove = commands.add_parser("remove", parents=[database], help="unregister NAME")
     remove.add_argument("name")
-    commands.add_parser("list", help="list registered nicknames")
+    commands.add_parser("list", parents=[database], help="list registered nicknames")
     return parser
 
 
@@ -200,7 +204,11 @@ def run(main_coroutine, event_loop: str = "auto") -> None:
 
 def manage_users(argv: list[str]) -> int:
     args = build_user_parser().parse_args(argv)
-    accounts = Accounts(args.db or default_db_path())
+    try:
+        accounts = Accounts(getattr(args, "db", "") or default_db_path())
+    except StorageError as error:
+        print(f"tui-chat-server user: {error}", file=sys.stderr)
+        return 1
     try:
         if args.command == "add":
             if args.password_stdin:

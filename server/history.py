@@ -73,12 +73,28 @@ def _copy_as_duplicate(original: asyncio.Future[Stored], copy: asyncio.Future[St
         copy.set_result(Stored(original.result().message, True))
 
 
+def _make_parent(path: str) -> None:
+    """Create the directory `path` is in, or raise StorageError saying why it cannot be."""
+    parent = Path(path).parent
+    if parent.exists() and not parent.is_dir():
+        raise StorageError(f"cannot open the database {path}: {parent} is not a directory")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StorageError(f"cannot open the database {path}: {error.strerror or error}"
+                           ) from None
+
+
 def lock_database(path: str):
     """Hold an exclusive lock beside the database so two servers never write one file."""
     if path == ":memory:" or fcntl is None:
         return None
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    lock = open(f"{path}.lock", "w")  # noqa: SIM115 - held for the server's lifetime
+    _make_parent(path)
+    try:
+        lock = open(f"{path}.lock", "w")  # noqa: SIM115 - held for the server's lifetime
+    except OSError as error:
+        raise StorageError(f"cannot open the database {path}: {error.strerror or error}"
+                           ) from None
     try:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -96,15 +112,19 @@ def connect_database(path: str, sync: str = "full") -> sqlite3.Connection:
     fsynced and survives power loss; `normal`: commits survive a crash of the process, and
     the last ones may be lost if the machine itself loses power."""
     if path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=" + ("NORMAL" if sync == "normal" else "FULL"))
-    connection.execute("PRAGMA busy_timeout=5000")
-    # Checkpoint (copy the WAL into the database, fsync) every ~16 MiB instead of every 4 MiB:
-    # fewer pauses in the stream of commits.
-    connection.execute("PRAGMA wal_autocheckpoint=4000")
-    connection.executescript(SCHEMA)
+        _make_parent(path)
+    try:
+        connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=" + ("NORMAL" if sync == "normal" else "FULL"))
+        connection.execute("PRAGMA busy_timeout=5000")
+        # Checkpoint (copy the WAL into the database, fsync) every ~16 MiB instead of every
+        # 4 MiB: fewer pauses in the stream of commits.
+        connection.execute("PRAGMA wal_autocheckpoint=4000")
+        connection.executescript(SCHEMA)
+    except (OSError, sqlite3.Error) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise StorageError(f"cannot open the database {path}: {reason}") from None
     return connection
 
 

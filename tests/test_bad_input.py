@@ -109,7 +109,7 @@ async def test_control_and_escape_codes_are_removed_before_anyone_sees_them(join
     hostile = "a\x1b[2J\x1b]0;pwned\x07b\x07c\x9b1md\u202ee\x00f\r\ng [bold]h[/bold]"
     ack = await alice.say(hostile)
     assert ack["text"] == "abcde" + "f\ng [bold]h[/bold]"
-    assert await plain.recv() == "[alice]: abcdef\ng [bold]h[/bold]"
+    assert await plain.recv() == "[alice]: abcdef\n  g [bold]h[/bold]"
 
 
 async def test_a_lone_surrogate_is_replaced_and_the_message_stored(join, join_plain) -> None:

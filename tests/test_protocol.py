@@ -61,7 +61,8 @@ def test_room_from_path_refuses_invalid_names(path: str) -> None:
     assert "lowercase letters" in caught.value.message
 
 
-@pytest.mark.parametrize("nick", ["alice", "Bob_2", "a.b-c", "Zoë", "漢字", "x" * 24, " padded "])
+@pytest.mark.parametrize("nick", ["alice", "Bob_2", "a.b-c", "Zoë", "漢字", "x" * 24, " padded ",
+                                  "Дмитрий", "Σωκράτης", "田中taro"])
 def test_check_nick_accepts_valid_names(nick: str) -> None:
     """Letters (any script), digits, '_', '-' and '.', 1 to 24 characters, trimmed."""
     assert check_nick(nick) == nick.strip()
@@ -72,7 +73,8 @@ def test_check_nick_accepts_valid_names(nick: str) -> None:
     [("", "nick_invalid"), ("   ", "nick_invalid"), ("x" * 25, "nick_invalid"),
      ("a b", "nick_invalid"), ("a\x1b[31m", "nick_invalid"), ("[bold]", "nick_invalid"),
      ("a\u202eb", "nick_invalid"), ("server", "nick_reserved"), ("ADMIN", "nick_reserved"),
-     ("Ｓｙｓｔｅｍ", "nick_reserved")],
+     ("Ｓｙｓｔｅｍ", "nick_reserved"), ("\u0405erver", "nick_invalid"),
+     ("\u0430lice", "nick_invalid"), ("\u3164", "nick_invalid"), ("a\u115f", "nick_invalid")],
 )
 def test_check_nick_refuses_invalid_and_reserved_names(nick: str, code: str) -> None:
     """Bad nicknames get a specific code and a sentence saying what is wrong."""
@@ -169,6 +171,14 @@ def test_plain_lines_follow_the_classic_format() -> None:
     assert plain_line(Message(1, 1, "alice", "hello")) == "[alice]: hello"
     assert plain_line(Message(1, 1, "alice", "waves", "action")) == "* alice waves"
     assert plain_line(Message(1, 1, "x", "restarting", "system")) == "[Server]: restarting"
+
+
+def test_no_line_of_a_plain_message_can_pass_for_a_line_of_its_own() -> None:
+    """The lines after the first of a multi-line message are indented."""
+    spoof = "hi\n[Server]: bob has left the chat."
+    assert plain_line(Message(1, 1, "eve", spoof)).splitlines() == [
+        "[eve]: hi", "  [Server]: bob has left the chat."]
+    assert plain_line(Message(1, 1, "eve", "a\nb", "action")) == "* eve a\n  b"
     assert presence_sentence(Presence("join", "bob", ())) == "bob has joined the chat."
     assert presence_sentence(Presence("leave", "bob", ())) == "bob has left the chat."
     assert presence_sentence(Presence("rename", "b2", (), "bob")) == "bob is now known as b2."

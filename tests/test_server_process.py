@@ -116,6 +116,36 @@ def test_a_busy_port_is_a_clear_error(tmp_path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("problem", ["under a file", "not a database"])
+@pytest.mark.parametrize("command", [[], ["user", "list"]])
+def test_a_database_that_cannot_be_opened_is_a_clear_error(tmp_path, problem: str,
+                                                           command: list[str]) -> None:
+    """A --db path under a file, or a file that is not a database, is named with the reason,
+    exit 1, for the server and for `user` alike; no traceback."""
+    (tmp_path / "file").write_text("not a database")
+    db, reason = ((tmp_path / "file" / "h.db", "is not a directory") if problem == "under a file"
+                  else (tmp_path / "file", "file is not a database"))
+    port = [] if command else ["--port", "0"]
+    result = subprocess.run([sys.executable, "-m", "server", *command, "--db", str(db), *port],
+                            capture_output=True, text=True, timeout=10)
+    assert result.returncode == 1
+    assert f"cannot open the database {db}" in result.stderr and reason in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_user_accepts_db_before_or_after_its_command(tmp_path) -> None:
+    """`user --db PATH list` and `user list --db PATH` read the same database."""
+    db = str(tmp_path / "chat.db")
+    added = subprocess.run([sys.executable, "-m", "server", "user", "add", "alice",
+                            "--password-stdin", "--db", db], input="correct horse\n",
+                           capture_output=True, text=True, timeout=10)
+    assert added.returncode == 0, added.stderr
+    for argv in (["user", "--db", db, "list"], ["user", "list", "--db", db]):
+        listed = subprocess.run([sys.executable, "-m", "server", *argv], capture_output=True,
+                                text=True, timeout=10)
+        assert listed.stdout.split() == ["alice"]
+
+
 def test_bad_option_values_are_refused() -> None:
     """Negative sizes are usage errors (exit 2) with a message."""
     result = subprocess.run([sys.executable, "-m", "server", "--history", "-5"],

@@ -126,10 +126,23 @@ def nick_key(nick: str) -> str:
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", nick).casefold())
 
 
+_INVISIBLE_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")  # Hangul fillers: letters, blank
+_LOOKALIKE_SCRIPTS = frozenset({"LATIN", "CYRILLIC", "GREEK"})  # letters that pass for each other
+
+
 def _nick_char_ok(index: int, char: str) -> bool:
+    if char in _INVISIBLE_LETTERS:
+        return False
     if char.isalpha() or char.isdecimal() or char in "_-.":
         return True
     return index > 0 and unicodedata.category(char).startswith("M")  # accents on a letter
+
+
+def _lookalike_scripts(nick: str) -> set[str]:
+    """Which of Latin, Cyrillic and Greek the letters of `nick` are written in."""
+    names = (unicodedata.name(char, "") for char in unicodedata.normalize("NFKC", nick)
+             if char.isalpha())
+    return {name.partition(" ")[0] for name in names} & _LOOKALIKE_SCRIPTS
 
 
 def check_nick(nick: str) -> str:
@@ -146,6 +159,12 @@ def check_nick(nick: str) -> str:
                 f"Nickname {_quote(shown)} has a character that is not allowed"
                 f" ({'U+%04X' % ord(char)}): use letters, digits, '_', '-' and '.'.",
             )
+    if len(_lookalike_scripts(shown)) > 1:
+        raise ProtocolError(
+            NICK_INVALID,
+            f"Nickname {_quote(shown)} mixes Latin, Cyrillic or Greek letters, which can pass"
+            " for one another: write it in one of them.",
+        )
     if nick_key(shown) in RESERVED_NICKS:
         raise ProtocolError(NICK_RESERVED, f"The nickname {shown!r} is reserved.")
     return shown
@@ -407,12 +426,14 @@ def server_line(text: str) -> str:
 
 
 def plain_line(message: Message) -> str:
-    """A stored message as plain-text clients see it."""
-    if message.kind == "action":
-        return f"* {message.nick} {message.text}"
+    """A stored message as plain-text clients see it. The lines after the first of a
+    multi-line message are indented, so none of them can pass for a line of its own."""
     if message.kind == "system":
         return server_line(message.text)
-    return f"[{message.nick}]: {message.text}"
+    text = message.text.replace("\n", "\n  ")
+    if message.kind == "action":
+        return f"* {message.nick} {text}"
+    return f"[{message.nick}]: {text}"
 
 
 def presence_sentence(presence: Presence) -> str:
