@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -56,6 +57,7 @@ class Greeting:
     welcome: Welcome
     more: tuple[Message, ...] = ()
     count: int = 0  # people in the room (the welcome may name only some of them)
+    replaced: Member | None = None  # the earlier member whose place this one took
 
 
 class Hub:
@@ -80,10 +82,15 @@ class Hub:
 
     def join(
         self, room_name: str, nick: str, dialect: Dialect, connection: Any, peer: str,
-        since: int | None = None, epoch: str | None = None,
+        since: int | None = None, epoch: str | None = None, resume: str | None = None,
     ) -> tuple[Room, Member, Greeting]:
-        """Vet `nick`, add the member, announce it; the caller sends the greeting at once."""
+        """Vet `nick`, add the member, announce it; the caller sends the greeting at once.
+        With the `resume` secret of the member holding `nick`, the newcomer takes its place:
+        the earlier member leaves (announced), and the caller closes its connection."""
         room = self.rooms.get(room_name)
+        replaced = room.resumable(nick, resume)
+        if replaced is not None:
+            self._remove(room, replaced)
         try:
             shown = room.vet_nick(nick)
             backlog = self.history.backlog(
@@ -92,7 +99,8 @@ class Hub:
         except Exception:
             self._discard_if_empty(room)
             raise
-        member = Member(shown, dialect, connection, peer)
+        member = Member(shown, dialect, connection, peer,
+                        secrets.token_urlsafe(16) if dialect is Dialect.JSON else "")
         connection.delivered = self._stream(room.name).head  # live from here on
         room.join(member)
         key = member.key
@@ -107,17 +115,21 @@ class Hub:
         welcome = Welcome(
             nick=shown, room=room.name, users=users, epoch=self.history.epoch,
             history=tuple(history[:fits]), recovered=backlog.recovered,
-            max_text=self.limits.max_text,
+            max_text=self.limits.max_text, resume=member.resume or None,
         )
         if announce:
             self._announce(room, Presence("join", shown, room.users()), member, b"")
-        return room, member, Greeting(welcome, tuple(history[fits:]), len(room.members))
+        return room, member, Greeting(welcome, tuple(history[fits:]), len(room.members),
+                                      replaced)
 
     def leave(self, room: Room, member: Member) -> None:
         """Remove a member (if it is one) and tell the others."""
+        self._remove(room, member)
+        self._discard_if_empty(room)
+
+    def _remove(self, room: Room, member: Member) -> None:
         if room.leave(member) and not self.closing and self._announces(room):
             self._announce(room, Presence("leave", member.nick, room.users()), None, b"")
-        self._discard_if_empty(room)
 
     def _discard_if_empty(self, room: Room) -> None:
         self.rooms.discard_if_empty(room)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from bisect import bisect_left, insort
 from dataclasses import dataclass, field
 from enum import Enum
@@ -25,6 +26,7 @@ class Member:
     dialect: Dialect
     connection: Any
     peer: str = ""
+    resume: str = ""  # the secret its client may present to take its place (JSON only)
 
     @property
     def key(self) -> str:
@@ -48,6 +50,19 @@ class Room:
         if holder is not None and holder is not renaming:
             raise ProtocolError(NICK_TAKEN, f"The nickname {shown!r} is taken in this room.")
         return shown
+
+    def resumable(self, nick: str, resume: str | None) -> Member | None:
+        """The member holding `nick`, if `resume` is its secret: its client reconnecting to
+        take its place (the earlier connection may be dead without the server knowing yet)."""
+        if not resume:
+            return None
+        try:
+            holder = self.members.get(nick_key(check_nick(nick)))
+        except ProtocolError:
+            return None
+        if holder is None or not holder.resume:
+            return None
+        return holder if hmac.compare_digest(holder.resume.encode(), resume.encode()) else None
 
     def join(self, member: Member) -> None:
         """Add a member whose nickname was vetted (and nothing awaited since)."""

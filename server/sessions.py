@@ -38,6 +38,7 @@ from tui_chat.protocol import (
 )
 
 log = logging.getLogger("tui_chat.server")
+REPLACED = 4000  # close code: the client took this member's place from a newer connection
 MAX_UNSETTLED = 64  # a client's messages waiting for their commit before it must wait
 
 
@@ -115,8 +116,8 @@ class Session:
         if not await accounts.verify(account, password):
             raise ProtocolError(BAD_PASSWORD, f"Wrong password for {account.name!r}.")
 
-    async def join(self, nick: str, password: str | None = None,
-                   since: int | None = None, epoch: str | None = None) -> None:
+    async def join(self, nick: str, password: str | None = None, since: int | None = None,
+                   epoch: str | None = None, resume: str | None = None) -> None:
         if self.hub.token and not self.connection.authorized:
             raise ProtocolError(UNAUTHORIZED, "This server needs a valid token"
                                 " (in hello or an Authorization: Bearer header).")
@@ -124,11 +125,15 @@ class Session:
         if not self.connection.is_open():
             return  # it left while its password was checked: it must not join as a ghost
         room, member, greeting = self.hub.join(
-            self.room_name, nick, self.dialect, self.connection, self.peer, since, epoch
+            self.room_name, nick, self.dialect, self.connection, self.peer, since, epoch, resume
         )
         self.room, self.member = room, member
         self.greet(greeting)  # before anything else can be written to this connection
         log.info("%s joined %s as %s", self.peer, room.name, member.nick)
+        if greeting.replaced is not None:
+            log.info("%s took the place of %s's earlier connection %s", self.peer,
+                     member.nick, greeting.replaced.peer)
+            await greeting.replaced.connection.close(REPLACED, "replaced by a newer connection")
 
     def greet(self, greeting: Greeting) -> None:
         """Send the greeting; a long history may exceed the output bound while it drains."""
@@ -224,7 +229,7 @@ class JsonSession(Session):
         token = self.hub.token
         if token and not self.connection.authorized and token_matches(hello.token, token):
             self.connection.authorized = True
-        await self.join(hello.nick, hello.password, hello.since, hello.epoch)
+        await self.join(hello.nick, hello.password, hello.since, hello.epoch, hello.resume)
 
     def write_greeting(self, greeting: Greeting) -> None:
         self.send(encode(greeting.welcome))

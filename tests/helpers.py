@@ -104,6 +104,57 @@ class PlainClient(BaseClient):
 
 
 
+class Relay:
+    """A TCP relay in front of a server. `sever()` drops its client side only, as a network
+    drop would: the client sees its connection die, while the server still holds it open."""
+
+    def __init__(self, server_port: int) -> None:
+        self.server_port = server_port
+        self.port = 0
+        self._listener: asyncio.Server | None = None
+        self._client_sides: list[asyncio.StreamWriter] = []
+        self._server_sides: list[asyncio.StreamWriter] = []  # kept open, never read again
+        self._pipes: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> Relay:
+        self._listener = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = self._listener.sockets[0].getsockname()[1]
+        return self
+
+    async def _relay(self, client_reader: asyncio.StreamReader,
+                     client_writer: asyncio.StreamWriter) -> None:
+        server_reader, server_writer = await asyncio.open_connection("127.0.0.1",
+                                                                     self.server_port)
+        self._client_sides.append(client_writer)
+        self._server_sides.append(server_writer)
+        for reader, writer in ((client_reader, server_writer), (server_reader, client_writer)):
+            task = asyncio.create_task(self._pipe(reader, writer))
+            self._pipes.add(task)
+            task.add_done_callback(self._pipes.discard)
+
+    @staticmethod
+    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+
+    def sever(self) -> None:
+        """Stop relaying and reset every client-side connection; the server sides stay open."""
+        for task in list(self._pipes):
+            task.cancel()
+        for writer in self._client_sides:
+            writer.transport.abort()
+        self._client_sides.clear()
+
+    async def close(self) -> None:
+        self.sever()
+        for writer in self._server_sides:
+            writer.transport.abort()
+        if self._listener is not None:
+            self._listener.close()
+            await self._listener.wait_closed()
+
+
 async def sender_reader_stalled(url: str) -> tuple[JsonClient, JsonClient, JsonClient]:
     """Three members of one room: one that sends, one that reads, and one that has stopped
     reading (its socket paused, as a frozen process's would be); join presences consumed."""

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from server import ChatServer, ServerConfig
-from tests.helpers import JsonClient, Recorder
+from tests.helpers import JsonClient, Recorder, Relay
 from tui_chat.client import ChatClient
 from tui_chat.updates import (
     Backoff,
@@ -204,3 +204,34 @@ async def test_a_gap_older_than_retention_is_reported(start_server, run_client, 
     assert rejoin.gap
     assert [m.text for m in rejoin.welcome.history] == ["missed 7", "missed 8", "missed 9"]
     await other.close()
+
+
+async def test_after_a_network_drop_the_client_takes_its_nickname_back_at_once(
+        chat_server, run_client, join) -> None:
+    """When the connection dies without the server noticing, the reconnecting client takes
+    its place from the dead connection (no `nick_taken`), and what it resends is stored once."""
+    relay = await Relay(chat_server.port).start()
+    try:
+        bob = await join("bob")
+        client, seen = run_client(f"ws://127.0.0.1:{relay.port}/lobby", "alice")
+        await seen.until(lambda: client.state is State.ONLINE)
+        await bob.expect("presence")
+        client.say("before the drop")
+        await seen.until(lambda: len(seen.of(Received)) == 1)
+        relay.sever()
+        pending = client.say("typed while cut off")
+        await seen.until(lambda: pending.cid not in client.outbox)
+        assert client.state is State.ONLINE and client.nick == "alice"
+        assert not seen.of(NickRefused)
+        texts = []
+        while len(texts) < 2:
+            event = await bob.recv()
+            if event["type"] == "message":
+                texts.append(event["text"])
+            else:
+                assert (event["event"], event["nick"]) in {("leave", "alice"), ("join", "alice")}
+        assert texts == ["before the drop", "typed while cut off"]
+        assert await bob.silent(), "stored and sent once"
+        assert chat_server.hub.rooms.find("lobby").users() == ("alice", "bob")
+    finally:
+        await relay.close()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+from websockets.exceptions import ConnectionClosed
+
 from tests.helpers import JsonClient
 
 
@@ -187,3 +190,27 @@ async def test_a_catch_up_larger_than_one_welcome_continues_as_messages(start_se
     assert got == [f"{n:04d}" for n in range(400)]
     await writer.close()
     await reader.close()
+
+
+async def test_the_welcome_secret_takes_a_nickname_back_from_an_earlier_connection(join) -> None:
+    """A hello with the `resume` secret of the member holding the nickname takes its place:
+    the earlier connection is closed with 4000 and the room sees it leave and the new one
+    join; a wrong secret, or none, still gets `nick_taken`."""
+    bob = await join("bob")
+    first = await join("alice")
+    await bob.expect("presence")
+    secret = first.welcome["resume"]
+    assert secret
+    impostor = await join(None)
+    for wrong in ({"resume": "not-the-secret"}, {}, {"resume": bob.welcome["resume"]}):
+        await impostor.send(type="hello", nick="alice", **wrong)
+        assert (await impostor.expect("error"))["code"] == "nick_taken"
+    second = await join("alice", resume=secret)
+    assert second.welcome["nick"] == "alice" and second.welcome["resume"] != secret
+    assert [(e["event"], e["nick"]) for e in (await bob.recv(), await bob.recv())] == [
+        ("leave", "alice"), ("join", "alice")]
+    with pytest.raises(ConnectionClosed):
+        await first.recv()
+    assert first.connection.close_code == 4000
+    await second.send(type="who")
+    assert (await second.expect("users"))["users"] == ["alice", "bob"]

@@ -100,6 +100,7 @@ class ChatClient:
         self.last_id: int | None = None
         self.users: tuple[str, ...] = ()
         self.max_text: int | None = None
+        self.resume: str | None = None  # from the last welcome: reclaims our nickname at once
         self.outbox: dict[str, Outgoing] = {}
         self._cids = (f"{secrets.token_hex(8)}-{n}" for n in itertools.count(1))
         self.store: OutboxStore | None = None
@@ -212,7 +213,8 @@ class ChatClient:
     def _hello(self) -> Hello:
         since = self.last_id if self.epoch is not None else None
         return Hello(self.nick, since=since, epoch=self.epoch if since is not None else None,
-                     client=f"tui-chat/{__version__}", password=self.password)
+                     client=f"tui-chat/{__version__}", password=self.password,
+                     resume=self.resume)
 
     def _receive(self, frame: str | bytes) -> str | None:
         """Handle one frame; returns a reason when the server refused us for good."""
@@ -244,6 +246,7 @@ class ChatClient:
             self.last_id = None
         self.epoch = welcome.epoch
         self.nick, self.users, self.max_text = welcome.nick, welcome.users, welcome.max_text
+        self.resume = welcome.resume
         self._joined = True
         self.backoff.reset()
         rejoined, self._welcomed_once = self._welcomed_once, True

@@ -176,7 +176,8 @@ def check_nick(nick: str) -> str:
 @dataclass(frozen=True, slots=True)
 class Hello:
     """Client: join the room as `nick`; `since`+`epoch` ask for only what was missed; `token`
-    is the server's shared secret, `password` the one of a registered nickname."""
+    is the server's shared secret, `password` the one of a registered nickname, `resume` the
+    secret of an earlier welcome, to take over `nick` from that earlier connection."""
 
     type: ClassVar[str] = "hello"
     nick: str
@@ -185,6 +186,7 @@ class Hello:
     client: str | None = None
     token: str | None = None
     password: str | None = None
+    resume: str | None = None
 
     def __repr__(self) -> str:  # never print secrets
         return f"Hello(nick={self.nick!r}, since={self.since!r}, epoch={self.epoch!r})"
@@ -252,6 +254,11 @@ class Welcome:
     history: tuple[Message, ...] = ()
     recovered: bool | None = None
     max_text: int = DEFAULT_MAX_TEXT
+    resume: str | None = None  # this connection's secret, for a `hello` that takes over
+
+    def __repr__(self) -> str:  # never print the secret
+        return (f"Welcome(nick={self.nick!r}, room={self.room!r}, epoch={self.epoch!r},"
+                f" history={len(self.history)} messages)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +304,7 @@ _FIELD_TYPES: dict[str, str] = {
     "cid": "str", "id": "int", "ts": "int", "kind": "str", "room": "str", "users": "names",
     "history": "messages", "recovered": "bool", "max_text": "int", "event": "str",
     "old": "str", "code": "str", "message": "str", "token": "str", "password": "str",
+    "resume": "str",
 }
 _JSON_NAMES = {"str": "a string", "int": f"a whole number from 0 to {MAX_INT}",
                "bool": "true or false",
