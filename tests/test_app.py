@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from textual import events
+
 from server import ChatServer, ServerConfig
 from tests.apptools import SIZE, log_text, make_app, online, outbox, type_line, until, users_text
 from tui_chat.widgets import ChatInput
@@ -30,6 +32,36 @@ async def test_the_input_is_focused_and_cleared_after_sending(url) -> None:
         await pilot.press(*"hi", "enter")
         assert app.query_one(ChatInput).value == ""
         await until(pilot, lambda: "alice hi" in log_text(app))
+
+
+async def test_lines_typed_in_one_burst_are_sent_each_once_in_order(url, join) -> None:
+    """Keys that arrive faster than the app handles them (a fast typist, a burst over ssh)
+    still make one message per Enter, each with its own text."""
+    bob = await join("bob")
+    app = make_app(url, "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        await bob.expect("presence")
+        for char in "first\rsecond\rthird\r":  # queued at once, as the driver does a burst
+            app.post_message(events.Key("enter", "\r") if char == "\r" else events.Key(char, char))
+        texts = [(await bob.expect("message"))["text"] for _ in range(3)]
+        assert texts == ["first", "second", "third"]
+        assert await bob.silent()
+        assert app.query_one(ChatInput).value == ""
+
+
+async def test_a_paste_is_cleaned_and_its_lines_go_as_one_message(url, join) -> None:
+    """Escape sequences in a paste are removed, and its line breaks, shown as ␤ in the input,
+    are line breaks again in the one message it sends."""
+    bob = await join("bob")
+    app = make_app(url, "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        await bob.expect("presence")
+        app.post_message(events.Paste("see \x1b[1mbold\x1b[0m here\r\nline two\n"))
+        await until(pilot, lambda: app.query_one(ChatInput).value == "see bold here␤line two")
+        await pilot.press("!", "enter")
+        assert (await bob.expect("message"))["text"] == "see bold here\nline two!"
 
 
 async def test_the_user_list_follows_joins_leaves_and_renames(url, join) -> None:

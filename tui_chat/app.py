@@ -252,15 +252,16 @@ class ChatApp(App[None]):
         if not line.strip():
             return
         try:
-            command = parse_input(line)
+            command = parse_input(ChatInput.message_text(line))
         except UnknownCommand as error:
-            self._log([error_line(str(error))])  # the line stays in the input, to fix
+            self._log([error_line(str(error))])
+            chat_input.give_back(line)  # to fix
             return
         if command.name is None and not self._fits(command.argument):
+            chat_input.give_back(line)
             return
         if not (command.name == "/nick" and " " in command.argument):  # no passwords in history
             chat_input.remember(line)
-        chat_input.value = ""
         self._run_command(command.name, command.argument)
 
     def _fits(self, text: str) -> bool:

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from rich.text import Text
 from textual.cache import LRUCache
+from textual import events
 from textual.binding import Binding
 from textual.reactive import reactive
 from textual.geometry import Size
@@ -16,7 +17,7 @@ from textual.widgets import Input, Static
 
 from tui_chat.updates import Outgoing
 from tui_chat.commands import complete
-from tui_chat.protocol import nick_key
+from tui_chat.protocol import clean_text, nick_key
 from tui_chat.render import MessageLine, Row, nick_colour, wrap_ranges
 
 
@@ -172,6 +173,9 @@ class Outbox(Static):
         self.display = bool(pending)
 
 
+NEWLINE_MARK = "\u2424"  # ␤ SYMBOL FOR NEWLINE: a pasted line break, in the one-line input
+
+
 class ChatInput(Input):
     """The input line, with Up/Down history and Tab completion of nicknames and commands."""
 
@@ -188,6 +192,43 @@ class ChatInput(Input):
         self._draft = ""
         self.users: tuple[str, ...] = ()
         self._cycle: tuple[str, int, int, str] | None = None  # original, cursor, turn, result
+
+    async def _on_key(self, event: events.Key) -> None:
+        if event.key == "enter":
+            # Submitted here, in key order, rather than by the `enter` binding, which the app
+            # runs only once the key has bubbled up to it: by then keys typed after Enter (a
+            # fast typist, a burst over ssh) are already in the value and would be sent with
+            # this line. The value is cleared at once for the same reason.
+            event.stop()
+            event.prevent_default()
+            line, self.value = self.value, ""
+            self.post_message(self.Submitted(self, line))
+
+    def _on_paste(self, event: events.Paste) -> None:
+        """Pasted text is cleaned of escape sequences and control codes (a terminal paste can
+        carry them), and its line breaks are kept, shown as ␤: the lines go as one message."""
+        event.stop()
+        event.prevent_default()  # not Input's own paste (first line only, uncleaned)
+        text = clean_text(event.text).strip("\n").replace("\n", NEWLINE_MARK)
+        if text:
+            if self.selection.is_empty:
+                self.insert_text_at_cursor(text)
+            else:
+                self.replace(text, *self.selection)
+
+    @staticmethod
+    def message_text(value: str) -> str:
+        """The text a submitted value sends: pasted line breaks (␤) are line breaks again."""
+        return value.replace(NEWLINE_MARK, "\n")
+
+    def give_back(self, line: str) -> None:
+        """A submitted line that was not sent returns to the input to be fixed (or, if
+        something new was typed meanwhile, to the history, one Up away)."""
+        if not self.value:
+            self.value = line
+            self.cursor_position = len(line)
+        else:
+            self.remember(line)
 
     def remember(self, line: str) -> None:
         """Add a sent line to the history (without repeating the last one)."""
