@@ -13,21 +13,46 @@ from tui_chat.outbox import OutboxStore
 
 def test_the_store_round_trips_and_removes_itself_when_empty(tmp_path) -> None:
     """Pending messages are saved and loaded in order; an empty outbox leaves no file."""
-    store = OutboxStore("ws://h/lobby", tmp_path)
+    store = OutboxStore("ws://h/lobby", "alice", tmp_path)
     pending = [Outgoing("a-1", "hello"), Outgoing("a-2", "waves", "action")]
     store.save(pending)
-    assert OutboxStore("ws://h/lobby", tmp_path).load() == pending
-    assert OutboxStore("ws://h/other", tmp_path).load() == [], "one file per room"
+    assert OutboxStore("ws://h/lobby", "ALICE", tmp_path).load() == pending
+    assert OutboxStore("ws://h/other", "alice", tmp_path).load() == [], "one file per room"
+    assert OutboxStore("ws://h/lobby", "bob", tmp_path).load() == [], "and per nickname"
     store.save([])
     assert not store.path.exists()
 
 
 def test_an_unreadable_store_is_an_empty_outbox(tmp_path) -> None:
     """A damaged file does not stop the client."""
-    store = OutboxStore("ws://h/lobby", tmp_path)
+    store = OutboxStore("ws://h/lobby", "alice", tmp_path)
     store.path.parent.mkdir(parents=True, exist_ok=True)
     store.path.write_text("{not json")
     assert store.load() == []
+
+
+def test_one_running_client_at_a_time_holds_a_store(tmp_path) -> None:
+    """While one client holds a room's store for a nickname, another cannot claim it (they
+    would send or overwrite each other's messages); once released, it can."""
+    first = OutboxStore("ws://h/lobby", "alice", tmp_path)
+    assert first.claim()
+    second = OutboxStore("ws://h/lobby", "alice", tmp_path)
+    assert not second.claim()
+    assert OutboxStore("ws://h/lobby", "bob", tmp_path).claim(), "another nickname's is free"
+    first.release()
+    assert second.claim()
+
+
+async def test_a_second_app_for_the_same_room_and_nickname_keeps_its_outbox_in_memory(
+        url) -> None:
+    """It says so, and the first app's pending messages stay the first app's."""
+    first, second = make_app(url, "alice"), make_app(url, "alice")
+    async with first.run_test(size=SIZE) as one:
+        await online(one)
+        assert first.client.store is not None
+        async with second.run_test(size=SIZE) as two:
+            await until(two, lambda: "kept in memory only" in log_text(second))
+            assert second.client.store is None
 
 
 async def run_until_empty(client: ChatClient) -> list[Received]:
@@ -48,15 +73,15 @@ async def test_pending_messages_are_sent_after_the_client_restarts(chat_server, 
     """What was typed while offline is on disk, and the next client for the room sends it."""
     url = chat_server.url + "/lobby"
     first = ChatClient("ws://127.0.0.1:9/lobby", "alice", lambda update: None)  # never connects
-    first.attach_store(OutboxStore(url, tmp_path))
+    first.attach_store(OutboxStore(url, "alice", tmp_path))
     first.say("typed offline")
     first.me("waits")
     second = ChatClient(url, "alice", lambda update: None, backoff=Backoff(0.02, 0.1))
-    second.attach_store(OutboxStore(url, tmp_path))
+    second.attach_store(OutboxStore(url, "alice", tmp_path))
     assert [o.text for o in second.outbox.values()] == ["typed offline", "waits"]
     received = await run_until_empty(second)
     assert [(r.message.text, r.mine) for r in received] == [("typed offline", True), ("waits", True)]
-    assert not OutboxStore(url, tmp_path).path.exists()
+    assert not OutboxStore(url, "alice", tmp_path).path.exists()
 
 
 async def test_a_message_stored_before_the_client_died_is_not_stored_again(start_server, tmp_path) -> None:
@@ -68,7 +93,7 @@ async def test_a_message_stored_before_the_client_died_is_not_stored_again(start
         before = await JsonClient.connect(url, "alice")
         original = await before.say("said once", cid="persisted-1")
         await before.close()
-        store = OutboxStore(url, tmp_path)
+        store = OutboxStore(url, "alice", tmp_path)
         store.save([Outgoing("persisted-1", "said once")])
         client = ChatClient(url, "alice", lambda update: None, backoff=Backoff(0.02, 0.1))
         client.attach_store(store)

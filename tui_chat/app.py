@@ -111,7 +111,13 @@ class ChatApp(App[None]):
         self._show_title()
         self.set_interval(1, self._show_title)  # the reconnect countdown
         if self.keep_outbox:
-            self.client.attach_store(OutboxStore(self.url))
+            store = OutboxStore(self.url, self.client.nick)
+            if store.claim():
+                self.client.attach_store(store)
+            else:
+                self._log([system_line(
+                    f"Another tui-chat is in this room as {self.client.nick}: what you type"
+                    " here is kept in memory only until it is sent.")])
         self.run_client()
 
     async def _start_server(self, host: str, port: int) -> bool:
@@ -134,6 +140,8 @@ class ChatApp(App[None]):
 
     async def on_unmount(self) -> None:
         await self.client.stop()
+        if self.client.store is not None:
+            self.client.store.release()
         if self.server is not None:
             await self.server.stop()
 

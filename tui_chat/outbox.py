@@ -7,19 +7,52 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import IO
 
 from platformdirs import user_data_path
 
+from tui_chat.protocol import nick_key
 from tui_chat.updates import Outgoing
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 
 class OutboxStore:
-    """One room's pending messages in a small JSON file in the user's data directory."""
+    """One room's pending messages, for one nickname, in a small JSON file in the user's data
+    directory. Only one running client may use it at a time (`claim`)."""
 
-    def __init__(self, url: str, directory: Path | None = None) -> None:
+    def __init__(self, url: str, nick: str, directory: Path | None = None) -> None:
         directory = directory or user_data_path("tui-chat", appauthor=False) / "outbox"
-        self.path = directory / f"{hashlib.sha256(url.encode()).hexdigest()[:24]}.json"
+        name = hashlib.sha256(f"{url}\0{nick_key(nick)}".encode()).hexdigest()[:24]
+        self.path = directory / f"{name}.json"
         self.url = url
+        self._lock: IO[str] | None = None
+
+    def claim(self) -> bool:
+        """Take the store for this process; False if another running client holds it (two
+        clients sharing one outbox would each send, or overwrite, the other's messages)."""
+        if fcntl is None:  # Windows: no advisory locks
+            return True
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            lock = open(self.path.with_suffix(".lock"), "w")  # noqa: SIM115 - held while running
+        except OSError:
+            return False
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            return False
+        self._lock = lock
+        return True
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     def load(self) -> list[Outgoing]:
         """What was pending when the client last stopped (nothing if the file is unreadable)."""
