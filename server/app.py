@@ -103,7 +103,7 @@ class ChatServer:
             self.history,
             Limits(max_text=self.config.max_text, backlog=self.config.backlog,
                    rate=self.config.rate, burst=self.config.burst,
-                   presence_limit=self.config.presence_limit),
+                   presence_limit=self.config.presence_limit, max_frame=self.config.max_frame),
             self.accounts,
             self.config.token,
         )

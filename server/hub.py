@@ -15,6 +15,7 @@ from server.fanout import Delivery, Stream, text_frame
 from server.history import History, StorageError, Stored
 from server.rooms import Dialect, Member, Room, Rooms
 from tui_chat.protocol import (
+    DEFAULT_MAX_FRAME,
     DEFAULT_MAX_TEXT,
     EMPTY,
     TOO_LONG,
@@ -48,6 +49,7 @@ class Limits:
     rate: float = 5.0
     burst: int = 10
     presence_limit: int = 500
+    max_frame: int = DEFAULT_MAX_FRAME
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,7 @@ class Hub:
             nick=shown, room=room.name, users=users, epoch=self.history.epoch,
             history=tuple(history[:fits]), recovered=backlog.recovered,
             max_text=self.limits.max_text, resume=member.resume or None,
+            max_frame=self.limits.max_frame,
         )
         if announce:
             self._announce(room, Presence("join", shown, room.users()), member, b"")

@@ -235,3 +235,22 @@ async def test_after_a_network_drop_the_client_takes_its_nickname_back_at_once(
         assert chat_server.hub.rooms.find("lobby").users() == ("alice", "bob")
     finally:
         await relay.close()
+
+
+async def test_a_message_too_large_for_the_server_is_refused_not_sent(start_server,
+                                                                      run_client) -> None:
+    """Even with no text limit, a message bigger than the server's frame limit would only get
+    the connection closed (1009) on every reconnect: the client refuses it itself, once the
+    welcome has said the limit, also when it was typed before joining."""
+    server = await start_server(max_text=0)
+    client, seen = run_client(server.url + "/lobby", "alice")
+    huge = client.say("x" * 70_000)  # typed before the welcome
+    fine = client.say("still here")
+    await seen.until(lambda: seen.of(Received))
+    assert client.max_frame == 65_536 and client.refusal("y" * 70_000)
+    refused = seen.of(Refused)
+    assert [(r.error.code, r.outgoing) for r in refused] == [("too_long", huge)]
+    assert "bytes once sent" in refused[0].error.message
+    assert [r.message.text for r in seen.of(Received)] == ["still here"] and fine.cid
+    assert client.outbox == {} and client.state is State.ONLINE
+    assert len([u for u in seen.of(StateChanged) if u.state is State.ONLINE]) == 1

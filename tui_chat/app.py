@@ -273,10 +273,9 @@ class ChatApp(App[None]):
         self._run_command(command.name, command.argument)
 
     def _fits(self, text: str) -> bool:
-        limit = self.client.max_text
-        if limit and len(text) > limit:  # 0: the server sets no limit
-            self._log([error_line(f"Too long: {len(text)} characters, the limit is {limit}."
-                                  " Nothing was sent; shorten it and press Enter.")])
+        reason = self.client.refusal(text)
+        if reason is not None:
+            self._log([error_line(f"{reason} Nothing was sent; shorten it and press Enter.")])
             return False
         return True
 

@@ -24,6 +24,7 @@ from tui_chat import __version__
 from tui_chat.protocol import (
     BAD_PASSWORD,
     BAD_ROOM,
+    MAX_CID,
     NICK_REGISTERED,
     RATE_LIMITED,
     UNAUTHORIZED,
@@ -32,6 +33,7 @@ from tui_chat.protocol import (
     NICK_RESERVED,
     NICK_TAKEN,
     SUBPROTOCOL,
+    TOO_LONG,
     Error,
     Hello,
     Me,
@@ -101,6 +103,7 @@ class ChatClient:
         self.users: tuple[str, ...] = ()
         self.max_text: int | None = None
         self.resume: str | None = None  # from the last welcome: reclaims our nickname at once
+        self.max_frame: int | None = None
         self.outbox: dict[str, Outgoing] = {}
         self._cids = (f"{secrets.token_hex(8)}-{n}" for n in itertools.count(1))
         self.store: OutboxStore | None = None
@@ -246,7 +249,7 @@ class ChatClient:
             self.last_id = None
         self.epoch = welcome.epoch
         self.nick, self.users, self.max_text = welcome.nick, welcome.users, welcome.max_text
-        self.resume = welcome.resume
+        self.resume, self.max_frame = welcome.resume, welcome.max_frame
         self._joined = True
         self.backoff.reset()
         rejoined, self._welcomed_once = self._welcomed_once, True
@@ -314,7 +317,26 @@ class ChatClient:
             self._send_outgoing(outgoing)
         return outgoing
 
+    def refusal(self, text: str) -> str | None:
+        """Why the server would refuse `text` for its size, or None (also while its limits
+        are not known yet: then the server's answer says)."""
+        if self.max_text and len(text) > self.max_text:
+            return f"Too long: {len(text):,} characters, the limit is {self.max_text:,}."
+        if self.max_frame and len(text) * 4 + 256 > self.max_frame:  # else it surely fits
+            size = len(encode(Say(text, "0" * MAX_CID)).encode())
+            if size > self.max_frame:
+                return (f"Too long: {size:,} bytes once sent, and this server takes at most"
+                        f" {self.max_frame:,}.")
+        return None
+
     def _send_outgoing(self, outgoing: Outgoing) -> None:
+        reason = self.refusal(outgoing.text)
+        if reason is not None:  # sending it would only get the connection closed, again
+            self.outbox.pop(outgoing.cid, None)
+            self.on_update(Refused(Error(TOO_LONG, f"{reason} It was not sent.", outgoing.cid),
+                                   outgoing))
+            self._outbox_changed()
+            return
         event = Me if outgoing.kind == "action" else Say
         self._send(event(outgoing.text, outgoing.cid))
 

@@ -255,6 +255,7 @@ class Welcome:
     recovered: bool | None = None
     max_text: int = DEFAULT_MAX_TEXT
     resume: str | None = None  # this connection's secret, for a `hello` that takes over
+    max_frame: int | None = None  # the largest frame the server accepts, in bytes (0: any)
 
     def __repr__(self) -> str:  # never print the secret
         return (f"Welcome(nick={self.nick!r}, room={self.room!r}, epoch={self.epoch!r},"
@@ -302,7 +303,8 @@ SERVER_EVENTS = {cls.type: cls for cls in (Welcome, Message, Presence, Users, Er
 _FIELD_TYPES: dict[str, str] = {
     "nick": "str", "since": "int", "epoch": "str", "client": "str", "text": "str",
     "cid": "str", "id": "int", "ts": "int", "kind": "str", "room": "str", "users": "names",
-    "history": "messages", "recovered": "bool", "max_text": "int", "event": "str",
+    "history": "messages", "recovered": "bool", "max_text": "int", "max_frame": "int",
+    "event": "str",
     "old": "str", "code": "str", "message": "str", "token": "str", "password": "str",
     "resume": "str",
 }
