@@ -141,7 +141,9 @@ class ChatServer:
                 continue
             await asyncio.sleep(timeout)
             for connection in pinged:
-                if connection.awaiting_pong and connection.is_open():
+                # A connection we stopped reading (its frames wait their turn) cannot have
+                # its pong read yet; it was alive enough to send them.
+                if connection.awaiting_pong and connection.is_open() and connection.reading:
                     log.info("%s keepalive: no answer to a ping within %g s; disconnected",
                              peer_name(connection), timeout)
                     connection.abort()
@@ -184,7 +186,11 @@ class ChatServer:
                 connection.abort()
             workers = [c.worker for c in live if c.worker is not None]
             if workers:
-                await asyncio.wait(workers, timeout=self.config.close_timeout)
+                _, late = await asyncio.wait(workers, timeout=self.config.close_timeout)
+                for worker in late:  # frames still waiting their turn: never acknowledged,
+                    worker.cancel()  # so their clients send them again
+                if late:
+                    await asyncio.wait(late)
             await self._server.wait_closed()
             self._server = None
         await self.history.close()

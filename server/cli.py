@@ -81,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--max-frame", type=_count, default=defaults.max_frame, metavar="BYTES",
         help="largest WebSocket frame accepted; bigger ones close with 1009 (default: %(default)s)")
     add("--rate", type=_non_negative(float, "a number"), default=defaults.rate, metavar="PER_SECOND",
-        help="messages a connection may send per second, on average (default: %(default)s)")
+        help="messages a connection may send per second, on average; faster ones wait their"
+             " turn, in order (default: %(default)s)")
     add("--burst", type=_count, default=defaults.burst, metavar="N",
         help="messages a connection may send at once (default: %(default)s)")
     add("--max-per-ip", type=_count, default=defaults.max_per_ip, metavar="N",

@@ -16,17 +16,16 @@ class TokenBucket:
         self.tokens = self.burst
         self.stamp = clock()
 
-    def take(self) -> bool:
-        """Spend one token if there is one."""
+    def reserve(self) -> float:
+        """Spend one token, now or ahead: the seconds until it is there (0: now). Tokens
+        spent ahead are a debt the refill pays first, so frames that wait keep their order."""
         if self.rate <= 0:
-            return True
+            return 0.0
         now = self.clock()
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
+        self.tokens -= 1
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
 
 
 class ConnectionCounter:

@@ -18,7 +18,6 @@ from tui_chat.protocol import (
     BINARY_FRAME,
     NICK_REGISTERED,
     NOT_JOINED,
-    RATE_LIMITED,
     UNAUTHORIZED,
     UNKNOWN_COMMAND,
     Error,
@@ -74,11 +73,9 @@ class Session:
         self.connection.send(payload)
 
     def refuse(self, error: ProtocolError) -> None:
-        """Tell the client why its input was refused, and log it (a flood is logged once)."""
-        if error.code != RATE_LIMITED or not self._throttled:
-            nick = self.member.nick if self.member else "-"
-            log.info("%s %s refused: %s: %s", self.peer, nick, error.code, error.message)
-        self._throttled = error.code == RATE_LIMITED
+        """Tell the client why its input was refused, and log it."""
+        nick = self.member.nick if self.member else "-"
+        log.info("%s %s refused: %s: %s", self.peer, nick, error.code, error.message)
         self.send(self.render_error(error))
 
     async def fail(self, error: ProtocolError) -> None:
@@ -91,18 +88,21 @@ class Session:
     def render_error(error: ProtocolError) -> str:
         raise NotImplementedError
 
-    def throttle(self, cid: str | None = None) -> None:
-        """Spend a token for one frame, or raise rate_limited."""
-        if self.bucket.take():
+    async def pace(self) -> None:
+        """Take this frame's turn. Past the rate limit a client's frames wait, in order, rather
+        than being refused; meanwhile its connection is read no further than its inbox bound
+        (transport.py), so a flood only slows its sender down. Logged once per flood."""
+        delay = self.bucket.reserve()
+        if not delay:
             self._throttled = False
             return
-        limits = self.hub.limits
-        raise ProtocolError(
-            RATE_LIMITED,
-            f"Slow down: at most {limits.rate:g} messages a second (bursts of {limits.burst})."
-            " This one was not sent.",
-            cid,
-        )
+        if not self._throttled:
+            self._throttled = True
+            limits = self.hub.limits
+            log.info("%s %s is over the rate limit (%g a second, bursts of %d): its messages"
+                     " wait their turn", self.peer, self.member.nick if self.member else "-",
+                     limits.rate, limits.burst)
+        await asyncio.sleep(delay)
 
     async def check_password(self, nick: str, password: str | None) -> None:
         """Raise unless `nick` is unregistered or `password` is its password."""
@@ -196,12 +196,8 @@ class JsonSession(Session):
 
     async def on_frame(self, frame: str | bytes) -> None:
         try:
-            try:
-                event = decode_client(frame)
-            except ProtocolError:
-                self.throttle()  # a flood of bad frames is limited like any other
-                raise
-            self.throttle(getattr(event, "cid", None))
+            await self.pace()  # every frame counts, invalid ones too
+            event = decode_client(frame)
             if not isinstance(event, (Say, Me)):
                 await self.settle()  # a rename or a who comes after the messages before it
             if isinstance(event, Hello):
@@ -258,7 +254,7 @@ class PlainSession(Session):
 
     async def on_frame(self, frame: str | bytes) -> None:
         try:
-            self.throttle()
+            await self.pace()
             if not isinstance(frame, str):
                 raise ProtocolError(BINARY_FRAME, "Binary frames are not supported: send text.")
             text = frame.rstrip("\r\n")
