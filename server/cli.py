@@ -30,6 +30,13 @@ other client speaks plain text. GET /healthz answers 200 for load balancers.
 """
 
 
+def _port(text: str) -> int:
+    """An argparse type: a TCP port, 0 to 65535."""
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number from 0 to 65535")
+    return int(text)
+
+
 def _non_negative(convert, what: str):
     """An argparse type: `convert` the text, refusing negatives and non-numbers clearly."""
     def parse(text: str):
@@ -58,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add = parser.add_argument
     add("--host", default=defaults.host, help="address to listen on (default: %(default)s)")
-    add("--port", type=_count, default=defaults.port,
+    add("--port", type=_port, default=defaults.port,
         help="port to listen on, 0 for any free port (default: %(default)s)")
     add("--db", default="", metavar="PATH",
         help="SQLite file for history and registered nicknames; ':memory:' keeps history in"
@@ -143,6 +150,8 @@ def build_user_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ServerConfig:
     token = args.token
+    if token is not None and not token.strip():
+        parser.error("--token is empty: give a secret, or leave --token out for an open server")
     if args.token_file is not None:
         try:
             token = args.token_file.read_text().strip()
@@ -230,6 +239,10 @@ def manage_users(argv: list[str]) -> int:
                 print(name)
     except ValueError as error:  # includes invalid nicknames
         print(f"tui-chat-server user: {error}", file=sys.stderr)
+        return 1
+    except (EOFError, KeyboardInterrupt):
+        print("\ntui-chat-server user: no password given; nothing changed (to pipe one in,"
+              " use --password-stdin)", file=sys.stderr)
         return 1
     finally:
         accounts.close()

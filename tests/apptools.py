@@ -16,7 +16,8 @@ SIZE = (100, 30)
 
 def make_app(url: str, nick: str, **options) -> ChatApp:
     """A ChatApp that retries fast, as tests need."""
-    return ChatApp(url, nick, backoff=Backoff(first=0.05, cap=0.2), **options)
+    options.setdefault("backoff", Backoff(first=0.05, cap=0.2))
+    return ChatApp(url, nick, **options)
 
 
 def log_text(app: ChatApp) -> str:

@@ -81,3 +81,13 @@ def join_plain(url: str, clients: list) -> Callable[..., Awaitable[PlainClient]]
         return client
 
     return connect
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A local port nothing listens on (bound a moment ago, then released)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

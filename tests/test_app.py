@@ -5,6 +5,7 @@ from __future__ import annotations
 from textual import events
 
 from server import ChatServer, ServerConfig
+from tui_chat.updates import Backoff
 from tests.apptools import SIZE, log_text, make_app, online, outbox, type_line, until, users_text
 from tui_chat.widgets import ChatInput
 
@@ -296,6 +297,20 @@ async def test_serve_mode_hosts_a_room_others_can_join(join) -> None:
         await guest.close()
 
 
+async def test_serving_on_every_interface_tells_others_a_name_they_can_use() -> None:
+    """With --serve 0.0.0.0 the app joins over loopback, and the join hint names this
+    machine, not 0.0.0.0 (which another machine cannot connect to)."""
+    import socket
+
+    app = make_app(None, "host", serve=("0.0.0.0", 0))
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        assert app.client.url == f"ws://127.0.0.1:{app.server.port}/lobby"
+        hint = f"tui-chat ws://{socket.gethostname()}:{app.server.port}/lobby"
+        assert hint in log_text(app).replace("\n", " ")
+        assert "tui-chat ws://0.0.0.0" not in log_text(app)
+
+
 async def test_serve_mode_on_a_busy_port_says_so() -> None:
     """If the port is taken the app shows why and stays offline instead of crashing."""
     import socket
@@ -331,3 +346,25 @@ async def test_lines_written_before_layout_wrap_at_the_real_width() -> None:
         await online(pilot)
         first = log_text(app).splitlines()[0]
         assert "Serving ws://127.0.0.1:" in first and len(first) > 40
+
+
+async def test_a_server_that_cannot_be_reached_is_explained_once(unused_port) -> None:
+    """Before ever connecting, the log says why the connection fails (once per reason, not
+    once per attempt), and the header says it is retrying, not reconnecting."""
+    app = make_app(f"ws://127.0.0.1:{unused_port}/lobby", "alice",
+                   backoff=Backoff(first=1.0, cap=1.0))  # retries 0.5-1 s apart, as people see
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.client.backoff.attempts >= 3)
+        assert log_text(app).count("Cannot connect: connection refused. Trying again…") == 1
+        assert "retrying" in app.sub_title and "reconnecting" not in app.sub_title
+
+
+async def test_a_missing_token_is_one_clear_line(start_server) -> None:
+    """Joining a server that needs a token without one says so once, with how to give it."""
+    server = await start_server(token="s3cret-token-value")
+    app = make_app(server.url + "/lobby", "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: "Offline" in log_text(app))
+        lines = [line for line in log_text(app).splitlines() if "token" in line]
+        assert len(lines) == 1 and "this server needs a token." in lines[0]
+        assert "--token-file" in lines[0]

@@ -133,6 +133,16 @@ def test_a_database_that_cannot_be_opened_is_a_clear_error(tmp_path, problem: st
     assert "Traceback" not in result.stderr
 
 
+def test_user_add_without_a_password_changes_nothing(tmp_path) -> None:
+    """With no terminal to ask on and no --password-stdin, it says how to give one; exit 1."""
+    result = subprocess.run([sys.executable, "-m", "server", "user", "add", "carol", "--db",
+                             str(tmp_path / "chat.db")], stdin=subprocess.DEVNULL,
+                            capture_output=True, text=True, timeout=10)
+    assert result.returncode == 1
+    assert "no password given" in result.stderr and "--password-stdin" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_user_accepts_db_before_or_after_its_command(tmp_path) -> None:
     """`user --db PATH list` and `user list --db PATH` read the same database."""
     db = str(tmp_path / "chat.db")
@@ -146,12 +156,19 @@ def test_user_accepts_db_before_or_after_its_command(tmp_path) -> None:
         assert listed.stdout.split() == ["alice"]
 
 
-def test_bad_option_values_are_refused() -> None:
-    """Negative sizes are usage errors (exit 2) with a message."""
-    result = subprocess.run([sys.executable, "-m", "server", "--history", "-5"],
-                            capture_output=True, text=True)
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--history", "-5"], "must be 0 or more"),
+    (["--port", "99999"], "'99999' is not a port number from 0 to 65535"),
+    (["--port", "-1"], "'-1' is not a port number"),
+    (["--token", ""], "--token is empty"),
+])
+def test_bad_option_values_are_refused(argv: list[str], message: str) -> None:
+    """Negative sizes, ports out of range and an empty token are usage errors (exit 2)
+    saying what is wrong, never a server started on other terms."""
+    result = subprocess.run([sys.executable, "-m", "server", *argv],
+                            capture_output=True, text=True, timeout=10)
     assert result.returncode == 2
-    assert "must be 0 or more" in result.stderr
+    assert message in result.stderr
 
 
 @pytest.mark.parametrize(("choice", "uses_uvloop"), [("auto", True), ("asyncio", False)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import time
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ from tui_chat.render import MessageLine, error_line, system_line
 from tui_chat.widgets import ChatInput, ChatLog, Outbox, UserList
 
 FLUSH_INTERVAL = 1 / 60  # incoming lines reach the log at most once per frame
+WILDCARD_HOSTS = ("0.0.0.0", "::")  # --serve on every interface
+NEWS_DELAY = 0.5  # seconds: a connection failure retried sooner is not worth a log line
 
 
 @dataclass
@@ -54,6 +57,7 @@ class ChatApp(App[None]):
     """tui-chat: message log, user list and input for one room."""
 
     CSS_PATH = "chat.tcss"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (60, "-wide")]  # no user list below 60 columns
     TITLE = "tui-chat"
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", priority=True),
@@ -89,6 +93,7 @@ class ChatApp(App[None]):
         self.scrollback = scrollback
         self.address = address
         self.retry_at: float | None = None
+        self._failure = ""  # the last reason shown for failing to connect
         self.keep_outbox = keep_outbox
         self.client = ChatClient(self.url, nick, self._client_update, backoff=backoff,
                                  token=token, password=password, ssl_context=ssl_context)
@@ -133,9 +138,16 @@ class ChatApp(App[None]):
             reason = getattr(error, "strerror", None) or error
             self._log([error_line(f"Cannot serve on {host}:{port}: {reason}")])
             return False
-        self.url = self.client.url = f"{self.server.url}/lobby"
+        others = f"tui-chat {self.server.url}/lobby"
+        if host in WILDCARD_HOSTS:  # every interface: connect over loopback, share a name
+            loopback = "127.0.0.1" if host == "0.0.0.0" else "[::1]"
+            self.url = self.client.url = f"ws://{loopback}:{self.server.port}/lobby"
+            others = (f"tui-chat ws://{socket.gethostname()}:{self.server.port}/lobby (or"
+                      " this machine's address on your network instead of its name)")
+        else:
+            self.url = self.client.url = f"{self.server.url}/lobby"
         self._log([system_line(f"Serving {self.server.url} in this process. Others join with:"
-                               f" tui-chat {self.server.url}/lobby")])
+                               f" {others}")])
         return True
 
     async def on_unmount(self) -> None:
@@ -215,13 +227,23 @@ class ChatApp(App[None]):
         return lines
 
     def _state_changed(self, update: StateChanged) -> list[Text]:
+        self.retry_at = update.retry_at  # before the state: its watcher redraws the header
         previous, self.state = self.state, update.state
-        self.retry_at = update.retry_at
         self.query_one(Outbox).online = update.state is State.ONLINE
         if update.state is State.OFFLINE and update.reason:
-            return [error_line(f"Offline: {update.reason}.")]
-        if update.state is State.RECONNECTING and previous is State.ONLINE:
-            return [error_line(f"Disconnected: {update.reason}. Reconnecting…")]
+            hint = (" Give it with --token-file PATH or the TUI_CHAT_TOKEN variable."
+                    if self.client.auth_failed else "")
+            return [error_line(f"Offline: {update.reason.rstrip('.')}.{hint}")]
+        if update.state is not State.RECONNECTING or update.retry_at is None:
+            return []
+        reason = update.reason.rstrip(".")
+        if previous is State.ONLINE:
+            self._failure = reason
+            return [error_line(f"Disconnected: {reason}. Reconnecting…")]
+        if reason != self._failure and update.retry_at - time.monotonic() >= NEWS_DELAY:
+            self._failure = reason  # a new reason is news (the same one again is not, nor
+                                    # a failure retried at once, as while a server starts)
+            return [error_line(f"Cannot connect: {reason}. Trying again…")]
         return []
 
     def _show_users(self) -> None:
@@ -247,9 +269,10 @@ class ChatApp(App[None]):
         self.sub_title = f"{self.address or parts.netloc} · {self._state_text()}"
 
     def _state_text(self) -> str:
-        if self.state is State.RECONNECTING and self.retry_at is not None:
-            seconds = max(0, round(self.retry_at - time.monotonic()))
-            return f"reconnecting in {seconds} s" if seconds else "reconnecting"
+        if self.state is State.RECONNECTING:
+            verb = "reconnecting" if self.client.joined_once else "retrying"
+            seconds = max(0, round(self.retry_at - time.monotonic())) if self.retry_at else 0
+            return f"{verb} in {seconds} s" if seconds else verb
         return self.state.value
 
     # -- from the keyboard to the network ------------------------------------------------

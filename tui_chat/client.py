@@ -104,6 +104,7 @@ class ChatClient:
         self.max_text: int | None = None
         self.resume: str | None = None  # from the last welcome: reclaims our nickname at once
         self.max_frame: int | None = None
+        self.auth_failed = False  # the server wants a (different) token: retrying is no use
         self.outbox: dict[str, Outgoing] = {}
         self._cids = (f"{secrets.token_hex(8)}-{n}" for n in itertools.count(1))
         self.store: OutboxStore | None = None
@@ -121,6 +122,11 @@ class ChatClient:
             self.outbox.setdefault(outgoing.cid, outgoing)
         if self.outbox:
             self._outbox_changed()
+
+    @property
+    def joined_once(self) -> bool:
+        """Whether any connection of this client has joined (reconnecting, not connecting)."""
+        return self._welcomed_once
 
     # -- what the user does ---------------------------------------------------------------
 
@@ -202,6 +208,8 @@ class ChatClient:
             return f"invalid URL: {error}", True
         except InvalidStatus as error:
             status = error.response.status_code
+            if status == 401:
+                return self._auth_refused(), True
             body = error.response.body.decode(errors="replace").strip() if error.response.body else ""
             detail = f": {clean_text(body)[:200]}" if body else ""
             # 429 (too many connections) passes; 401, 403 and 404 will not change by retrying.
@@ -212,6 +220,10 @@ class ChatClient:
         finally:
             self._connection = None
             self._joined = False
+
+    def _auth_refused(self) -> str:
+        self.auth_failed = True
+        return "the server refused the token" if self.token else "this server needs a token"
 
     def _hello(self) -> Hello:
         since = self.last_id if self.epoch is not None else None
@@ -278,9 +290,10 @@ class ChatClient:
             self._outbox_changed()
 
     def _on_error(self, error: Error) -> str | None:
-        if error.code in (BAD_ROOM, UNAUTHORIZED):
-            self.on_update(Refused(error, None))
-            return error.message
+        if error.code == UNAUTHORIZED:
+            return self._auth_refused()
+        if error.code == BAD_ROOM:
+            return error.message  # final: the state goes OFFLINE with it
         if error.cid in self.outbox and error.code in RETRYABLE:
             self.on_update(Refused(error, self.outbox[error.cid], retrying=True))
             self._retry_later(error.cid)

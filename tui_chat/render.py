@@ -19,6 +19,9 @@ NICK_COLOURS = (
 SYSTEM_STYLE = "italic #9a9a9a"
 ERROR_STYLE = "bold #ff6b6b"
 TIME_STYLE = "#7a7a7a"
+# A tab is shown as spaces up to the next multiple of TAB_SIZE columns (from the start of its
+# line), as a terminal would draw it: a raw tab measures 0 cells but is drawn wide.
+TAB_SIZE = 8
 
 
 def nick_colour(nick: str) -> str:
@@ -48,6 +51,8 @@ def message_line(message: Message, me: str) -> Text:
         line.append(message.nick, nick_style)
         line.append(" ")
         line.append(message.text, "bold" if own else "")
+    if "\t" in message.text:
+        line.expand_tabs(TAB_SIZE)
     return line
 
 
@@ -68,13 +73,17 @@ class MessageLine:
             2 if message.kind == "action" else 0)
 
     def single_row(self) -> bool:
-        return "\n" not in self.message.text
+        """True when `width()` is exact: no line break and no tab to expand."""
+        text = self.message.text
+        return "\n" not in text and "\t" not in text
 
     def plain(self) -> str:
-        """The line's text exactly as `to_text()` lays it out, without styles."""
+        """The line's text exactly as `to_text()` lays it out, without styles (tabs are
+        expanded by character count, which is exact for the ASCII text it is wrapped for)."""
         message = self.message
         action = "* " if message.kind == "action" else ""
-        return f"{clock(message.ts)} {action}{message.nick} {message.text}"
+        plain = f"{clock(message.ts)} {action}{message.nick} {message.text}"
+        return plain.expandtabs(TAB_SIZE) if "\t" in message.text else plain
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,24 +18,28 @@ from textual.widgets import Input, Static
 from tui_chat.updates import Outgoing
 from tui_chat.commands import complete
 from tui_chat.protocol import clean_text, nick_key
-from tui_chat.render import MessageLine, Row, nick_colour, wrap_ranges
+from tui_chat.render import TAB_SIZE, MessageLine, Row, nick_colour, wrap_ranges
 
 
 class ChatLog(ScrollView):
     """The message log. Lines are stored cheaply and rendered only when they are on screen, so
     a burst of thousands of messages a second costs little more than storing them. Keeps the
     last `max_lines` rows; follows new lines while the view is at the end, stays put once the
-    user scrolls up, and follows again when they scroll back down."""
+    user scrolls up, and follows again when they scroll back down. Lines are wrapped to the
+    log's width and wrapped again when that width changes."""
 
     following = True
 
     def __init__(self, max_lines: int = 10_000, **kwargs) -> None:
         super().__init__(**kwargs)
         self.max_lines = max_lines
+        # The lines as written (enough of them to fill max_lines rows at any width), and the
+        # rows they were wrapped into at `_width` (0: not laid out yet, nothing wrapped).
+        self._lines: deque[Text | MessageLine] = deque(maxlen=max_lines)
         self._rows: deque[Text | MessageLine | Row] = deque()
+        self._width = 0
         self._removed = 0  # rows dropped from the top so far (cache keys are absolute)
         self._cache: LRUCache[int, Strip] = LRUCache(1024)
-        self._early: list[Text | MessageLine] = []  # written before the log had a size
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
@@ -44,19 +48,51 @@ class ChatLog(ScrollView):
         elif new_value < old_value:
             self.following = False  # the user scrolled up
 
+    def watch_show_vertical_scrollbar(self, shown: bool) -> None:
+        if shown:  # it can appear after the view scrolled (the first write that overflows)
+            self.vertical_scrollbar.position = self.scroll_y
+
+    def _wrap_width(self) -> int:
+        """The width rows are wrapped to (0 before layout). The scrollbar's column is always
+        reserved (`scrollbar-gutter: stable`), so it does not change when the bar appears."""
+        width = self.scrollable_content_region.width
+        return max(width, 10) if width else 0
+
     def on_resize(self) -> None:
-        if self._early and self.scrollable_content_region.width:
-            early, self._early = self._early, []
-            self.write_lines(early)
+        width = self._wrap_width()
+        if width and width != self._width:
+            self._rewrap(width)
+        elif self.following:  # shorter (the outbox opened below it): keep the end in view
+            self._follow()
 
     def write_lines(self, lines: Iterable[Text | MessageLine]) -> None:
         """Append lines (one refresh for the lot); a line wider than the log is wrapped."""
-        if not self.scrollable_content_region.width:  # not laid out yet: wrap once sized
-            self._early.extend(lines)
+        if not isinstance(lines, (list, tuple)):
+            lines = list(lines)
+        if not lines:
             return
-        width = max(self.scrollable_content_region.width, 20)
+        self._lines.extend(lines)
+        width = self._wrap_width()
+        if not width:  # not laid out yet: wrapped once the log has a size
+            return
+        if width != self._width:
+            self._rewrap(width)
+            return
+        before = len(self._rows)
+        self._wrap(lines, width)
+        if len(self._rows) == before:
+            return
+        excess = self._trim()
+        self.virtual_size = Size(width, len(self._rows))
+        if self.following:
+            self._follow()
+        elif excess > 0:  # keep what the user is reading in place
+            self.scroll_to(y=max(0, self.scroll_y - excess), animate=False, immediate=True)
+        self.refresh()
+
+    def _wrap(self, lines: Iterable[Text | MessageLine], width: int) -> None:
+        """Append the rows of `lines` wrapped to `width` (tabs expanded)."""
         rows = self._rows
-        before = len(rows)
         for line in lines:
             if isinstance(line, MessageLine):
                 if line.single_row() and line.width() <= width:
@@ -67,29 +103,52 @@ class ChatLog(ScrollView):
                     rows.extend(Row(line, start, end) for start, end in ranges)
                     continue
                 line = line.to_text()
-            if "\n" not in line.plain and line.cell_len <= width:
+            plain = line.plain
+            if "\n" not in plain and "\t" not in plain and line.cell_len <= width:
                 rows.append(line)
-            else:
-                rows.extend(line.wrap(self.app.console, width))
-        if len(rows) == before:
-            return
+            else:  # Rich's wrap also expands tabs (to TAB_SIZE, its default)
+                rows.extend(line.wrap(self.app.console, width, tab_size=TAB_SIZE))
+
+    def _trim(self) -> int:
+        """Drop rows over `max_lines` from the top; returns how many."""
+        rows = self._rows
         excess = len(rows) - self.max_lines
-        if excess > 0:
-            for _ in range(excess):
-                rows.popleft()
-            self._removed += excess
-        self.virtual_size = Size(width, len(rows))
+        if excess <= 0:
+            return 0
+        for _ in range(excess):
+            rows.popleft()
+        self._removed += excess
+        return excess
+
+    def _rewrap(self, width: int) -> None:
+        """Wrap every line again for a new width, keeping the view at the end if it was
+        following, else at about the same place."""
+        old_rows = len(self._rows)
+        fraction = self.scroll_y / old_rows if old_rows else 0.0
+        self._rows.clear()
+        self._cache.clear()
+        self._removed = 0
+        self._width = width
+        self._wrap(self._lines, width)
+        self._trim()
+        self.virtual_size = Size(width, len(self._rows))
         if self.following:
-            self.scroll_end(animate=False, immediate=False, x_axis=False)
-        elif excess > 0:  # keep what the user is reading in place
-            self.scroll_to(y=max(0, self.scroll_y - excess), animate=False, immediate=True)
+            self._follow()
+        else:
+            self.scroll_to(y=round(fraction * len(self._rows)), animate=False, force=True,
+                           immediate=True)
         self.refresh()
+
+    def _follow(self) -> None:
+        """Show the last row now: forced, as the scrollbar may not be laid out yet."""
+        self.scroll_to(y=self.max_scroll_y, animate=False, force=True, immediate=True)
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._cache.clear()
 
     def clear(self) -> None:
+        self._lines.clear()
         self._rows.clear()
         self._cache.clear()
         self._removed = 0
@@ -154,11 +213,12 @@ class UserList(Static):
 class Outbox(Static):
     """Messages typed but not yet acknowledged by the server."""
 
-    pending: reactive[tuple[Outgoing, ...]] = reactive(())
+    # Its height is its number of rows: a change of what is pending lays the screen out again.
+    pending: reactive[tuple[Outgoing, ...]] = reactive((), layout=True)
     online: reactive[bool] = reactive(False)
 
     def render(self) -> Text:
-        text = Text(no_wrap=True, overflow="ellipsis")
+        text = Text(no_wrap=True, overflow="ellipsis", tab_size=TAB_SIZE)
         status = "sending" if self.online else "waiting for the connection"
         for outgoing in self.pending:
             if text:
@@ -167,6 +227,7 @@ class Outbox(Static):
             shown = f"* {first_line}" if outgoing.kind == "action" else first_line
             text.append(f"⧗ {status}: ", "italic #9a9a9a")
             text.append(shown, "#9a9a9a")
+        text.expand_tabs()  # a raw tab measures 0 cells but is drawn wide
         return text
 
     def watch_pending(self, pending: tuple[Outgoing, ...]) -> None:

@@ -1,0 +1,169 @@
+"""How the log and the outbox are laid out on screen: tabs, wrapping, resizing, following."""
+
+from __future__ import annotations
+
+from server import ChatServer, ServerConfig
+from tests.apptools import log_text, make_app, online, outbox, type_line, until
+from tests.helpers import JsonClient
+from tui_chat.app import ChatApp
+from tui_chat.widgets import ChatLog, Outbox, UserList
+
+WORDS = " ".join(f"word{number:02}" for number in range(30))
+
+
+def log_of(app: ChatApp) -> ChatLog:
+    return app.query_one(ChatLog)
+
+
+def shown_rows(app: ChatApp) -> list[str]:
+    """The log's rows as the screen draws them (only what is in view)."""
+    log = log_of(app)
+    return [log.render_line(y).text for y in range(log.scrollable_content_region.height)]
+
+
+def assert_rows_fit(app: ChatApp) -> None:
+    """Every row of the log fits its width: nothing is cut off or drawn past the border."""
+    log = log_of(app)
+    width = log.scrollable_content_region.width
+    for strip in log.lines:
+        assert "\t" not in strip.text, f"a raw tab is drawn: {strip.text!r}"
+        assert strip.cell_length <= width, f"{strip.cell_length} > {width}: {strip.text!r}"
+    assert not log.show_horizontal_scrollbar
+    assert log.virtual_size.width <= width
+
+
+async def fill_backlog(url: str, texts: list[str]) -> None:
+    """Say each text in the room as bob, who then leaves (the room keeps the backlog)."""
+    bob = await JsonClient.connect(url, "bob")
+    for number, text in enumerate(texts):
+        await bob.say(text, cid=f"fill{number}")
+    await bob.close()
+
+
+async def test_tabs_are_shown_as_spaces_and_wrap_inside_the_log(url, join) -> None:
+    """A message with tabs is shown with tabs expanded to spaces, every letter inside the log."""
+    app = make_app(url, "alice")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await online(pilot)
+        mallory = await join("mallory")
+        letters = "abcdefghijklmn"
+        await mallory.say("\t".join(letters))
+        await mallory.say("short\ttab")
+        await until(pilot, lambda: "short" in log_text(app))
+        assert_rows_fit(app)
+        text = log_text(app)
+        assert all(f" {letter}" in text for letter in letters[1:]), text
+        assert "mallory short     tab" in text  # "HH:MM mallory short" + a tab: 24 columns
+
+
+async def test_the_log_rewraps_when_the_terminal_is_resized(url, join) -> None:
+    """Narrowing and widening the terminal re-wraps every line; no word is ever hidden."""
+    app = make_app(url, "alice")
+    async with app.run_test(size=(120, 30)) as pilot:
+        await online(pilot)
+        bob = await join("bob")
+        await bob.say(WORDS)
+        await bob.say("é" * 60 + " 漢字" * 40)
+        await until(pilot, lambda: "漢字" in log_text(app))
+        wide_rows = len(log_of(app).lines)
+        for width in (70, 45, 120):
+            await pilot.resize_terminal(width, 30)
+            await pilot.pause(0.1)
+            assert_rows_fit(app)
+            assert log_text(app).split().count("漢字") == 40
+            assert all(word in log_text(app).split() for word in WORDS.split())
+            assert all(word in " ".join(shown_rows(app)).split() for word in WORDS.split())
+            if width == 70:
+                assert len(log_of(app).lines) > wide_rows
+        assert len(log_of(app).lines) == wide_rows
+
+
+async def test_the_backlog_follows_the_end_and_uses_the_width_beside_the_scrollbar(url) -> None:
+    """After joining a full backlog the newest lines are in view, and the rows written before
+    the scrollbar appeared keep their last column (ASCII, accented and CJK alike)."""
+    texts = [f"backlog {number} " + ("x" * 100 if number % 3 == 0 else
+                                       "é" * 95 if number % 3 == 1 else "漢" * 50)
+             for number in range(60)]
+    await fill_backlog(url, texts)
+    app = make_app(url, "alice")
+    async with app.run_test(size=(120, 35)) as pilot:
+        await online(pilot)
+        await pilot.pause(0.2)
+        log = log_of(app)
+        assert log.max_scroll_y > 0
+        assert log.scroll_y == log.max_scroll_y == log.vertical_scrollbar.position
+        assert "You joined lobby as alice" in shown_rows(app)[-1]
+        assert_rows_fit(app)
+        for number in range(10, 60):  # every character of every backlog line is in the log
+            assert texts[number].split()[-1] in log_text(app).replace("\n", "")
+
+
+async def test_the_log_keeps_following_new_lines_after_the_backlog(url, join) -> None:
+    """After a full backlog the view follows what arrives, and stays put once scrolled up."""
+    await fill_backlog(url, [f"old {number}" for number in range(50)])
+    app = make_app(url, "alice")
+    async with app.run_test(size=(120, 35)) as pilot:
+        await online(pilot)
+        carol = await join("carol")
+        await carol.say("fresh one")
+        await until(pilot, lambda: "fresh one" in log_text(app))
+        await pilot.pause(0.1)
+        log = log_of(app)
+        assert log.scroll_y == log.max_scroll_y
+        assert "carol fresh one" in shown_rows(app)[-1]
+        await pilot.press("pageup")
+        await pilot.pause(0.1)
+        held = log.scroll_y
+        await carol.say("fresh two")
+        await until(pilot, lambda: "fresh two" in log_text(app))
+        await pilot.pause(0.1)
+        assert log.scroll_y == held < log.max_scroll_y
+
+
+async def test_a_narrow_terminal_leaves_the_log_room(url) -> None:
+    """At 40 columns the user list is hidden so the log has the width; it is back on a wide
+    terminal."""
+    app = make_app(url, "alice")
+    async with app.run_test(size=(40, 20)) as pilot:
+        await online(pilot)
+        await type_line(pilot, WORDS)
+        await until(pilot, lambda: "word29" in log_text(app))
+        assert not app.query_one(UserList).display
+        assert log_of(app).scrollable_content_region.width >= 30
+        assert_rows_fit(app)
+        await pilot.resize_terminal(110, 20)
+        await pilot.pause(0.1)
+        assert app.query_one(UserList).region.width == 26
+
+
+async def test_every_pending_message_is_shown_without_a_resize(start_server) -> None:
+    """Four messages typed while the server is away appear as four rows under the log, whose
+    last row stays in view above them."""
+    first = await start_server()
+    port = first.port
+    await fill_backlog(f"{first.url}/lobby", [f"old {number}" for number in range(50)])
+    app = make_app(f"ws://127.0.0.1:{port}/lobby", "alice")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await online(pilot)
+        await first.stop()
+        await until(pilot, lambda: "reconnecting" in app.sub_title)
+        pending = app.query_one(Outbox)
+        for number in range(4):
+            await type_line(pilot, f"pending {number}\twith a tab")
+            await until(pilot, lambda: len(outbox(app)) == number + 1)
+            await pilot.pause(0.05)
+            assert pending.region.height == number + 1
+        log = log_of(app)
+        assert log.scroll_y == log.max_scroll_y > 0, "the log's last row stays above it"
+        shown = [pending.render_line(y).text for y in range(pending.region.height)]
+        assert [row.count("pending") for row in shown] == [1, 1, 1, 1]
+        assert all("\t" not in row and "with a tab" in row for row in shown), shown
+        second = ChatServer(ServerConfig(port=port, db=":memory:", rate=0))
+        await second.start()
+        try:
+            await until(pilot, lambda: outbox(app) == ())
+            await pilot.pause(0.05)
+            assert not pending.display
+        finally:
+            await app.client.stop()
+            await second.stop()
