@@ -16,6 +16,7 @@ from tui_chat.protocol import (
     ALREADY_JOINED,
     BAD_PASSWORD,
     BINARY_FRAME,
+    NICK_INVALID,
     NICK_REGISTERED,
     NOT_JOINED,
     UNAUTHORIZED,
@@ -175,6 +176,10 @@ class Session:
 
     async def rename(self, nick: str, password: str | None = None) -> None:
         assert self.room is not None and self.member is not None
+        accounts = self.hub.accounts
+        if password is not None and (accounts is None or accounts.find(check_nick(nick)) is None):
+            raise ProtocolError(NICK_INVALID, f"{check_nick(nick)!r} is not registered, so it"
+                                " takes no password (a nickname cannot contain spaces).")
         await self.check_password(nick, password)
         if not self.connection.is_open():
             return  # it left while its password was checked, and its member went with it

@@ -15,6 +15,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from server.accounts import Accounts
+from tests.apptools import SIZE, log_text, make_app, until
 from tests.helpers import JsonClient, PlainClient, Recorder
 from tui_chat.client import ChatClient
 from tui_chat.protocol import SUBPROTOCOL
@@ -137,6 +138,9 @@ async def test_a_registered_nickname_needs_its_password(start_server, accounts_d
     free = await JsonClient.connect(server.url, "bob")  # unregistered names work as before
     await free.send(type="nick", nick="ALICE")
     assert (await free.expect("error"))["code"] == "nick_registered"
+    await free.send(type="nick", nick="John", password="Smith")  # /nick John Smith
+    error = await free.expect("error")
+    assert error["code"] == "nick_invalid" and "not registered" in error["message"]
     await client.close()
     await free.close()
 
@@ -160,6 +164,16 @@ async def test_leaving_while_the_password_is_checked_leaves_no_ghost(start_serve
     owner = await JsonClient.connect(server.url, "alice", password="correct horse")
     assert owner.welcome["users"] == ["alice", "bob"]
     await asyncio.gather(owner.close(), bob.close())
+
+
+async def test_the_app_says_how_to_give_a_registered_nicknames_password(start_server,
+                                                                         accounts_db) -> None:
+    """Joining under a registered nickname without its password tells how to give it."""
+    server = await start_server(db=accounts_db)
+    app = make_app(server.url + "/lobby", "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: "is registered" in log_text(app))
+        assert "Give its password with /nick NAME PASSWORD" in log_text(app).replace("\n", " ")
 
 
 async def test_plain_clients_log_in_with_name_and_password(start_server, accounts_db) -> None:

@@ -204,6 +204,10 @@ async def test_up_and_down_recall_sent_lines(url) -> None:
         assert chat_input.value == "first"
         await pilot.press("down", "down")
         assert chat_input.value == "draft"
+        await pilot.press("up", "up", "ctrl+u")  # at "first", then the line is cleared
+        assert chat_input.value == ""
+        await pilot.press("up")
+        assert chat_input.value == "second", "an edited line starts again from the newest"
 
 
 async def test_too_long_text_is_kept_in_the_input(start_server) -> None:

@@ -64,7 +64,7 @@ def test_help_shows_usage_and_examples() -> None:
     ("args", "message"),
     [(["http://x"], "ws:// or wss://"), (["--nick", "bad name"], "not allowed"),
      (["--serve", "nope"], "HOST:PORT"), (["ws://x/y", "--serve"], "not both"),
-     (["--scrollback", "0"], "at least 1"),
+     (["--scrollback", "0"], "at least 1"), (["--nick", ""], "cannot be empty"),
      (["ws://x/y", "--cafile", "ca.pem"], "for wss:// URLs"),
      (["wss://x/y", "--cafile", "/nonexistent/ca.pem"], "--cafile"),
      (["--token-file", "/nonexistent/token"], "--token-file"),

@@ -254,3 +254,25 @@ async def test_a_message_too_large_for_the_server_is_refused_not_sent(start_serv
     assert [r.message.text for r in seen.of(Received)] == ["still here"] and fine.cid
     assert client.outbox == {} and client.state is State.ONLINE
     assert len([u for u in seen.of(StateChanged) if u.state is State.ONLINE]) == 1
+
+
+async def test_a_nickname_chosen_offline_and_refused_falls_back_to_the_last_one(
+        start_server, run_client) -> None:
+    """A rename made while offline that the server refuses on reconnect is reported, and the
+    client joins under the nickname it had instead of waiting for another."""
+    server = await start_server()
+    port = server.port
+    client, seen = run_client(server.url + "/lobby", "alice")
+    await seen.until(lambda: client.state is State.ONLINE)
+    await server.stop()
+    await seen.until(lambda: client.state is State.RECONNECTING)
+    assert client.rename("admin") is False  # reserved: refused whoever asks
+    again = ChatServer(ServerConfig(port=port, db=":memory:"))
+    await again.start()
+    try:
+        await seen.until(lambda: seen.of(NickRefused) and client.state is State.ONLINE)
+        assert client.nick == "alice" and seen.of(NickRefused)[0].error.code == "nick_reserved"
+        assert again.hub.rooms.find("lobby").users() == ("alice",)
+    finally:
+        await client.stop()
+        await again.stop()

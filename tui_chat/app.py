@@ -37,7 +37,7 @@ from tui_chat.updates import (
 )
 from tui_chat.commands import COMMANDS, UnknownCommand, parse_input
 from tui_chat.outbox import OutboxStore
-from tui_chat.protocol import presence_sentence, room_from_path
+from tui_chat.protocol import BAD_PASSWORD, NICK_REGISTERED, presence_sentence, room_from_path
 from tui_chat.render import MessageLine, error_line, system_line
 from tui_chat.widgets import ChatInput, ChatLog, Outbox, UserList
 
@@ -202,8 +202,14 @@ class ChatApp(App[None]):
             users = update.users.users
             return [system_line(f"In {update.users.room} ({len(users)}): {', '.join(users)}")]
         if isinstance(update, NickRefused):
-            return [error_line(update.error.message),
-                    system_line("Choose another nickname with /nick NAME.")]
+            if self.client.joined_nick and self.client.nick == self.client.joined_nick:
+                hint = f"You are still {self.client.nick}."
+            elif update.error.code in (NICK_REGISTERED, BAD_PASSWORD):
+                hint = ("Give its password with /nick NAME PASSWORD (or --password-file),"
+                        " or choose another nickname with /nick NAME.")
+            else:
+                hint = "Choose another nickname with /nick NAME."
+            return [error_line(update.error.message), system_line(hint)]
         if isinstance(update, Refused):
             if update.retrying:
                 return [error_line(f"{update.error.message} It will be sent again shortly.")]
@@ -229,7 +235,8 @@ class ChatApp(App[None]):
     def _state_changed(self, update: StateChanged) -> list[Text]:
         self.retry_at = update.retry_at  # before the state: its watcher redraws the header
         previous, self.state = self.state, update.state
-        self.query_one(Outbox).online = update.state is State.ONLINE
+        self.query_one(Outbox).online = self.query_one(UserList).online = (
+            update.state is State.ONLINE)
         if update.state is State.OFFLINE and update.reason:
             hint = (" Give it with --token-file PATH or the TUI_CHAT_TOKEN variable."
                     if self.client.auth_failed else "")

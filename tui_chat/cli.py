@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         url = normalise_url(args.url or DEFAULT_URL)
         serve = parse_serve(args.serve) if args.serve else None
-        nick = check_nick(args.nick) if args.nick else default_nick()
+        nick = check_nick(args.nick) if args.nick is not None else default_nick()
     except ProtocolError as error:
         parser.error(error.message)
     except ValueError as error:

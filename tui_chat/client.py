@@ -48,6 +48,7 @@ from tui_chat.protocol import (
     clean_text,
     decode_server,
     encode,
+    nick_key,
 )
 
 from tui_chat.updates import (
@@ -105,6 +106,7 @@ class ChatClient:
         self.resume: str | None = None  # from the last welcome: reclaims our nickname at once
         self.max_frame: int | None = None
         self.auth_failed = False  # the server wants a (different) token: retrying is no use
+        self.joined_nick: str | None = None  # the nickname of the last welcome
         self.outbox: dict[str, Outgoing] = {}
         self._cids = (f"{secrets.token_hex(8)}-{n}" for n in itertools.count(1))
         self.store: OutboxStore | None = None
@@ -262,6 +264,7 @@ class ChatClient:
         self.epoch = welcome.epoch
         self.nick, self.users, self.max_text = welcome.nick, welcome.users, welcome.max_text
         self.resume, self.max_frame = welcome.resume, welcome.max_frame
+        self.joined_nick = welcome.nick
         self._joined = True
         self.backoff.reset()
         rejoined, self._welcomed_once = self._welcomed_once, True
@@ -299,8 +302,13 @@ class ChatClient:
             self._retry_later(error.cid)
             return None
         if not self._joined and error.code in NICK_ERRORS:
-            self._set_state(State.JOINING, reason=error.message)
             self.on_update(NickRefused(error))
+            if self.joined_nick and nick_key(self.nick) != nick_key(self.joined_nick):
+                # A name chosen while offline is refused: keep the one we had.
+                self.nick = self.joined_nick
+                self._send(self._hello())
+                return None
+            self._set_state(State.JOINING, reason=error.message)
             return None
         outgoing = self.outbox.pop(error.cid, None) if error.cid else None
         self.on_update(Refused(error, outgoing))

@@ -193,6 +193,7 @@ class UserList(Static):
 
     users: reactive[tuple[str, ...]] = reactive(())
     me: reactive[str] = reactive("")
+    online: reactive[bool] = reactive(True)  # offline, it shows who was here, dimmed
 
     def render(self) -> Text:
         text = Text(no_wrap=True, overflow="ellipsis")
@@ -207,7 +208,15 @@ class UserList(Static):
         return text
 
     def watch_users(self, users: tuple[str, ...]) -> None:
-        self.border_title = f"Users · {len(users)}"
+        self._title()
+
+    def watch_online(self, online: bool) -> None:
+        self.set_class(not online, "-offline")
+        self._title()
+
+    def _title(self) -> None:
+        self.border_title = (f"Users · {len(self.users)}" if self.online
+                             else f"Users · {len(self.users)} (offline)")
 
 
 class Outbox(Static):
@@ -301,6 +310,9 @@ class ChatInput(Input):
     def action_history(self, step: int) -> None:
         if not self.history:
             return
+        if self._history_index < len(self.history) and (
+                self.value != self.history[self._history_index]):
+            self._history_index = len(self.history)  # edited since: start again from the end
         if self._history_index == len(self.history):
             self._draft = self.value
         index = max(0, min(len(self.history), self._history_index + step))
