@@ -19,6 +19,7 @@ HEADLESS = {
     "tui_chat/outbox.py": {"textual", "rich"},
     "tui_chat/commands.py": {"textual", "rich", "websockets"},
     "tui_chat/cli.py": {"textual"},  # the app is imported lazily, only to run it
+    "tui_chat/headless.py": {"textual", "rich"},
     **{str(path.relative_to(ROOT)): {"textual", "rich"} for path in (ROOT / "server").glob("*.py")},
 }
 
@@ -42,7 +43,8 @@ def test_headless_modules_do_not_import_ui_libraries(relative: str, forbidden: s
 
 def test_importing_the_server_and_protocol_loads_no_ui_library() -> None:
     """Even indirectly, the server, the protocol and the client's networking pull in no textual."""
-    code = ("import sys, server, server.cli, tui_chat.protocol, tui_chat.client, tui_chat.cli; "
+    code = ("import sys, server, server.cli, tui_chat.protocol, tui_chat.client, tui_chat.cli,"
+            " tui_chat.headless; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich')))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True, cwd=ROOT)

@@ -1,16 +1,21 @@
-"""`tui-chat`: parse the command line and run the full-screen app."""
+"""`tui-chat`: parse the command line; run the full-screen app or a headless command."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 import os
 import re
 import ssl
+import sys
+import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from tui_chat import __version__
+from tui_chat.client import ChatClient
 from tui_chat.protocol import MAX_NICK, ProtocolError, check_nick, room_from_path
 
 DEFAULT_URL = "ws://127.0.0.1:8765/lobby"
@@ -26,6 +31,8 @@ examples:
 
 In the app: /nick NAME, /me ACTION, /who, /help, /clear, /quit (Ctrl+Q); Up/Down recall
 what you sent; Tab completes nicknames and commands.
+
+For scripts: tui-chat send URL [TEXT ...] and tui-chat tail URL (see tui-chat send --help).
 """
 
 
@@ -72,12 +79,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("url", nargs="?", metavar="URL",
                         help=f"room to join: ws://HOST:PORT/ROOM (default: {DEFAULT_URL})")
-    parser.add_argument("--nick", "-n", metavar="NAME",
-                        help="your nickname (default: your login name)")
     parser.add_argument("--serve", nargs="?", const=DEFAULT_SERVE, metavar="HOST:PORT",
                         help=f"host the server in this process and join it (default: {DEFAULT_SERVE})")
     parser.add_argument("--scrollback", type=int, default=10_000, metavar="LINES",
                         help="lines kept in the message log (default: %(default)s)")
+    add_connection_options(parser)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def add_connection_options(parser: argparse.ArgumentParser) -> None:
+    """--nick and the access options, which the app and the headless commands share."""
+    parser.add_argument("--nick", "-n", metavar="NAME",
+                        help="your nickname (default: your login name)")
     access = parser.add_argument_group("access (the server decides what it needs)")
     access.add_argument("--token-file", type=Path, metavar="PATH",
                         help="file holding the server's shared token (or set TUI_CHAT_TOKEN)")
@@ -87,25 +101,33 @@ def build_parser() -> argparse.ArgumentParser:
     access.add_argument("--cafile", type=Path, metavar="PEM",
                         help="certificate authority to trust for wss:// (a private CA);"
                              " the server's hostname is always verified")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.url and args.serve:
-        parser.error("give a URL to join, or --serve to host; not both")
+@dataclass(frozen=True)
+class Connection:
+    """Where to connect and as whom, checked."""
+
+    url: str
+    nick: str
+    token: str | None
+    password: str | None
+    ssl_context: ssl.SSLContext | None
+
+    def client(self, on_update, **options) -> ChatClient:
+        return ChatClient(self.url, self.nick, on_update, token=self.token,
+                          password=self.password, ssl_context=self.ssl_context, **options)
+
+
+def connection_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                         url_text: str) -> Connection:
+    """The URL, nickname, secrets and TLS trust the command line asks for, or a usage error."""
     try:
-        url = normalise_url(args.url or DEFAULT_URL)
-        serve = parse_serve(args.serve) if args.serve else None
+        url = normalise_url(url_text)
         nick = check_nick(args.nick) if args.nick is not None else default_nick()
     except ProtocolError as error:
         parser.error(error.message)
     except ValueError as error:
         parser.error(str(error))
-    if args.scrollback < 1:
-        parser.error("--scrollback must be at least 1")
     token = _secret(parser, args.token_file, "TUI_CHAT_TOKEN", "--token-file")
     password = _secret(parser, args.password_file, "TUI_CHAT_PASSWORD", "--password-file")
     context = None
@@ -116,12 +138,101 @@ def main(argv: list[str] | None = None) -> int:
             context = ssl.create_default_context(cafile=str(args.cafile))
         except (OSError, ssl.SSLError) as error:
             parser.error(f"--cafile {args.cafile}: {error}")
+    return Connection(url, nick, token, password, context)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] in (["send"], ["tail"]):
+        return run_headless(argv[0], argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.url and args.serve:
+        parser.error("give a URL to join, or --serve to host; not both")
+    try:
+        serve = parse_serve(args.serve) if args.serve else None
+    except ValueError as error:
+        parser.error(str(error))
+    if args.scrollback < 1:
+        parser.error("--scrollback must be at least 1")
+    connection = connection_from_args(parser, args, args.url or DEFAULT_URL)
 
     from tui_chat.app import ChatApp  # textual loads only when the app really runs
 
-    ChatApp(url, nick, serve=serve, scrollback=args.scrollback, token=token, password=password,
-            ssl_context=context).run()
+    ChatApp(connection.url, connection.nick, serve=serve, scrollback=args.scrollback,
+            token=connection.token, password=connection.password,
+            ssl_context=connection.ssl_context).run()
     return 0
+
+
+HEADLESS = {
+    "send": ("Send messages to a room from a script, and wait until the server has stored"
+             " every one (exactly once, across reconnects). Exit status 0 when all were"
+             " stored, 1 (with the reasons on stderr) when any was not.",
+             """\
+examples:
+  tui-chat send ws://127.0.0.1:8765/ops "deploy finished" --nick ci
+  make test 2>&1 | tail -3 | tui-chat send 127.0.0.1:8765/ops --nick ci
+"""),
+    "tail": ("Print a room's messages as they arrive, one per line ([nick]: text, or JSON),"
+             " after its recent history, until interrupted. Reconnects by itself and prints"
+             " each message once.",
+             """\
+examples:
+  tui-chat tail ws://127.0.0.1:8765/ops --nick watcher
+  tui-chat tail 127.0.0.1:8765/ops --json --new | jq -r .text
+"""),
+}
+
+
+def build_headless_parser(command: str) -> argparse.ArgumentParser:
+    description, examples = HEADLESS[command]
+    parser = argparse.ArgumentParser(prog=f"tui-chat {command}",
+                                     description=textwrap.fill(description, 79),
+                                     epilog=examples,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("url", metavar="URL", help="the room: ws://HOST:PORT/ROOM")
+    if command == "send":
+        parser.add_argument("text", nargs="*", metavar="TEXT",
+                            help="the message (words are joined by spaces); without TEXT,"
+                                 " each line of standard input is a message")
+        parser.add_argument("--me", action="store_true", help="send actions, as /me does")
+        parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                            help="give up on messages not acknowledged this long after the"
+                                 " input ends (default: %(default)s)")
+    else:
+        parser.add_argument("--json", action="store_true",
+                            help="one JSON `message` event per line (see docs/protocol.md)")
+        parser.add_argument("--new", action="store_true",
+                            help="only messages sent from now on, not the recent history")
+    add_connection_options(parser)
+    return parser
+
+
+def run_headless(command: str, argv: list[str]) -> int:
+    """`tui-chat send` or `tui-chat tail`: their exit status."""
+    from tui_chat import headless
+
+    parser = build_headless_parser(command)
+    args = parser.parse_args(argv)
+    connection = connection_from_args(parser, args, args.url)
+    if command == "send":
+        if args.timeout <= 0:
+            parser.error("--timeout must be more than 0")
+        if not args.text and sys.stdin.isatty():
+            parser.error("no message: give TEXT, or pipe lines in")
+        texts = [" ".join(args.text)] if args.text else None
+        work = headless.send(connection.client, headless.lines_of(texts, sys.stdin), args.me,
+                             args.timeout)
+    else:
+        work = headless.tail(connection.client, sys.stdout, args.json, not args.new)
+    try:
+        problems = asyncio.run(work)
+    except KeyboardInterrupt:
+        return 130
+    for problem in problems:
+        print(f"tui-chat {command}: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 def _secret(parser: argparse.ArgumentParser, path: Path | None, variable: str,

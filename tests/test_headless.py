@@ -1,0 +1,100 @@
+"""`tui-chat send` and `tui-chat tail` as real processes against a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+
+from tests.helpers import JsonClient
+
+TIMEOUT = 20
+
+
+async def tui_chat(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
+    """Run `tui-chat ARGS` to the end: exit status, stdout, stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tui_chat", *args, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(
+        process.communicate(stdin.encode() if stdin is not None else b""), TIMEOUT)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_send_stores_the_message_once_and_exits_0(chat_server, join) -> None:
+    """`send URL TEXT` joins, sends the words as one message, and exits once it is stored."""
+    reader = await join("reader")
+    status, out, err = await tui_chat("send", f"{chat_server.url}/lobby", "deploy", "finished",
+                                      "--nick", "ci")
+    assert (status, out, err) == (0, "", "")
+    texts = [e["text"] for e in [await reader.recv() for _ in range(3)]
+             if e["type"] == "message"]
+    assert texts == ["deploy finished"]
+    history = chat_server.history.backlog("lobby", None, None, 10).messages
+    assert [(m.nick, m.text) for m in history] == [("ci", "deploy finished")]
+
+
+async def test_send_reads_lines_from_stdin_in_order_and_skips_blank_ones(chat_server) -> None:
+    """Without TEXT each line of standard input is a message; --me makes them actions."""
+    status, _, err = await tui_chat("send", f"{chat_server.url}/lobby", "--nick", "ci", "--me",
+                                    stdin="one\n\ntwo\r\nthree\n")
+    assert (status, err) == (0, "")
+    history = chat_server.history.backlog("lobby", None, None, 10).messages
+    assert [(m.text, m.kind) for m in history] == [
+        ("one", "action"), ("two", "action"), ("three", "action")]
+
+
+async def test_send_reports_what_was_refused_and_exits_1(start_server) -> None:
+    """A message over the limit is named on stderr; the others are still stored."""
+    server = await start_server(max_text=10)
+    status, _, err = await tui_chat("send", f"{server.url}/lobby", "--nick", "ci",
+                                    stdin="short\nthis one is far too long\nshort too\n")
+    assert status == 1
+    assert "not sent ('this one is far too long'): Too long: 24 characters" in err
+    history = server.history.backlog("lobby", None, None, 10).messages
+    assert [m.text for m in history] == ["short", "short too"]
+
+
+async def test_send_under_a_taken_nickname_says_to_choose_another(chat_server, join) -> None:
+    """The nickname is refused: exit 1, and how to pick another."""
+    await join("ci")
+    status, _, err = await tui_chat("send", f"{chat_server.url}/lobby", "hi", "--nick", "ci")
+    assert status == 1 and "is taken" in err and "--nick NAME" in err
+
+
+async def test_send_gives_up_after_the_timeout_and_says_why(unused_port) -> None:
+    """With no server, send waits --timeout after its input, then exits 1 with the reason."""
+    status, _, err = await tui_chat("send", f"127.0.0.1:{unused_port}/lobby", "hi", "--nick",
+                                    "ci", "--timeout", "1")
+    assert status == 1
+    assert "1 message(s) not acknowledged within 1 s (last: connection refused)" in err
+
+
+async def test_tail_prints_history_then_live_messages_until_stopped(chat_server) -> None:
+    """tail prints the recent history, then each new message, one line each (--json: one
+    event each); --new leaves the history out; SIGTERM ends it with status 0."""
+    writer = await JsonClient.connect(f"{chat_server.url}/lobby", "writer")
+    await writer.say("before")
+    url = f"{chat_server.url}/lobby"
+    plain = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tui_chat", "tail", url, "--nick", "watcher",
+        stdout=asyncio.subprocess.PIPE)
+    as_json = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tui_chat", "tail", url, "--nick", "watcher2", "--json", "--new",
+        stdout=asyncio.subprocess.PIPE)
+    assert plain.stdout is not None and as_json.stdout is not None
+    assert await asyncio.wait_for(plain.stdout.readline(), TIMEOUT) == b"[writer]: before\n"
+    for _ in range(2):  # both have joined once their presence arrives
+        assert (await writer.expect("presence"))["event"] == "join"
+    await writer.say("line one\nline two")
+    assert await asyncio.wait_for(plain.stdout.readline(), TIMEOUT) == b"[writer]: line one\n"
+    assert await asyncio.wait_for(plain.stdout.readline(), TIMEOUT) == b"  line two\n"
+    event = json.loads(await asyncio.wait_for(as_json.stdout.readline(), TIMEOUT))
+    assert (event["type"], event["nick"], event["text"]) == ("message", "writer",
+                                                             "line one\nline two")
+    for process in (plain, as_json):
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), TIMEOUT) == 0
+    await writer.close()

@@ -1,0 +1,124 @@
+"""Headless commands for scripts, on ChatClient (no Textual): `tui-chat send` and `tui-chat tail`."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import TextIO
+
+from tui_chat.client import ChatClient
+from tui_chat.protocol import Message, encode, plain_line
+from tui_chat.updates import Joined, NickRefused, Received, Refused, State, StateChanged, Update
+
+Connect = Callable[[Callable[[Update], None]], ChatClient]  # a client reporting to this callback
+
+
+class Watch:
+    """What a headless command needs from the client's updates: problems, progress, the end."""
+
+    def __init__(self, on_message: Callable[[Message], None] | None = None,
+                 backlog: bool = True) -> None:
+        self.on_message = on_message
+        self.backlog = backlog  # also the recent history a first join brings
+        self.problems: list[str] = []
+        self.last_failure = ""  # why the last connection attempt failed
+        self.over = asyncio.Event()  # the client went offline for good, or was refused a name
+        self.progress = asyncio.Event()
+        self.stopping = False  # we stop the client: its going offline is no problem
+
+    def __call__(self, update: Update) -> None:
+        self.progress.set()
+        if isinstance(update, Received) and self.on_message is not None:
+            self.on_message(update.message)
+        elif isinstance(update, Joined) and self.on_message is not None:
+            if update.gap:
+                print("tui-chat: earlier messages are not available", file=sys.stderr,
+                      flush=True)
+            if self.backlog or update.rejoined:  # a rejoin brings exactly what was missed
+                for message in update.welcome.history:
+                    self.on_message(message)
+        elif isinstance(update, Refused) and update.outgoing is not None and not update.retrying:
+            preview = update.outgoing.text.splitlines()[0][:40] if update.outgoing.text else ""
+            self.problems.append(f"not sent ({preview!r}): {update.error.message}")
+        elif isinstance(update, NickRefused):
+            self.problems.append(f"{update.error.message} Choose another with --nick NAME.")
+            self.over.set()
+        elif isinstance(update, StateChanged):
+            if update.state is State.OFFLINE and update.reason and not self.stopping:
+                self.problems.append(update.reason)
+                self.over.set()
+            elif update.state is State.RECONNECTING and update.reason:
+                self.last_failure = update.reason
+
+
+async def send(connect: Connect, lines: AsyncIterator[str], action: bool,
+               timeout: float) -> list[str]:
+    """Send each line as a message and wait until the server has acknowledged every one
+    (each is stored exactly once, also across reconnects). Returns what went wrong."""
+    watch = Watch()
+    client = connect(watch)
+    runner = asyncio.create_task(client.run())
+    try:
+        async for line in lines:
+            if line.strip():
+                (client.me if action else client.say)(line)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while client.outbox and not watch.over.is_set():
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                because = f" (last: {watch.last_failure})" if watch.last_failure else ""
+                watch.problems.append(f"{len(client.outbox)} message(s) not acknowledged"
+                                      f" within {timeout:g} s{because}")
+                break
+            watch.progress.clear()
+            try:
+                await asyncio.wait_for(watch.progress.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+    finally:
+        watch.stopping = True
+        await client.stop()
+        await runner
+    return watch.problems
+
+
+async def tail(connect: Connect, out: TextIO, as_json: bool, history: bool) -> list[str]:
+    """Print the room's messages as they arrive (after its recent history, if `history`),
+    one per line, until stopped or refused for good. Returns what went wrong."""
+    def show(message: Message) -> None:
+        out.write((encode(message) if as_json else plain_line(message)) + "\n")
+        out.flush()
+
+    watch = Watch(show, backlog=history)
+    client = connect(watch)
+    runner = asyncio.create_task(client.run())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, stop.set)
+        except (NotImplementedError, RuntimeError):  # Windows, or not the main thread
+            pass
+    waiting = [asyncio.create_task(stop.wait()), asyncio.create_task(watch.over.wait())]
+    try:
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waiting:
+            task.cancel()
+        watch.stopping = True
+        await client.stop()
+        await runner
+    return watch.problems
+
+
+async def lines_of(texts: Iterable[str] | None, stream: TextIO) -> AsyncIterator[str]:
+    """The texts given, or else each line of `stream` as it comes (read off the event loop)."""
+    if texts is not None:
+        for text in texts:
+            yield text
+        return
+    loop = asyncio.get_running_loop()
+    while line := await loop.run_in_executor(None, stream.readline):
+        yield line.rstrip("\r\n")
