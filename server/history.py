@@ -178,17 +178,12 @@ class History:
         loop = asyncio.get_running_loop()
         outcome: asyncio.Future[Stored] = loop.create_future()
         if cid is not None:
-            key = (room, sender, cid)
-            in_flight = self._in_flight.get(key)
+            in_flight = self._in_flight.get((room, sender, cid))
             if in_flight is not None:
                 in_flight.add_done_callback(lambda done: _copy_as_duplicate(done, outcome))
                 return outcome
-            row = self._reader.execute(
-                f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND sender = ? AND cid = ?", key
-            ).fetchone()
-            if row is not None:
-                outcome.set_result(Stored(Message(*row), True))
-                return outcome
+            # A cid stored before is found by the commit itself (the unique index), not by a
+            # query here: this is the event loop, and almost every cid is new.
         message_id = self.last_id(room) + 1
         self._last_ids[room] = message_id
         message = Message(message_id, now_ms(), nick, text, kind, cid)
@@ -206,9 +201,9 @@ class History:
                 batch, self._batch = self._batch, []
                 try:
                     if self.in_memory:
-                        self._commit(batch)
+                        originals = self._commit(batch)
                     else:
-                        await asyncio.to_thread(self._commit, batch)
+                        originals = await asyncio.to_thread(self._commit, batch)
                 except Exception as error:  # noqa: BLE001 - no batch may wait forever
                     self._forget(batch)
                     for *_, future in batch:
@@ -218,20 +213,31 @@ class History:
                     for room, sender, message, future in batch:
                         if message.cid is not None:
                             self._in_flight.pop((room, sender, message.cid), None)
-                        future.set_result(Stored(message, False))
+                        original = originals.get((room, message.id)) if originals else None
+                        future.set_result(Stored(original or message, original is not None))
         finally:
             self._flusher = None
 
-    def _commit(self, batch: list[tuple[str, str, Message, asyncio.Future[Stored]]]) -> None:
+    def _commit(self, batch: list[tuple[str, str, Message, asyncio.Future[Stored]]]
+                ) -> dict[tuple[str, int], Message]:
+        """Store the batch in one transaction. Returns, for each message whose cid its
+        sender had already stored, the message stored then (keyed by room and the id the
+        repeat was given, which stays unused)."""
         rows = [(room, m.id, m.ts, m.nick, sender, m.text, m.kind, m.cid)
                 for room, sender, m, _ in batch]
         last_ids: dict[str, int] = {}
         for room, _, message, _ in batch:
             last_ids[room] = message.id
         db = self._writer
+        originals: dict[tuple[str, int], Message] = {}
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            before = db.total_changes
+            db.executemany(
+                "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (room, sender, cid) WHERE cid IS NOT NULL DO NOTHING", rows)
+            if db.total_changes - before < len(rows):  # some cids were stored before
+                originals = self._originals(db, batch)
             db.executemany(
                 "INSERT INTO rooms (room, last_id) VALUES (?, ?)"
                 " ON CONFLICT (room) DO UPDATE SET last_id = excluded.last_id",
@@ -247,6 +253,21 @@ class History:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        return originals
+
+    @staticmethod
+    def _originals(db: sqlite3.Connection, batch: list[tuple[str, str, Message, asyncio.Future[Stored]]]
+                   ) -> dict[tuple[str, int], Message]:
+        """The messages stored before under the cids of `batch` that were not stored now."""
+        originals = {}
+        for room, sender, message, _ in batch:
+            if message.cid is None:
+                continue
+            row = db.execute(f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND sender = ?"
+                             " AND cid = ?", (room, sender, message.cid)).fetchone()
+            if row is not None and row[0] != message.id:
+                originals[(room, message.id)] = Message(*row)
+        return originals
 
     def _forget(self, batch: list[tuple[str, str, Message, asyncio.Future[Stored]]]) -> None:
         """After a failed commit: drop the batch's cids so a retry is stored afresh."""
