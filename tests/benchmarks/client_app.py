@@ -37,13 +37,28 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 
 
+async def listening(port: int, limit: float = 60.0) -> None:
+    """Return once something accepts TCP connections on `port`."""
+    deadline = time.perf_counter() + limit
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            if time.perf_counter() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+        else:
+            writer.close()
+            return
+
+
 async def run(args: argparse.Namespace) -> dict:
     port = free_port()
     source = subprocess.Popen(
         [sys.executable, str(HERE / "servers" / "blaster.py"), str(port), str(args.count),
          str(args.rate)], cwd=ROOT, preexec_fn=lambda: os.sched_setaffinity(0, {0}))
     try:
-        await asyncio.sleep(1.0)
+        await listening(port)  # it encodes every frame first: the app must not wait for that
         key_sent: list[float] = []
         key_done: list[float] = []
 
