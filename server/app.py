@@ -114,6 +114,7 @@ class ChatServer:
         self.ws_logger = logging.getLogger("websockets.server")
         self.choose_dialect = choose_dialect  # websockets binds it to each connection's protocol
         self._keepalive: asyncio.Task[None] | None = None
+        self.workers: set[asyncio.Task[None]] = set()  # connections' frame handlers, running
 
     async def start(self) -> None:
         config = self.config
@@ -184,7 +185,7 @@ class ChatServer:
                 await asyncio.wait(waiting, timeout=self.config.close_timeout + 0.5)
             for connection in list(self._all):
                 connection.abort()
-            workers = [c.worker for c in live if c.worker is not None]
+            workers = list(self.workers)  # also those of connections already gone
             if workers:
                 _, late = await asyncio.wait(workers, timeout=self.config.close_timeout)
                 for worker in late:  # frames still waiting their turn: never acknowledged,

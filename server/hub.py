@@ -91,16 +91,16 @@ class Hub:
         the earlier member leaves (announced), and the caller closes its connection."""
         room = self.rooms.get(room_name)
         replaced = room.resumable(nick, resume)
-        if replaced is not None:
-            self._remove(room, replaced)
         try:
-            shown = room.vet_nick(nick)
+            shown = room.vet_nick(nick, holder_ok=replaced)  # its own name, held by itself
             backlog = self.history.backlog(
                 room.name, since, epoch, self.limits.backlog, self._published.get(room.name)
             )
         except Exception:
             self._discard_if_empty(room)
             raise
+        if replaced is not None:
+            self._remove(room, replaced)
         member = Member(shown, dialect, connection, peer,
                         secrets.token_urlsafe(16) if dialect is Dialect.JSON else "")
         connection.delivered = self._stream(room.name).head  # live from here on

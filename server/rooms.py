@@ -43,11 +43,12 @@ class Room:
     _keys: list[str] = field(default_factory=list)  # member keys, sorted
     _users: tuple[str, ...] | None = None
 
-    def vet_nick(self, nick: str, renaming: Member | None = None) -> str:
-        """The nickname as it will be shown, or ProtocolError if invalid, reserved or taken."""
+    def vet_nick(self, nick: str, holder_ok: Member | None = None) -> str:
+        """The nickname as it will be shown, or ProtocolError if invalid, reserved or taken
+        (by anyone but `holder_ok`: the member renaming, or the one being replaced)."""
         shown = check_nick(nick)
         holder = self.members.get(nick_key(shown))
-        if holder is not None and holder is not renaming:
+        if holder is not None and holder is not holder_ok:
             raise ProtocolError(NICK_TAKEN, f"The nickname {shown!r} is taken in this room.")
         return shown
 
@@ -84,7 +85,7 @@ class Room:
 
     def rename(self, member: Member, new_nick: str) -> str:
         """Give a member a vetted new nickname; returns the old one."""
-        shown = self.vet_nick(new_nick, renaming=member)
+        shown = self.vet_nick(new_nick, holder_ok=member)
         if shown == member.nick:
             raise ProtocolError(NICK_UNCHANGED, f"You are already called {shown!r}.")
         old = member.nick

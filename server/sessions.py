@@ -53,6 +53,7 @@ class Session:
     __slots__ = ("hub", "connection", "room_name", "peer", "room", "member", "bucket",
                  "_throttled", "_unsettled")
     dialect: Dialect
+    resent: bool  # its client sends again what was not acknowledged (pace drops, not waits)
 
     def __init__(self, hub: Hub, connection, room_name: str, peer: str) -> None:
         self.hub = hub
@@ -89,14 +90,20 @@ class Session:
     def render_error(error: ProtocolError) -> str:
         raise NotImplementedError
 
-    async def pace(self) -> None:
-        """Take this frame's turn. Past the rate limit a client's frames wait, in order, rather
-        than being refused; meanwhile its connection is read no further than its inbox bound
-        (transport.py), so a flood only slows its sender down. Logged once per flood."""
+    async def pace(self) -> bool:
+        """Take this frame's turn; False if the frame is to be dropped. Past the rate limit a
+        client's frames wait, in order, rather than being refused; meanwhile its connection is
+        read no further than its inbox bound (transport.py), so a flood only slows its sender
+        down. Logged once per flood. A JSON client's frames that have to wait, and whose
+        connection is closing or gone (or taken over) by their turn, are dropped: none was
+        acknowledged, and its client sends them again. A plain client's are not: nothing
+        would ever send them again."""
         delay = self.bucket.reserve()
         if not delay:
             self._throttled = False
-            return
+            return True
+        if self.resent and not self.connection.is_open():
+            return False  # it would wait its turn for nothing
         if not self._throttled:
             self._throttled = True
             limits = self.hub.limits
@@ -104,6 +111,7 @@ class Session:
                      " wait their turn", self.peer, self.member.nick if self.member else "-",
                      limits.rate, limits.burst)
         await asyncio.sleep(delay)
+        return not self.resent or self.connection.is_open()
 
     async def check_password(self, nick: str, password: str | None) -> None:
         """Raise unless `nick` is unregistered or `password` is its password."""
@@ -194,6 +202,7 @@ class JsonSession(Session):
     __slots__ = ()
 
     dialect = Dialect.JSON
+    resent = True  # what is not acknowledged, its client sends again
 
     @staticmethod
     def render_error(error: ProtocolError) -> str:
@@ -201,7 +210,8 @@ class JsonSession(Session):
 
     async def on_frame(self, frame: str | bytes) -> None:
         try:
-            await self.pace()  # every frame counts, invalid ones too
+            if not await self.pace():  # every frame counts, invalid ones too
+                return
             event = decode_client(frame)
             if not isinstance(event, (Say, Me)):
                 await self.settle()  # a rename or a who comes after the messages before it
@@ -252,6 +262,7 @@ class PlainSession(Session):
     __slots__ = ()
 
     dialect = Dialect.PLAIN
+    resent = False
 
     @staticmethod
     def render_error(error: ProtocolError) -> str:
@@ -259,7 +270,8 @@ class PlainSession(Session):
 
     async def on_frame(self, frame: str | bytes) -> None:
         try:
-            await self.pace()
+            if not await self.pace():
+                return
             if not isinstance(frame, str):
                 raise ProtocolError(BINARY_FRAME, "Binary frames are not supported: send text.")
             text = frame.rstrip("\r\n")

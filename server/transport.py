@@ -175,6 +175,8 @@ class ChatConnection(asyncio.Protocol):
         self.inbox.append(message)
         if self.worker is None:
             self.worker = asyncio.get_running_loop().create_task(self._work())
+            self.server.workers.add(self.worker)  # stop() waits for it, even once we are gone
+            self.worker.add_done_callback(self.server.workers.discard)
         if self.reading and len(self.inbox) >= INBOX_HIGH and self.transport is not None:
             self.transport.pause_reading()  # a client may not queue unbounded work
             self.reading = False

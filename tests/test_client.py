@@ -276,3 +276,44 @@ async def test_a_nickname_chosen_offline_and_refused_falls_back_to_the_last_one(
     finally:
         await client.stop()
         await again.stop()
+
+
+async def test_a_repeat_answered_with_an_old_message_still_clears_the_outbox(
+        start_server, run_client, tmp_path) -> None:
+    """The answer to a resent cid is the message stored the first time, often older than
+    anything since: it is ours all the same, so it leaves the outbox (and is shown)."""
+    from tui_chat.outbox import OutboxStore
+    from tui_chat.updates import Outgoing
+
+    server = await start_server(backlog=5)
+    url = server.url + "/lobby"
+    before = await JsonClient.connect(url, "alice")
+    await before.send(type="say", text="said once", cid="x-1")
+    await before.expect("message")
+    await before.close()
+    bob = await JsonClient.connect(url, "bob")
+    for number in range(10):  # the original falls out of the 5-message backlog
+        await bob.say(f"later {number}")
+    store = OutboxStore(url, "alice", tmp_path)
+    store.save([Outgoing("x-1", "said once")])
+    client, seen = run_client(url, "alice")
+    client.attach_store(store)
+    await seen.until(lambda: not client.outbox and client.state is State.ONLINE)
+    mine = [r for r in seen.of(Received) if r.mine]
+    assert [(r.message.id, r.message.text) for r in mine] == [(1, "said once")]
+    stored = server.history.backlog("lobby", 0, server.history.epoch, 50).messages
+    assert [m.text for m in stored].count("said once") == 1
+    await bob.close()
+
+
+async def test_control_characters_count_at_their_encoded_size(start_server, run_client) -> None:
+    """JSON spells a control character in six bytes: a message of them that would exceed the
+    frame limit is refused by the client, not sent to be closed with 1009 again and again."""
+    server = await start_server(max_frame=16_384)
+    client, seen = run_client(server.url + "/lobby", "alice")
+    await seen.until(lambda: client.state is State.ONLINE)
+    assert client.refusal("x" + "\x07" * 3000) is not None
+    client.say("x" + "\x07" * 3000)
+    await seen.until(lambda: seen.of(Refused))
+    assert seen.of(Refused)[0].error.code == "too_long"
+    assert client.outbox == {} and client.state is State.ONLINE

@@ -89,6 +89,51 @@ async def test_plain_clients_are_paced_too(start_server) -> None:
     await reader.close()
 
 
+async def test_frames_waiting_their_turn_are_dropped_once_a_json_client_has_gone(
+        start_server) -> None:
+    """A JSON client's frames still waiting when it disconnects are not posted (none was
+    acknowledged; its client sends them again), so nobody sees a leaver talk; a plain
+    client's are posted, as nothing would ever send them again."""
+    server = await start_server(rate=4, burst=2)  # the hello (or name) and one message
+    bob = await JsonClient.connect(server.url, "bob")
+    alice = await JsonClient.connect(server.url, "alice")
+    pat = await PlainClient.connect(server.url, "pat")
+    for number in range(5):
+        await alice.send(type="say", text=f"json {number}", cid=f"c{number}")
+        await pat.send(f"plain {number}")
+    await asyncio.sleep(0.1)
+    alice.connection.transport.abort()
+    pat.connection.transport.abort()
+    await asyncio.sleep(2.0)  # long enough for every waiting frame's turn
+    texts = []
+    while True:
+        try:
+            event = await bob.recv(0.3)
+        except asyncio.TimeoutError:
+            break
+        if event["type"] == "message":
+            texts.append(event["text"])
+    assert [t for t in texts if t.startswith("json")] == ["json 0"]  # only its burst
+    assert [t for t in texts if t.startswith("plain")] == [f"plain {n}" for n in range(5)]
+    await bob.close()
+
+
+async def test_stopping_waits_for_or_ends_every_frame_handler(start_server, caplog,
+                                                              tmp_path) -> None:
+    """At shutdown no frame handler outlives the server, not even one whose connection had
+    already gone: none writes to the closed history."""
+    server = await start_server(rate=2, burst=1, db=str(tmp_path / "chat.db"))
+    pat = await PlainClient.connect(server.url, "pat")
+    for number in range(6):
+        await pat.send(f"line {number}")
+    await asyncio.sleep(0.1)
+    pat.connection.transport.abort()
+    await asyncio.sleep(0.1)
+    await server.stop()
+    assert not server.workers
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 async def test_connections_beyond_the_per_address_limit_get_429(start_server, caplog) -> None:
     """The third connection from one address is refused at the handshake with HTTP 429."""
     server = await start_server(max_per_ip=2)

@@ -117,12 +117,19 @@ class ChatApp(App[None]):
         self.set_interval(1, self._show_title)  # the reconnect countdown
         if self.keep_outbox:
             store = OutboxStore(self.url, self.client.nick)
-            if store.claim():
-                self.client.attach_store(store)
+            try:
+                claimed = store.claim()
+            except OSError as error:
+                self._log([error_line(
+                    f"Cannot keep pending messages on disk ({error.strerror or error}): what"
+                    " you type is kept in memory only until it is sent.")])
             else:
-                self._log([system_line(
-                    f"Another tui-chat is in this room as {self.client.nick}: what you type"
-                    " here is kept in memory only until it is sent.")])
+                if claimed:
+                    self.client.attach_store(store)
+                else:
+                    self._log([system_line(
+                        f"Another tui-chat is in this room as {self.client.nick}: what you"
+                        " type here is kept in memory only until it is sent.")])
         self.run_client()
 
     async def _start_server(self, host: str, port: int) -> bool:

@@ -168,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
 HEADLESS = {
     "send": ("Send messages to a room from a script, and wait until the server has stored"
              " every one (exactly once, across reconnects). Exit status 0 when all were"
-             " stored, 1 (with the reasons on stderr) when any was not.",
+             " stored; 1, with the reasons on stderr, when one was refused or the server"
+             " stopped acknowledging (messages not acknowledged may or may not be stored).",
              """\
 examples:
   tui-chat send ws://127.0.0.1:8765/ops "deploy finished" --nick ci
@@ -198,8 +199,9 @@ def build_headless_parser(command: str) -> argparse.ArgumentParser:
                                  " each line of standard input is a message")
         parser.add_argument("--me", action="store_true", help="send actions, as /me does")
         parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
-                            help="give up on messages not acknowledged this long after the"
-                                 " input ends (default: %(default)s)")
+                            help="once the input has ended, give up when no message has been"
+                                 " acknowledged for this long (a server that paces a long"
+                                 " input still acknowledges it steadily) (default: %(default)s)")
     else:
         parser.add_argument("--json", action="store_true",
                             help="one JSON `message` event per line (see docs/protocol.md)")

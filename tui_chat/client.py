@@ -107,6 +107,7 @@ class ChatClient:
         self.max_frame: int | None = None
         self.auth_failed = False  # the server wants a (different) token: retrying is no use
         self.joined_nick: str | None = None  # the nickname of the last welcome
+        self.joined_password: str | None = None  # and the password it was given with
         self.outbox: dict[str, Outgoing] = {}
         self._cids = (f"{secrets.token_hex(8)}-{n}" for n in itertools.count(1))
         self.store: OutboxStore | None = None
@@ -264,7 +265,7 @@ class ChatClient:
         self.epoch = welcome.epoch
         self.nick, self.users, self.max_text = welcome.nick, welcome.users, welcome.max_text
         self.resume, self.max_frame = welcome.resume, welcome.max_frame
-        self.joined_nick = welcome.nick
+        self.joined_nick, self.joined_password = welcome.nick, self.password
         self._joined = True
         self.backoff.reset()
         rejoined, self._welcomed_once = self._welcomed_once, True
@@ -284,10 +285,13 @@ class ChatClient:
             self._send_outgoing(outgoing)
 
     def _on_message(self, message: Message) -> None:
-        if not self._is_new(message):
-            return
-        self.last_id = message.id
+        # One of ours, whatever its id: the answer to a repeated cid is the message stored
+        # the first time, often older than what we have seen since.
         mine = message.cid is not None and self.outbox.pop(message.cid, None) is not None
+        if self._is_new(message):
+            self.last_id = message.id
+        elif not mine:
+            return
         self.on_update(Received(message, mine))
         if mine:
             self._outbox_changed()
@@ -305,7 +309,7 @@ class ChatClient:
             self.on_update(NickRefused(error))
             if self.joined_nick and nick_key(self.nick) != nick_key(self.joined_nick):
                 # A name chosen while offline is refused: keep the one we had.
-                self.nick = self.joined_nick
+                self.nick, self.password = self.joined_nick, self.joined_password
                 self._send(self._hello())
                 return None
             self._set_state(State.JOINING, reason=error.message)
@@ -343,7 +347,8 @@ class ChatClient:
         are not known yet: then the server's answer says)."""
         if self.max_text and len(text) > self.max_text:
             return f"Too long: {len(text):,} characters, the limit is {self.max_text:,}."
-        if self.max_frame and len(text) * 4 + 256 > self.max_frame:  # else it surely fits
+        # JSON spells a control character in 6 bytes (\u0007), anything else in at most 4.
+        if self.max_frame and len(text) * 6 + 256 > self.max_frame:  # else it surely fits
             size = len(encode(Say(text, "0" * MAX_CID)).encode())
             if size > self.max_frame:
                 return (f"Too long: {size:,} bytes once sent, and this server takes at most"

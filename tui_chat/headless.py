@@ -56,7 +56,8 @@ class Watch:
 async def send(connect: Connect, lines: AsyncIterator[str], action: bool,
                timeout: float) -> list[str]:
     """Send each line as a message and wait until the server has acknowledged every one
-    (each is stored exactly once, also across reconnects). Returns what went wrong."""
+    (each is stored exactly once, also across reconnects), giving up once no acknowledgement
+    has come for `timeout` seconds. Returns what went wrong."""
     watch = Watch()
     client = connect(watch)
     runner = asyncio.create_task(client.run())
@@ -64,13 +65,17 @@ async def send(connect: Connect, lines: AsyncIterator[str], action: bool,
         async for line in lines:
             if line.strip():
                 (client.me if action else client.say)(line)
-        deadline = asyncio.get_running_loop().time() + timeout
+        loop = asyncio.get_running_loop()
+        pending, deadline = len(client.outbox), loop.time() + timeout
         while client.outbox and not watch.over.is_set():
-            left = deadline - asyncio.get_running_loop().time()
+            if len(client.outbox) < pending:  # acknowledgements come: wait afresh
+                pending, deadline = len(client.outbox), loop.time() + timeout
+            left = deadline - loop.time()
             if left <= 0:
-                because = f" (last: {watch.last_failure})" if watch.last_failure else ""
-                watch.problems.append(f"{len(client.outbox)} message(s) not acknowledged"
-                                      f" within {timeout:g} s{because}")
+                because = f"; last: {watch.last_failure}" if watch.last_failure else ""
+                watch.problems.append(
+                    f"{len(client.outbox)} message(s) not acknowledged (none was for"
+                    f" {timeout:g} s{because}); they may or may not have been stored")
                 break
             watch.progress.clear()
             try:

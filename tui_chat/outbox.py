@@ -33,14 +33,12 @@ class OutboxStore:
 
     def claim(self) -> bool:
         """Take the store for this process; False if another running client holds it (two
-        clients sharing one outbox would each send, or overwrite, the other's messages)."""
+        clients sharing one outbox would each send, or overwrite, the other's messages).
+        OSError if its directory cannot be written."""
         if fcntl is None:  # Windows: no advisory locks
             return True
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            lock = open(self.path.with_suffix(".lock"), "w")  # noqa: SIM115 - held while running
-        except OSError:
-            return False
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(self.path.with_suffix(".lock"), "w")  # noqa: SIM115 - held while running
         try:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
