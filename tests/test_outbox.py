@@ -123,3 +123,19 @@ async def test_the_app_delivers_what_was_typed_before_it_was_closed(chat_server,
             await until(pilot, lambda: outbox(again) == ())
             assert log_text(again).count("written before quitting") == 1
             await again.client.stop()
+
+
+async def test_an_unwritable_data_directory_is_reported_as_such(url, tmp_path,
+                                                                monkeypatch) -> None:
+    """If the outbox cannot be kept on disk, the app says why (not that another client
+    holds it), keeps pending messages in memory, and chats on."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_DATA_HOME", str(blocker))
+    app = make_app(url, "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        assert "Cannot keep pending messages on disk" in log_text(app)
+        assert "Another tui-chat" not in log_text(app) and app.client.store is None
+        await type_line(pilot, "still works")
+        await until(pilot, lambda: "alice still works" in log_text(app))
