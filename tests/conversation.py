@@ -14,6 +14,7 @@ import tui_chat.render
 from server import ChatServer, ServerConfig
 from tests.apptools import log_text, make_app, online, type_line, until
 from tests.helpers import JsonClient, PlainClient
+from tui_chat.widgets import ChatInput
 from tui_chat.app import ChatApp
 
 SHOWN_ADDRESS = "127.0.0.1:8765"
@@ -46,6 +47,7 @@ async def play_conversation(pilot: Pilot, port: int, *, outage: bool = False) ->
     chat_server = ChatServer(ServerConfig(port=port, db=":memory:"))
     await chat_server.start()
     app = pilot.app
+    app.query_one(ChatInput).cursor_blink = False  # else the cursor is caught on or off
     await online(pilot)
     lobby = chat_server.url + "/lobby"
     bob = await JsonClient.connect(lobby, "bob")
