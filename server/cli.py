@@ -15,6 +15,7 @@ from server.accounts import Accounts
 from server.app import ChatServer, ServerConfig, default_db_path
 from server.history import StorageError
 from tui_chat import __version__
+from tui_chat.protocol import MAX_INT
 
 EXAMPLES = """\
 examples:
@@ -44,8 +45,12 @@ def _non_negative(convert, what: str):
             value = convert(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if value != value:  # NaN
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
         if value < 0:
             raise argparse.ArgumentTypeError("must be 0 or more")
+        if value > MAX_INT:  # what a JSON peer reads exactly
+            raise argparse.ArgumentTypeError(f"must be at most {MAX_INT}")
         return value
 
     return parse

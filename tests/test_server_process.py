@@ -161,6 +161,8 @@ def test_user_accepts_db_before_or_after_its_command(tmp_path) -> None:
     (["--port", "99999"], "'99999' is not a port number from 0 to 65535"),
     (["--port", "-1"], "'-1' is not a port number"),
     (["--token", ""], "--token is empty"),
+    (["--max-frame", str(2**53)], "must be at most 9007199254740991"),
+    (["--rate", "nan"], "'nan' is not a number"),
 ])
 def test_bad_option_values_are_refused(argv: list[str], message: str) -> None:
     """Negative sizes, ports out of range and an empty token are usage errors (exit 2)
