@@ -139,3 +139,45 @@ async def test_an_unwritable_data_directory_is_reported_as_such(url, tmp_path,
         assert "Another tui-chat" not in log_text(app) and app.client.store is None
         await type_line(pilot, "still works")
         await until(pilot, lambda: "alice still works" in log_text(app))
+
+
+def test_a_store_follows_a_new_nickname_unless_another_client_holds_it(tmp_path) -> None:
+    """Pending messages move to the new nickname's file (a later run under it finds them),
+    but not onto a store another running client holds."""
+    pending = [Outgoing("a-1", "typed as alice, then renamed")]
+    store = OutboxStore("ws://h/lobby", "alice", tmp_path)
+    assert store.claim()
+    store.save(pending)
+    assert store.follow("zed", pending)
+    assert OutboxStore("ws://h/lobby", "zed", tmp_path).load() == pending
+    assert OutboxStore("ws://h/lobby", "alice", tmp_path).load() == []
+    held = OutboxStore("ws://h/lobby", "bob", tmp_path)
+    assert held.claim()
+    assert not store.follow("bob", pending)
+    assert OutboxStore("ws://h/lobby", "zed", tmp_path).load() == pending
+
+
+async def test_the_client_keeps_its_outbox_under_the_name_it_is_known_by(chat_server,
+                                                                        tmp_path) -> None:
+    """After a rename, what is pending is on disk under the new nickname."""
+    url = chat_server.url + "/lobby"
+    client = ChatClient(url, "alice", lambda update: None, backoff=Backoff(0.02, 0.1))
+    store = OutboxStore(url, "alice", tmp_path)
+    assert store.claim()
+    client.attach_store(store)
+    task = asyncio.create_task(client.run())
+    try:
+        for _ in range(250):
+            if client.state is State.ONLINE:
+                break
+            await asyncio.sleep(0.02)
+        client.rename("zed")
+        for _ in range(250):
+            if client.nick == "zed":
+                break
+            await asyncio.sleep(0.02)
+        assert store.path == OutboxStore(url, "zed", tmp_path).path
+    finally:
+        await client.stop()
+        await task
+        store.release()

@@ -246,7 +246,8 @@ class ChatClient:
             self.users = event.users
             you = event.event == "rename" and event.old == self.nick
             if you:
-                self.nick = event.nick
+                self.nick = self.joined_nick = event.nick
+                self._follow_nick()
             self.on_update(PresenceChanged(event, you))
         elif isinstance(event, Welcome):
             self._on_welcome(event)
@@ -266,6 +267,7 @@ class ChatClient:
         self.nick, self.users, self.max_text = welcome.nick, welcome.users, welcome.max_text
         self.resume, self.max_frame = welcome.resume, welcome.max_frame
         self.joined_nick, self.joined_password = welcome.nick, self.password
+        self._follow_nick()
         self._joined = True
         self.backoff.reset()
         rejoined, self._welcomed_once = self._welcomed_once, True
@@ -375,6 +377,14 @@ class ChatClient:
         # waits on the network. A write lost to a dying connection is resent on reconnect.
         broadcast([connection], encode(event))
         return True
+
+    def _follow_nick(self) -> None:
+        """Pending messages on disk are kept under the nickname we are known by."""
+        if self.store is not None:
+            try:
+                self.store.follow(self.nick, self.outbox.values())
+            except OSError:
+                pass  # still pending in memory, and saved under the old name
 
     def _outbox_changed(self, typed: bool = False) -> None:
         """Report the outbox; keep it on disk (at once for new text, else once per tick)."""

@@ -25,11 +25,34 @@ class OutboxStore:
     directory. Only one running client may use it at a time (`claim`)."""
 
     def __init__(self, url: str, nick: str, directory: Path | None = None) -> None:
-        directory = directory or user_data_path("tui-chat", appauthor=False) / "outbox"
-        name = hashlib.sha256(f"{url}\0{nick_key(nick)}".encode()).hexdigest()[:24]
-        self.path = directory / f"{name}.json"
+        self.directory = directory or user_data_path("tui-chat", appauthor=False) / "outbox"
         self.url = url
+        self.path = self._path_for(nick)
         self._lock: IO[str] | None = None
+
+    def _path_for(self, nick: str) -> Path:
+        name = hashlib.sha256(f"{self.url}\0{nick_key(nick)}".encode()).hexdigest()[:24]
+        return self.directory / f"{name}.json"
+
+    def follow(self, nick: str, pending: Iterable[Outgoing]) -> bool:
+        """The client is now called `nick`: keep its pending messages under that name from
+        now on (a later run as `nick` finds them). False, and nothing moves, if another
+        running client holds that name's store."""
+        path = self._path_for(nick)
+        if path == self.path:
+            return True
+        moved = OutboxStore(self.url, nick, self.directory)
+        try:
+            if not moved.claim():
+                return False
+        except OSError:
+            return False
+        old_path = self.path
+        self.release()
+        self.path, self._lock = moved.path, moved._lock
+        self.save(pending)
+        old_path.unlink(missing_ok=True)
+        return True
 
     def claim(self) -> bool:
         """Take the store for this process; False if another running client holds it (two
