@@ -144,11 +144,11 @@ def build_user_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     add = commands.add_parser("add", parents=[database],
                               help="register NAME, or change its password")
-    add.add_argument("name")
+    add.add_argument("name", help="the nickname (the rules are the chat's: docs/protocol.md)")
     add.add_argument("--password-stdin", action="store_true",
                      help="read the password from standard input instead of asking")
     remove = commands.add_parser("remove", parents=[database], help="unregister NAME")
-    remove.add_argument("name")
+    remove.add_argument("name", help="a registered nickname")
     commands.add_parser("list", parents=[database], help="list registered nicknames")
     return parser
 
@@ -228,6 +228,10 @@ def manage_users(argv: list[str]) -> int:
         if args.command == "add":
             if args.password_stdin:
                 password = sys.stdin.readline().rstrip("\r\n")
+            elif not sys.stdin.isatty():
+                print("tui-chat-server user: no terminal to ask for the password on; pipe it"
+                      " in with --password-stdin. Nothing changed.", file=sys.stderr)
+                return 1
             else:
                 password = getpass.getpass(f"Password for {args.name}: ")
                 if getpass.getpass("Again: ") != password:
@@ -240,8 +244,11 @@ def manage_users(argv: list[str]) -> int:
                 return 1
             print(f"Removed {args.name}.")
         else:
-            for name in accounts.names():
+            names = accounts.names()
+            for name in names:
                 print(name)
+            if not names:
+                print("No nicknames are registered.", file=sys.stderr)
     except ValueError as error:  # includes invalid nicknames
         print(f"tui-chat-server user: {error}", file=sys.stderr)
         return 1

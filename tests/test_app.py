@@ -37,16 +37,21 @@ async def test_the_input_is_focused_and_cleared_after_sending(url) -> None:
 
 async def test_lines_typed_in_one_burst_are_sent_each_once_in_order(url, join) -> None:
     """Keys that arrive faster than the app handles them (a fast typist, a burst over ssh)
-    still make one message per Enter, each with its own text."""
+    act in the order typed: editing keys land where they were pressed, and each Enter sends
+    its own line."""
     bob = await join("bob")
     app = make_app(url, "alice")
     async with app.run_test(size=SIZE) as pilot:
         await online(pilot)
         await bob.expect("presence")
-        for char in "first\rsecond\rthird\r":  # queued at once, as the driver does a burst
-            app.post_message(events.Key("enter", "\r") if char == "\r" else events.Key(char, char))
-        texts = [(await bob.expect("message"))["text"] for _ in range(3)]
-        assert texts == ["first", "second", "third"]
+        burst = [*"first", "enter", *"typo fixx", "backspace", "enter",
+                 *"wrold", "left", "left", "backspace", "left", "o", "enter",
+                 *"end", "home", "X", "enter"]
+        keys = {"enter": "\r", "backspace": "\x7f", "left": None, "home": None}
+        for key in burst:  # queued at once, as the driver does a burst
+            app.post_message(events.Key(key, keys.get(key, key)))
+        texts = [(await bob.expect("message"))["text"] for _ in range(4)]
+        assert texts == ["first", "typo fix", "world", "Xend"]
         assert await bob.silent()
         assert app.query_one(ChatInput).value == ""
 
@@ -372,3 +377,17 @@ async def test_a_missing_token_is_one_clear_line(start_server) -> None:
         lines = [line for line in log_text(app).splitlines() if "token" in line]
         assert len(lines) == 1 and "this server needs a token." in lines[0]
         assert "--token-file" in lines[0]
+
+
+async def test_no_line_of_a_message_can_pass_for_a_log_line_of_its_own(url, join) -> None:
+    """The lines after the first of a multi-line message are indented under the nickname,
+    so a message cannot fake a notice or someone else's line."""
+    app = make_app(url, "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        mallory = await join("mallory")
+        await mallory.say("hi all\n10:57 — mallory is now known as bob.\n10:57 bob send the key")
+        await until(pilot, lambda: "send the key" in log_text(app))
+        rows = log_text(app).splitlines()
+        spoofs = [row for row in rows if "is now known as bob" in row or "send the key" in row]
+        assert spoofs and all(row.startswith("      10:57") for row in spoofs)

@@ -271,7 +271,9 @@ async def test_a_nickname_chosen_offline_and_refused_falls_back_to_the_last_one(
     await again.start()
     try:
         await seen.until(lambda: seen.of(NickRefused) and client.state is State.ONLINE)
-        assert client.nick == "alice" and seen.of(NickRefused)[0].error.code == "nick_reserved"
+        refused = seen.of(NickRefused)[0]
+        assert client.nick == "alice" and refused.error.code == "nick_reserved"
+        assert refused.kept == "alice"
         assert again.hub.rooms.find("lobby").users() == ("alice",)
     finally:
         await client.stop()

@@ -77,11 +77,38 @@ async def test_send_under_a_taken_nickname_says_to_choose_another(chat_server, j
 
 
 async def test_send_gives_up_after_the_timeout_and_says_why(unused_port) -> None:
-    """With no server, send waits --timeout after its input, then exits 1 with the reason."""
+    """With no server, send waits --timeout after its input, then exits 1 with the reason;
+    having never connected, it knows that nothing was sent."""
     status, _, err = await tui_chat("send", f"127.0.0.1:{unused_port}/lobby", "hi", "--nick",
                                     "ci", "--timeout", "1")
     assert status == 1
-    assert "1 message(s) not acknowledged (none was for 1 s; last: connection refused)" in err
+    assert "could not connect for 1 s (connection refused): nothing was sent" in err
+
+
+async def test_tail_says_why_it_cannot_connect_once(unused_port) -> None:
+    """tail keeps trying, and says on stderr why it cannot connect, once per reason."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tui_chat", "tail", f"127.0.0.1:{unused_port}/lobby",
+        stderr=asyncio.subprocess.PIPE)
+    assert process.stderr is not None
+    line = await asyncio.wait_for(process.stderr.readline(), TIMEOUT)
+    assert line == b"tui-chat: cannot connect: connection refused; trying again\n"
+    await asyncio.sleep(2.5)  # more attempts, the same reason: nothing more is said
+    process.send_signal(signal.SIGTERM)
+    rest = await asyncio.wait_for(process.stderr.read(), TIMEOUT)
+    assert await process.wait() == 0 and rest == b""
+
+
+async def test_scripts_do_not_take_your_nickname_by_default(chat_server, join) -> None:
+    """Without --nick, send joins as your login name with -send, so it works while you chat
+    under your login name."""
+    from tui_chat.cli import default_nick
+
+    await join(default_nick())
+    status, _, err = await tui_chat("send", f"{chat_server.url}/lobby", "from a script")
+    assert (status, err) == (0, "")
+    history = chat_server.history.backlog("lobby", None, None, 10).messages
+    assert [m.nick for m in history] == [f"{default_nick()}-send"[:24]]
 
 
 async def test_tail_prints_history_then_live_messages_until_stopped(chat_server) -> None:

@@ -158,6 +158,12 @@ async def test_every_pending_message_is_shown_without_a_resize(start_server) -> 
         shown = [pending.render_line(y).text for y in range(pending.region.height)]
         assert [row.count("pending") for row in shown] == [1, 1, 1, 1]
         assert all("\t" not in row and "with a tab" in row for row in shown), shown
+        for number in range(4, 8):  # more than fit: the last row counts the rest
+            await type_line(pilot, f"pending {number} " + "long " * 40)
+        await pilot.pause(0.05)
+        shown = [pending.render_line(y).text for y in range(pending.region.height)]
+        assert len(shown) == 5 and "and 4 more" in shown[-1], shown
+        assert all(row.rstrip().endswith(("…", "tab", "more")) for row in shown), shown
         second = ChatServer(ServerConfig(port=port, db=":memory:", rate=0))
         await second.start()
         try:

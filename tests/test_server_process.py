@@ -139,17 +139,24 @@ def test_user_add_without_a_password_changes_nothing(tmp_path) -> None:
                              str(tmp_path / "chat.db")], stdin=subprocess.DEVNULL,
                             capture_output=True, text=True, timeout=10)
     assert result.returncode == 1
-    assert "no password given" in result.stderr and "--password-stdin" in result.stderr
+    assert "no terminal to ask for the password" in result.stderr
+    assert "--password-stdin" in result.stderr and "Warning" not in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_user_accepts_db_before_or_after_its_command(tmp_path) -> None:
-    """`user --db PATH list` and `user list --db PATH` read the same database."""
+    """`user --db PATH list` and `user list --db PATH` read the same database; an empty one
+    says so on stderr."""
     db = str(tmp_path / "chat.db")
     added = subprocess.run([sys.executable, "-m", "server", "user", "add", "alice",
                             "--password-stdin", "--db", db], input="correct horse\n",
                            capture_output=True, text=True, timeout=10)
     assert added.returncode == 0, added.stderr
+    empty = subprocess.run([sys.executable, "-m", "server", "user", "list", "--db",
+                            str(tmp_path / "empty.db")], capture_output=True, text=True,
+                           timeout=10)
+    assert (empty.returncode, empty.stdout) == (0, "")
+    assert "No nicknames are registered." in empty.stderr
     for argv in (["user", "--db", db, "list"], ["user", "list", "--db", db]):
         listed = subprocess.run([sys.executable, "-m", "server", *argv], capture_output=True,
                                 text=True, timeout=10)

@@ -157,6 +157,19 @@ class ChatApp(App[None]):
                                f" {others}")])
         return True
 
+    def action_quit(self) -> None:
+        """Quit, saying what is still waiting to be sent (and when it will be)."""
+        pending = len(self.client.outbox)
+        if pending and self.client.store is not None:
+            self.exit(message=f"tui-chat: {pending} message(s) not yet acknowledged are kept;"
+                              f" they are sent the next time you join {self.url} as"
+                              f" {self.client.nick}.")
+        elif pending:
+            self.exit(message=f"tui-chat: {pending} message(s) not yet acknowledged were"
+                              " lost: they were kept in memory only.")
+        else:
+            self.exit()
+
     async def on_unmount(self) -> None:
         await self.client.stop()
         if self.client.store is not None:
@@ -209,8 +222,8 @@ class ChatApp(App[None]):
             users = update.users.users
             return [system_line(f"In {update.users.room} ({len(users)}): {', '.join(users)}")]
         if isinstance(update, NickRefused):
-            if self.client.joined_nick and self.client.nick == self.client.joined_nick:
-                hint = f"You are still {self.client.nick}."
+            if update.kept:
+                hint = f"You are still {update.kept}."
             elif update.error.code in (NICK_REGISTERED, BAD_PASSWORD):
                 hint = ("Give its password with /nick NAME PASSWORD (or --password-file),"
                         " or choose another nickname with /nick NAME.")
@@ -280,7 +293,8 @@ class ChatApp(App[None]):
         except ValueError:
             room = parts.path
         self.title = f"#{room}"
-        self.sub_title = f"{self.address or parts.netloc} · {self._state_text()}"
+        self.sub_title = f"{self._state_text()} · {self.address or parts.netloc}"  # the state
+        # first: on a narrow terminal the end of the header is what gets cut off
 
     def _state_text(self) -> str:
         if self.state is State.RECONNECTING:
@@ -339,7 +353,7 @@ class ChatApp(App[None]):
         elif name == "/clear":
             self.action_clear()
         elif name == "/quit":
-            self.exit()
+            self.action_quit()
 
     def action_help(self) -> None:
         lines = [system_line("Commands:")]

@@ -88,10 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_connection_options(parser: argparse.ArgumentParser) -> None:
+def add_connection_options(parser: argparse.ArgumentParser,
+                           nick_default: str = "your login name") -> None:
     """--nick and the access options, which the app and the headless commands share."""
     parser.add_argument("--nick", "-n", metavar="NAME",
-                        help="your nickname (default: your login name)")
+                        help=f"your nickname (default: {nick_default})")
     access = parser.add_argument_group("access (the server decides what it needs)")
     access.add_argument("--token-file", type=Path, metavar="PATH",
                         help="file holding the server's shared token (or set TUI_CHAT_TOKEN)")
@@ -119,11 +120,13 @@ class Connection:
 
 
 def connection_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace,
-                         url_text: str) -> Connection:
-    """The URL, nickname, secrets and TLS trust the command line asks for, or a usage error."""
+                         url_text: str, nick_suffix: str = "") -> Connection:
+    """The URL, nickname, secrets and TLS trust the command line asks for, or a usage error.
+    Without --nick: the login name, plus `nick_suffix` (scripts do not take yours)."""
     try:
         url = normalise_url(url_text)
-        nick = check_nick(args.nick) if args.nick is not None else default_nick()
+        nick = (check_nick(args.nick) if args.nick is not None
+                else default_nick()[:MAX_NICK - len(nick_suffix)] + nick_suffix)
     except ProtocolError as error:
         parser.error(error.message)
     except ValueError as error:
@@ -194,7 +197,7 @@ def build_headless_parser(command: str) -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("url", metavar="URL", help="the room: ws://HOST:PORT/ROOM")
     if command == "send":
-        parser.add_argument("text", nargs="*", metavar="TEXT",
+        parser.add_argument("text", nargs="*", default=[], metavar="TEXT",
                             help="the message (words are joined by spaces); without TEXT,"
                                  " each line of standard input is a message")
         parser.add_argument("--me", action="store_true", help="send actions, as /me does")
@@ -207,7 +210,8 @@ def build_headless_parser(command: str) -> argparse.ArgumentParser:
                             help="one JSON `message` event per line (see docs/protocol.md)")
         parser.add_argument("--new", action="store_true",
                             help="only messages sent from now on, not the recent history")
-    add_connection_options(parser)
+    add_connection_options(parser, f"your login name and -{command}, so it does not take"
+                                   " the name you chat under")
     return parser
 
 
@@ -217,7 +221,7 @@ def run_headless(command: str, argv: list[str]) -> int:
 
     parser = build_headless_parser(command)
     args = parser.parse_args(argv)
-    connection = connection_from_args(parser, args, args.url)
+    connection = connection_from_args(parser, args, args.url, f"-{command}")
     if command == "send":
         if args.timeout <= 0:
             parser.error("--timeout must be more than 0")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import secrets
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -308,12 +309,13 @@ class ChatClient:
             self._retry_later(error.cid)
             return None
         if not self._joined and error.code in NICK_ERRORS:
-            self.on_update(NickRefused(error))
             if self.joined_nick and nick_key(self.nick) != nick_key(self.joined_nick):
                 # A name chosen while offline is refused: keep the one we had.
+                self.on_update(NickRefused(error, kept=self.joined_nick))
                 self.nick, self.password = self.joined_nick, self.joined_password
                 self._send(self._hello())
                 return None
+            self.on_update(NickRefused(error))
             self._set_state(State.JOINING, reason=error.message)
             return None
         outgoing = self.outbox.pop(error.cid, None) if error.cid else None
@@ -361,8 +363,7 @@ class ChatClient:
         reason = self.refusal(outgoing.text)
         if reason is not None:  # sending it would only get the connection closed, again
             self.outbox.pop(outgoing.cid, None)
-            self.on_update(Refused(Error(TOO_LONG, f"{reason} It was not sent.", outgoing.cid),
-                                   outgoing))
+            self.on_update(Refused(Error(TOO_LONG, reason, outgoing.cid), outgoing))
             self._outbox_changed()
             return
         event = Me if outgoing.kind == "action" else Say
@@ -422,6 +423,8 @@ def _close_reason(connection: ClientConnection | None) -> str:
 def _describe(error: BaseException) -> str:
     if isinstance(error, ConnectionRefusedError):
         return "connection refused"
+    if isinstance(error, socket.gaierror):
+        return f"unknown host: {error.strerror}"
     if isinstance(error, asyncio.TimeoutError):
         return "timed out"
     return str(error) or type(error).__name__

@@ -19,7 +19,7 @@ class Watch:
     """What a headless command needs from the client's updates: problems, progress, the end."""
 
     def __init__(self, on_message: Callable[[Message], None] | None = None,
-                 backlog: bool = True) -> None:
+                 backlog: bool = True, report_failures: bool = False) -> None:
         self.on_message = on_message
         self.backlog = backlog  # also the recent history a first join brings
         self.problems: list[str] = []
@@ -27,6 +27,7 @@ class Watch:
         self.over = asyncio.Event()  # the client went offline for good, or was refused a name
         self.progress = asyncio.Event()
         self.stopping = False  # we stop the client: its going offline is no problem
+        self.report_failures = report_failures  # say on stderr why connecting fails, once
 
     def __call__(self, update: Update) -> None:
         self.progress.set()
@@ -42,7 +43,7 @@ class Watch:
         elif isinstance(update, Refused) and update.outgoing is not None and not update.retrying:
             preview = update.outgoing.text.splitlines()[0][:40] if update.outgoing.text else ""
             self.problems.append(f"not sent ({preview!r}): {update.error.message}")
-        elif isinstance(update, NickRefused):
+        elif isinstance(update, NickRefused) and update.kept is None:
             self.problems.append(f"{update.error.message} Choose another with --nick NAME.")
             self.over.set()
         elif isinstance(update, StateChanged):
@@ -50,7 +51,12 @@ class Watch:
                 self.problems.append(update.reason)
                 self.over.set()
             elif update.state is State.RECONNECTING and update.reason:
+                if self.report_failures and update.reason != self.last_failure:
+                    print(f"tui-chat: cannot connect: {update.reason}; trying again",
+                          file=sys.stderr, flush=True)
                 self.last_failure = update.reason
+            elif update.state is State.ONLINE:
+                self.last_failure = ""
 
 
 async def send(connect: Connect, lines: AsyncIterator[str], action: bool,
@@ -72,6 +78,11 @@ async def send(connect: Connect, lines: AsyncIterator[str], action: bool,
                 pending, deadline = len(client.outbox), loop.time() + timeout
             left = deadline - loop.time()
             if left <= 0:
+                if not client.joined_once:
+                    why = watch.last_failure or "no answer"
+                    watch.problems.append(f"could not connect for {timeout:g} s ({why}):"
+                                          " nothing was sent")
+                    break
                 because = f"; last: {watch.last_failure}" if watch.last_failure else ""
                 watch.problems.append(
                     f"{len(client.outbox)} message(s) not acknowledged (none was for"
@@ -96,7 +107,7 @@ async def tail(connect: Connect, out: TextIO, as_json: bool, history: bool) -> l
         out.write((encode(message) if as_json else plain_line(message)) + "\n")
         out.flush()
 
-    watch = Watch(show, backlog=history)
+    watch = Watch(show, backlog=history, report_failures=True)
     client = connect(watch)
     runner = asyncio.create_task(client.run())
     stop = asyncio.Event()

@@ -34,6 +34,15 @@ def clock(ts_ms: int | None) -> str:
     return time.strftime("%H:%M", time.localtime((now_ms() if ts_ms is None else ts_ms) / 1000))
 
 
+CONTINUATION = " " * 6  # lines after a message's first start under its nickname
+
+
+def body(text: str) -> str:
+    """A message's text as the log shows it: the lines after the first indented, so none
+    of them can pass for a log line of its own (a time, a nickname, a '—' notice)."""
+    return text.replace("\n", "\n" + CONTINUATION) if "\n" in text else text
+
+
 def message_line(message: Message, me: str) -> Text:
     """A chat, action or system message as one log line."""
     if message.kind == "system":
@@ -46,11 +55,11 @@ def message_line(message: Message, me: str) -> Text:
         line.append("* ", colour)
         line.append(message.nick, nick_style)
         line.append(" ")
-        line.append(message.text, f"italic {colour}")
+        line.append(body(message.text), f"italic {colour}")
     else:
         line.append(message.nick, nick_style)
         line.append(" ")
-        line.append(message.text, "bold" if own else "")
+        line.append(body(message.text), "bold" if own else "")
     if "\t" in message.text:
         line.expand_tabs(TAB_SIZE)
     return line
@@ -82,7 +91,7 @@ class MessageLine:
         expanded by character count, which is exact for the ASCII text it is wrapped for)."""
         message = self.message
         action = "* " if message.kind == "action" else ""
-        plain = f"{clock(message.ts)} {action}{message.nick} {message.text}"
+        plain = f"{clock(message.ts)} {action}{message.nick} {body(message.text)}"
         return plain.expandtabs(TAB_SIZE) if "\t" in message.text else plain
 
 

@@ -72,6 +72,7 @@ class Refused:
 @dataclass(frozen=True, slots=True)
 class NickRefused:
     error: Error  # the hello was refused: ask the user for another nickname
+    kept: str | None = None  # unless the client went back to this one, its previous name
 
 
 @dataclass(frozen=True, slots=True)

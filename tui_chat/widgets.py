@@ -215,8 +215,7 @@ class UserList(Static):
         self._title()
 
     def _title(self) -> None:
-        self.border_title = (f"Users · {len(self.users)}" if self.online
-                             else f"Users · {len(self.users)} (offline)")
+        self.border_title = f"Users · {len(self.users)}" if self.online else "Users (offline)"
 
 
 class Outbox(Static):
@@ -227,22 +226,30 @@ class Outbox(Static):
     online: reactive[bool] = reactive(False)
 
     def render(self) -> Text:
-        text = Text(no_wrap=True, overflow="ellipsis", tab_size=TAB_SIZE)
         status = "sending" if self.online else "waiting for the connection"
-        for outgoing in self.pending:
-            if text:
-                text.append("\n")
+        listed = self.pending if len(self.pending) <= SHOWN_PENDING else (
+            self.pending[:SHOWN_PENDING - 1])
+        rows = []
+        for outgoing in listed:
             first_line = outgoing.text.splitlines()[0] if outgoing.text.strip() else ""
-            shown = f"* {first_line}" if outgoing.kind == "action" else first_line
-            text.append(f"⧗ {status}: ", "italic #9a9a9a")
-            text.append(shown, "#9a9a9a")
-        text.expand_tabs()  # a raw tab measures 0 cells but is drawn wide
-        return text
+            row = Text.assemble((f"⧗ {status}: ", "italic #9a9a9a"),
+                                (f"* {first_line}" if outgoing.kind == "action" else first_line,
+                                 "#9a9a9a"), tab_size=TAB_SIZE)
+            rows.append(row)
+        if len(listed) < len(self.pending):
+            rows.append(Text(f"⧗ and {len(self.pending) - len(listed)} more",
+                             "italic #9a9a9a"))
+        width = max(self.size.width, 1)
+        for row in rows:
+            row.expand_tabs()  # a raw tab measures 0 cells but is drawn wide
+            row.truncate(width, overflow="ellipsis")  # one row each, however long
+        return Text("\n").join(rows)
 
     def watch_pending(self, pending: tuple[Outgoing, ...]) -> None:
         self.display = bool(pending)
 
 
+SHOWN_PENDING = 5  # rows of the pending area (chat.tcss: max-height); the last may count
 NEWLINE_MARK = "\u2424"  # ␤ SYMBOL FOR NEWLINE: a pasted line break, in the one-line input
 
 
@@ -264,15 +271,21 @@ class ChatInput(Input):
         self._cycle: tuple[str, int, int, str] | None = None  # original, cursor, turn, result
 
     async def _on_key(self, event: events.Key) -> None:
+        # The input's own keys are acted on here, in key order, not by its bindings, which
+        # the app runs only once a key has bubbled up to it: by then the characters typed
+        # after it (a fast typist, a burst over ssh) are already in the value, so a
+        # Backspace or Left would land in the wrong place and Enter would send them too.
         if event.key == "enter":
-            # Submitted here, in key order, rather than by the `enter` binding, which the app
-            # runs only once the key has bubbled up to it: by then keys typed after Enter (a
-            # fast typist, a burst over ssh) are already in the value and would be sent with
-            # this line. The value is cleared at once for the same reason.
             event.stop()
             event.prevent_default()
-            line, self.value = self.value, ""
+            line, self.value = self.value, ""  # cleared at once, for the same reason
             self.post_message(self.Submitted(self, line))
+            return
+        for binding in self._bindings.key_to_bindings.get(event.key, ()):
+            if not binding.priority and await self.app.run_action(binding.action, self):
+                event.stop()
+                event.prevent_default()
+                return
 
     def _on_paste(self, event: events.Paste) -> None:
         """Pasted text is cleaned of escape sequences and control codes (a terminal paste can
