@@ -73,16 +73,21 @@ def _copy_as_duplicate(original: asyncio.Future[Stored], copy: asyncio.Future[St
         copy.set_result(Stored(original.result().message, True))
 
 
+def _unopenable(path: str, reason: object) -> StorageError:
+    if isinstance(reason, OSError):
+        reason = reason.strerror or reason
+    return StorageError(f"cannot open the database {path}: {reason}")
+
+
 def _make_parent(path: str) -> None:
     """Create the directory `path` is in, or raise StorageError saying why it cannot be."""
     parent = Path(path).parent
     if parent.exists() and not parent.is_dir():
-        raise StorageError(f"cannot open the database {path}: {parent} is not a directory")
+        raise _unopenable(path, f"{parent} is not a directory")
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise StorageError(f"cannot open the database {path}: {error.strerror or error}"
-                           ) from None
+        raise _unopenable(path, error) from None
 
 
 def lock_database(path: str):
@@ -93,8 +98,7 @@ def lock_database(path: str):
     try:
         lock = open(f"{path}.lock", "w")  # noqa: SIM115 - held for the server's lifetime
     except OSError as error:
-        raise StorageError(f"cannot open the database {path}: {error.strerror or error}"
-                           ) from None
+        raise _unopenable(path, error) from None
     try:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -123,8 +127,7 @@ def connect_database(path: str, sync: str = "full") -> sqlite3.Connection:
         connection.execute("PRAGMA wal_autocheckpoint=4000")
         connection.executescript(SCHEMA)
     except (OSError, sqlite3.Error) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
-        raise StorageError(f"cannot open the database {path}: {reason}") from None
+        raise _unopenable(path, error) from None
     return connection
 
 

@@ -113,17 +113,19 @@ class Session:
         await asyncio.sleep(delay)
         return not self.resent or self.connection.is_open()
 
-    async def check_password(self, nick: str, password: str | None) -> None:
-        """Raise unless `nick` is unregistered or `password` is its password."""
+    async def check_password(self, nick: str, password: str | None) -> bool:
+        """Raise unless `nick` is unregistered or `password` is its password; True if it is
+        registered."""
         accounts = self.hub.accounts
         account = accounts.find(check_nick(nick)) if accounts else None
         if account is None:
-            return
+            return False
         if password is None:
             raise ProtocolError(NICK_REGISTERED, f"The nickname {account.name!r} is registered:"
                                 " give its password to use it.")
         if not await accounts.verify(account, password):
             raise ProtocolError(BAD_PASSWORD, f"Wrong password for {account.name!r}.")
+        return True
 
     async def join(self, nick: str, password: str | None = None, since: int | None = None,
                    epoch: str | None = None, resume: str | None = None) -> None:
@@ -184,11 +186,9 @@ class Session:
 
     async def rename(self, nick: str, password: str | None = None) -> None:
         assert self.room is not None and self.member is not None
-        accounts = self.hub.accounts
-        if password is not None and (accounts is None or accounts.find(check_nick(nick)) is None):
+        if not await self.check_password(nick, password) and password is not None:
             raise ProtocolError(NICK_INVALID, f"{check_nick(nick)!r} is not registered, so it"
                                 " takes no password (a nickname cannot contain spaces).")
-        await self.check_password(nick, password)
         if not self.connection.is_open():
             return  # it left while its password was checked, and its member went with it
         old = self.member.nick

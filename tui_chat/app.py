@@ -116,21 +116,21 @@ class ChatApp(App[None]):
         self._show_title()
         self.set_interval(1, self._show_title)  # the reconnect countdown
         if self.keep_outbox:
-            store = OutboxStore(self.url, self.client.nick)
-            try:
-                claimed = store.claim()
-            except OSError as error:
-                self._log([error_line(
-                    f"Cannot keep pending messages on disk ({error.strerror or error}): what"
-                    " you type is kept in memory only until it is sent.")])
-            else:
-                if claimed:
-                    self.client.attach_store(store)
-                else:
-                    self._log([system_line(
-                        f"Another tui-chat is in this room as {self.client.nick}: what you"
-                        " type here is kept in memory only until it is sent.")])
+            self._keep_outbox()
         self.run_client()
+
+    def _keep_outbox(self) -> None:
+        """Keep pending messages on disk, if this room and nickname's outbox is free."""
+        store = OutboxStore(self.url, self.client.nick)
+        try:
+            if store.claim():
+                self.client.attach_store(store)
+                return
+            line, why = system_line, f"Another tui-chat is in this room as {self.client.nick}"
+        except OSError as error:
+            reason = error.strerror or error
+            line, why = error_line, f"Cannot keep pending messages on disk ({reason})"
+        self._log([line(f"{why}: what you type is kept in memory only until it is sent.")])
 
     async def _start_server(self, host: str, port: int) -> bool:
         logging.basicConfig(level=logging.INFO, handlers=[TextualHandler()], force=True)

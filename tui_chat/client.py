@@ -115,7 +115,6 @@ class ChatClient:
         self._save_scheduled = False
         self._connection: ClientConnection | None = None
         self._joined = False
-        self._welcomed_once = False
         self._wake = asyncio.Event()
         self._stopped = False
 
@@ -130,7 +129,7 @@ class ChatClient:
     @property
     def joined_once(self) -> bool:
         """Whether any connection of this client has joined (reconnecting, not connecting)."""
-        return self._welcomed_once
+        return self.joined_nick is not None
 
     # -- what the user does ---------------------------------------------------------------
 
@@ -169,7 +168,7 @@ class ChatClient:
         """Connect, join, receive; on any disconnect wait with backoff and connect again.
         Returns after `stop()` or when the server refuses for good (state OFFLINE)."""
         while not self._stopped:
-            self._set_state(State.CONNECTING if not self._welcomed_once else State.RECONNECTING)
+            self._set_state(State.RECONNECTING if self.joined_once else State.CONNECTING)
             reason, final = await self._connect_once()
             if self._stopped:
                 break
@@ -267,11 +266,11 @@ class ChatClient:
         self.epoch = welcome.epoch
         self.nick, self.users, self.max_text = welcome.nick, welcome.users, welcome.max_text
         self.resume, self.max_frame = welcome.resume, welcome.max_frame
+        rejoined = self.joined_once
         self.joined_nick, self.joined_password = welcome.nick, self.password
         self._follow_nick()
         self._joined = True
         self.backoff.reset()
-        rejoined, self._welcomed_once = self._welcomed_once, True
         history = tuple(m for m in welcome.history if self._is_new(m))
         if history:
             self.last_id = history[-1].id
