@@ -9,6 +9,10 @@ shorten a pass. On loopback the kernel does the receiver's TCP work, and wakes t
 receiver, inside the sender's `write()`. No Python runs between the writes but the loop
 itself: this is the floor under one pass over a room of N members, whatever the server is
 written in, and a message's latency to the member a pass reaches last is one pass.
+
+Where a C compiler and liburing's headers are installed (Debian: `apt install gcc
+liburing-dev`), the same passes are also made by `send_floor.c`: a C loop of `write()`
+calls, and io_uring sends submitted all at once, one system call per pass instead of N.
 """
 
 from __future__ import annotations
@@ -16,14 +20,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 WRITER_CPU, READER_CPU = 0, 1
+SIZES = (102, 8_000)  # one message; about what a write carries at half of saturation
 
 
 def reader(port: int, count: int) -> None:
@@ -89,10 +97,7 @@ def measure(count: int, sizes: tuple[int, ...], rounds: int, threads: int,
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(count)
-    child = subprocess.Popen(
-        [sys.executable, "-m", "tests.benchmarks.send_cost", "--reader",
-         str(listener.getsockname()[1]), str(count)],
-        stdout=subprocess.PIPE, text=True)
+    child = start_reader(listener.getsockname()[1], count)
     try:
         sockets = [listener.accept()[0] for _ in range(count)]
         assert child.stdout is not None
@@ -117,6 +122,62 @@ def measure(count: int, sizes: tuple[int, ...], rounds: int, threads: int,
         listener.close()
 
 
+def start_reader(port: int, count: int) -> subprocess.Popen[str]:
+    """The reader process, connecting `count` times to `port`."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.benchmarks.send_cost", "--reader", str(port), str(count)],
+        stdout=subprocess.PIPE, text=True)
+
+
+def build_floor(directory: str) -> str | None:
+    """Compile send_floor.c into `directory`; None (saying why) if this machine cannot."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        print("C floor: skipped, no C compiler (cc)")
+        return None
+    binary = os.path.join(directory, "send_floor")
+    source = Path(__file__).with_name("send_floor.c")
+    built = subprocess.run([compiler, "-O2", "-o", binary, str(source), "-luring"],
+                           capture_output=True, text=True)
+    if built.returncode != 0:
+        print("C floor: skipped, send_floor.c does not build here (it needs liburing's"
+              " headers: apt install liburing-dev)")
+        return None
+    return binary
+
+
+def measure_floor(binary: str, count: int, size: int, rounds: int) -> dict[str, list[float]]:
+    """Seconds per pass of each of send_floor's variants, by name."""
+    writer = subprocess.Popen([binary, str(count), str(rounds), str(size)],
+                              stdout=subprocess.PIPE, text=True)
+    assert writer.stdout is not None
+    child = None
+    try:
+        child = start_reader(int(writer.stdout.readline().split()[1]), count)
+        passes = {}
+        for line in writer.stdout:
+            fields = line.split()
+            first_time = next(i for i, field in enumerate(fields) if field[0].isdigit())
+            passes[" ".join(fields[:first_time])] = [float(f) for f in fields[first_time:]]
+        if writer.wait() != 0:
+            raise RuntimeError(f"send_floor exited with status {writer.returncode}")
+        return passes
+    finally:
+        writer.kill()
+        writer.wait()
+        if child is not None:
+            child.kill()
+            child.wait()
+
+
+def report(label: str, clients: int, times: list[float]) -> None:
+    """One line: the median cost of a write, and the median and p99 of a pass."""
+    ordered = sorted(times)
+    median, p99 = statistics.median(ordered), ordered[int(len(ordered) * 0.99)]
+    print(f"  {label}: {median / clients * 1e6:5.2f} us per write,"
+          f" pass median {median * 1e3:5.2f} ms, p99 {p99 * 1e3:5.2f} ms")
+
+
 def main() -> None:
     if sys.argv[1:2] == ["--reader"]:
         reader(int(sys.argv[2]), int(sys.argv[3]))
@@ -132,11 +193,16 @@ def main() -> None:
         ("two writer threads on both CPUs", 2, {0, 1}),
     ):
         print(f"{label}:")
-        for size, times in measure(args.clients, (102, 8_000), args.rounds, threads, cpus).items():
-            ordered = sorted(times)
-            median, p99 = statistics.median(ordered), ordered[int(len(ordered) * 0.99)]
-            print(f"  {size:>5,} bytes: {median / args.clients * 1e6:5.2f} us per write,"
-                  f" pass median {median * 1e3:5.2f} ms, p99 {p99 * 1e3:5.2f} ms")
+        for size, times in measure(args.clients, SIZES, args.rounds, threads, cpus).items():
+            report(f"{size:>5,} bytes", args.clients, times)
+    with tempfile.TemporaryDirectory() as directory:
+        binary = build_floor(directory)
+        if binary is None:
+            return
+        print(f"C (send_floor.c) on CPU {WRITER_CPU}:")
+        for size in SIZES:
+            for name, times in measure_floor(binary, args.clients, size, args.rounds).items():
+                report(f"{size:>5,} bytes, {name:<10}", args.clients, times)
 
 
 if __name__ == "__main__":
