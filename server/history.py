@@ -47,6 +47,7 @@ class Backlog:
 
     messages: tuple[Message, ...]
     recovered: bool | None
+    upto: int  # the last id it covers: every message after it is still to be delivered
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +209,9 @@ class History:
                     else:
                         originals = await asyncio.to_thread(self._commit, batch)
                 except Exception as error:  # noqa: BLE001 - no batch may wait forever
+                    # What arrived meanwhile fails too: stored now, it would come before
+                    # messages of its senders that were not (each sender's order holds).
+                    batch, self._batch = batch + self._batch, []
                     self._forget(batch)
                     for *_, future in batch:
                         future.set_exception(StorageError(f"could not store the message: {error}"))
@@ -293,13 +297,13 @@ class History:
                 f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND id > ? AND id <= ?"
                 " ORDER BY id", (room, since, upto),
             ).fetchall()
-            return Backlog(tuple(Message(*row) for row in rows), True)
+            return Backlog(tuple(Message(*row) for row in rows), True, upto)
         rows = self._reader.execute(
             f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND id <= ? AND id > ?"
             " ORDER BY id DESC LIMIT ?", (room, upto, floor, count),
         ).fetchall()
         return Backlog(tuple(Message(*row) for row in reversed(rows)),
-                       None if since is None else False)
+                       None if since is None else False, upto)
 
     async def close(self) -> None:
         """Wait for the last commit, then close the database."""

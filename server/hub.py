@@ -101,8 +101,11 @@ class Hub:
             raise
         if replaced is not None:
             self._remove(room, replaced)
-        member = Member(shown, dialect, connection, peer,
-                        secrets.token_urlsafe(16) if dialect is Dialect.JSON else "")
+        # A takeover keeps the secret: should this welcome be lost too, the client still
+        # holds the secret that takes its place back.
+        resume = replaced.resume if replaced is not None else (
+            secrets.token_urlsafe(16) if dialect is Dialect.JSON else "")
+        member = Member(shown, dialect, connection, peer, resume)
         connection.delivered = self._stream(room.name).head  # live from here on
         room.join(member)
         key = member.key
@@ -118,7 +121,7 @@ class Hub:
             nick=shown, room=room.name, users=users, epoch=self.history.epoch,
             history=tuple(history[:fits]), recovered=backlog.recovered,
             max_text=self.limits.max_text, resume=member.resume or None,
-            max_frame=self.limits.max_frame,
+            max_frame=self.limits.max_frame, last_id=backlog.upto,
         )
         if announce:
             self._announce(room, Presence("join", shown, room.users()), member, b"")
@@ -205,14 +208,14 @@ class Hub:
             stored = stored_future.result()
         except StorageError as error:
             log.error("%s: %s", member.peer, error)
-            posted.set_exception(_unavailable(cid))
+            posted.set_exception(unavailable(cid))
             return
         try:
             self._queue_stored(room_name, member, cid, stored)
         except Exception:  # a bug; the poster must not wait forever (its session would hang)
             log.exception("%s: message %s was stored but could not be sent", member.peer,
                           stored.message.id)
-            posted.set_exception(_unavailable(cid))
+            posted.set_exception(unavailable(cid))
             return
         posted.set_result(stored.message)
 
@@ -266,7 +269,8 @@ class Hub:
             asyncio.get_running_loop().call_soon(self._step, room_name, stream)
 
 
-def _unavailable(cid: str | None) -> ProtocolError:
+def unavailable(cid: str | None) -> ProtocolError:
+    """The refusal of a message the server could not store (nor send, so nobody saw it)."""
     return ProtocolError(UNAVAILABLE, "The server could not store your message; it was not"
                          " sent. Try again.", cid)
 

@@ -9,7 +9,7 @@ import re
 
 from websockets.frames import CloseCode
 
-from server.hub import Greeting, Hub
+from server.hub import Greeting, Hub, unavailable
 from server.limits import TokenBucket
 from server.rooms import Dialect, Member, Room
 from tui_chat.protocol import (
@@ -20,6 +20,7 @@ from tui_chat.protocol import (
     NICK_REGISTERED,
     NOT_JOINED,
     UNAUTHORIZED,
+    UNAVAILABLE,
     UNKNOWN_COMMAND,
     Error,
     Hello,
@@ -51,7 +52,7 @@ class Session:
     """What both dialects share: the connection, the room it asked for, membership, limits."""
 
     __slots__ = ("hub", "connection", "room_name", "peer", "room", "member", "bucket",
-                 "_throttled", "_unsettled")
+                 "_throttled", "_unsettled", "_failed")
     dialect: Dialect
     resent: bool  # its client sends again what was not acknowledged (pace drops, not waits)
 
@@ -67,6 +68,7 @@ class Session:
         # Messages posted and not yet committed, oldest first. A client's messages do not wait
         # for each other's commit (they share one), but anything else it sends waits for them.
         self._unsettled: list[asyncio.Future[Message]] = []  # a deque costs 600 bytes
+        self._failed = False  # a message of its could not be stored: post no more
 
     async def on_frame(self, frame: str | bytes) -> None:
         raise NotImplementedError
@@ -167,6 +169,8 @@ class Session:
         follow when it is done); wait only once MAX_UNSETTLED of this client's are pending."""
         assert self.room is not None and self.member is not None
         text = self.hub.vet_text(text, cid)
+        if self._failed:  # stored now, it would come before the one that failed
+            raise unavailable(cid)
         posted = self.hub.post(self.room, self.member, text, kind, cid)
         self._unsettled.append(posted)
         posted.add_done_callback(self._settled)
@@ -178,6 +182,12 @@ class Session:
         error = posted.exception()
         if isinstance(error, ProtocolError):
             self.refuse(error)
+            if error.code == UNAVAILABLE and self.resent and not self._failed:
+                # Each sender's messages keep their order: refuse what it sent after this one
+                # and close, and its client sends them all again, in order, once reconnected.
+                self._failed = True
+                asyncio.get_running_loop().create_task(self.connection.close(
+                    CloseCode.TRY_AGAIN_LATER, "could not store messages: send them again"))
 
     async def settle(self) -> None:
         """Wait until every message this client posted is committed (or refused)."""

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
 from server import ChatServer, ServerConfig
-from tests.helpers import JsonClient, PlainClient
+from server.accounts import Accounts
+from tests.helpers import JsonClient, PlainClient, Recorder
+from tui_chat.client import ChatClient
+from tui_chat.updates import Backoff
+
+FAST = dict(first=0.05, cap=0.2)  # reconnect delays for tests
 
 
 @pytest.fixture(autouse=True)
@@ -91,3 +97,32 @@ def unused_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@pytest.fixture
+async def run_client():
+    """Run headless ChatClients (fast reconnects unless told otherwise), each reporting to a
+    Recorder; all are stopped afterwards."""
+    tasks: list[tuple[ChatClient, asyncio.Task]] = []
+
+    def start(url: str, nick: str, **options) -> tuple[ChatClient, Recorder]:
+        recorder = Recorder()
+        options.setdefault("backoff", Backoff(**FAST))
+        client = ChatClient(url, nick, recorder, **options)
+        tasks.append((client, asyncio.create_task(client.run())))
+        return client, recorder
+
+    yield start
+    for client, task in tasks:
+        await client.stop()
+        await asyncio.wait_for(task, 5)
+
+
+@pytest.fixture
+def accounts_db(tmp_path) -> str:
+    """A database where alice is a registered nickname (password "correct horse")."""
+    path = str(tmp_path / "chat.db")
+    accounts = Accounts(path)
+    accounts.add("alice", "correct horse")
+    accounts.close()
+    return path

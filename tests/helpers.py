@@ -106,7 +106,9 @@ class PlainClient(BaseClient):
 
 class Relay:
     """A TCP relay in front of a server. `sever()` drops its client side only, as a network
-    drop would: the client sees its connection die, while the server still holds it open."""
+    drop would: the client sees its connection die, while the server still holds it open.
+    After `lose_next_answers()`, the next connection carries the client's frames to the
+    server, but nothing back after the handshake, and drops half a second later."""
 
     def __init__(self, server_port: int) -> None:
         self.server_port = server_port
@@ -115,6 +117,10 @@ class Relay:
         self._client_sides: list[asyncio.StreamWriter] = []
         self._server_sides: list[asyncio.StreamWriter] = []  # kept open, never read again
         self._pipes: set[asyncio.Task[None]] = set()
+        self._losing = False
+
+    def lose_next_answers(self) -> None:
+        self._losing = True
 
     async def start(self) -> Relay:
         self._listener = await asyncio.start_server(self._relay, "127.0.0.1", 0)
@@ -127,10 +133,18 @@ class Relay:
                                                                      self.server_port)
         self._client_sides.append(client_writer)
         self._server_sides.append(server_writer)
-        for reader, writer in ((client_reader, server_writer), (server_reader, client_writer)):
+        losing, self._losing = self._losing, False
+        pipes = [(client_reader, server_writer)]
+        if not losing:
+            pipes.append((server_reader, client_writer))
+        for reader, writer in pipes:
             task = asyncio.create_task(self._pipe(reader, writer))
             self._pipes.add(task)
             task.add_done_callback(self._pipes.discard)
+        if losing:  # the handshake's answer only
+            client_writer.write(await server_reader.readuntil(b"\r\n\r\n"))
+            await asyncio.sleep(0.5)
+            client_writer.transport.abort()
 
     @staticmethod
     async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -116,15 +116,6 @@ async def test_our_client_sends_the_token_and_stops_on_a_wrong_one(start_server)
     await task
 
 
-@pytest.fixture
-def accounts_db(tmp_path) -> str:
-    path = str(tmp_path / "chat.db")
-    accounts = Accounts(path)
-    accounts.add("alice", "correct horse")
-    accounts.close()
-    return path
-
-
 async def test_a_registered_nickname_needs_its_password(start_server, accounts_db) -> None:
     """Without or with a wrong password the name is refused; with it, the user joins."""
     server = await start_server(db=accounts_db)

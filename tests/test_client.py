@@ -19,23 +19,6 @@ from tui_chat.updates import (
     StateChanged,
 )
 
-FAST = dict(first=0.05, cap=0.2)
-
-
-@pytest.fixture
-async def run_client():
-    tasks: list[tuple[ChatClient, asyncio.Task]] = []
-
-    def start(url: str, nick: str) -> tuple[ChatClient, Recorder]:
-        recorder = Recorder()
-        client = ChatClient(url, nick, recorder, backoff=Backoff(**FAST))
-        tasks.append((client, asyncio.create_task(client.run())))
-        return client, recorder
-
-    yield start
-    for client, task in tasks:
-        await client.stop()
-        await asyncio.wait_for(task, 5)
 
 
 async def test_the_client_joins_and_its_message_is_acknowledged(chat_server, run_client) -> None:
@@ -308,14 +291,16 @@ async def test_a_repeat_answered_with_an_old_message_still_clears_the_outbox(
     await bob.close()
 
 
-async def test_control_characters_count_at_their_encoded_size(start_server, run_client) -> None:
-    """JSON spells a control character in six bytes: a message of them that would exceed the
-    frame limit is refused by the client, not sent to be closed with 1009 again and again."""
+async def test_control_characters_are_cleaned_before_they_are_measured_or_sent(
+        start_server, run_client) -> None:
+    """JSON spells a control character in six bytes, so typed as they are, 3,000 of them
+    would exceed the frame limit; the client cleans them away first, as the server would,
+    and sends what remains."""
     server = await start_server(max_frame=16_384)
     client, seen = run_client(server.url + "/lobby", "alice")
     await seen.until(lambda: client.state is State.ONLINE)
-    assert client.refusal("x" + "\x07" * 3000) is not None
+    assert client.refusal("x" + "\x07" * 3000) is None
     client.say("x" + "\x07" * 3000)
-    await seen.until(lambda: seen.of(Refused))
-    assert seen.of(Refused)[0].error.code == "too_long"
+    await seen.until(lambda: seen.of(Received))
+    assert seen.of(Received)[0].message.text == "x" and not seen.of(Refused)
     assert client.outbox == {} and client.state is State.ONLINE

@@ -6,7 +6,7 @@ import asyncio
 from types import SimpleNamespace
 
 import pytest
-from websockets.exceptions import ConnectionClosedError
+from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 from websockets.protocol import State
 
 import server.hub as server_hub
@@ -239,10 +239,12 @@ async def test_a_repeated_cid_is_answered_after_the_messages_before_it(start_ser
                 await client.recv()
 
 
-async def test_a_failure_after_the_commit_is_reported_and_the_session_goes_on(
+async def test_a_failure_after_the_commit_is_reported_and_the_message_kept_once(
         join, monkeypatch) -> None:
     """Should sending a stored message fail (a bug), the sender hears `unavailable` for that
-    cid, and its session is not left waiting: the next messages and a `who` still work."""
+    cid and is disconnected with 1013 rather than left waiting; what it sent after is
+    refused, not stored ahead of it, and its resends after reconnecting get the stored
+    message once, then the next one stored after it."""
     alice = await join("alice")
     real_plain_line = server_hub.plain_line
     failures = iter([RuntimeError("boom")])
@@ -257,9 +259,15 @@ async def test_a_failure_after_the_commit_is_reported_and_the_session_goes_on(
     await alice.send(type="say", text="first", cid="f1")
     error = await alice.expect("error")
     assert (error["code"], error["cid"]) == ("unavailable", "f1")
-    assert (await alice.say("second"))["text"] == "second"
-    await alice.send(type="who")
-    assert (await alice.expect("users"))["users"] == ["alice"]
+    with pytest.raises(ConnectionClosed):
+        await alice.send(type="say", text="second", cid="f2")
+        await alice.recv()
+    assert alice.connection.close_code == 1013
+    again = await join("alice")
+    first, second = await again.say("first", "f1"), await again.say("second", "f2")
+    assert first["id"] < second["id"] and (first["cid"], second["cid"]) == ("f1", "f2")
+    carol = await join("carol")
+    assert [m["text"] for m in carol.welcome["history"]] == ["first", "second"]
 
 
 async def test_a_who_answer_comes_after_the_acknowledgements_before_it(start_server,

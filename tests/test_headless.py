@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 
@@ -136,4 +137,39 @@ async def test_tail_prints_history_then_live_messages_until_stopped(chat_server)
     for process in (plain, as_json):
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), TIMEOUT) == 0
+    await writer.close()
+
+
+async def test_send_with_an_undecodable_byte_in_its_input_still_sends_every_line(
+        chat_server) -> None:
+    """`printf 'caf\\xe9\\nnext\\n' | tui-chat send`: the undecodable byte is sent as U+FFFD
+    and the next line after it; no traceback."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tui_chat", "send", f"{chat_server.url}/lobby", "--nick", "ci",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env={**os.environ, "LC_ALL": "C", "LANG": "C"})
+    _, err = await asyncio.wait_for(process.communicate(b"caf\xe9\nnext\n"), TIMEOUT)
+    assert (process.returncode, err) == (0, b"")
+    history = chat_server.history.backlog("lobby", None, None, 10).messages
+    assert [m.text for m in history] == ["caf\ufffd", "next"]
+
+
+async def test_tail_new_prints_no_history_even_when_the_catch_up_is_long(
+        start_server) -> None:
+    """`tail --new` prints only what is said from now on, also when the recent history is too
+    long for one welcome and the rest of it follows as ordinary messages."""
+    server = await start_server(backlog=300)
+    url = server.url + "/lobby"
+    writer = await JsonClient.connect(url, "writer")
+    for number in range(300):
+        await writer.say(f"old {number} " + "x" * 1000)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tui_chat", "tail", url, "--nick", "watcher", "--new",
+        stdout=asyncio.subprocess.PIPE)
+    assert process.stdout is not None
+    assert (await writer.expect("presence"))["event"] == "join"
+    await writer.say("new")
+    assert await asyncio.wait_for(process.stdout.readline(), TIMEOUT) == b"[writer]: new\n"
+    process.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(process.wait(), TIMEOUT) == 0
     await writer.close()

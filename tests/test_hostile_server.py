@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
 
 from websockets.asyncio.server import serve
 
@@ -51,3 +53,46 @@ async def test_a_hostile_server_changes_nothing_but_its_own_lines() -> None:
             await pilot.click("ChatLog")
             assert app.is_running
             await app.client.stop()
+
+
+HOSTILE_REASON = "\x1b]0;pwned\x07\x1b[2J\x1b[31mred"
+
+
+async def close_with_escapes(connection) -> None:
+    """Welcome the client, then close with escape codes as the close frame's reason."""
+    await connection.recv()  # the hello
+    await connection.send(json.dumps({"type": "welcome", "nick": "alice", "room": "lobby",
+                                      "users": ["alice"], "epoch": "e", "history": []}))
+    await connection.close(4001, HOSTILE_REASON)
+
+
+async def test_a_close_reason_cannot_put_escape_codes_in_the_log() -> None:
+    """The close frame's reason, shown in 'Disconnected: ...', is cleaned like every other
+    string a server sends."""
+    async with serve(close_with_escapes, "127.0.0.1", 0, subprotocols=[SUBPROTOCOL]) as server:
+        port = server.sockets[0].getsockname()[1]
+        app = make_app(f"ws://127.0.0.1:{port}/lobby", "alice")
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: "Disconnected" in log_text(app))
+            segments = [seg.text for strip in app.query_one(ChatLog).lines for seg in strip]
+            await app.client.stop()
+            assert not any("\x1b" in text or "\x07" in text for text in segments)
+            assert "(code 4001: red)" in log_text(app)
+
+
+async def test_tail_does_not_write_a_servers_escape_codes_to_the_terminal() -> None:
+    """`tui-chat tail` says on stderr (a terminal) why it reconnects: without the escape
+    codes a server put in its close reason."""
+    async with serve(close_with_escapes, "127.0.0.1", 0, subprotocols=[SUBPROTOCOL]) as server:
+        port = server.sockets[0].getsockname()[1]
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tui_chat", "tail", f"ws://127.0.0.1:{port}/lobby",
+            "--nick", "alice", stderr=asyncio.subprocess.PIPE)
+        assert process.stderr is not None
+        try:
+            line = await asyncio.wait_for(process.stderr.readline(), 20)
+        finally:
+            process.kill()
+            await process.wait()
+        assert b"closed by the server (code 4001: red)" in line
+        assert b"\x1b" not in line and b"\x07" not in line

@@ -9,8 +9,10 @@ from tests.helpers import JsonClient
 
 
 async def test_hello_gets_a_welcome_with_users_history_and_epoch(join, chat_server) -> None:
-    """The welcome names you, the room, who is here, the recent history and the epoch."""
+    """The welcome names you, the room, who is here, the recent history, the epoch and the
+    id of the room's newest message (0 in an empty room)."""
     alice = await join("alice")
+    assert alice.welcome["last_id"] == 0
     await alice.say("first")
     bob = await join("bob")
     welcome = bob.welcome
@@ -21,6 +23,7 @@ async def test_hello_gets_a_welcome_with_users_history_and_epoch(join, chat_serv
     assert [m["text"] for m in welcome["history"]] == ["first"]
     assert "cid" not in welcome["history"][0], "another user's cid is not shown"
     assert welcome["max_text"] == 4000
+    assert welcome["last_id"] == welcome["history"][-1]["id"] == 1
 
 
 async def test_others_see_a_join_presence_with_the_new_user_list(join) -> None:
@@ -194,8 +197,9 @@ async def test_a_catch_up_larger_than_one_welcome_continues_as_messages(start_se
 
 async def test_the_welcome_secret_takes_a_nickname_back_from_an_earlier_connection(join) -> None:
     """A hello with the `resume` secret of the member holding the nickname takes its place:
-    the earlier connection is closed with 4000 and the room sees it leave and the new one
-    join; a wrong secret, or none, still gets `nick_taken`."""
+    the earlier connection is closed with 4000, the room sees it leave and the new one
+    join, and the new one keeps the secret (should its welcome be lost, the client still
+    holds it); a wrong secret, or none, still gets `nick_taken`."""
     bob = await join("bob")
     first = await join("alice")
     await bob.expect("presence")
@@ -206,7 +210,7 @@ async def test_the_welcome_secret_takes_a_nickname_back_from_an_earlier_connecti
         await impostor.send(type="hello", nick="alice", **wrong)
         assert (await impostor.expect("error"))["code"] == "nick_taken"
     second = await join("alice", resume=secret)
-    assert second.welcome["nick"] == "alice" and second.welcome["resume"] != secret
+    assert second.welcome["nick"] == "alice" and second.welcome["resume"] == secret
     assert [(e["event"], e["nick"]) for e in (await bob.recv(), await bob.recv())] == [
         ("leave", "alice"), ("join", "alice")]
     with pytest.raises(ConnectionClosed):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 from tests.apptools import SIZE, log_text, make_app, online, outbox, type_line, until
 from tests.helpers import JsonClient
@@ -29,6 +30,41 @@ def test_an_unreadable_store_is_an_empty_outbox(tmp_path) -> None:
     store.path.parent.mkdir(parents=True, exist_ok=True)
     store.path.write_text("{not json")
     assert store.load() == []
+
+
+def test_a_damaged_entry_is_skipped_and_the_others_kept(tmp_path) -> None:
+    """An entry a server would refuse for its form (a cid that is not a string, text that
+    is not) is left out; the well-formed ones are loaded, their text cleaned for sending."""
+    store = OutboxStore("ws://h/lobby", "alice", tmp_path)
+    store.path.parent.mkdir(parents=True, exist_ok=True)
+    store.path.write_text(json.dumps({"pending": [
+        {"cid": 7, "text": "no"}, {"cid": "a-1", "text": "caf\udce9"},
+        {"cid": "a-2", "text": None}, {"cid": "a-3", "text": "waves", "kind": "action"},
+        {"cid": "a-4", "text": "x", "kind": "system"}]}))
+    assert store.load() == [Outgoing("a-1", "caf\ufffd"), Outgoing("a-3", "waves", "action")]
+
+
+async def test_quitting_names_the_nickname_whose_outbox_keeps_what_is_pending(
+        chat_server) -> None:
+    """Typed offline, then /nick bob, then quit: the rename was not made, so the message is
+    kept under alice, and that is the name the farewell gives."""
+    port = chat_server.port
+    await chat_server.stop()
+    url = f"ws://127.0.0.1:{port}/lobby"
+    app = make_app(url, "alice")
+    farewells: list[str] = []
+    exit_app = app.exit
+    app.exit = lambda *args, message=None, **kw: (farewells.append(str(message)),  # type: ignore[method-assign]
+                                                   exit_app(*args, message=message, **kw))
+    async with app.run_test(size=SIZE) as pilot:
+        await type_line(pilot, "written offline")
+        await until(pilot, lambda: len(outbox(app)) == 1)
+        await type_line(pilot, "/nick bob")
+        await until(pilot, lambda: "You will be bob" in log_text(app))
+        await pilot.press("ctrl+q")
+    assert farewells == [f"tui-chat: 1 message(s) not yet acknowledged are kept; they are"
+                         f" sent the next time you join {url} as alice."]
+    assert [o.text for o in OutboxStore(url, "alice").load()] == ["written offline"]
 
 
 def test_one_running_client_at_a_time_holds_a_store(tmp_path) -> None:

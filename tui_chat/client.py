@@ -71,8 +71,7 @@ if TYPE_CHECKING:
     from tui_chat.outbox import OutboxStore
 
 NICK_ERRORS = frozenset({NICK_INVALID, NICK_RESERVED, NICK_TAKEN, NICK_REGISTERED, BAD_PASSWORD})
-RETRYABLE = frozenset({RATE_LIMITED, UNAVAILABLE})  # kept in the outbox and sent again later
-RETRY_DELAY = 1.0
+RETRYABLE = frozenset({RATE_LIMITED, UNAVAILABLE})  # kept, and sent again after a reconnect
 MAX_INCOMING_FRAME = 16 * 1024 * 1024  # a welcome carries history; a hostile server gets no more
 
 
@@ -109,12 +108,19 @@ class ChatClient:
         self.auth_failed = False  # the server wants a (different) token: retrying is no use
         self.joined_nick: str | None = None  # the nickname of the last welcome
         self.joined_password: str | None = None  # and the password it was given with
+        self._backlog_upto = 0  # messages up to this id are the last welcome's catch-up
         self.outbox: dict[str, Outgoing] = {}
         self._cids = (f"{secrets.token_hex(8)}-{n}" for n in itertools.count(1))
         self.store: OutboxStore | None = None
         self._save_scheduled = False
         self._connection: ClientConnection | None = None
         self._joined = False
+        self._hello_sent = False  # on this connection, a hello not yet answered
+        # A rename asked for that the server has not made yet (name, password), and the
+        # messages that were pending when it was asked: they are sent under the old name.
+        self._wanted: tuple[str, str | None] | None = None
+        self._before_rename: frozenset[str] = frozenset()
+        self._closing: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopped = False
 
@@ -134,22 +140,33 @@ class ChatClient:
     # -- what the user does ---------------------------------------------------------------
 
     def say(self, text: str) -> Outgoing:
-        """Queue a chat line; it is sent now if online, or as soon as the client is back."""
-        return self._queue(Outgoing(next(self._cids), text, "chat"))
+        """Queue a chat line; it is sent now if online, or as soon as the client is back.
+        The text is cleaned first, as the server would (a lone surrogate, which a script's
+        undecodable input becomes, could not even be encoded)."""
+        return self._queue(Outgoing(next(self._cids), clean_text(text), "chat"))
 
     def me(self, text: str) -> Outgoing:
         """Queue an action (`/me`)."""
-        return self._queue(Outgoing(next(self._cids), text, "action"))
+        return self._queue(Outgoing(next(self._cids), clean_text(text), "action"))
 
     def rename(self, nick: str, password: str | None = None) -> bool:
-        """Change nickname: a new hello if the last one was refused, else a `nick` request.
-        False when not connected (the new name is used on the next connect)."""
-        if password is not None:
-            self.password = password
-        if self._connection is None or not self._joined:
-            self.nick = nick
-            return self._connection is not None and self._send(self._hello())
-        return self._send(Nick(nick, password))
+        """Change nickname: a `nick` request when joined, a new hello if the last one was
+        refused. Otherwise the rename waits until the client has joined under its current
+        name (pending messages may have been stored under it, and only a resend under the
+        same name is recognised as one). False when not connected (done once back)."""
+        if password is None and nick_key(nick) == nick_key(self.nick):
+            password = self.password  # the same name again: its password still holds
+        if self._joined:
+            self._wanted = (nick, password)
+            return self._send(Nick(nick, password))
+        if self._connection is not None and not self._hello_sent:  # the last was refused
+            self.nick, self.password, self._wanted = nick, password, None
+            return self._send_hello()
+        if self._connection is None and not (self.joined_once or self.outbox):
+            self.nick, self.password, self._wanted = nick, password, None
+            return False  # nothing was sent under the old name: the next hello uses this
+        self._wanted, self._before_rename = (nick, password), frozenset(self.outbox)
+        return self._connection is not None  # made once the hello in flight is answered
 
     def who(self) -> bool:
         """Ask for the user list; False when not online."""
@@ -199,7 +216,7 @@ class ChatClient:
                     return "the server does not speak tui-chat.v1", True
                 self._connection = connection
                 self._set_state(State.JOINING)
-                self._send(self._hello())
+                self._send_hello()
                 async for frame in connection:
                     final = self._receive(frame)
                     if final:
@@ -214,7 +231,7 @@ class ChatClient:
             if status == 401:
                 return self._auth_refused(), True
             body = error.response.body.decode(errors="replace").strip() if error.response.body else ""
-            detail = f": {clean_text(body)[:200]}" if body else ""
+            detail = f": {_one_line(body)}" if body else ""
             # 429 (too many connections) passes; 401, 403 and 404 will not change by retrying.
             return f"the server refused the connection (HTTP {status}{detail})", status in (
                 400, 401, 403, 404)
@@ -222,17 +239,18 @@ class ChatClient:
             return _describe(error), False
         finally:
             self._connection = None
-            self._joined = False
+            self._joined = self._hello_sent = False
 
     def _auth_refused(self) -> str:
         self.auth_failed = True
         return "the server refused the token" if self.token else "this server needs a token"
 
-    def _hello(self) -> Hello:
+    def _send_hello(self) -> bool:
         since = self.last_id if self.epoch is not None else None
-        return Hello(self.nick, since=since, epoch=self.epoch if since is not None else None,
-                     client=f"tui-chat/{__version__}", password=self.password,
-                     resume=self.resume)
+        self._hello_sent = self._send(Hello(
+            self.nick, since=since, epoch=self.epoch if since is not None else None,
+            client=f"tui-chat/{__version__}", password=self.password, resume=self.resume))
+        return self._hello_sent
 
     def _receive(self, frame: str | bytes) -> str | None:
         """Handle one frame; returns a reason when the server refused us for good."""
@@ -246,7 +264,11 @@ class ChatClient:
             self.users = event.users
             you = event.event == "rename" and event.old == self.nick
             if you:
+                if self._wanted and nick_key(self._wanted[0]) == nick_key(event.nick):
+                    self.password = self._wanted[1]  # it was the right one
+                self._wanted = None
                 self.nick = self.joined_nick = event.nick
+                self.joined_password = self.password
                 self._follow_nick()
             self.on_update(PresenceChanged(event, you))
         elif isinstance(event, Welcome):
@@ -261,7 +283,9 @@ class ChatClient:
     def _on_welcome(self, welcome: Welcome) -> None:
         epoch_changed = self.epoch is not None and welcome.epoch != self.epoch
         gap = welcome.recovered is False or (epoch_changed and welcome.recovered is None)
-        if epoch_changed:
+        went_back = (welcome.last_id is not None and self.last_id is not None
+                     and welcome.last_id < self.last_id)  # e.g. its database was restored
+        if epoch_changed or went_back:
             self.last_id = None
         self.epoch = welcome.epoch
         self.nick, self.users, self.max_text = welcome.nick, welcome.users, welcome.max_text
@@ -269,13 +293,14 @@ class ChatClient:
         rejoined = self.joined_once
         self.joined_nick, self.joined_password = welcome.nick, self.password
         self._follow_nick()
-        self._joined = True
+        self._joined, self._hello_sent = True, False
         self.backoff.reset()
         history = tuple(m for m in welcome.history if self._is_new(m))
         if history:
             self.last_id = history[-1].id
-        elif self.last_id is None:
-            self.last_id = 0
+        elif self.last_id is None:  # nothing shown (--backlog 0): everything so far is old
+            self.last_id = welcome.last_id or 0
+        self._backlog_upto = welcome.last_id or 0
         acked = [m.cid for m in history if m.cid in self.outbox]
         for cid in acked:
             del self.outbox[cid]
@@ -283,8 +308,16 @@ class ChatClient:
         self._set_state(State.ONLINE)
         if acked:
             self._outbox_changed()
+        wanted, self._wanted = self._wanted, None
+        if wanted and nick_key(wanted[0]) == nick_key(welcome.nick):
+            wanted = None
         for outgoing in list(self.outbox.values()):  # deliver what waited, in order
+            if wanted and outgoing.cid not in self._before_rename:
+                self.rename(*wanted)  # what was typed after asking for it goes as the new name
+                wanted = None
             self._send_outgoing(outgoing)
+        if wanted:
+            self.rename(*wanted)
 
     def _on_message(self, message: Message) -> None:
         # One of ours, whatever its id: the answer to a repeated cid is the message stored
@@ -294,7 +327,8 @@ class ChatClient:
             self.last_id = message.id
         elif not mine:
             return
-        self.on_update(Received(message, mine))
+        # A catch-up too long for the welcome follows it as messages: those are history.
+        self.on_update(Received(message, mine, backlog=message.id <= self._backlog_upto))
         if mine:
             self._outbox_changed()
 
@@ -305,14 +339,17 @@ class ChatClient:
             return error.message  # final: the state goes OFFLINE with it
         if error.cid in self.outbox and error.code in RETRYABLE:
             self.on_update(Refused(error, self.outbox[error.cid], retrying=True))
-            self._retry_later(error.cid)
+            self._resend_all()
             return None
-        if not self._joined and error.code in NICK_ERRORS:
-            if self.joined_nick and nick_key(self.nick) != nick_key(self.joined_nick):
-                # A name chosen while offline is refused: keep the one we had.
-                self.on_update(NickRefused(error, kept=self.joined_nick))
-                self.nick, self.password = self.joined_nick, self.joined_password
-                self._send(self._hello())
+        if error.code in NICK_ERRORS and self._joined:  # a rename was refused
+            self._wanted = None
+            self.on_update(NickRefused(error, kept=self.nick))
+            return None
+        if error.code in NICK_ERRORS:  # the hello was refused
+            self._hello_sent = False
+            if self._wanted:  # we cannot be who we were: be who was asked for instead
+                (self.nick, self.password), self._wanted = self._wanted, None
+                self._send_hello()
                 return None
             self.on_update(NickRefused(error))
             self._set_state(State.JOINING, reason=error.message)
@@ -323,15 +360,16 @@ class ChatClient:
             self._outbox_changed()
         return None
 
-    def _retry_later(self, cid: str) -> None:
-        """Send a refused-for-now message again after a pause (if it is still pending and we
-        are still online; a reconnect resends it anyway)."""
-        def retry() -> None:
-            outgoing = self.outbox.get(cid)
-            if outgoing is not None and self._joined:
-                self._send_outgoing(outgoing)
-
-        asyncio.get_running_loop().call_later(RETRY_DELAY, retry)
+    def _resend_all(self) -> None:
+        """Reconnect (after the usual pause), which sends every pending message again, in
+        order: one refused for now must not be stored after those typed after it. The
+        server closes the connection itself after `unavailable`; this is for one that
+        does not."""
+        connection = self._connection
+        if connection is not None and self._closing is None:
+            self._closing = asyncio.get_running_loop().create_task(
+                connection.close(1013, "sending pending messages again"))
+            self._closing.add_done_callback(lambda _: setattr(self, "_closing", None))
 
     def _is_new(self, message: Message) -> bool:
         return self.last_id is None or message.id > self.last_id
@@ -348,6 +386,7 @@ class ChatClient:
     def refusal(self, text: str) -> str | None:
         """Why the server would refuse `text` for its size, or None (also while its limits
         are not known yet: then the server's answer says)."""
+        text = clean_text(text)  # as it will be sent
         if self.max_text and len(text) > self.max_text:
             return f"Too long: {len(text):,} characters, the limit is {self.max_text:,}."
         # JSON spells a control character in 6 bytes (\u0007), anything else in at most 4.
@@ -410,13 +449,20 @@ class ChatClient:
         self.on_update(StateChanged(state, retry_at, reason))
 
 
+def _one_line(text: str) -> str:
+    """Server-supplied text for a one-line report: cleaned of escape codes and control
+    characters (it reaches the log and, from the headless commands, the terminal itself)."""
+    line = " ".join(clean_text(text).split())
+    return line if len(line) <= 200 else line[:199] + "…"
+
+
 def _close_reason(connection: ClientConnection | None) -> str:
     if connection is None or connection.close_code in (None, 1006):
         return "connection lost"
     if connection.close_code == 1001:
         return "the server went away"
-    reason = f": {connection.close_reason}" if connection.close_reason else ""
-    return f"closed by the server (code {connection.close_code}{reason})"
+    reason = _one_line(connection.close_reason or "")
+    return f"closed by the server (code {connection.close_code}{': ' if reason else ''}{reason})"
 
 
 def _describe(error: BaseException) -> str:
@@ -426,4 +472,4 @@ def _describe(error: BaseException) -> str:
         return f"unknown host: {error.strerror}"
     if isinstance(error, asyncio.TimeoutError):
         return "timed out"
-    return str(error) or type(error).__name__
+    return _one_line(str(error)) or type(error).__name__

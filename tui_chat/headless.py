@@ -22,6 +22,7 @@ class Watch:
                  backlog: bool = True, report_failures: bool = False) -> None:
         self.on_message = on_message
         self.backlog = backlog  # also the recent history a first join brings
+        self.skipping = not backlog  # the history of the current welcome is not printed
         self.problems: list[str] = []
         self.last_failure = ""  # why the last connection attempt failed
         self.over = asyncio.Event()  # the client went offline for good, or was refused a name
@@ -32,12 +33,15 @@ class Watch:
     def __call__(self, update: Update) -> None:
         self.progress.set()
         if isinstance(update, Received) and self.on_message is not None:
-            self.on_message(update.message)
+            if not (update.backlog and self.skipping):
+                self.on_message(update.message)
         elif isinstance(update, Joined) and self.on_message is not None:
             if update.gap:
                 print("tui-chat: earlier messages are not available", file=sys.stderr,
                       flush=True)
-            if self.backlog or update.rejoined:  # a rejoin brings exactly what was missed
+            # A rejoin brings exactly what was missed: that is printed in any case.
+            self.skipping = not (self.backlog or update.rejoined)
+            if not self.skipping:
                 for message in update.welcome.history:
                     self.on_message(message)
         elif isinstance(update, Refused) and update.outgoing is not None and not update.retrying:

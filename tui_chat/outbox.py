@@ -11,13 +11,20 @@ from typing import IO
 
 from platformdirs import user_data_path
 
-from tui_chat.protocol import nick_key
+from tui_chat.protocol import clean_text, nick_key, valid_cid
 from tui_chat.updates import Outgoing
 
 try:
     import fcntl
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
+
+
+def _well_formed(item: object) -> bool:
+    """An entry a server would accept: a valid cid, text, and a kind a client sends."""
+    return (isinstance(item, dict) and isinstance(item.get("text"), str)
+            and item.get("kind", "chat") in ("chat", "action")
+            and valid_cid(item.get("cid")))
 
 
 class OutboxStore:
@@ -76,13 +83,14 @@ class OutboxStore:
             self._lock = None
 
     def load(self) -> list[Outgoing]:
-        """What was pending when the client last stopped (nothing if the file is unreadable)."""
+        """What was pending when the client last stopped: every well-formed entry, its text
+        cleaned as for sending (nothing if the file is unreadable)."""
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            return [Outgoing(item["cid"], item["text"], item.get("kind", "chat"))
-                    for item in data["pending"]]
+            items = json.loads(self.path.read_text(encoding="utf-8"))["pending"]
         except (OSError, ValueError, KeyError, TypeError):
             return []
+        return [Outgoing(item["cid"], clean_text(item["text"]), item.get("kind", "chat"))
+                for item in items if isinstance(items, list) and _well_formed(item)]
 
     def save(self, pending: Iterable[Outgoing]) -> None:
         """Replace the file atomically (and durably); remove it when nothing is pending."""

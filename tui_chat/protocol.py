@@ -88,6 +88,11 @@ def clean_text(text: str) -> str:
     return _CONTROL.sub("", text)
 
 
+def valid_cid(cid: object) -> bool:
+    """A `cid` as a client may choose it: 1 to MAX_CID characters, none of them cleaned away."""
+    return type(cid) is str and 0 < len(cid) <= MAX_CID and clean_text(cid) == cid
+
+
 def now_ms() -> int:
     """Wall-clock time in milliseconds since the Unix epoch: the unit of every `ts`."""
     return time.time_ns() // 1_000_000
@@ -256,6 +261,7 @@ class Welcome:
     max_text: int = DEFAULT_MAX_TEXT
     resume: str | None = None  # this connection's secret, for a `hello` that takes over
     max_frame: int | None = None  # the largest frame the server accepts, in bytes (0: any)
+    last_id: int | None = None  # the room's newest message when you joined (0: none yet)
 
     def __repr__(self) -> str:  # never print the secret
         return (f"Welcome(nick={self.nick!r}, room={self.room!r}, epoch={self.epoch!r},"
@@ -306,7 +312,7 @@ _FIELD_TYPES: dict[str, str] = {
     "history": "messages", "recovered": "bool", "max_text": "int", "max_frame": "int",
     "event": "str",
     "old": "str", "code": "str", "message": "str", "token": "str", "password": "str",
-    "resume": "str",
+    "resume": "str", "last_id": "int",
 }
 _JSON_NAMES = {"str": "a string", "int": f"a whole number from 0 to {MAX_INT}",
                "bool": "true or false",
@@ -361,8 +367,7 @@ def _fast_message(data: dict[str, Any]) -> Message | None:
     kind, cid = data.get("kind", "chat"), data.get("cid")
     if (type(message_id) is int and 0 <= message_id <= MAX_INT and type(ts) is int
             and 0 <= ts <= MAX_INT and type(nick) is str and type(text) is str and kind in KINDS
-            and (cid is None or (type(cid) is str and 0 < len(cid) <= MAX_CID
-                                 and clean_text(cid) == cid))):
+            and (cid is None or valid_cid(cid))):
         return Message(message_id, ts, clean_text(nick), clean_text(text), kind, cid)
     return None
 
@@ -416,7 +421,7 @@ def _convert(event_type: str, name: str, value: Any, cid: str | None) -> Any:
 
 def _check(event: Any, cid: str | None) -> None:
     given = getattr(event, "cid", None)
-    if given is not None and not (0 < len(given) <= MAX_CID and clean_text(given) == given):
+    if given is not None and not valid_cid(given):
         raise ProtocolError(BAD_EVENT, f"'cid' must be 1 to {MAX_CID} characters, none of them"
                             " control or formatting characters.", cid)
     if isinstance(event, Hello) and (event.since is None) != (event.epoch is None):

@@ -49,6 +49,7 @@ class Joined:
 class Received:
     message: Message
     mine: bool  # the echo of something this client sent
+    backlog: bool = False  # history: the rest of a catch-up too long for the welcome
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,207 @@
+"""The client through drops, refusals and renames: nothing stored twice or out of order, and
+never locked out of its own name."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+from server import ChatServer, ServerConfig
+from tests.helpers import JsonClient, Relay
+from tui_chat.updates import Backoff, Joined, NickRefused, Received, Refused, State
+
+
+def stored(server, room: str = "lobby") -> list[tuple[str, str]]:
+    """(nickname, text) of every message the server has stored in `room`, in id order."""
+    return [(m.nick, m.text) for m in server.history.backlog(room, None, None, 100).messages]
+
+
+async def test_a_rename_while_offline_does_not_store_an_unacknowledged_message_twice(
+        chat_server, run_client) -> None:
+    """A message stored whose acknowledgement was lost in a drop, then /nick typed while
+    reconnecting: the client rejoins under the old name, so its resend is recognised, and
+    renames after it."""
+    client, seen = run_client(chat_server.url + "/lobby", "alice",
+                              backoff=Backoff(first=0.6, cap=0.6))
+    await seen.until(lambda: client.state is State.ONLINE)
+    client.say("first")
+    await seen.until(lambda: seen.of(Received))
+    connection = client._connection
+    connection.transport.pause_reading()  # the acknowledgement of the next one is not read
+    client.say("stored but unacknowledged")
+    await asyncio.sleep(0.2)
+    connection.transport.abort()
+    await seen.until(lambda: client.state is State.RECONNECTING and client._connection is None)
+    assert client.rename("bob") is False  # "You will be bob when the connection is back."
+    assert client.nick == "alice"  # until the server has made it so
+    await seen.until(lambda: client.nick == "bob" and not client.outbox)
+    await asyncio.sleep(0.2)
+    assert stored(chat_server) == [("alice", "first"), ("alice", "stored but unacknowledged")]
+
+
+async def test_what_is_typed_after_an_offline_rename_goes_out_under_the_new_name(
+        chat_server, run_client) -> None:
+    """Offline: a line, /nick bob, another line. Back online, the first is alice's and the
+    second bob's, as typed."""
+    client, seen = run_client(chat_server.url + "/lobby", "alice")
+    await seen.until(lambda: client.state is State.ONLINE)
+    client._connection.transport.pause_reading()
+    client._connection.transport.abort()
+    await seen.until(lambda: client._connection is None)
+    client.say("before")
+    client.rename("bob")
+    client.say("after")
+    await seen.until(lambda: client.nick == "bob" and not client.outbox)
+    assert stored(chat_server) == [("alice", "before"), ("bob", "after")]
+
+
+async def test_a_refused_nick_password_does_not_lock_you_out_of_your_own_name(
+        start_server, accounts_db, run_client) -> None:
+    """alice (registered) asks for `/nick bob WRONG` and is refused: she is told she is still
+    alice, and after a later drop she gets back in as alice with her own password."""
+    server = await start_server(db=accounts_db)
+    client, seen = run_client(server.url + "/lobby", "alice", password="correct horse")
+    await seen.until(lambda: client.state is State.ONLINE)
+    assert client.rename("bob", "wrong password")
+    await seen.until(lambda: seen.of(NickRefused))
+    assert seen.of(NickRefused)[0].kept == "alice" and client.nick == "alice"
+    client._connection.transport.abort()
+    await seen.until(lambda: len(seen.of(Joined)) == 2, timeout=10)
+    assert client.state is State.ONLINE and client.nick == "alice"
+    assert len(seen.of(NickRefused)) == 1
+
+
+async def test_a_nick_typed_while_the_hello_is_answered_is_made_after_the_join(
+        start_server, accounts_db, run_client) -> None:
+    """/nick typed while the client is still joining (here: the server checks alice's
+    password) ends with the new name, not with `already_joined`."""
+    server = await start_server(db=accounts_db)
+    client, seen = run_client(server.url + "/lobby", "alice", password="correct horse")
+    await seen.until(lambda: client.state is State.JOINING)
+    assert client.rename("carol")  # it will be made: the app says nothing more
+    await seen.until(lambda: client.users == ("carol",) or seen.of(Refused))
+    assert client.nick == "carol" and not seen.of(Refused) and not seen.of(NickRefused)
+
+
+async def test_a_line_with_undecodable_bytes_does_not_stop_the_client(chat_server) -> None:
+    """A script's undecodable input becomes a lone surrogate in the text, which cannot be
+    encoded: the client sends it cleaned (U+FFFD), and everything after it too."""
+    from tests.helpers import Recorder
+    from tui_chat.client import ChatClient
+
+    seen = Recorder()
+    client = ChatClient(chat_server.url + "/lobby", "alice", seen)
+    client.say("caf\udce9")  # what `printf 'caf\xe9\n' | tui-chat send` reads in a C locale
+    client.say("next")
+    runner = asyncio.create_task(client.run())
+    try:
+        await seen.until(lambda: len(seen.of(Received)) == 2 or runner.done())
+        assert not runner.done(), runner.exception()
+        assert [r.message.text for r in seen.of(Received)] == ["caf\ufffd", "next"]
+    finally:
+        await client.stop()
+        await asyncio.wait_for(runner, 5)
+
+
+async def test_a_reconnect_does_not_replay_what_was_said_before_the_first_join(
+        start_server, run_client) -> None:
+    """With `--backlog 0` a joining client is shown nothing old; after a drop it asks for
+    what came after the room's last message when it joined (`welcome.last_id`), not for
+    the room's whole history."""
+    server = await start_server(backlog=0)
+    url = server.url + "/lobby"
+    bob = await JsonClient.connect(url, "bob")
+    for number in range(3):
+        await bob.say(f"before alice joined {number}")
+    client, seen = run_client(url, "alice")
+    await seen.until(lambda: client.state is State.ONLINE)
+    assert seen.of(Joined)[0].welcome.history == () and client.last_id == 3
+    client._connection.transport.abort()
+    await seen.until(lambda: len(seen.of(Joined)) == 2)
+    assert seen.of(Joined)[1].welcome.history == () and not seen.of(Received)
+    await bob.close()
+
+
+async def test_a_message_that_could_not_be_stored_keeps_its_place_in_the_order(
+        start_server, run_client, tmp_path) -> None:
+    """reliability.md: each sender's messages keep their order. A message the server could
+    not store (`unavailable`) stays pending; the server disconnects the client rather than
+    store what it sends next, and once storing works again everything is stored in the
+    order typed."""
+    db = str(tmp_path / "chat.db")
+    server = await start_server(db=db)
+    client, seen = run_client(server.url + "/lobby", "alice")
+    await seen.until(lambda: client.state is State.ONLINE)
+    fault = sqlite3.connect(db, isolation_level=None)  # the disk fails for one message
+    fault.execute("CREATE TRIGGER fail BEFORE INSERT ON messages WHEN NEW.text = 'two'"
+                  " BEGIN SELECT RAISE(ABORT, 'disk trouble'); END")
+    client.say("one")
+    await seen.until(lambda: len(seen.of(Received)) == 1)
+    client.say("two")
+    client.say("three")  # sent before the refusal of "two" arrives
+    await seen.until(lambda: seen.of(Refused))
+    assert seen.of(Refused)[0].retrying and seen.of(Refused)[0].error.code == "unavailable"
+    client.say("four")  # typed after it
+    await seen.until(lambda: len(seen.of(Joined)) >= 2)  # it reconnected, and tries again
+    assert stored(server) == [("alice", "one")]
+    fault.execute("DROP TRIGGER fail")  # the disk is fine again
+    fault.close()
+    await seen.until(lambda: not client.outbox, timeout=10)
+    assert [text for _, text in stored(server)] == ["one", "two", "three", "four"]
+
+
+async def test_a_welcome_lost_in_a_second_drop_does_not_lock_the_client_out_of_its_name(
+        start_server, run_client) -> None:
+    """Drop; the reconnect takes the dead connection's place, but its welcome is lost in a
+    second drop. The client still holds the secret from the last welcome it saw, and a
+    takeover keeps the secret, so the next reconnect takes the name back at once."""
+    server = await start_server()
+    relay = await Relay(server.port).start()
+    try:
+        client, seen = run_client(f"ws://127.0.0.1:{relay.port}/lobby", "alice")
+        await seen.until(lambda: client.state is State.ONLINE)
+        relay.lose_next_answers()
+        relay.sever()
+        await seen.until(lambda: len(seen.of(Joined)) == 2, timeout=10)
+        assert client.state is State.ONLINE and client.nick == "alice"
+        assert not seen.of(NickRefused)
+    finally:
+        await relay.close()
+
+
+async def test_a_history_restored_from_a_backup_is_followed_not_waited_for(
+        run_client, tmp_path) -> None:
+    """The server comes back with its database from a backup: same epoch, fewer messages
+    than the client saw. The client takes the server's word (`welcome.last_id`) and shows
+    the new messages, though their ids are ones it has seen before."""
+    db = tmp_path / "history.db"
+    first = ChatServer(ServerConfig(port=0, db=str(db), rate=0))
+    await first.start()
+    port = first.port
+    client, seen = run_client(f"ws://127.0.0.1:{port}/lobby", "alice")
+    await seen.until(lambda: client.state is State.ONLINE)
+    client.say("kept in the backup")
+    await seen.until(lambda: len(seen.of(Received)) == 1)
+    await first.stop()
+    backup = {path.name: path.read_bytes() for path in tmp_path.glob("history.db*")}
+    first = ChatServer(ServerConfig(port=port, db=str(db), rate=0))
+    await first.start()
+    await seen.until(lambda: len(seen.of(Joined)) == 2)
+    client.say("lost with the disk")
+    await seen.until(lambda: len(seen.of(Received)) == 2)
+    await first.stop()
+    for name, data in backup.items():
+        (tmp_path / name).write_bytes(data)
+    second = ChatServer(ServerConfig(port=port, db=str(db), rate=0))
+    await second.start()
+    try:
+        await seen.until(lambda: len(seen.of(Joined)) == 3)
+        bob = await JsonClient.connect(second.url + "/lobby", "bob")
+        await bob.say("after the restore")
+        await seen.until(lambda: len(seen.of(Received)) == 3)
+        assert seen.of(Received)[2].message.text == "after the restore"
+        assert seen.of(Received)[2].message.id == 2  # an id the client had seen already
+        await bob.close()
+    finally:
+        await client.stop()
+        await second.stop()
