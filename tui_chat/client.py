@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import secrets
-import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from websockets.asyncio.connection import broadcast
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from tui_chat import __version__
+from tui_chat.reasons import close_reason, describe, refused_status
 from tui_chat.protocol import (
     BAD_PASSWORD,
     BAD_ROOM,
@@ -112,7 +112,6 @@ class ChatClient:
         self.outbox: dict[str, Outgoing] = {}
         self._cids = (f"{secrets.token_hex(8)}-{n}" for n in itertools.count(1))
         self.store: OutboxStore | None = None
-        self._save_scheduled = False
         self._connection: ClientConnection | None = None
         self._joined = False
         self._hello_sent = False  # on this connection, a hello not yet answered
@@ -221,22 +220,17 @@ class ChatClient:
                     final = self._receive(frame)
                     if final:
                         return final, True
-                return _close_reason(connection), False
+                return close_reason(connection), False
         except ConnectionClosed as closed:
-            return _close_reason(self._connection) if self._connection else str(closed), False
+            return close_reason(self._connection) if self._connection else describe(closed), False
         except InvalidURI as error:
             return f"invalid URL: {error}", True
         except InvalidStatus as error:
-            status = error.response.status_code
-            if status == 401:
+            if error.response.status_code == 401:
                 return self._auth_refused(), True
-            body = error.response.body.decode(errors="replace").strip() if error.response.body else ""
-            detail = f": {_one_line(body)}" if body else ""
-            # 429 (too many connections) passes; 401, 403 and 404 will not change by retrying.
-            return f"the server refused the connection (HTTP {status}{detail})", status in (
-                400, 401, 403, 404)
+            return refused_status(error.response)
         except (OSError, InvalidHandshake, asyncio.TimeoutError) as error:
-            return _describe(error), False
+            return describe(error), False
         finally:
             self._connection = None
             self._joined = self._hello_sent = False
@@ -420,56 +414,14 @@ class ChatClient:
     def _follow_nick(self) -> None:
         """Pending messages on disk are kept under the nickname we are known by."""
         if self.store is not None:
-            try:
-                self.store.follow(self.nick, self.outbox.values())
-            except OSError:
-                pass  # still pending in memory, and saved under the old name
+            self.store.follow(self.nick, self.outbox.values())
 
     def _outbox_changed(self, typed: bool = False) -> None:
         """Report the outbox; keep it on disk (at once for new text, else once per tick)."""
         self.on_update(OutboxChanged(tuple(self.outbox.values())))
-        if self.store is None:
-            return
-        if typed:
-            self._save_outbox()
-        elif not self._save_scheduled:
-            self._save_scheduled = True
-            asyncio.get_running_loop().call_soon(self._save_outbox)
-
-    def _save_outbox(self) -> None:
-        self._save_scheduled = False
         if self.store is not None:
-            try:
-                self.store.save(self.outbox.values())
-            except OSError:
-                pass  # the messages are still pending in memory; the next change tries again
+            self.store.keep(self.outbox, at_once=typed)
 
     def _set_state(self, state: State, retry_at: float | None = None, reason: str = "") -> None:
         self.state = state
         self.on_update(StateChanged(state, retry_at, reason))
-
-
-def _one_line(text: str) -> str:
-    """Server-supplied text for a one-line report: cleaned of escape codes and control
-    characters (it reaches the log and, from the headless commands, the terminal itself)."""
-    line = " ".join(clean_text(text).split())
-    return line if len(line) <= 200 else line[:199] + "…"
-
-
-def _close_reason(connection: ClientConnection | None) -> str:
-    if connection is None or connection.close_code in (None, 1006):
-        return "connection lost"
-    if connection.close_code == 1001:
-        return "the server went away"
-    reason = _one_line(connection.close_reason or "")
-    return f"closed by the server (code {connection.close_code}{': ' if reason else ''}{reason})"
-
-
-def _describe(error: BaseException) -> str:
-    if isinstance(error, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(error, socket.gaierror):
-        return f"unknown host: {error.strerror}"
-    if isinstance(error, asyncio.TimeoutError):
-        return "timed out"
-    return _one_line(str(error)) or type(error).__name__

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -36,15 +37,38 @@ class OutboxStore:
         self.url = url
         self.path = self._path_for(nick)
         self._lock: IO[str] | None = None
+        self._pending: dict[str, Outgoing] | None = None  # to save on the next loop turn
 
     def _path_for(self, nick: str) -> Path:
         name = hashlib.sha256(f"{self.url}\0{nick_key(nick)}".encode()).hexdigest()[:24]
         return self.directory / f"{name}.json"
 
+    def keep(self, pending: dict[str, Outgoing], at_once: bool = False) -> None:
+        """Save `pending` (cid to message, in order): at once, for what was just typed, or
+        on the next turn of the event loop, once for every change made until then. A save
+        that fails leaves the messages pending in memory; the next change tries again."""
+        if at_once:
+            self._save_quietly(pending)
+        elif self._pending is None:
+            self._pending = pending
+            asyncio.get_running_loop().call_soon(self._save_later)
+
+    def _save_later(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._save_quietly(pending)
+
+    def _save_quietly(self, pending: dict[str, Outgoing]) -> None:
+        try:
+            self.save(pending.values())
+        except OSError:
+            pass
+
     def follow(self, nick: str, pending: Iterable[Outgoing]) -> bool:
         """The client is now called `nick`: keep its pending messages under that name from
         now on (a later run as `nick` finds them). False, and nothing moves, if another
-        running client holds that name's store."""
+        running client holds that name's store, or if they cannot be written there (they
+        stay pending in memory, and saved under the old name)."""
         path = self._path_for(nick)
         if path == self.path:
             return True
@@ -54,10 +78,14 @@ class OutboxStore:
                 return False
         except OSError:
             return False
+        try:
+            moved.save(pending)
+        except OSError:
+            moved.release()
+            return False
         old_path = self.path
         self.release()
         self.path, self._lock = moved.path, moved._lock
-        self.save(pending)
         old_path.unlink(missing_ok=True)
         return True
 
