@@ -10,6 +10,7 @@ import signal
 import ssl
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from server.accounts import Accounts
 from server.app import ChatServer, ServerConfig, default_db_path
@@ -153,6 +154,26 @@ def build_user_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def origin_of(text: str) -> str:
+    """`text` as the Origin a browser sends (lower case, no default port), or ValueError
+    saying why it is not one."""
+    try:
+        parts = urlsplit(text.strip())
+        port = parts.port
+    except ValueError:
+        parts, port = None, None
+    if (parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname
+            or parts.username or parts.password or parts.path or parts.query
+            or parts.fragment):
+        raise ValueError(f"{text!r} is not an origin: it is SCHEME://HOST[:PORT] with nothing"
+                         " after it, as a browser sends it (e.g. https://chat.example.org)")
+    scheme, host = parts.scheme.lower(), parts.hostname
+    if ":" in host:
+        host = f"[{host}]"
+    default = 443 if scheme == "https" else 80
+    return f"{scheme}://{host}" + (f":{port}" if port not in (None, default) else "")
+
+
 def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ServerConfig:
     token = args.token
     if token is not None and not token.strip():
@@ -166,6 +187,13 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
             parser.error(f"--token-file: {args.token_file} is empty")
     if args.keyfile and not args.certfile:
         parser.error("--keyfile needs --certfile")
+    for option, path in (("--certfile", args.certfile), ("--keyfile", args.keyfile)):
+        if path and not Path(path).is_file():
+            parser.error(f"{option}: no such file: {path}")
+    try:
+        origins = tuple(dict.fromkeys(origin_of(value) for value in args.allow_origin))
+    except ValueError as error:
+        parser.error(f"--allow-origin: {error}")
     return ServerConfig(
         host=args.host, port=args.port, db=args.db, history=args.history, sync=args.sync,
         backlog=args.backlog,
@@ -174,7 +202,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         max_per_ip=args.max_per_ip, max_clients=args.max_clients, max_pending=args.max_pending,
         handshake_timeout=args.handshake_timeout, ping_interval=args.ping_interval,
         ping_timeout=args.ping_timeout, token=token or None, certfile=args.certfile,
-        keyfile=args.keyfile, allow_origins=tuple(args.allow_origin),
+        keyfile=args.keyfile, allow_origins=origins,
     )
 
 
@@ -219,6 +247,10 @@ def run(main_coroutine, event_loop: str = "auto") -> None:
 
 def manage_users(argv: list[str]) -> int:
     args = build_user_parser().parse_args(argv)
+    named = getattr(args, "db", "")
+    if named and named != ":memory:" and args.command != "add" and not Path(named).exists():
+        print(f"tui-chat-server user: there is no database at {named}", file=sys.stderr)
+        return 1
     try:
         accounts = Accounts(getattr(args, "db", "") or default_db_path())
     except StorageError as error:

@@ -55,3 +55,17 @@ async def type_line(pilot: Pilot, text: str) -> None:
 
 def outbox(app: ChatApp) -> tuple:
     return app.query_one(Outbox).pending
+
+
+def farewells(app: ChatApp) -> list[str]:
+    """A list that will hold the message the app exits with (what the terminal shows after
+    it), once it exits."""
+    said: list[str] = []
+    exit_app = app.exit
+
+    def exit_saying(*args, message=None, **options) -> None:
+        said.append(str(message))
+        exit_app(*args, message=message, **options)
+
+    app.exit = exit_saying  # type: ignore[method-assign]
+    return said

@@ -8,6 +8,7 @@ import re
 import ssl
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import trustme
@@ -19,7 +20,7 @@ from tests.apptools import SIZE, log_text, make_app, until
 from tests.helpers import JsonClient, PlainClient, Recorder
 from tui_chat.client import ChatClient
 from tui_chat.protocol import SUBPROTOCOL
-from tui_chat.updates import State
+from tui_chat.updates import State, StateChanged
 
 TOKEN = "s3cret-token-value"
 
@@ -208,17 +209,23 @@ def certificate_authority() -> trustme.CA:
     return trustme.CA()
 
 
-async def test_tls_serves_wss_and_the_client_verifies_it(
-    start_server, tmp_path, certificate_authority
-) -> None:
-    """With --certfile/--keyfile the server speaks wss://; a client trusting the CA joins."""
-    cert = certificate_authority.issue_cert("127.0.0.1")  # valid for this address only
+def tls_files(tmp_path, authority: trustme.CA) -> tuple[Path, Path, Path]:
+    """A certificate for 127.0.0.1 only, its key, and the CA that signed it, as PEM files."""
+    cert = authority.issue_cert("127.0.0.1")
     certfile, keyfile, cafile = (tmp_path / n for n in ("cert.pem", "key.pem", "ca.pem"))
     cert.cert_chain_pems[0].write_to_path(str(certfile))
     for pem in cert.cert_chain_pems[1:]:
         pem.write_to_path(str(certfile), append=True)
     cert.private_key_pem.write_to_path(str(keyfile))
-    certificate_authority.cert_pem.write_to_path(str(cafile))
+    authority.cert_pem.write_to_path(str(cafile))
+    return certfile, keyfile, cafile
+
+
+async def test_tls_serves_wss_and_the_client_verifies_it(
+    start_server, tmp_path, certificate_authority
+) -> None:
+    """With --certfile/--keyfile the server speaks wss://; a client trusting the CA joins."""
+    certfile, keyfile, cafile = tls_files(tmp_path, certificate_authority)
     server = await start_server(certfile=str(certfile), keyfile=str(keyfile))
     assert server.url.startswith("wss://")
     context = ssl.create_default_context(cafile=str(cafile))
@@ -234,6 +241,22 @@ async def test_tls_serves_wss_and_the_client_verifies_it(
     # hostname verification is on: the same server under another name is refused
     with pytest.raises(ssl.SSLCertVerificationError, match="match|mismatch"):
         await connect(server.url.replace("127.0.0.1", "localhost"), ssl=context)
+
+
+async def test_wss_without_a_cafile_trusts_what_the_system_trusts(
+        start_server, tmp_path, certificate_authority, run_client, monkeypatch) -> None:
+    """Without --cafile a wss:// URL is checked against the system's trusted certificates
+    (a public CA's certificate just works): one the system does not trust is reported in
+    one line, and once it does (here: SSL_CERT_FILE), the client joins."""
+    certfile, keyfile, cafile = tls_files(tmp_path, certificate_authority)
+    server = await start_server(certfile=str(certfile), keyfile=str(keyfile))
+    client, seen = run_client(server.url + "/lobby", "alice")
+    await seen.until(lambda: any("certificate verify failed" in u.reason
+                                 for u in seen.of(StateChanged)))
+    assert client.state is State.RECONNECTING
+    monkeypatch.setenv("SSL_CERT_FILE", str(cafile))
+    trusting, seen = run_client(server.url + "/lobby", "bob")
+    await seen.until(lambda: trusting.state is State.ONLINE)
 
 
 async def test_only_allowed_browser_origins_get_in(start_server, caplog) -> None:

@@ -6,7 +6,17 @@ from textual import events
 
 from server import ChatServer, ServerConfig
 from tui_chat.updates import Backoff
-from tests.apptools import SIZE, log_text, make_app, online, outbox, type_line, until, users_text
+from tests.apptools import (
+    SIZE,
+    farewells,
+    log_text,
+    make_app,
+    online,
+    outbox,
+    type_line,
+    until,
+    users_text,
+)
 from tui_chat.widgets import ChatInput
 
 
@@ -320,8 +330,9 @@ async def test_serving_on_every_interface_tells_others_a_name_they_can_use() -> 
         assert "tui-chat ws://0.0.0.0" not in log_text(app)
 
 
-async def test_serve_mode_on_a_busy_port_says_so() -> None:
-    """If the port is taken the app shows why and stays offline instead of crashing."""
+async def test_serve_mode_on_a_busy_port_exits_saying_why() -> None:
+    """If the port is taken the app ends at once with status 1 and says why (and how to join
+    whatever serves there), rather than sit offline."""
     import socket
 
     with socket.socket() as busy:
@@ -329,22 +340,30 @@ async def test_serve_mode_on_a_busy_port_says_so() -> None:
         busy.listen()
         port = busy.getsockname()[1]
         app = make_app(None, "host", serve=("127.0.0.1", port))
+        said = farewells(app)
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: "Cannot serve on 127.0.0.1" in log_text(app))
-            assert app.state.value == "offline"
+            await until(pilot, lambda: bool(said))
+    assert app.return_code == 1
+    assert said[0].startswith(f"tui-chat: cannot serve on 127.0.0.1:{port}: ")
+    assert f"tui-chat ws://127.0.0.1:{port}/lobby" in said[0]
 
 
-async def test_serve_mode_with_a_database_in_use_says_so(tmp_path) -> None:
-    """If another server holds the default database, the app explains instead of crashing."""
+async def test_serve_mode_with_a_database_in_use_exits_saying_why(tmp_path) -> None:
+    """If another server holds the default database, the app ends with status 1 and says
+    so, naming --db, which `tui-chat --serve` takes too."""
     from server.app import default_db_path
     from server.history import History
 
     holder = History(default_db_path())
     app = make_app(None, "host", serve=("127.0.0.1", 0))
+    said = farewells(app)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: "in use by another tui-chat server" in " ".join(log_text(app).split()))
-        assert app.state.value == "offline"
+        await until(pilot, lambda: bool(said))
     await holder.close()
+    assert app.return_code == 1 and "in use by another tui-chat server" in said[0]
+    other = make_app(None, "host", serve=("127.0.0.1", 0), serve_db=str(tmp_path / "h.db"))
+    async with other.run_test(size=SIZE) as pilot:
+        await online(pilot)
 
 
 async def test_lines_written_before_layout_wrap_at_the_real_width() -> None:

@@ -68,7 +68,9 @@ def test_help_shows_usage_and_examples() -> None:
      (["ws://x/y", "--cafile", "ca.pem"], "for wss:// URLs"),
      (["wss://x/y", "--cafile", "/nonexistent/ca.pem"], "--cafile"),
      (["--token-file", "/nonexistent/token"], "--token-file"),
-     (["--password-file", "/nonexistent/pw"], "--password-file")],
+     (["--password-file", "/nonexistent/pw"], "--password-file"),
+     (["ws://x/y", "--db", "h.db"], "--db is for --serve"),
+     (["send", "ws://x/y", ""], "TEXT is empty")],
 )
 def test_bad_arguments_are_usage_errors(args: list[str], message: str) -> None:
     """Bad input exits 2 with a clear message, before any screen is drawn."""

@@ -93,7 +93,7 @@ async def test_tail_says_why_it_cannot_connect_once(unused_port) -> None:
         stderr=asyncio.subprocess.PIPE)
     assert process.stderr is not None
     line = await asyncio.wait_for(process.stderr.readline(), TIMEOUT)
-    assert line == b"tui-chat: cannot connect: connection refused; trying again\n"
+    assert line == b"tui-chat tail: cannot connect: connection refused; trying again\n"
     await asyncio.sleep(2.5)  # more attempts, the same reason: nothing more is said
     process.send_signal(signal.SIGTERM)
     rest = await asyncio.wait_for(process.stderr.read(), TIMEOUT)
@@ -172,4 +172,43 @@ async def test_tail_new_prints_no_history_even_when_the_catch_up_is_long(
     assert await asyncio.wait_for(process.stdout.readline(), TIMEOUT) == b"[writer]: new\n"
     process.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(process.wait(), TIMEOUT) == 0
+    await writer.close()
+
+
+async def test_options_may_follow_the_text_and_a_taken_default_name_gets_a_number(
+        chat_server, join) -> None:
+    """`send URL --nick ci TEXT` reads TEXT after the options; without --nick, a default
+    name another script holds gets 2 added (then 3, ...), rather than failing."""
+    from tui_chat.cli import default_nick
+
+    status, _, err = await tui_chat("send", f"{chat_server.url}/lobby", "--nick", "ci",
+                                    "after", "the", "options")
+    assert (status, err) == (0, "")
+    base = f"{default_nick()}-send"[:24]
+    await join(base)
+    status, _, err = await tui_chat("send", f"{chat_server.url}/lobby", "numbered")
+    assert (status, err) == (0, "")
+    history = chat_server.history.backlog("lobby", None, None, 10).messages
+    assert [(m.nick, m.text) for m in history] == [
+        ("ci", "after the options"), (base[:23] + "2", "numbered")]
+
+
+async def test_tail_ends_quietly_when_what_reads_it_goes_away(chat_server) -> None:
+    """`tui-chat tail | head -1`: once head has gone, the next message ends tail, with
+    status 0 and nothing on stderr (it used to report a broken pipe and reconnect forever)."""
+    url = f"{chat_server.url}/lobby"
+    writer = await JsonClient.connect(url, "writer")
+    read, write = os.pipe()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tui_chat", "tail", url, "--nick", "watcher", "--new",
+        stdout=write, stderr=asyncio.subprocess.PIPE)
+    os.close(write)
+    assert (await writer.expect("presence"))["event"] == "join"
+    await writer.say("one")
+    with os.fdopen(read, "rb") as head:
+        assert head.readline() == b"[writer]: one\n"
+    await writer.say("two")  # written to a pipe nobody reads
+    await writer.say("three")
+    assert await asyncio.wait_for(process.wait(), TIMEOUT) == 0
+    assert process.stderr is not None and await process.stderr.read() == b""
     await writer.close()

@@ -56,6 +56,23 @@ async def test_tabs_are_shown_as_spaces_and_wrap_inside_the_log(url, join) -> No
         assert "mallory short     tab" in text  # "HH:MM mallory short" + a tab: 24 columns
 
 
+async def test_rows_a_long_message_wraps_onto_are_indented_under_its_nickname(
+        url, join) -> None:
+    """A message that wraps cannot pass for a notice (or someone else's line): every row it
+    wraps onto starts under the nickname, in ASCII and in wide characters alike."""
+    app = make_app(url, "alice")
+    async with app.run_test(size=(80, 30)) as pilot:
+        await online(pilot)
+        mallory = await join("mallory")
+        fake = "12:00 — alice has left the chat."
+        await mallory.say("x" * 50 + " " + fake)
+        await mallory.say("名前" * 20 + " " + fake)
+        await until(pilot, lambda: log_text(app).count("has left") == 2)
+        wrapped = [row for row in log_text(app).splitlines() if "has left" in row]
+        assert len(wrapped) == 2 and all(row.startswith(" " * 6) for row in wrapped), wrapped
+        assert_rows_fit(app)
+
+
 async def test_the_log_rewraps_when_the_terminal_is_resized(url, join) -> None:
     """Narrowing and widening the terminal re-wraps every line; no word is ever hidden."""
     app = make_app(url, "alice")
@@ -95,7 +112,7 @@ async def test_the_backlog_follows_the_end_and_uses_the_width_beside_the_scrollb
         assert "You joined lobby as alice" in shown_rows(app)[-1]
         assert_rows_fit(app)
         for number in range(10, 60):  # every character of every backlog line is in the log
-            assert texts[number].split()[-1] in log_text(app).replace("\n", "")
+            assert texts[number].split()[-1] in log_text(app).replace("\n      ", "")
 
 
 async def test_the_log_keeps_following_new_lines_after_the_backlog(url, join) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from tests.apptools import SIZE, log_text, make_app, online, outbox, type_line, until
+from tests.apptools import SIZE, farewells, log_text, make_app, online, outbox, type_line, until
 from tests.helpers import JsonClient
 from tui_chat.client import ChatClient
 from tui_chat.updates import Backoff, Outgoing, Received, State
@@ -52,17 +52,14 @@ async def test_quitting_names_the_nickname_whose_outbox_keeps_what_is_pending(
     await chat_server.stop()
     url = f"ws://127.0.0.1:{port}/lobby"
     app = make_app(url, "alice")
-    farewells: list[str] = []
-    exit_app = app.exit
-    app.exit = lambda *args, message=None, **kw: (farewells.append(str(message)),  # type: ignore[method-assign]
-                                                   exit_app(*args, message=message, **kw))
+    said = farewells(app)
     async with app.run_test(size=SIZE) as pilot:
         await type_line(pilot, "written offline")
         await until(pilot, lambda: len(outbox(app)) == 1)
         await type_line(pilot, "/nick bob")
         await until(pilot, lambda: "You will be bob" in log_text(app))
         await pilot.press("ctrl+q")
-    assert farewells == [f"tui-chat: 1 message(s) not yet acknowledged are kept; they are"
+    assert said == [f"tui-chat: 1 message(s) not yet acknowledged are kept; they are"
                          f" sent the next time you join {url} as alice."]
     assert [o.text for o in OutboxStore(url, "alice").load()] == ["written offline"]
 

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from server.accounts import Accounts
 from tests.helpers import JsonClient, PlainClient
 
 
@@ -125,11 +126,14 @@ def test_a_database_that_cannot_be_opened_is_a_clear_error(tmp_path, problem: st
     (tmp_path / "file").write_text("not a database")
     db, reason = ((tmp_path / "file" / "h.db", "is not a directory") if problem == "under a file"
                   else (tmp_path / "file", "file is not a database"))
+    if command and problem == "under a file":  # `user list` only reads: nothing is there
+        reason = f"there is no database at {db}"
     port = [] if command else ["--port", "0"]
     result = subprocess.run([sys.executable, "-m", "server", *command, "--db", str(db), *port],
                             capture_output=True, text=True, timeout=10)
     assert result.returncode == 1
-    assert f"cannot open the database {db}" in result.stderr and reason in result.stderr
+    assert reason in result.stderr
+    assert f"cannot open the database {db}" in result.stderr or "no database" in reason
     assert "Traceback" not in result.stderr
 
 
@@ -152,6 +156,7 @@ def test_user_accepts_db_before_or_after_its_command(tmp_path) -> None:
                             "--password-stdin", "--db", db], input="correct horse\n",
                            capture_output=True, text=True, timeout=10)
     assert added.returncode == 0, added.stderr
+    Accounts(str(tmp_path / "empty.db")).close()
     empty = subprocess.run([sys.executable, "-m", "server", "user", "list", "--db",
                             str(tmp_path / "empty.db")], capture_output=True, text=True,
                            timeout=10)
@@ -170,6 +175,9 @@ def test_user_accepts_db_before_or_after_its_command(tmp_path) -> None:
     (["--token", ""], "--token is empty"),
     (["--max-frame", str(2**53)], "must be at most 9007199254740991"),
     (["--rate", "nan"], "'nan' is not a number"),
+    (["--certfile", "/nonexistent/cert.pem"], "--certfile: no such file: /nonexistent/cert.pem"),
+    (["--allow-origin", "https://chat.example.org/"], "is not an origin"),
+    (["--allow-origin", "chat.example.org"], "is not an origin"),
 ])
 def test_bad_option_values_are_refused(argv: list[str], message: str) -> None:
     """Negative sizes, ports out of range and an empty token are usage errors (exit 2)
@@ -195,3 +203,26 @@ async def test_the_event_loop_can_be_chosen(choice: str, uses_uvloop: bool) -> N
     process.send_signal(signal.SIGTERM)
     await process.wait()
     assert ("event loop: uvloop" in await child.rest_of_log()) is uses_uvloop
+
+
+def test_allowed_origins_are_written_as_browsers_send_them() -> None:
+    """Case and a default port do not matter in --allow-origin; a path or a missing scheme
+    is refused (it could never match, and every browser would get 403)."""
+    from server.cli import origin_of
+
+    assert origin_of("HTTPS://Chat.Example.org:443") == "https://chat.example.org"
+    assert origin_of("http://localhost:8000") == "http://localhost:8000"
+    assert origin_of("http://[::1]:80") == "http://[::1]"
+    for bad in ("https://chat.example.org/", "chat.example.org", "ftp://x", "https://u@x"):
+        with pytest.raises(ValueError, match="is not an origin"):
+            origin_of(bad)
+
+
+def test_reading_users_from_a_database_that_is_not_there_creates_nothing(tmp_path) -> None:
+    """`user list --db` with a mistyped path says there is no database, and makes none."""
+    missing = tmp_path / "nope" / "x.db"
+    result = subprocess.run([sys.executable, "-m", "server", "user", "list", "--db",
+                             str(missing)], capture_output=True, text=True, timeout=10)
+    assert (result.returncode, result.stderr.strip()) == (
+        1, f"tui-chat-server user: there is no database at {missing}")
+    assert not missing.parent.exists()

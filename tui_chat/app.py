@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 import ssl
@@ -22,6 +23,7 @@ from textual.widgets import Footer, Header, Input
 from server import ChatServer, ServerConfig
 from server.history import StorageError
 from tui_chat.client import ChatClient
+from tui_chat.reasons import TOKEN_HINT
 from tui_chat.updates import (
     Backoff,
     Joined,
@@ -75,6 +77,7 @@ class ChatApp(App[None]):
         nick: str = "guest",
         *,
         serve: tuple[str, int] | None = None,
+        serve_db: str | None = None,
         scrollback: int = 10_000,
         backoff: Backoff | None = None,
         address: str | None = None,
@@ -83,12 +86,13 @@ class ChatApp(App[None]):
         ssl_context: ssl.SSLContext | None = None,
         keep_outbox: bool = True,
     ) -> None:
-        """`serve=(host, port)` hosts the bundled server in this process and joins its lobby;
-        `address` overrides how the server is named in the header; `keep_outbox` keeps
+        """`serve=(host, port)` hosts the bundled server in this process and joins its lobby
+        (`serve_db`: its history database, else the server's default); `address` overrides how the server is named in the header; `keep_outbox` keeps
         unsent messages on disk until they are delivered, across restarts of the app."""
         super().__init__()
         self.url = url or "ws://127.0.0.1:8765/lobby"
         self.serve = serve
+        self.serve_db = serve_db
         self.server: ChatServer | None = None
         self.scrollback = scrollback
         self.address = address
@@ -136,14 +140,17 @@ class ChatApp(App[None]):
         logging.basicConfig(level=logging.INFO, handlers=[TextualHandler()], force=True)
         shown_host = f"[{host}]" if ":" in host else host
         self.url = self.client.url = f"ws://{shown_host}:{port}/lobby"
+        database = {"db": self.serve_db} if self.serve_db else {}
         try:
-            self.server = ChatServer(ServerConfig(host=host, port=port))
+            self.server = ChatServer(ServerConfig(host=host, port=port, **database))
             await self.server.start()
         except (OSError, StorageError) as error:
             self.server = None
-            self.state = State.OFFLINE
             reason = getattr(error, "strerror", None) or error
-            self._log([error_line(f"Cannot serve on {host}:{port}: {reason}")])
+            if getattr(error, "errno", None) == errno.EADDRINUSE:
+                reason = (f"{reason} (if a tui-chat server runs there, join it:"
+                          f" tui-chat {self.url})")
+            self.exit(return_code=1, message=f"tui-chat: cannot serve on {host}:{port}: {reason}")
             return False
         others = f"tui-chat {self.server.url}/lobby"
         if host in WILDCARD_HOSTS:  # every interface: connect over loopback, share a name
@@ -258,8 +265,7 @@ class ChatApp(App[None]):
         self.query_one(Outbox).online = self.query_one(UserList).online = (
             update.state is State.ONLINE)
         if update.state is State.OFFLINE and update.reason:
-            hint = (" Give it with --token-file PATH or the TUI_CHAT_TOKEN variable."
-                    if self.client.auth_failed else "")
+            hint = f" {TOKEN_HINT}" if self.client.auth_failed else ""
             return [error_line(f"Offline: {update.reason.rstrip('.')}.{hint}")]
         if update.state is not State.RECONNECTING or update.retry_at is None:
             return []

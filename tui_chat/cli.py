@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"room to join: ws://HOST:PORT/ROOM (default: {DEFAULT_URL})")
     parser.add_argument("--serve", nargs="?", const=DEFAULT_SERVE, metavar="HOST:PORT",
                         help=f"host the server in this process and join it (default: {DEFAULT_SERVE})")
+    parser.add_argument("--db", metavar="PATH",
+                        help="with --serve: the server's history database (default: history.db"
+                             " in your data directory; :memory: keeps no history)")
     parser.add_argument("--scrollback", type=int, default=10_000, metavar="LINES",
                         help="lines kept in the message log (default: %(default)s)")
     add_connection_options(parser)
@@ -158,14 +161,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     if args.scrollback < 1:
         parser.error("--scrollback must be at least 1")
+    if args.db is not None and serve is None:
+        parser.error("--db is for --serve: a server you join keeps its own history")
     connection = connection_from_args(parser, args, args.url or DEFAULT_URL)
 
     from tui_chat.app import ChatApp  # textual loads only when the app really runs
 
-    ChatApp(connection.url, connection.nick, serve=serve, scrollback=args.scrollback,
-            token=connection.token, password=connection.password,
-            ssl_context=connection.ssl_context).run()
-    return 0
+    app = ChatApp(connection.url, connection.nick, serve=serve, serve_db=args.db,
+                  scrollback=args.scrollback, token=connection.token,
+                  password=connection.password, ssl_context=connection.ssl_context)
+    app.run()
+    return app.return_code or 0  # 1 when serving failed, or the app failed
 
 
 HEADLESS = {
@@ -179,8 +185,8 @@ examples:
   make test 2>&1 | tail -3 | tui-chat send 127.0.0.1:8765/ops --nick ci
 """),
     "tail": ("Print a room's messages as they arrive, one per line ([nick]: text, or JSON),"
-             " after its recent history, until interrupted. Reconnects by itself and prints"
-             " each message once.",
+             " after its recent history, until interrupted or until what reads its output"
+             " goes away. Reconnects by itself and prints each message once.",
              """\
 examples:
   tui-chat tail ws://127.0.0.1:8765/ops --nick watcher
@@ -211,7 +217,8 @@ def build_headless_parser(command: str) -> argparse.ArgumentParser:
         parser.add_argument("--new", action="store_true",
                             help="only messages sent from now on, not the recent history")
     add_connection_options(parser, f"your login name and -{command}, so it does not take"
-                                   " the name you chat under")
+                                   " the name you chat under; 2 to 9 is added to it if"
+                                   " another script has it")
     return parser
 
 
@@ -220,25 +227,39 @@ def run_headless(command: str, argv: list[str]) -> int:
     from tui_chat import headless
 
     parser = build_headless_parser(command)
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # TEXT may come after the options
     connection = connection_from_args(parser, args, args.url, f"-{command}")
     if command == "send":
         if args.timeout <= 0:
             parser.error("--timeout must be more than 0")
         if not args.text and sys.stdin.isatty():
             parser.error("no message: give TEXT, or pipe lines in")
+        if args.text and not " ".join(args.text).strip():
+            parser.error("TEXT is empty: there is nothing to send")
         texts = [" ".join(args.text)] if args.text else None
         work = headless.send(connection.client, headless.lines_of(texts, sys.stdin), args.me,
-                             args.timeout)
+                             args.timeout, numbered=args.nick is None)
     else:
-        work = headless.tail(connection.client, sys.stdout, args.json, not args.new)
+        work = headless.tail(connection.client, sys.stdout, args.json, not args.new,
+                             numbered=args.nick is None)
     try:
         problems = asyncio.run(work)
     except KeyboardInterrupt:
         return 130
+    if command == "tail":
+        _forget_closed_output()
     for problem in problems:
         print(f"tui-chat {command}: {problem}", file=sys.stderr)
     return 1 if problems else 0
+
+
+def _forget_closed_output() -> None:
+    """If what read our output has gone (`tui-chat tail | head`), send what is left of it
+    nowhere: flushing it at exit would only print a BrokenPipeError."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _secret(parser: argparse.ArgumentParser, path: Path | None, variable: str,

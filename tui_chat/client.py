@@ -204,10 +204,12 @@ class ChatClient:
         """One connection from open to close: (why it ended, whether to stop retrying)."""
         try:
             headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
+            # wss:// without a context of our own: the system's trusted certificates.
+            tls = {"ssl": self.ssl_context} if self.ssl_context is not None else {}
             async with connect(
-                self.url, subprotocols=[SUBPROTOCOL], compression=None, ssl=self.ssl_context,
+                self.url, subprotocols=[SUBPROTOCOL], compression=None,
                 max_size=MAX_INCOMING_FRAME, open_timeout=self.open_timeout, close_timeout=2,
-                additional_headers=headers,
+                additional_headers=headers, **tls,
             ) as connection:
                 if self._stopped:  # stop() came while the handshake was in progress
                     return "stopped", True
@@ -231,6 +233,8 @@ class ChatClient:
             return refused_status(error.response)
         except (OSError, InvalidHandshake, asyncio.TimeoutError) as error:
             return describe(error), False
+        except ValueError as error:  # what this URL and these options cannot do: say so
+            return describe(error), True
         finally:
             self._connection = None
             self._joined = self._hello_sent = False

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TextIO
 
 from tui_chat.client import ChatClient
-from tui_chat.protocol import Message, encode, plain_line
+from tui_chat.protocol import MAX_NICK, NICK_TAKEN, Message, encode, plain_line
+from tui_chat.reasons import TOKEN_HINT
 from tui_chat.updates import Joined, NickRefused, Received, Refused, State, StateChanged, Update
 
 Connect = Callable[[Callable[[Update], None]], ChatClient]  # a client reporting to this callback
@@ -19,7 +20,14 @@ class Watch:
     """What a headless command needs from the client's updates: problems, progress, the end."""
 
     def __init__(self, on_message: Callable[[Message], None] | None = None,
-                 backlog: bool = True, report_failures: bool = False) -> None:
+                 backlog: bool = True, report_failures: str = "",
+                 numbered: bool = False) -> None:
+        self.client: ChatClient | None = None  # set once made
+        # The nickname is the command's default: if it is taken (another script runs), try
+        # it with 2, 3, ... 9 after it rather than give up.
+        self.numbered = numbered
+        self._base_nick = ""
+        self._number = 1
         self.on_message = on_message
         self.backlog = backlog  # also the recent history a first join brings
         self.skipping = not backlog  # the history of the current welcome is not printed
@@ -28,7 +36,10 @@ class Watch:
         self.over = asyncio.Event()  # the client went offline for good, or was refused a name
         self.progress = asyncio.Event()
         self.stopping = False  # we stop the client: its going offline is no problem
-        self.report_failures = report_failures  # say on stderr why connecting fails, once
+        # The command that says on stderr why the connection dropped, or why connecting
+        # fails (once per reason); "" for none.
+        self.report_failures = report_failures
+        self.online = False
 
     def __call__(self, update: Update) -> None:
         self.progress.set()
@@ -48,28 +59,47 @@ class Watch:
             preview = update.outgoing.text.splitlines()[0][:40] if update.outgoing.text else ""
             self.problems.append(f"not sent ({preview!r}): {update.error.message}")
         elif isinstance(update, NickRefused) and update.kept is None:
-            self.problems.append(f"{update.error.message} Choose another with --nick NAME.")
-            self.over.set()
+            if not self._numbered_again(update):
+                self.problems.append(f"{update.error.message} Choose another with --nick NAME.")
+                self.over.set()
         elif isinstance(update, StateChanged):
             if update.state is State.OFFLINE and update.reason and not self.stopping:
-                self.problems.append(update.reason)
+                auth_failed = self.client is not None and self.client.auth_failed
+                self.problems.append(f"{update.reason}. {TOKEN_HINT}" if auth_failed
+                                     else update.reason)
                 self.over.set()
             elif update.state is State.RECONNECTING and update.reason:
-                if self.report_failures and update.reason != self.last_failure:
-                    print(f"tui-chat: cannot connect: {update.reason}; trying again",
-                          file=sys.stderr, flush=True)
-                self.last_failure = update.reason
+                if self.online:
+                    self._report(f"disconnected ({update.reason}); reconnecting")
+                elif update.reason != self.last_failure:
+                    self._report(f"cannot connect: {update.reason}; trying again")
+                self.last_failure, self.online = update.reason, False
             elif update.state is State.ONLINE:
-                self.last_failure = ""
+                self.last_failure, self.online = "", True
+
+    def _numbered_again(self, refused: NickRefused) -> bool:
+        """Ask for the next numbered nickname, if this one was the default and is taken."""
+        if (not self.numbered or refused.error.code != NICK_TAKEN or self.client is None
+                or self._number >= 9):
+            return False
+        self._base_nick = self._base_nick or self.client.nick
+        self._number += 1
+        suffix = str(self._number)
+        self.client.rename(self._base_nick[:MAX_NICK - len(suffix)] + suffix)
+        return True
+
+    def _report(self, line: str) -> None:
+        if self.report_failures:
+            print(f"tui-chat {self.report_failures}: {line}", file=sys.stderr, flush=True)
 
 
 async def send(connect: Connect, lines: AsyncIterator[str], action: bool,
-               timeout: float) -> list[str]:
+               timeout: float, numbered: bool = False) -> list[str]:
     """Send each line as a message and wait until the server has acknowledged every one
     (each is stored exactly once, also across reconnects), giving up once no acknowledgement
-    has come for `timeout` seconds. Returns what went wrong."""
-    watch = Watch()
-    client = connect(watch)
+    has come for `timeout` seconds (`numbered`: see Watch). Returns what went wrong."""
+    watch = Watch(numbered=numbered)
+    client = watch.client = connect(watch)
     runner = asyncio.create_task(client.run())
     try:
         async for line in lines:
@@ -104,17 +134,25 @@ async def send(connect: Connect, lines: AsyncIterator[str], action: bool,
     return watch.problems
 
 
-async def tail(connect: Connect, out: TextIO, as_json: bool, history: bool) -> list[str]:
+async def tail(connect: Connect, out: TextIO, as_json: bool, history: bool,
+               numbered: bool = False) -> list[str]:
     """Print the room's messages as they arrive (after its recent history, if `history`),
-    one per line, until stopped or refused for good. Returns what went wrong."""
-    def show(message: Message) -> None:
-        out.write((encode(message) if as_json else plain_line(message)) + "\n")
-        out.flush()
-
-    watch = Watch(show, backlog=history, report_failures=True)
-    client = connect(watch)
-    runner = asyncio.create_task(client.run())
+    one per line, until stopped, refused for good, or `out` is closed (`numbered`: see
+    Watch). Returns what went wrong."""
     stop = asyncio.Event()
+
+    def show(message: Message) -> None:
+        if stop.is_set():
+            return
+        try:
+            out.write((encode(message) if as_json else plain_line(message)) + "\n")
+            out.flush()
+        except BrokenPipeError:  # what reads the output has gone (`| head -2`): the end
+            stop.set()
+
+    watch = Watch(show, backlog=history, report_failures="tail", numbered=numbered)
+    client = watch.client = connect(watch)
+    runner = asyncio.create_task(client.run())
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         try:

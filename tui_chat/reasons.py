@@ -12,6 +12,9 @@ from websockets.http11 import Response
 from tui_chat.protocol import clean_text
 
 
+TOKEN_HINT = "Give it with --token-file PATH or the TUI_CHAT_TOKEN variable."
+
+
 def one_line(text: str) -> str:
     """`text` cleaned, on one line, at most 200 characters."""
     line = " ".join(clean_text(text).split())

@@ -97,36 +97,57 @@ class MessageLine:
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """One screen row of a wrapped line: characters `start` to `end` of it."""
+    """One screen row of a wrapped line: characters `start` to `end` of it, after `indent`
+    spaces (a row a long line wraps onto starts under the nickname, like a line break's)."""
 
     line: MessageLine
     start: int
     end: int
+    indent: int = 0
 
     def to_text(self) -> Text:
-        return self.line.to_text()[self.start:self.end]
+        row = self.line.to_text()[self.start:self.end]
+        return Text.assemble(" " * self.indent, row) if self.indent else row
 
 
-def wrap_ranges(plain: str, width: int) -> list[tuple[int, int]] | None:
-    """Greedy word wrap of ASCII text: (start, end) of each row, breaking at spaces (a space
-    at a break is dropped) and folding words longer than a row. None if not ASCII."""
-    if not plain.isascii():
-        return None
-    ranges: list[tuple[int, int]] = []
+def wrap_ranges(plain: str, width: int, indent: int = 0) -> list[tuple[int, int, int]]:
+    """Greedy word wrap: (start, end, indent) of each row, breaking at spaces (a space at a
+    break is dropped) and folding words longer than a row. A row that a paragraph wraps
+    onto is indented by `indent` cells, so it cannot pass for a line of its own. Widths are
+    terminal cells (a wide character takes two)."""
+    ascii = plain.isascii()
+    ranges: list[tuple[int, int, int]] = []
     position = 0
     for paragraph in plain.split("\n"):
         start, stop = position, position + len(paragraph)
-        while stop - start > width:
-            cut = plain.rfind(" ", start + 1, start + width + 1)
+        first = len(ranges)
+        room, shift = width, 0  # the first row of a paragraph has the full width
+        while (stop - start if ascii else cell_len(plain[start:stop])) > room:
+            end = start + room if ascii else _fitting(plain, start, room)
+            cut = plain.rfind(" ", start + 1, end + 1)
             if cut <= start:
-                ranges.append((start, start + width))
-                start += width
+                ranges.append((start, end, shift))
+                start = end
             else:
-                ranges.append((start, cut))
+                ranges.append((start, cut, shift))
                 start = cut + 1
-        ranges.append((start, stop))
+            room, shift = max(1, width - indent), min(indent, width - 1)
+        if start < stop or len(ranges) == first:  # an empty paragraph still takes a row
+            ranges.append((start, stop, shift))
         position = stop + 1
     return ranges
+
+
+def _fitting(plain: str, start: int, cells: int) -> int:
+    """The end of the longest run of `plain` from `start` that fits in `cells` (at least one
+    character, so a wide one in a one-cell row still moves on)."""
+    end, used = start, 0
+    while end < len(plain):
+        used += cell_len(plain[end])
+        if used > cells:
+            break
+        end += 1
+    return max(end, start + 1)
 
 
 def system_line(text: str, ts_ms: int | None = None, style: str = SYSTEM_STYLE) -> Text:

@@ -18,7 +18,14 @@ from textual.widgets import Input, Static
 from tui_chat.updates import Outgoing
 from tui_chat.commands import complete
 from tui_chat.protocol import clean_text, nick_key
-from tui_chat.render import TAB_SIZE, MessageLine, Row, nick_colour, wrap_ranges
+from tui_chat.render import (
+    CONTINUATION,
+    TAB_SIZE,
+    MessageLine,
+    Row,
+    nick_colour,
+    wrap_ranges,
+)
 
 
 class ChatLog(ScrollView):
@@ -98,11 +105,12 @@ class ChatLog(ScrollView):
                 if line.single_row() and line.width() <= width:
                     rows.append(line)
                     continue
-                ranges = wrap_ranges(line.plain(), width)
-                if ranges is not None:
-                    rows.extend(Row(line, start, end) for start, end in ranges)
+                plain = line.plain()
+                if plain.isascii() or "\t" not in plain:
+                    ranges = wrap_ranges(plain, width, len(CONTINUATION))
+                    rows.extend(Row(line, *row) for row in ranges)
                     continue
-                line = line.to_text()
+                line = line.to_text()  # tabs among wide characters: Rich lays them out
             plain = line.plain
             if "\n" not in plain and "\t" not in plain and line.cell_len <= width:
                 rows.append(line)
