@@ -199,3 +199,19 @@ class Recorder:
             while not predicate():
                 await asyncio.sleep(0.01)
         await asyncio.wait_for(wait(), timeout)
+
+
+async def server_where_alice_said(run_client, db: str, text: str):
+    """A server (on a free port, history in `db`, no rate limit) and a ChatClient joined to
+    its lobby as alice, once her first message `text` is acknowledged: (server, client,
+    recorder). The caller stops the server."""
+    from server import ChatServer, ServerConfig
+    from tui_chat.updates import Received, State
+
+    server = ChatServer(ServerConfig(port=0, db=db, rate=0))
+    await server.start()
+    client, seen = run_client(f"ws://127.0.0.1:{server.port}/lobby", "alice")
+    await seen.until(lambda: client.state is State.ONLINE)
+    client.say(text)
+    await seen.until(lambda: len(seen.of(Received)) == 1)
+    return server, client, seen

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from server import ChatServer, ServerConfig
-from tests.helpers import JsonClient, Recorder, Relay
+from tests.helpers import JsonClient, Recorder, Relay, server_where_alice_said
 from tui_chat.client import ChatClient
 from tui_chat.updates import (
     Backoff,
@@ -79,13 +79,8 @@ async def test_restart_reconnects_and_delivers_what_was_typed_exactly_once(
     """Server stops; messages typed meanwhile are delivered once after it is back. With a
     database file nothing is missing; with history in memory the client is told of the gap."""
     db = str(tmp_path / "history.db") if durable else ":memory:"
-    first = ChatServer(ServerConfig(port=0, db=db, rate=0))
-    await first.start()
+    first, client, seen = await server_where_alice_said(run_client, db, "before")
     port = first.port
-    client, seen = run_client(f"ws://127.0.0.1:{port}/lobby", "alice")
-    await seen.until(lambda: client.state is State.ONLINE)
-    client.say("before")
-    await seen.until(lambda: len(seen.of(Received)) == 1)
     await first.stop()
     await seen.until(lambda: client.state is State.RECONNECTING)
     client.say("during 1")

@@ -7,7 +7,7 @@ import asyncio
 import sqlite3
 
 from server import ChatServer, ServerConfig
-from tests.helpers import JsonClient, Relay
+from tests.helpers import JsonClient, Relay, server_where_alice_said
 from tui_chat.updates import Backoff, Joined, NickRefused, Received, Refused, State
 
 
@@ -175,13 +175,8 @@ async def test_a_history_restored_from_a_backup_is_followed_not_waited_for(
     than the client saw. The client takes the server's word (`welcome.last_id`) and shows
     the new messages, though their ids are ones it has seen before."""
     db = tmp_path / "history.db"
-    first = ChatServer(ServerConfig(port=0, db=str(db), rate=0))
-    await first.start()
+    first, client, seen = await server_where_alice_said(run_client, str(db), "kept in the backup")
     port = first.port
-    client, seen = run_client(f"ws://127.0.0.1:{port}/lobby", "alice")
-    await seen.until(lambda: client.state is State.ONLINE)
-    client.say("kept in the backup")
-    await seen.until(lambda: len(seen.of(Received)) == 1)
     await first.stop()
     backup = {path.name: path.read_bytes() for path in tmp_path.glob("history.db*")}
     first = ChatServer(ServerConfig(port=port, db=str(db), rate=0))
