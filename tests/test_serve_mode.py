@@ -1,0 +1,81 @@
+"""`tui-chat --serve`: the app hosts the server in its own loop, or says why it cannot."""
+
+from __future__ import annotations
+
+import socket
+
+from tests.apptools import SIZE, farewells, log_text, make_app, online, until
+from tests.helpers import JsonClient
+
+
+async def test_serve_mode_hosts_a_room_others_can_join(join) -> None:
+    """--serve runs the server in the app's own loop and joins its lobby; others can join it."""
+
+    app = make_app(None, "host", serve=("127.0.0.1", 0))
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        assert app.server is not None
+        assert f"tui-chat {app.server.url}/lobby" in log_text(app)
+        guest = await JsonClient.connect(app.server.url + "/lobby", "guest")
+        assert guest.welcome["users"] == ["guest", "host"]
+        await guest.say("hello host")
+        await until(pilot, lambda: "guest hello host" in log_text(app))
+        await guest.close()
+
+
+async def test_serving_on_every_interface_tells_others_a_name_they_can_use() -> None:
+    """With --serve 0.0.0.0 the app joins over loopback, and the join hint names this
+    machine, not 0.0.0.0 (which another machine cannot connect to)."""
+
+    app = make_app(None, "host", serve=("0.0.0.0", 0))
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        assert app.client.url == f"ws://127.0.0.1:{app.server.port}/lobby"
+        hint = f"tui-chat ws://{socket.gethostname()}:{app.server.port}/lobby"
+        assert hint in log_text(app).replace("\n", " ")
+        assert "tui-chat ws://0.0.0.0" not in log_text(app)
+
+
+async def test_serve_mode_on_a_busy_port_exits_saying_why() -> None:
+    """If the port is taken the app ends at once with status 1 and says why (and how to join
+    whatever serves there), rather than sit offline."""
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        app = make_app(None, "host", serve=("127.0.0.1", port))
+        said = farewells(app)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: bool(said))
+    assert app.return_code == 1
+    assert said[0].startswith(f"tui-chat: cannot serve on 127.0.0.1:{port}: ")
+    assert f"tui-chat ws://127.0.0.1:{port}/lobby" in said[0]
+
+
+async def test_serve_mode_with_a_database_in_use_exits_saying_why(tmp_path) -> None:
+    """If another server holds the default database, the app ends with status 1 and says
+    so, naming --db, which `tui-chat --serve` takes too."""
+    from server.app import default_db_path
+    from server.history import History
+
+    holder = History(default_db_path())
+    app = make_app(None, "host", serve=("127.0.0.1", 0))
+    said = farewells(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: bool(said))
+    await holder.close()
+    assert app.return_code == 1 and "in use by another tui-chat server" in said[0]
+    other = make_app(None, "host", serve=("127.0.0.1", 0), serve_db=str(tmp_path / "h.db"))
+    async with other.run_test(size=SIZE) as pilot:
+        await online(pilot)
+
+
+async def test_lines_written_before_layout_wrap_at_the_real_width() -> None:
+    """The first lines (written while the screen is still being laid out) use the log's
+    real width, not a narrow guess."""
+    app = make_app(None, "host", serve=("127.0.0.1", 0))
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        first = log_text(app).splitlines()[0]
+        assert "Serving ws://127.0.0.1:" in first and len(first) > 40
