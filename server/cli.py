@@ -164,7 +164,7 @@ def origin_of(text: str) -> str:
         parts, port = None, None
     if (parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname
             or parts.username or parts.password or parts.path or parts.query
-            or parts.fragment):
+            or parts.fragment or any(char.isspace() for char in parts.netloc)):
         raise ValueError(f"{text!r} is not an origin: it is SCHEME://HOST[:PORT] with nothing"
                          " after it, as a browser sends it (e.g. https://chat.example.org)")
     scheme, host = parts.scheme.lower(), parts.hostname
@@ -188,7 +188,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     if args.keyfile and not args.certfile:
         parser.error("--keyfile needs --certfile")
     for option, path in (("--certfile", args.certfile), ("--keyfile", args.keyfile)):
-        if path and not Path(path).is_file():
+        if path and not Path(path).exists():  # (a pipe, as from <(vault read ...), is fine)
             parser.error(f"{option}: no such file: {path}")
     try:
         origins = tuple(dict.fromkeys(origin_of(value) for value in args.allow_origin))

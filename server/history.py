@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,6 +149,7 @@ class History:
         self._last_ids: dict[str, int] = {}
         self._batch: list[tuple[str, str, Message, asyncio.Future[Stored]]] = []
         self._in_flight: dict[tuple[str, str, str], asyncio.Future[Stored]] = {}
+        self._failure_hooks: dict[asyncio.Future[Stored], Callable[[], None]] = {}
         self._flusher: asyncio.Task[None] | None = None
         self._next_trim: dict[str, int] = {}  # per room, the id at which to trim again
         self.commits = 0  # transactions committed, for logs and benchmarks
@@ -174,11 +176,15 @@ class History:
         return self._flusher is not None and not self.in_memory
 
     def submit(
-        self, room: str, nick: str, sender: str, text: str, kind: str, cid: str | None
+        self, room: str, nick: str, sender: str, text: str, kind: str, cid: str | None,
+        on_failure: Callable[[], None] | None = None,
     ) -> asyncio.Future[Stored]:
         """Queue a message for the next commit, numbering it now (so messages keep the order
         they were submitted in); the future resolves once it is committed. If `sender`
-        already stored `cid` in this room, it resolves to that message and nothing is stored."""
+        already stored `cid` in this room, it resolves to that message and nothing is stored.
+        Should the commit fail, `on_failure` is called at once, before the future (whose
+        callbacks run later) is resolved: its poster can stop posting before anything else
+        it sends is submitted."""
         loop = asyncio.get_running_loop()
         outcome: asyncio.Future[Stored] = loop.create_future()
         if cid is not None:
@@ -192,6 +198,8 @@ class History:
         self._last_ids[room] = message_id
         message = Message(message_id, now_ms(), nick, text, kind, cid)
         self._batch.append((room, sender, message, outcome))
+        if on_failure is not None:
+            self._failure_hooks[outcome] = on_failure
         if cid is not None:
             self._in_flight[(room, sender, cid)] = outcome
         if self._flusher is None:
@@ -214,10 +222,17 @@ class History:
                     batch, self._batch = batch + self._batch, []
                     self._forget(batch)
                     for *_, future in batch:
+                        hook = self._failure_hooks.pop(future, None)
+                        if hook is not None:
+                            hook()
+                    for *_, future in batch:
                         future.set_exception(StorageError(f"could not store the message: {error}"))
                 else:
                     self.commits += 1
+                    hooks = self._failure_hooks
                     for room, sender, message, future in batch:
+                        if hooks:
+                            hooks.pop(future, None)
                         if message.cid is not None:
                             self._in_flight.pop((room, sender, message.cid), None)
                         original = originals.get((room, message.id)) if originals else None

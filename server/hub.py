@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -185,18 +186,20 @@ class Hub:
             raise ProtocolError(EMPTY, "Empty message: nothing was sent.", cid)
         return text
 
-    def post(self, room: Room, member: Member, text: str, kind: str,
-             cid: str | None) -> asyncio.Future[Message]:
+    def post(self, room: Room, member: Member, text: str, kind: str, cid: str | None,
+             on_failure: Callable[[], None] | None = None) -> asyncio.Future[Message]:
         """Store a vetted message; once committed, deliver it: JSON members all get it (the
         sender with its `cid`, as the acknowledgement), plain members but the sender a line.
         A `cid` the sender already used is answered with the original message, to it alone.
         Returns at once (messages are numbered in the order they are posted); the future
-        resolves once the message is on its way, or fails with ProtocolError `unavailable`."""
+        resolves once the message is on its way, or fails with ProtocolError `unavailable`
+        (`on_failure`: see History.submit)."""
         name = room.name
         if name not in self._published:  # the first post in this room since start
             self._published[name] = self.history.last_id(name)
         posted: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-        stored = self.history.submit(name, member.nick, member.key, text, kind, cid)
+        stored = self.history.submit(name, member.nick, member.key, text, kind, cid,
+                                     on_failure)
         stored.add_done_callback(lambda done: self._deliver(done, name, member, cid, posted))
         return posted
 

@@ -171,21 +171,26 @@ class Session:
         text = self.hub.vet_text(text, cid)
         if self._failed:  # stored now, it would come before the one that failed
             raise unavailable(cid)
-        posted = self.hub.post(self.room, self.member, text, kind, cid)
+        posted = self.hub.post(self.room, self.member, text, kind, cid,
+                               self._stop_posting if self.resent else None)
         self._unsettled.append(posted)
         posted.add_done_callback(self._settled)
         if len(self._unsettled) >= MAX_UNSETTLED:
             await asyncio.wait([self._unsettled[0]])
+
+    def _stop_posting(self) -> None:
+        """A message of this client's could not be stored: each sender's messages keep their
+        order, so what it sends from now on is refused (never stored ahead of that one), and
+        once told, it is disconnected, and its client sends everything again, in order."""
+        self._failed = True
 
     def _settled(self, posted: asyncio.Future[Message]) -> None:
         self._unsettled.remove(posted)
         error = posted.exception()
         if isinstance(error, ProtocolError):
             self.refuse(error)
-            if error.code == UNAVAILABLE and self.resent and not self._failed:
-                # Each sender's messages keep their order: refuse what it sent after this one
-                # and close, and its client sends them all again, in order, once reconnected.
-                self._failed = True
+            if error.code == UNAVAILABLE and self.resent and self.connection.is_open():
+                self._stop_posting()  # (also when it failed after its commit)
                 asyncio.get_running_loop().create_task(self.connection.close(
                     CloseCode.TRY_AGAIN_LATER, "could not store messages: send them again"))
 

@@ -200,3 +200,77 @@ async def test_a_history_restored_from_a_backup_is_followed_not_waited_for(
     finally:
         await client.stop()
         await second.stop()
+
+
+async def offline(client, seen) -> None:
+    """Cut an online client off, as a network drop would, and wait until it knows."""
+    client._connection.transport.pause_reading()
+    client._connection.transport.abort()
+    await seen.until(lambda: client._connection is None)
+
+
+async def test_a_line_typed_between_two_offline_renames_does_not_go_out_under_the_old_name(
+        chat_server, run_client) -> None:
+    """Offline: a line, /nick bob, a line, /nick carol, a line. Only the first line was
+    typed under alice; the others go out under the name finally taken."""
+    client, seen = run_client(chat_server.url + "/lobby", "alice")
+    await seen.until(lambda: client.state is State.ONLINE)
+    await offline(client, seen)
+    client.say("before")
+    client.rename("bob")
+    client.say("middle")
+    client.rename("carol")
+    client.say("after")
+    await seen.until(lambda: client.nick == "carol" and not client.outbox)
+    assert stored(chat_server) == [("alice", "before"), ("carol", "middle"), ("carol", "after")]
+
+
+async def test_a_change_of_case_typed_offline_is_made_once_back(chat_server, run_client) -> None:
+    """/nick Alice while offline with a line pending: she is Alice once back."""
+    client, seen = run_client(chat_server.url + "/lobby", "alice")
+    await seen.until(lambda: client.state is State.ONLINE)
+    await offline(client, seen)
+    client.say("pending")
+    assert client.rename("Alice") is False  # "You will be Alice when the connection is back."
+    await seen.until(lambda: client.users == ("Alice",) and not client.outbox)
+    assert client.nick == "Alice"
+
+
+async def test_a_registered_name_taken_right_after_a_refused_rename_keeps_its_password(
+        start_server, accounts_db, run_client) -> None:
+    """/nick bob (taken), then before its refusal arrives /nick alice PASSWORD: she becomes
+    alice, with alice's password, so a later drop does not lock her out."""
+    server = await start_server(db=accounts_db)
+    url = server.url + "/lobby"
+    bob = await JsonClient.connect(url, "bob")
+    try:
+        client, seen = run_client(url, "zed")
+        await seen.until(lambda: client.state is State.ONLINE)
+        assert client.rename("bob")
+        assert client.rename("alice", "correct horse")
+        await seen.until(lambda: client.nick == "alice")
+        assert [r.kept for r in seen.of(NickRefused)] == ["zed"]
+        client._connection.transport.abort()
+        await seen.until(lambda: len(seen.of(Joined)) == 2 or len(seen.of(NickRefused)) == 2,
+                         timeout=10)
+        assert client.state is State.ONLINE and client.nick == "alice"
+    finally:
+        await bob.close()
+
+
+async def test_a_nick_lost_in_a_drop_is_made_again_after_the_line_typed_before_it(
+        start_server, run_client) -> None:
+    """Online: a line, then /nick bob, both lost in a drop. Once back the line goes out
+    under the name it was typed under, and the rename is made after it."""
+    server = await start_server()
+    relay = await Relay(server.port).start()
+    try:
+        client, seen = run_client(f"ws://127.0.0.1:{relay.port}/lobby", "alice")
+        await seen.until(lambda: client.state is State.ONLINE)
+        relay.sever()  # nothing the client writes now reaches the server
+        client.say("typed as alice")
+        client.rename("bob")
+        await seen.until(lambda: client.nick == "bob" and not client.outbox, timeout=10)
+        assert stored(server) == [("alice", "typed as alice")]
+    finally:
+        await relay.close()

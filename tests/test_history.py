@@ -189,3 +189,27 @@ async def test_a_batch_is_stored_exactly_as_sent(tmp_path) -> None:
     assert history.backlog("r", None, None, 50).messages == tuple(stored)
     assert [m.text for m in stored] == texts and stored[0].cid is None and stored[1].cid == "c1"
     await history.close()
+
+
+async def test_a_poster_hears_of_a_failed_commit_before_the_futures_callbacks_run(
+        tmp_path) -> None:
+    """`on_failure` is called as the commit fails, before any callback of the message's
+    future: a session can stop posting before anything else it sends is submitted (and
+    stored ahead of the message that failed)."""
+    import sqlite3
+
+    db = str(tmp_path / "h.db")
+    history = History(db)
+    fault = sqlite3.connect(db, isolation_level=None)
+    fault.execute("CREATE TRIGGER fail BEFORE INSERT ON messages"
+                  " BEGIN SELECT RAISE(ABORT, 'disk trouble'); END")
+    fault.close()
+    order: list[str] = []
+    failed = history.submit("lobby", "alice", "alice", "hi", "chat", "c1",
+                            on_failure=lambda: order.append("told"))
+    failed.add_done_callback(lambda _: order.append("callback"))
+    with pytest.raises(StorageError, match="disk trouble"):
+        await failed
+    await asyncio.sleep(0)
+    assert order == ["told", "callback"]
+    await history.close()

@@ -64,6 +64,22 @@ async def test_quitting_names_the_nickname_whose_outbox_keeps_what_is_pending(
     assert [o.text for o in OutboxStore(url, "alice").load()] == ["written offline"]
 
 
+async def test_a_nick_before_the_first_join_keeps_what_is_typed_under_the_new_name(
+        unused_port) -> None:
+    """Never joined (nothing listens): /nick bob, a line, quit. The farewell says the line is
+    sent the next time you join as bob, and bob's outbox has it."""
+    url = f"ws://127.0.0.1:{unused_port}/lobby"
+    app = make_app(url, "alice")
+    said = farewells(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await type_line(pilot, "/nick bob")
+        await type_line(pilot, "written offline")
+        await until(pilot, lambda: len(outbox(app)) == 1)
+        await pilot.press("ctrl+q")
+    assert said[0].endswith(f"join {url} as bob."), said
+    assert [o.text for o in OutboxStore(url, "bob").load()] == ["written offline"]
+
+
 def test_one_running_client_at_a_time_holds_a_store(tmp_path) -> None:
     """While one client holds a room's store for a nickname, another cannot claim it (they
     would send or overwrite each other's messages); once released, it can."""

@@ -213,7 +213,8 @@ def test_allowed_origins_are_written_as_browsers_send_them() -> None:
     assert origin_of("HTTPS://Chat.Example.org:443") == "https://chat.example.org"
     assert origin_of("http://localhost:8000") == "http://localhost:8000"
     assert origin_of("http://[::1]:80") == "http://[::1]"
-    for bad in ("https://chat.example.org/", "chat.example.org", "ftp://x", "https://u@x"):
+    for bad in ("https://chat.example.org/", "chat.example.org", "ftp://x", "https://u@x",
+                "http://exa mple.org"):
         with pytest.raises(ValueError, match="is not an origin"):
             origin_of(bad)
 
@@ -226,3 +227,33 @@ def test_reading_users_from_a_database_that_is_not_there_creates_nothing(tmp_pat
     assert (result.returncode, result.stderr.strip()) == (
         1, f"tui-chat-server user: there is no database at {missing}")
     assert not missing.parent.exists()
+
+
+def test_the_certificate_and_key_can_come_from_pipes() -> None:
+    """`--certfile <(vault read ...) --keyfile <(...)`: a path that is not a regular file
+    but opens to the PEM is taken (the key never touches the disk)."""
+    import os
+
+    import trustme
+
+    cert = trustme.CA().issue_cert("127.0.0.1")
+    pipes = []
+    for pem in (cert.private_key_and_cert_chain_pem.bytes(), cert.private_key_pem.bytes()):
+        read, write = os.pipe()
+        os.write(write, pem)
+        os.close(write)
+        pipes.append(read)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server", "--port", "0", "--db", ":memory:",
+         "--certfile", f"/dev/fd/{pipes[0]}", "--keyfile", f"/dev/fd/{pipes[1]}"],
+        stderr=subprocess.PIPE, text=True, pass_fds=pipes)
+    for fd in pipes:
+        os.close(fd)
+    try:
+        lines: list[str] = []
+        while not lines or ("listening on" not in lines[-1] and lines[-1]):
+            lines.append(process.stderr.readline())
+        assert "listening on wss://" in lines[-1], "".join(lines)
+    finally:
+        process.terminate()
+        process.wait(10)

@@ -13,7 +13,7 @@ import secrets
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -33,6 +33,7 @@ from tui_chat.protocol import (
     NICK_INVALID,
     NICK_RESERVED,
     NICK_TAKEN,
+    NICK_UNCHANGED,
     SUBPROTOCOL,
     TOO_LONG,
     Error,
@@ -75,6 +76,16 @@ RETRYABLE = frozenset({RATE_LIMITED, UNAVAILABLE})  # kept, and sent again after
 MAX_INCOMING_FRAME = 16 * 1024 * 1024  # a welcome carries history; a hostile server gets no more
 
 
+@dataclass(frozen=True, slots=True)
+class Rename:
+    """A nickname asked for, its password, and the messages pending when it was asked
+    (those go out under the name before it)."""
+
+    nick: str
+    password: str | None
+    before: frozenset[str]
+
+
 class ChatClient:
     """One user's connection to one room, kept alive across disconnects and server restarts."""
 
@@ -115,10 +126,10 @@ class ChatClient:
         self._connection: ClientConnection | None = None
         self._joined = False
         self._hello_sent = False  # on this connection, a hello not yet answered
-        # A rename asked for that the server has not made yet (name, password), and the
-        # messages that were pending when it was asked: they are sent under the old name.
-        self._wanted: tuple[str, str | None] | None = None
-        self._before_rename: frozenset[str] = frozenset()
+        # A rename to make once joined, and the renames sent and not yet answered (the
+        # server answers them in order; any left when the connection drops are made again).
+        self._wanted: Rename | None = None
+        self._renaming: list[Rename] = []
         self._closing: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopped = False
@@ -156,15 +167,18 @@ class ChatClient:
         if password is None and nick_key(nick) == nick_key(self.nick):
             password = self.password  # the same name again: its password still holds
         if self._joined:
-            self._wanted = (nick, password)
+            self._renaming.append(Rename(nick, password, frozenset(self.outbox)))
             return self._send(Nick(nick, password))
         if self._connection is not None and not self._hello_sent:  # the last was refused
             self.nick, self.password, self._wanted = nick, password, None
             return self._send_hello()
         if self._connection is None and not (self.joined_once or self.outbox):
             self.nick, self.password, self._wanted = nick, password, None
+            self._follow_nick()  # what is typed from now on is kept under this name
             return False  # nothing was sent under the old name: the next hello uses this
-        self._wanted, self._before_rename = (nick, password), frozenset(self.outbox)
+        # What was pending at the first rename asked for goes out under the current name.
+        before = self._wanted.before if self._wanted else frozenset(self.outbox)
+        self._wanted = Rename(nick, password, before)
         return self._connection is not None  # made once the hello in flight is answered
 
     def who(self) -> bool:
@@ -238,6 +252,9 @@ class ChatClient:
         finally:
             self._connection = None
             self._joined = self._hello_sent = False
+            if self._renaming:  # sent, never answered: made again once back
+                first, last = self._renaming[0], self._renaming[-1]
+                self._wanted, self._renaming = Rename(last.nick, last.password, first.before), []
 
     def _auth_refused(self) -> str:
         self.auth_failed = True
@@ -262,9 +279,10 @@ class ChatClient:
             self.users = event.users
             you = event.event == "rename" and event.old == self.nick
             if you:
-                if self._wanted and nick_key(self._wanted[0]) == nick_key(event.nick):
-                    self.password = self._wanted[1]  # it was the right one
-                self._wanted = None
+                if self._renaming:
+                    asked = self._renaming.pop(0)
+                    if nick_key(asked.nick) == nick_key(event.nick):
+                        self.password = asked.password  # it was the right one
                 self.nick = self.joined_nick = event.nick
                 self.joined_password = self.password
                 self._follow_nick()
@@ -307,15 +325,15 @@ class ChatClient:
         if acked:
             self._outbox_changed()
         wanted, self._wanted = self._wanted, None
-        if wanted and nick_key(wanted[0]) == nick_key(welcome.nick):
+        if wanted and wanted.nick == welcome.nick:  # (a change of case is a rename)
             wanted = None
         for outgoing in list(self.outbox.values()):  # deliver what waited, in order
-            if wanted and outgoing.cid not in self._before_rename:
-                self.rename(*wanted)  # what was typed after asking for it goes as the new name
-                wanted = None
+            if wanted and outgoing.cid not in wanted.before:
+                self.rename(wanted.nick, wanted.password)  # what was typed after asking
+                wanted = None  # for it goes out under the new name
             self._send_outgoing(outgoing)
         if wanted:
-            self.rename(*wanted)
+            self.rename(wanted.nick, wanted.password)
 
     def _on_message(self, message: Message) -> None:
         # One of ours, whatever its id: the answer to a repeated cid is the message stored
@@ -336,17 +354,20 @@ class ChatClient:
         if error.code == BAD_ROOM:
             return error.message  # final: the state goes OFFLINE with it
         if error.cid in self.outbox and error.code in RETRYABLE:
-            self.on_update(Refused(error, self.outbox[error.cid], retrying=True))
+            if self._closing is None:  # said once: everything pending goes again
+                self.on_update(Refused(error, self.outbox[error.cid], retrying=True))
             self._resend_all()
             return None
-        if error.code in NICK_ERRORS and self._joined:  # a rename was refused
-            self._wanted = None
+        if self._joined and (error.code in NICK_ERRORS or error.code == NICK_UNCHANGED):
+            if self._renaming:  # the oldest rename in flight was refused
+                self._renaming.pop(0)
             self.on_update(NickRefused(error, kept=self.nick))
             return None
         if error.code in NICK_ERRORS:  # the hello was refused
             self._hello_sent = False
             if self._wanted:  # we cannot be who we were: be who was asked for instead
-                (self.nick, self.password), self._wanted = self._wanted, None
+                self.nick, self.password = self._wanted.nick, self._wanted.password
+                self._wanted = None
                 self._send_hello()
                 return None
             self.on_update(NickRefused(error))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 import zlib
+from bisect import bisect_right
 from dataclasses import dataclass
+from itertools import accumulate
 
 from rich.cells import cell_len
 from rich.text import Text
@@ -115,15 +117,20 @@ def wrap_ranges(plain: str, width: int, indent: int = 0) -> list[tuple[int, int,
     break is dropped) and folding words longer than a row. A row that a paragraph wraps
     onto is indented by `indent` cells, so it cannot pass for a line of its own. Widths are
     terminal cells (a wide character takes two)."""
-    ascii = plain.isascii()
+    # Cells before each character (ASCII: one each, so the offsets themselves).
+    cells = None if plain.isascii() else [0, *accumulate(map(cell_len, plain))]
     ranges: list[tuple[int, int, int]] = []
     position = 0
     for paragraph in plain.split("\n"):
         start, stop = position, position + len(paragraph)
         first = len(ranges)
         room, shift = width, 0  # the first row of a paragraph has the full width
-        while (stop - start if ascii else cell_len(plain[start:stop])) > room:
-            end = start + room if ascii else _fitting(plain, start, room)
+        while (stop - start if cells is None else cells[stop] - cells[start]) > room:
+            if cells is None:
+                end = start + room
+            else:  # the longest run that fits, and at least one character
+                end = max(bisect_right(cells, cells[start] + room, start, stop + 1) - 1,
+                          start + 1)
             cut = plain.rfind(" ", start + 1, end + 1)
             if cut <= start:
                 ranges.append((start, end, shift))
@@ -136,18 +143,6 @@ def wrap_ranges(plain: str, width: int, indent: int = 0) -> list[tuple[int, int,
             ranges.append((start, stop, shift))
         position = stop + 1
     return ranges
-
-
-def _fitting(plain: str, start: int, cells: int) -> int:
-    """The end of the longest run of `plain` from `start` that fits in `cells` (at least one
-    character, so a wide one in a one-cell row still moves on)."""
-    end, used = start, 0
-    while end < len(plain):
-        used += cell_len(plain[end])
-        if used > cells:
-            break
-        end += 1
-    return max(end, start + 1)
 
 
 def system_line(text: str, ts_ms: int | None = None, style: str = SYSTEM_STYLE) -> Text:
