@@ -27,7 +27,7 @@ from pathlib import Path  # noqa: E402
 from textual import events  # noqa: E402
 from textual.widgets import Input  # noqa: E402
 
-from tests.benchmarks.fanout import free_port, rss_kib  # noqa: E402
+from tests.benchmarks.running import free_port, rss_kib  # noqa: E402
 from tui_chat.app import ChatApp  # noqa: E402
 from tui_chat.updates import State  # noqa: E402
 from tui_chat.widgets import ChatInput  # noqa: E402

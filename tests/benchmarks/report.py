@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tests.benchmarks.fanout import Result, ServerKind
+    from tests.benchmarks.fanout import Result
+    from tests.benchmarks.running import ServerKind
 
 
 def median_of(results: list[Result], server: str, clients: int, pick) -> float:
