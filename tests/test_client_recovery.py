@@ -115,7 +115,7 @@ async def test_a_reconnect_does_not_replay_what_was_said_before_the_first_join(
         await bob.say(f"before alice joined {number}")
     client, seen = run_client(url, "alice")
     await seen.until(lambda: client.state is State.ONLINE)
-    assert seen.of(Joined)[0].welcome.history == () and client.last_id == 3
+    assert seen.of(Joined)[0].welcome.history == () and client.position.last_id == 3
     client._connection.transport.abort()
     await seen.until(lambda: len(seen.of(Joined)) == 2)
     assert seen.of(Joined)[1].welcome.history == () and not seen.of(Received)

@@ -84,7 +84,7 @@ async def test_sigkill_at_any_moment_loses_no_acknowledged_message(tmp_path, syn
         probe = None
         for _ in range(200):  # the last restart may still be starting up
             try:
-                probe = await JsonClient.connect(url, "probe", since=0, epoch=clients[0].epoch)
+                probe = await JsonClient.connect(url, "probe", since=0, epoch=clients[0].position.epoch)
                 break
             except OSError:
                 await asyncio.sleep(0.05)

@@ -20,6 +20,8 @@ HEADLESS = {
     "tui_chat/commands.py": {"textual", "rich", "websockets"},
     "tui_chat/cli.py": {"textual"},  # the app is imported lazily, only to run it
     "tui_chat/headless.py": {"textual", "rich"},
+    "tui_chat/position.py": {"textual", "rich", "websockets"},
+    "tui_chat/reasons.py": {"textual", "rich"},
     **{str(path.relative_to(ROOT)): {"textual", "rich"} for path in (ROOT / "server").glob("*.py")},
 }
 

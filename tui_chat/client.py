@@ -21,6 +21,7 @@ from websockets.asyncio.connection import broadcast
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from tui_chat import __version__
+from tui_chat.position import Position
 from tui_chat.reasons import close_reason, describe, refused_status
 from tui_chat.protocol import (
     BAD_PASSWORD,
@@ -110,8 +111,7 @@ class ChatClient:
         self.ssl_context = ssl_context
         self.open_timeout = open_timeout
         self.state = State.CONNECTING
-        self.epoch: str | None = None
-        self.last_id: int | None = None
+        self.position = Position()  # in the room's history
         self.users: tuple[str, ...] = ()
         self.max_text: int | None = None
         self.resume: str | None = None  # from the last welcome: reclaims our nickname at once
@@ -119,7 +119,6 @@ class ChatClient:
         self.auth_failed = False  # the server wants a (different) token: retrying is no use
         self.joined_nick: str | None = None  # the nickname of the last welcome
         self.joined_password: str | None = None  # and the password it was given with
-        self._backlog_upto = 0  # messages up to this id are the last welcome's catch-up
         self.outbox: dict[str, Outgoing] = {}
         self._cids = (f"{secrets.token_hex(8)}-{n}" for n in itertools.count(1))
         self.store: OutboxStore | None = None
@@ -261,9 +260,9 @@ class ChatClient:
         return "the server refused the token" if self.token else "this server needs a token"
 
     def _send_hello(self) -> bool:
-        since = self.last_id if self.epoch is not None else None
+        since, epoch = self.position.since()
         self._hello_sent = self._send(Hello(
-            self.nick, since=since, epoch=self.epoch if since is not None else None,
+            self.nick, since=since, epoch=epoch,
             client=f"tui-chat/{__version__}", password=self.password, resume=self.resume))
         return self._hello_sent
 
@@ -297,13 +296,7 @@ class ChatClient:
         return None
 
     def _on_welcome(self, welcome: Welcome) -> None:
-        epoch_changed = self.epoch is not None and welcome.epoch != self.epoch
-        gap = welcome.recovered is False or (epoch_changed and welcome.recovered is None)
-        went_back = (welcome.last_id is not None and self.last_id is not None
-                     and welcome.last_id < self.last_id)  # e.g. its database was restored
-        if epoch_changed or went_back:
-            self.last_id = None
-        self.epoch = welcome.epoch
+        history, gap = self.position.welcome(welcome)
         self.nick, self.users, self.max_text = welcome.nick, welcome.users, welcome.max_text
         self.resume, self.max_frame = welcome.resume, welcome.max_frame
         rejoined = self.joined_once
@@ -311,12 +304,6 @@ class ChatClient:
         self._follow_nick()
         self._joined, self._hello_sent = True, False
         self.backoff.reset()
-        history = tuple(m for m in welcome.history if self._is_new(m))
-        if history:
-            self.last_id = history[-1].id
-        elif self.last_id is None:  # nothing shown (--backlog 0): everything so far is old
-            self.last_id = welcome.last_id or 0
-        self._backlog_upto = welcome.last_id or 0
         acked = [m.cid for m in history if m.cid in self.outbox]
         for cid in acked:
             del self.outbox[cid]
@@ -339,12 +326,9 @@ class ChatClient:
         # One of ours, whatever its id: the answer to a repeated cid is the message stored
         # the first time, often older than what we have seen since.
         mine = message.cid is not None and self.outbox.pop(message.cid, None) is not None
-        if self._is_new(message):
-            self.last_id = message.id
-        elif not mine:
+        if not self.position.seen(message) and not mine:
             return
-        # A catch-up too long for the welcome follows it as messages: those are history.
-        self.on_update(Received(message, mine, backlog=message.id <= self._backlog_upto))
+        self.on_update(Received(message, mine, backlog=self.position.is_backlog(message)))
         if mine:
             self._outbox_changed()
 
@@ -389,9 +373,6 @@ class ChatClient:
             self._closing = asyncio.get_running_loop().create_task(
                 connection.close(1013, "sending pending messages again"))
             self._closing.add_done_callback(lambda _: setattr(self, "_closing", None))
-
-    def _is_new(self, message: Message) -> bool:
-        return self.last_id is None or message.id > self.last_id
 
     # -- sending --------------------------------------------------------------------------
 

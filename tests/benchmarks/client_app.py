@@ -79,15 +79,15 @@ async def run(args: argparse.Namespace) -> dict:
             app.client.say("go")
             started = time.perf_counter()
             half_rss = 0
-            while (app.client.last_id or 0) < args.count:
+            while (app.client.position.last_id or 0) < args.count:
                 key_sent.append(time.perf_counter())
                 app.post_message(events.Key("x", "x"))
                 await asyncio.sleep(0.02)
-                if not half_rss and (app.client.last_id or 0) >= args.count // 2:
+                if not half_rss and (app.client.position.last_id or 0) >= args.count // 2:
                     half_rss = rss_kib(os.getpid())
                 if time.perf_counter() - started > args.timeout:
                     break
-            received = app.client.last_id or 0
+            received = app.client.position.last_id or 0
             elapsed = time.perf_counter() - started
             await pilot.pause(0.3)
             shown = len(app.query_one("ChatLog").lines)
