@@ -212,3 +212,22 @@ async def test_tail_ends_quietly_when_what_reads_it_goes_away(chat_server) -> No
     assert await asyncio.wait_for(process.wait(), TIMEOUT) == 0
     assert process.stderr is not None and await process.stderr.read() == b""
     await writer.close()
+
+
+async def test_tail_says_when_a_connection_it_had_drops(start_server) -> None:
+    """A connection tail had, lost, is reported as such (not as 'cannot connect')."""
+    server = await start_server()
+    url = f"{server.url}/lobby"
+    watcher = await JsonClient.connect(url, "watcher")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tui_chat", "tail", url, "--nick", "t", "--new",
+        stderr=asyncio.subprocess.PIPE)
+    assert process.stderr is not None
+    try:
+        assert (await watcher.expect("presence"))["event"] == "join"
+        await server.stop()
+        line = await asyncio.wait_for(process.stderr.readline(), TIMEOUT)
+        assert line == b"tui-chat tail: disconnected (the server went away); reconnecting\n"
+    finally:
+        process.kill()
+        await process.wait()
