@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http
 import logging
+import os
 import ssl
 from dataclasses import dataclass
 
@@ -153,7 +155,20 @@ class ChatServer:
         if not self.config.certfile:
             return None
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(self.config.certfile, self.config.keyfile)
+        certfile, keyfile = self.config.certfile, self.config.keyfile
+        try:
+            if keyfile is None and not os.path.isfile(certfile):
+                # One pipe (`<(vault read ...)`) with the key in it: OpenSSL reads the file
+                # for the certificates and again for the key, and a pipe reads only once.
+                # Read it here, into memory: the key never touches the disk.
+                with open(certfile, "rb") as pipe, _memory_file(pipe.read()) as copy:
+                    context.load_cert_chain(copy)
+            else:
+                context.load_cert_chain(certfile, keyfile)
+        except OSError as error:  # not an ssl.SSLError: say which file, not "cannot listen"
+            if isinstance(error, ssl.SSLError):
+                raise
+            raise ssl.SSLError(f"{error.filename or certfile}: {error.strerror or error}") from None
         return context
 
     @property
@@ -282,3 +297,16 @@ def _close_description(connection: ChatConnection) -> str:
     if code is None:
         return "no close frame"
     return f"code {code}" + (f" ({reason})" if reason else "")
+
+
+@contextlib.contextmanager
+def _memory_file(data: bytes):
+    """The path of a file holding `data` in memory only (Linux), for as long as it is open."""
+    if not hasattr(os, "memfd_create"):
+        raise OSError("a certificate and key in one pipe need Linux; give --keyfile")
+    descriptor = os.memfd_create("tui-chat-certificate")
+    try:
+        os.write(descriptor, data)
+        yield f"/proc/self/fd/{descriptor}"
+    finally:
+        os.close(descriptor)

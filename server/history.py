@@ -149,7 +149,7 @@ class History:
         self._last_ids: dict[str, int] = {}
         self._batch: list[tuple[str, str, Message, asyncio.Future[Stored]]] = []
         self._in_flight: dict[tuple[str, str, str], asyncio.Future[Stored]] = {}
-        self._failure_hooks: dict[asyncio.Future[Stored], Callable[[], None]] = {}
+        self._failure_hooks: dict[asyncio.Future[Stored], list[Callable[[], None]]] = {}
         self._flusher: asyncio.Task[None] | None = None
         self._next_trim: dict[str, int] = {}  # per room, the id at which to trim again
         self.commits = 0  # transactions committed, for logs and benchmarks
@@ -189,8 +189,10 @@ class History:
         outcome: asyncio.Future[Stored] = loop.create_future()
         if cid is not None:
             in_flight = self._in_flight.get((room, sender, cid))
-            if in_flight is not None:
+            if in_flight is not None:  # sent again while the first is being stored
                 in_flight.add_done_callback(lambda done: _copy_as_duplicate(done, outcome))
+                if on_failure is not None:  # its failure is this one's too
+                    self._failure_hooks.setdefault(in_flight, []).append(on_failure)
                 return outcome
             # A cid stored before is found by the commit itself (the unique index), not by a
             # query here: this is the event loop, and almost every cid is new.
@@ -199,7 +201,7 @@ class History:
         message = Message(message_id, now_ms(), nick, text, kind, cid)
         self._batch.append((room, sender, message, outcome))
         if on_failure is not None:
-            self._failure_hooks[outcome] = on_failure
+            self._failure_hooks[outcome] = [on_failure]
         if cid is not None:
             self._in_flight[(room, sender, cid)] = outcome
         if self._flusher is None:
@@ -222,8 +224,7 @@ class History:
                     batch, self._batch = batch + self._batch, []
                     self._forget(batch)
                     for *_, future in batch:
-                        hook = self._failure_hooks.pop(future, None)
-                        if hook is not None:
+                        for hook in self._failure_hooks.pop(future, ()):
                             hook()
                     for *_, future in batch:
                         future.set_exception(StorageError(f"could not store the message: {error}"))

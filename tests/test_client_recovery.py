@@ -209,10 +209,10 @@ async def offline(client, seen) -> None:
     await seen.until(lambda: client._connection is None)
 
 
-async def test_a_line_typed_between_two_offline_renames_does_not_go_out_under_the_old_name(
+async def test_lines_typed_between_offline_renames_go_out_under_the_names_they_were_typed_as(
         chat_server, run_client) -> None:
-    """Offline: a line, /nick bob, a line, /nick carol, a line. Only the first line was
-    typed under alice; the others go out under the name finally taken."""
+    """Offline: a line, /nick bob, a line, /nick carol, a line. Each line goes out under
+    the name it was typed under: the renames are made in order, between them."""
     client, seen = run_client(chat_server.url + "/lobby", "alice")
     await seen.until(lambda: client.state is State.ONLINE)
     await offline(client, seen)
@@ -222,7 +222,7 @@ async def test_a_line_typed_between_two_offline_renames_does_not_go_out_under_th
     client.rename("carol")
     client.say("after")
     await seen.until(lambda: client.nick == "carol" and not client.outbox)
-    assert stored(chat_server) == [("alice", "before"), ("carol", "middle"), ("carol", "after")]
+    assert stored(chat_server) == [("alice", "before"), ("bob", "middle"), ("carol", "after")]
 
 
 async def test_a_change_of_case_typed_offline_is_made_once_back(chat_server, run_client) -> None:
@@ -274,3 +274,55 @@ async def test_a_nick_lost_in_a_drop_is_made_again_after_the_line_typed_before_i
         assert stored(server) == [("alice", "typed as alice")]
     finally:
         await relay.close()
+
+
+async def test_a_line_typed_after_an_offline_rename_is_not_stored_twice_after_a_second_drop(
+        chat_server, run_client) -> None:
+    """Offline: a line, /nick bob, a line. Back online, "a" goes as alice, the rename is
+    made, "b" goes as bob, and all is stored, but the answers are lost in a second drop.
+    Once back again, each is resent under the name it was stored as: nothing twice."""
+    client, seen = run_client(chat_server.url + "/lobby", "alice")
+    await seen.until(lambda: client.state is State.ONLINE)
+    await offline(client, seen)
+    client.say("a")
+    client.rename("bob")
+    client.say("b")
+    deaf = []
+    recorder = client.on_update
+
+    def on_update(update) -> None:  # the answers to what the rejoin sends are not read
+        recorder(update)
+        if isinstance(update, Joined) and update.rejoined and not deaf:
+            deaf.append(client._connection)
+            client._connection.transport.pause_reading()
+
+    client.on_update = on_update
+    await seen.until(lambda: len(stored(chat_server)) == 2)
+    assert stored(chat_server) == [("alice", "a"), ("bob", "b")]
+    deaf[0].transport.abort()  # the second drop: no answer was read
+    await seen.until(lambda: len(seen.of(Joined)) == 3)
+    await seen.until(lambda: not client.outbox and client.nick == "bob")
+    await asyncio.sleep(0.3)
+    assert stored(chat_server) == [("alice", "a"), ("bob", "b")]
+
+
+async def test_a_line_between_two_renames_lost_in_a_drop_is_not_stored_twice(
+        chat_server, run_client) -> None:
+    """Online: /nick bob, a line, /nick carol; the server makes both and stores the line as
+    bob, but every answer is lost in a drop. Once back, the renames are made again in
+    order around the line, so its resend (as bob) is recognised."""
+    client, seen = run_client(chat_server.url + "/lobby", "alice")
+    await seen.until(lambda: client.state is State.ONLINE)
+    connection = client._connection
+    connection.transport.pause_reading()  # no answer is read from now on
+    client.rename("bob")
+    client.say("x")
+    client.rename("carol")
+    room = chat_server.hub.rooms.find("lobby")
+    await seen.until(lambda: stored(chat_server) == [("bob", "x")]
+                     and room is not None and room.users() == ("carol",))
+    connection.transport.abort()
+    await seen.until(lambda: len(seen.of(Joined)) == 2)
+    await seen.until(lambda: not client.outbox and client.nick == "carol")
+    await asyncio.sleep(0.3)
+    assert stored(chat_server) == [("bob", "x")]

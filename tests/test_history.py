@@ -213,3 +213,28 @@ async def test_a_poster_hears_of_a_failed_commit_before_the_futures_callbacks_ru
     await asyncio.sleep(0)
     assert order == ["told", "callback"]
     await history.close()
+
+
+async def test_a_resend_during_the_commit_hears_of_its_failure_at_once_too(tmp_path) -> None:
+    """A cid sent again while its first copy is being committed shares that commit's fate,
+    and its poster is told of a failure as soon as the first one's is."""
+    import sqlite3
+
+    db = str(tmp_path / "h.db")
+    history = History(db)
+    fault = sqlite3.connect(db, isolation_level=None)
+    fault.execute("CREATE TRIGGER fail BEFORE INSERT ON messages"
+                  " BEGIN SELECT RAISE(ABORT, 'disk trouble'); END")
+    fault.close()
+    order: list[str] = []
+    first = history.submit("lobby", "alice", "alice", "hi", "chat", "c1",
+                           on_failure=lambda: order.append("first told"))
+    again = history.submit("lobby", "alice", "alice", "hi", "chat", "c1",
+                           on_failure=lambda: order.append("again told"))
+    again.add_done_callback(lambda _: order.append("callback"))
+    for future in (first, again):
+        with pytest.raises(StorageError):
+            await future
+    await asyncio.sleep(0)
+    assert order == ["first told", "again told", "callback"]
+    await history.close()

@@ -257,3 +257,37 @@ def test_the_certificate_and_key_can_come_from_pipes() -> None:
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_a_certificate_and_key_in_one_pipe_are_taken() -> None:
+    """`--certfile <(vault read combined.pem)` with the key in that file: a pipe can be read
+    only once, so the server reads it once (into memory) and serves wss://."""
+    import os
+
+    import trustme
+
+    cert = trustme.CA().issue_cert("127.0.0.1")
+    read, write = os.pipe()
+    os.write(write, cert.private_key_and_cert_chain_pem.bytes())
+    os.close(write)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server", "--port", "0", "--db", ":memory:",
+         "--certfile", f"/dev/fd/{read}"], stderr=subprocess.PIPE, text=True, pass_fds=[read])
+    os.close(read)
+    try:
+        lines: list[str] = []
+        while not lines or ("listening on" not in lines[-1] and lines[-1]):
+            lines.append(process.stderr.readline())
+        assert "listening on wss://" in lines[-1], "".join(lines)
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_a_certificate_that_is_a_directory_is_named_as_the_problem(tmp_path) -> None:
+    """A --certfile that cannot be read says so about the certificate, not the port."""
+    result = subprocess.run([sys.executable, "-m", "server", "--port", "0", "--db", ":memory:",
+                             "--certfile", str(tmp_path)], capture_output=True, text=True,
+                            timeout=10)
+    assert result.returncode == 1
+    assert "cannot use the certificate" in result.stderr and "cannot listen" not in result.stderr

@@ -125,9 +125,9 @@ class ChatClient:
         self._connection: ClientConnection | None = None
         self._joined = False
         self._hello_sent = False  # on this connection, a hello not yet answered
-        # A rename to make once joined, and the renames sent and not yet answered (the
+        # Renames to make once joined, in order, and those sent and not yet answered (the
         # server answers them in order; any left when the connection drops are made again).
-        self._wanted: Rename | None = None
+        self._deferred: list[Rename] = []
         self._renaming: list[Rename] = []
         self._closing: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -166,19 +166,20 @@ class ChatClient:
         if password is None and nick_key(nick) == nick_key(self.nick):
             password = self.password  # the same name again: its password still holds
         if self._joined:
-            self._renaming.append(Rename(nick, password, frozenset(self.outbox)))
-            return self._send(Nick(nick, password))
+            return self._request(Rename(nick, password, frozenset(self.outbox)))
         if self._connection is not None and not self._hello_sent:  # the last was refused
-            self.nick, self.password, self._wanted = nick, password, None
+            self.nick, self.password, self._deferred = nick, password, []
             return self._send_hello()
         if self._connection is None and not (self.joined_once or self.outbox):
-            self.nick, self.password, self._wanted = nick, password, None
+            self.nick, self.password, self._deferred = nick, password, []
             self._follow_nick()  # what is typed from now on is kept under this name
             return False  # nothing was sent under the old name: the next hello uses this
-        # What was pending at the first rename asked for goes out under the current name.
-        before = self._wanted.before if self._wanted else frozenset(self.outbox)
-        self._wanted = Rename(nick, password, before)
+        self._deferred.append(Rename(nick, password, frozenset(self.outbox)))
         return self._connection is not None  # made once the hello in flight is answered
+
+    def _request(self, rename: Rename) -> bool:
+        self._renaming.append(rename)
+        return self._send(Nick(rename.nick, rename.password))
 
     def who(self) -> bool:
         """Ask for the user list; False when not online."""
@@ -251,9 +252,8 @@ class ChatClient:
         finally:
             self._connection = None
             self._joined = self._hello_sent = False
-            if self._renaming:  # sent, never answered: made again once back
-                first, last = self._renaming[0], self._renaming[-1]
-                self._wanted, self._renaming = Rename(last.nick, last.password, first.before), []
+            if self._renaming:  # sent, never answered: made again once back, in order
+                self._deferred, self._renaming = self._renaming + self._deferred, []
 
     def _auth_refused(self) -> str:
         self.auth_failed = True
@@ -311,16 +311,26 @@ class ChatClient:
         self._set_state(State.ONLINE)
         if acked:
             self._outbox_changed()
-        wanted, self._wanted = self._wanted, None
-        if wanted and wanted.nick == welcome.nick:  # (a change of case is a rename)
-            wanted = None
-        for outgoing in list(self.outbox.values()):  # deliver what waited, in order
-            if wanted and outgoing.cid not in wanted.before:
-                self.rename(wanted.nick, wanted.password)  # what was typed after asking
-                wanted = None  # for it goes out under the new name
+        # Deliver what waited, in order, and make each rename asked for meanwhile where it
+        # was asked: a message goes out under the name it was (or will have been) sent as,
+        # so a resend is recognised as one.
+        deferred, self._deferred = self._deferred, []
+        sent: list[str] = []
+        name = welcome.nick
+        for outgoing in list(self.outbox.values()):
+            while deferred and outgoing.cid not in deferred[0].before:
+                name = self._make(deferred.pop(0), name, sent)
             self._send_outgoing(outgoing)
-        if wanted:
-            self.rename(wanted.nick, wanted.password)
+            sent.append(outgoing.cid)
+        for rename in deferred:
+            name = self._make(rename, name, sent)
+
+    def _make(self, rename: Rename, name: str, sent: list[str]) -> str:
+        """Ask for a deferred rename (unless it is to the name asked for last, exactly: a
+        change of case is a rename); the name asked for now."""
+        if rename.nick != name:
+            self._request(Rename(rename.nick, rename.password, frozenset(sent)))
+        return rename.nick
 
     def _on_message(self, message: Message) -> None:
         # One of ours, whatever its id: the answer to a repeated cid is the message stored
@@ -349,9 +359,9 @@ class ChatClient:
             return None
         if error.code in NICK_ERRORS:  # the hello was refused
             self._hello_sent = False
-            if self._wanted:  # we cannot be who we were: be who was asked for instead
-                self.nick, self.password = self._wanted.nick, self._wanted.password
-                self._wanted = None
+            if self._deferred:  # we cannot be who we were: be who was asked for last
+                self.nick, self.password = self._deferred[-1].nick, self._deferred[-1].password
+                self._deferred = []
                 self._send_hello()
                 return None
             self.on_update(NickRefused(error))
