@@ -209,13 +209,19 @@ async def offline(client, seen) -> None:
     await seen.until(lambda: client._connection is None)
 
 
+async def alice_cut_off(server, run_client):
+    """alice, joined to the server's lobby and then cut off: (client, recorder)."""
+    client, seen = run_client(server.url + "/lobby", "alice")
+    await seen.until(lambda: client.state is State.ONLINE)
+    await offline(client, seen)
+    return client, seen
+
+
 async def test_lines_typed_between_offline_renames_go_out_under_the_names_they_were_typed_as(
         chat_server, run_client) -> None:
     """Offline: a line, /nick bob, a line, /nick carol, a line. Each line goes out under
     the name it was typed under: the renames are made in order, between them."""
-    client, seen = run_client(chat_server.url + "/lobby", "alice")
-    await seen.until(lambda: client.state is State.ONLINE)
-    await offline(client, seen)
+    client, seen = await alice_cut_off(chat_server, run_client)
     client.say("before")
     client.rename("bob")
     client.say("middle")
@@ -227,9 +233,7 @@ async def test_lines_typed_between_offline_renames_go_out_under_the_names_they_w
 
 async def test_a_change_of_case_typed_offline_is_made_once_back(chat_server, run_client) -> None:
     """/nick Alice while offline with a line pending: she is Alice once back."""
-    client, seen = run_client(chat_server.url + "/lobby", "alice")
-    await seen.until(lambda: client.state is State.ONLINE)
-    await offline(client, seen)
+    client, seen = await alice_cut_off(chat_server, run_client)
     client.say("pending")
     assert client.rename("Alice") is False  # "You will be Alice when the connection is back."
     await seen.until(lambda: client.users == ("Alice",) and not client.outbox)
@@ -281,9 +285,7 @@ async def test_a_line_typed_after_an_offline_rename_is_not_stored_twice_after_a_
     """Offline: a line, /nick bob, a line. Back online, "a" goes as alice, the rename is
     made, "b" goes as bob, and all is stored, but the answers are lost in a second drop.
     Once back again, each is resent under the name it was stored as: nothing twice."""
-    client, seen = run_client(chat_server.url + "/lobby", "alice")
-    await seen.until(lambda: client.state is State.ONLINE)
-    await offline(client, seen)
+    client, seen = await alice_cut_off(chat_server, run_client)
     client.say("a")
     client.rename("bob")
     client.say("b")

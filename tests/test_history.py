@@ -196,14 +196,7 @@ async def test_a_poster_hears_of_a_failed_commit_before_the_futures_callbacks_ru
     """`on_failure` is called as the commit fails, before any callback of the message's
     future: a session can stop posting before anything else it sends is submitted (and
     stored ahead of the message that failed)."""
-    import sqlite3
-
-    db = str(tmp_path / "h.db")
-    history = History(db)
-    fault = sqlite3.connect(db, isolation_level=None)
-    fault.execute("CREATE TRIGGER fail BEFORE INSERT ON messages"
-                  " BEGIN SELECT RAISE(ABORT, 'disk trouble'); END")
-    fault.close()
+    history = failing_history(tmp_path)
     order: list[str] = []
     failed = history.submit("lobby", "alice", "alice", "hi", "chat", "c1",
                             on_failure=lambda: order.append("told"))
@@ -218,14 +211,7 @@ async def test_a_poster_hears_of_a_failed_commit_before_the_futures_callbacks_ru
 async def test_a_resend_during_the_commit_hears_of_its_failure_at_once_too(tmp_path) -> None:
     """A cid sent again while its first copy is being committed shares that commit's fate,
     and its poster is told of a failure as soon as the first one's is."""
-    import sqlite3
-
-    db = str(tmp_path / "h.db")
-    history = History(db)
-    fault = sqlite3.connect(db, isolation_level=None)
-    fault.execute("CREATE TRIGGER fail BEFORE INSERT ON messages"
-                  " BEGIN SELECT RAISE(ABORT, 'disk trouble'); END")
-    fault.close()
+    history = failing_history(tmp_path)
     order: list[str] = []
     first = history.submit("lobby", "alice", "alice", "hi", "chat", "c1",
                            on_failure=lambda: order.append("first told"))
@@ -238,3 +224,16 @@ async def test_a_resend_during_the_commit_hears_of_its_failure_at_once_too(tmp_p
     await asyncio.sleep(0)
     assert order == ["first told", "again told", "callback"]
     await history.close()
+
+
+def failing_history(tmp_path) -> History:
+    """A history in a real database file where every insert fails (as a full disk would)."""
+    import sqlite3
+
+    db = str(tmp_path / "h.db")
+    history = History(db)
+    fault = sqlite3.connect(db, isolation_level=None)
+    fault.execute("CREATE TRIGGER fail BEFORE INSERT ON messages"
+                  " BEGIN SELECT RAISE(ABORT, 'disk trouble'); END")
+    fault.close()
+    return history

@@ -229,59 +229,54 @@ def test_reading_users_from_a_database_that_is_not_there_creates_nothing(tmp_pat
     assert not missing.parent.exists()
 
 
-def test_the_certificate_and_key_can_come_from_pipes() -> None:
-    """`--certfile <(vault read ...) --keyfile <(...)`: a path that is not a regular file
-    but opens to the PEM is taken (the key never touches the disk)."""
+def serves_wss_from_pipes(*pems: bytes) -> str:
+    """Start a server with --certfile (and --keyfile, given a second PEM) read from pipes,
+    as from `<(vault read ...)`; the log line that ends its start."""
     import os
 
-    import trustme
-
-    cert = trustme.CA().issue_cert("127.0.0.1")
     pipes = []
-    for pem in (cert.private_key_and_cert_chain_pem.bytes(), cert.private_key_pem.bytes()):
+    for pem in pems:
         read, write = os.pipe()
         os.write(write, pem)
         os.close(write)
         pipes.append(read)
+    options = [f"--{name}file" for name in ("cert", "key")[:len(pipes)]]
     process = subprocess.Popen(
         [sys.executable, "-m", "server", "--port", "0", "--db", ":memory:",
-         "--certfile", f"/dev/fd/{pipes[0]}", "--keyfile", f"/dev/fd/{pipes[1]}"],
+         *(arg for option, fd in zip(options, pipes) for arg in (option, f"/dev/fd/{fd}"))],
         stderr=subprocess.PIPE, text=True, pass_fds=pipes)
     for fd in pipes:
         os.close(fd)
     try:
+        assert process.stderr is not None
         lines: list[str] = []
         while not lines or ("listening on" not in lines[-1] and lines[-1]):
             lines.append(process.stderr.readline())
-        assert "listening on wss://" in lines[-1], "".join(lines)
+        return "".join(lines)
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_the_certificate_and_key_can_come_from_pipes() -> None:
+    """`--certfile <(vault read ...) --keyfile <(...)`: a path that is not a regular file
+    but opens to the PEM is taken (the key never touches the disk)."""
+    import trustme
+
+    cert = trustme.CA().issue_cert("127.0.0.1")
+    log = serves_wss_from_pipes(cert.private_key_and_cert_chain_pem.bytes(),
+                                cert.private_key_pem.bytes())
+    assert "listening on wss://" in log, log
 
 
 def test_a_certificate_and_key_in_one_pipe_are_taken() -> None:
     """`--certfile <(vault read combined.pem)` with the key in that file: a pipe can be read
     only once, so the server reads it once (into memory) and serves wss://."""
-    import os
-
     import trustme
 
     cert = trustme.CA().issue_cert("127.0.0.1")
-    read, write = os.pipe()
-    os.write(write, cert.private_key_and_cert_chain_pem.bytes())
-    os.close(write)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "server", "--port", "0", "--db", ":memory:",
-         "--certfile", f"/dev/fd/{read}"], stderr=subprocess.PIPE, text=True, pass_fds=[read])
-    os.close(read)
-    try:
-        lines: list[str] = []
-        while not lines or ("listening on" not in lines[-1] and lines[-1]):
-            lines.append(process.stderr.readline())
-        assert "listening on wss://" in lines[-1], "".join(lines)
-    finally:
-        process.terminate()
-        process.wait(10)
+    log = serves_wss_from_pipes(cert.private_key_and_cert_chain_pem.bytes())
+    assert "listening on wss://" in log, log
 
 
 def test_a_certificate_that_is_a_directory_is_named_as_the_problem(tmp_path) -> None:
