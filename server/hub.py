@@ -91,7 +91,7 @@ class Hub:
         With the `resume` secret of the member holding `nick`, the newcomer takes its place:
         the earlier member leaves (announced), and the caller closes its connection."""
         room = self.rooms.get(room_name)
-        replaced = room.resumable(nick, resume)
+        replaced = room.resumable(resume)
         try:
             shown = room.vet_nick(nick, holder_ok=replaced)  # its own name, held by itself
             backlog = self.history.backlog(

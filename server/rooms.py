@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from bisect import bisect_left, insort
 from dataclasses import dataclass, field
 from enum import Enum
@@ -42,6 +41,7 @@ class Room:
     _recipients: dict[Dialect, list[Any]] | None = None
     _keys: list[str] = field(default_factory=list)  # member keys, sorted
     _users: tuple[str, ...] | None = None
+    _by_resume: dict[str, Member] = field(default_factory=dict)  # JSON members by secret
 
     def vet_nick(self, nick: str, holder_ok: Member | None = None) -> str:
         """The nickname as it will be shown, or ProtocolError if invalid, reserved or taken
@@ -52,18 +52,12 @@ class Room:
             raise ProtocolError(NICK_TAKEN, f"The nickname {shown!r} is taken in this room.")
         return shown
 
-    def resumable(self, nick: str, resume: str | None) -> Member | None:
-        """The member holding `nick`, if `resume` is its secret: its client reconnecting to
-        take its place (the earlier connection may be dead without the server knowing yet)."""
-        if not resume:
-            return None
-        try:
-            holder = self.members.get(nick_key(check_nick(nick)))
-        except ProtocolError:
-            return None
-        if holder is None or not holder.resume:
-            return None
-        return holder if hmac.compare_digest(holder.resume.encode(), resume.encode()) else None
+    def resumable(self, resume: str | None) -> Member | None:
+        """The member whose secret `resume` is, whatever it is called now: its client
+        reconnecting to take its place (the earlier connection may be dead without the
+        server knowing yet, and may have been renamed by a `nick` whose answer was lost).
+        The secrets are 128 random bits: a lookup reveals nothing a guess could use."""
+        return self._by_resume.get(resume) if resume else None
 
     def join(self, member: Member) -> None:
         """Add a member whose nickname was vetted (and nothing awaited since)."""
@@ -72,6 +66,8 @@ class Room:
             raise ProtocolError(NICK_TAKEN, f"The nickname {member.nick!r} is taken in this room.")
         self.members[key] = member
         insort(self._keys, key)
+        if member.resume:
+            self._by_resume[member.resume] = member
         self._recipients = self._users = None
 
     def leave(self, member: Member) -> bool:
@@ -80,6 +76,8 @@ class Room:
             return False
         del self.members[member.key]
         del self._keys[bisect_left(self._keys, member.key)]
+        if self._by_resume.get(member.resume) is member:
+            del self._by_resume[member.resume]
         self._recipients = self._users = None
         return True
 

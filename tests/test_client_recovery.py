@@ -328,3 +328,26 @@ async def test_a_line_between_two_renames_lost_in_a_drop_is_not_stored_twice(
     await seen.until(lambda: not client.outbox and client.nick == "carol")
     await asyncio.sleep(0.3)
     assert stored(chat_server) == [("bob", "x")]
+
+
+async def test_a_rename_whose_answer_was_lost_is_made_again_without_a_ghost_in_the_way(
+        start_server, run_client) -> None:
+    """Online: /nick bob; the server makes it, but the answer is lost in a drop, and the
+    server still holds the dead connection, now called bob. The client rejoins as alice
+    with its secret, which takes the dead connection's place whatever it is called now, so
+    bob is free for the rename made again."""
+    server = await start_server()
+    relay = await Relay(server.port).start()
+    try:
+        client, seen = run_client(f"ws://127.0.0.1:{relay.port}/lobby", "alice")
+        await seen.until(lambda: client.state is State.ONLINE)
+        client._connection.transport.pause_reading()  # the answer is never read
+        client.rename("bob")
+        room = server.hub.rooms.find("lobby")
+        await seen.until(lambda: room is not None and room.users() == ("bob",))
+        client._connection.transport.abort()  # the relay keeps the server's side open
+        await seen.until(lambda: len(seen.of(Joined)) == 2)
+        await seen.until(lambda: client.nick == "bob" or bool(seen.of(NickRefused)))
+        assert not seen.of(NickRefused) and server.hub.rooms.find("lobby").users() == ("bob",)
+    finally:
+        await relay.close()
