@@ -13,7 +13,7 @@ import secrets
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from tui_chat import __version__
 from tui_chat.position import Position
 from tui_chat.reasons import close_reason, describe, refused_status
+from tui_chat.renames import Rename, replay
 from tui_chat.protocol import (
     BAD_PASSWORD,
     BAD_ROOM,
@@ -75,16 +76,6 @@ if TYPE_CHECKING:
 NICK_ERRORS = frozenset({NICK_INVALID, NICK_RESERVED, NICK_TAKEN, NICK_REGISTERED, BAD_PASSWORD})
 RETRYABLE = frozenset({RATE_LIMITED, UNAVAILABLE})  # kept, and sent again after a reconnect
 MAX_INCOMING_FRAME = 16 * 1024 * 1024  # a welcome carries history; a hostile server gets no more
-
-
-@dataclass(frozen=True, slots=True)
-class Rename:
-    """A nickname asked for, its password, and the messages pending when it was asked
-    (those go out under the name before it)."""
-
-    nick: str
-    password: str | None
-    before: frozenset[str]
 
 
 class ChatClient:
@@ -311,26 +302,13 @@ class ChatClient:
         self._set_state(State.ONLINE)
         if acked:
             self._outbox_changed()
-        # Deliver what waited, in order, and make each rename asked for meanwhile where it
-        # was asked: a message goes out under the name it was (or will have been) sent as,
-        # so a resend is recognised as one.
+        # Deliver what waited, in order, each rename asked for meanwhile where it was asked.
         deferred, self._deferred = self._deferred, []
-        sent: list[str] = []
-        name = welcome.nick
-        for outgoing in list(self.outbox.values()):
-            while deferred and outgoing.cid not in deferred[0].before:
-                name = self._make(deferred.pop(0), name, sent)
-            self._send_outgoing(outgoing)
-            sent.append(outgoing.cid)
-        for rename in deferred:
-            name = self._make(rename, name, sent)
-
-    def _make(self, rename: Rename, name: str, sent: list[str]) -> str:
-        """Ask for a deferred rename (unless it is to the name asked for last, exactly: a
-        change of case is a rename); the name asked for now."""
-        if rename.nick != name:
-            self._request(Rename(rename.nick, rename.password, frozenset(sent)))
-        return rename.nick
+        for step in replay(list(self.outbox.values()), deferred, welcome.nick):
+            if isinstance(step, Rename):
+                self._request(step)
+            else:
+                self._send_outgoing(step)
 
     def _on_message(self, message: Message) -> None:
         # One of ours, whatever its id: the answer to a repeated cid is the message stored
