@@ -165,9 +165,9 @@ class ChatServer:
                     context.load_cert_chain(copy)
             else:
                 context.load_cert_chain(certfile, keyfile)
-        except OSError as error:  # not an ssl.SSLError: say which file, not "cannot listen"
-            if isinstance(error, ssl.SSLError):
-                raise
+        except ssl.SSLError:
+            raise
+        except OSError as error:  # a file it cannot read: say which, not "cannot listen"
             raise ssl.SSLError(f"{error.filename or certfile}: {error.strerror or error}") from None
         return context
 

@@ -252,7 +252,7 @@ def manage_users(argv: list[str]) -> int:
         print(f"tui-chat-server user: there is no database at {named}", file=sys.stderr)
         return 1
     try:
-        accounts = Accounts(getattr(args, "db", "") or default_db_path())
+        accounts = Accounts(named or default_db_path())
     except StorageError as error:
         print(f"tui-chat-server user: {error}", file=sys.stderr)
         return 1

@@ -88,8 +88,8 @@ class Hub:
         since: int | None = None, epoch: str | None = None, resume: str | None = None,
     ) -> tuple[Room, Member, Greeting]:
         """Vet `nick`, add the member, announce it; the caller sends the greeting at once.
-        With the `resume` secret of the member holding `nick`, the newcomer takes its place:
-        the earlier member leaves (announced), and the caller closes its connection."""
+        With the `resume` secret of a member (whatever it is called now), the newcomer takes
+        its place: that member leaves (announced), and the caller closes its connection."""
         room = self.rooms.get(room_name)
         replaced = room.resumable(resume)
         try:

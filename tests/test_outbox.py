@@ -28,8 +28,9 @@ def test_an_unreadable_store_is_an_empty_outbox(tmp_path) -> None:
     """A damaged file does not stop the client."""
     store = OutboxStore("ws://h/lobby", "alice", tmp_path)
     store.path.parent.mkdir(parents=True, exist_ok=True)
-    store.path.write_text("{not json")
-    assert store.load() == []
+    for damaged in ("{not json", '{"pending": 5}', '{"pending": {"cid": "a-1"}}', "[]"):
+        store.path.write_text(damaged)
+        assert store.load() == [], damaged
 
 
 def test_a_damaged_entry_is_skipped_and_the_others_kept(tmp_path) -> None:

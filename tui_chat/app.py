@@ -87,8 +87,9 @@ class ChatApp(App[None]):
         keep_outbox: bool = True,
     ) -> None:
         """`serve=(host, port)` hosts the bundled server in this process and joins its lobby
-        (`serve_db`: its history database, else the server's default); `address` overrides how the server is named in the header; `keep_outbox` keeps
-        unsent messages on disk until they are delivered, across restarts of the app."""
+        (`serve_db`: its history database, else the server's default); `address` overrides
+        how the server is named in the header; `keep_outbox` keeps unsent messages on disk
+        until they are delivered, across restarts of the app."""
         super().__init__()
         self.url = url or "ws://127.0.0.1:8765/lobby"
         self.serve = serve

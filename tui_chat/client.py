@@ -109,7 +109,6 @@ class ChatClient:
         self.max_frame: int | None = None
         self.auth_failed = False  # the server wants a (different) token: retrying is no use
         self.joined_nick: str | None = None  # the nickname of the last welcome
-        self.joined_password: str | None = None  # and the password it was given with
         self.outbox: dict[str, Outgoing] = {}
         self._cids = (f"{secrets.token_hex(8)}-{n}" for n in itertools.count(1))
         self.store: OutboxStore | None = None
@@ -274,7 +273,6 @@ class ChatClient:
                     if nick_key(asked.nick) == nick_key(event.nick):
                         self.password = asked.password  # it was the right one
                 self.nick = self.joined_nick = event.nick
-                self.joined_password = self.password
                 self._follow_nick()
             self.on_update(PresenceChanged(event, you))
         elif isinstance(event, Welcome):
@@ -291,7 +289,7 @@ class ChatClient:
         self.nick, self.users, self.max_text = welcome.nick, welcome.users, welcome.max_text
         self.resume, self.max_frame = welcome.resume, welcome.max_frame
         rejoined = self.joined_once
-        self.joined_nick, self.joined_password = welcome.nick, self.password
+        self.joined_nick = welcome.nick
         self._follow_nick()
         self._joined, self._hello_sent = True, False
         self.backoff.reset()

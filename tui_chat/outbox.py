@@ -117,8 +117,10 @@ class OutboxStore:
             items = json.loads(self.path.read_text(encoding="utf-8"))["pending"]
         except (OSError, ValueError, KeyError, TypeError):
             return []
+        if not isinstance(items, list):
+            return []
         return [Outgoing(item["cid"], clean_text(item["text"]), item.get("kind", "chat"))
-                for item in items if isinstance(items, list) and _well_formed(item)]
+                for item in items if _well_formed(item)]
 
     def save(self, pending: Iterable[Outgoing]) -> None:
         """Replace the file atomically (and durably); remove it when nothing is pending."""

@@ -261,7 +261,7 @@ class Welcome:
     max_text: int = DEFAULT_MAX_TEXT
     resume: str | None = None  # this connection's secret, for a `hello` that takes over
     max_frame: int | None = None  # the largest frame the server accepts, in bytes (0: any)
-    last_id: int | None = None  # the room's newest message when you joined (0: none yet)
+    last_id: int | None = None  # the last message sent to the room before you joined (0: none)
 
     def __repr__(self) -> str:  # never print the secret
         return (f"Welcome(nick={self.nick!r}, room={self.room!r}, epoch={self.epoch!r},"
