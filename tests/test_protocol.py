@@ -184,24 +184,20 @@ def test_no_line_of_a_plain_message_can_pass_for_a_line_of_its_own() -> None:
     assert presence_sentence(Presence("rename", "b2", (), "bob")) == "bob is now known as b2."
 
 
-def test_wrap_ranges_break_at_spaces_and_fold_long_words() -> None:
-    """Rows break at the last space that fits (dropping it), long words are cut, and
-    line breaks always start a new row; rows a paragraph wraps onto are indented (and
-    have that much less room)."""
-    from tui_chat.render import wrap_ranges
+@pytest.mark.parametrize("frame", [
+    '{"type": "who"}', ' {"type": "who"}', '{"type": "who"} \n', '{"type": "who"}{"x": 1}',
+    '{"type": "who"', '{"type": "who",}', '{"a": "}"}', '{}', '{"a": NaN}', '{"a": "\\ud800"}',
+])
+def test_the_fast_json_path_reads_exactly_what_json_loads_reads(frame: str) -> None:
+    """Frames are parsed by the scanner behind json.loads, with the same result or error."""
+    import json
 
-    text = "aaa bbb ccc dddddddddd e\nf"
-    rows = [" " * indent + text[start:end] for start, end, indent in wrap_ranges(text, 7)]
-    assert rows == ["aaa bbb", "ccc", "ddddddd", "ddd e", "f"]
-    rows = [" " * indent + text[start:end] for start, end, indent in wrap_ranges(text, 7, 2)]
-    assert rows == ["aaa bbb", "  ccc", "  ddddd", "  ddddd", "  e", "f"]
-
-
-def test_wrap_ranges_measure_wide_characters_in_cells() -> None:
-    """A wide character takes two cells; one wider than the row still gets a row."""
-    from tui_chat.render import wrap_ranges
-
-    text = "名前テスト abc"  # 10 cells, a space, 3
-    rows = [text[start:end] for start, end, _ in wrap_ranges(text, 8)]
-    assert rows == ["名前テス", "ト abc"]
-    assert [text[s:e] for s, e, _ in wrap_ranges("名前", 1)] == ["名", "前"]
+    try:
+        expected: object = json.loads(frame)
+    except ValueError as error:
+        expected = str(error)
+    try:
+        got: object = protocol._loads(frame)
+    except ValueError as error:
+        got = str(error)
+    assert repr(got) == repr(expected)

@@ -7,6 +7,7 @@ use it, so the rules in `docs/protocol.md` are implemented exactly once, here.
 from __future__ import annotations
 
 import json
+import json.scanner
 import re
 import time
 import unicodedata
@@ -350,7 +351,7 @@ def _decode(frame: str | bytes, events: dict[str, type]) -> Any:
     if isinstance(frame, (bytes, bytearray, memoryview)):
         raise ProtocolError(BINARY_FRAME, "Binary frames are not supported: send JSON text frames.")
     try:
-        data = json.loads(frame)
+        data = _loads(frame)
     except (ValueError, RecursionError):
         raise ProtocolError(BAD_JSON, "The frame is not valid JSON.") from None
     if events is SERVER_EVENTS and type(data) is dict and data.get("type") == "message":
@@ -358,6 +359,22 @@ def _decode(frame: str | bytes, events: dict[str, type]) -> Any:
         if message is not None:
             return message
     return _from_dict(data, events)
+
+
+_scan_json = json.scanner.make_scanner(json.JSONDecoder())  # json.loads without its wrappers
+
+
+def _loads(frame: str) -> Any:
+    """`json.loads(frame)`, faster for the usual frame: one object with nothing around it."""
+    if frame[:1] == "{" and frame[-1:] == "}":
+        try:
+            data, end = _scan_json(frame, 0)
+        except StopIteration:
+            pass  # not valid: json.loads raises the right error
+        else:
+            if end == len(frame):
+                return data
+    return json.loads(frame)
 
 
 def _fast_message(data: dict[str, Any]) -> Message | None:

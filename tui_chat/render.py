@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import time
 import zlib
+from functools import lru_cache
 from bisect import bisect_right
 from dataclasses import dataclass
 from itertools import accumulate
 
 from rich.cells import cell_len
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 
 from tui_chat.protocol import Message, nick_key, now_ms
@@ -33,7 +36,14 @@ def nick_colour(nick: str) -> str:
 
 def clock(ts_ms: int | None) -> str:
     """`HH:MM` in local time for a server timestamp (now when None)."""
-    return time.strftime("%H:%M", time.localtime((now_ms() if ts_ms is None else ts_ms) / 1000))
+    return _minute((now_ms() if ts_ms is None else ts_ms) // 60_000, time.tzname)
+
+
+@lru_cache(maxsize=1024)
+def _minute(minute: int, zone: tuple[str, str]) -> str:
+    """`HH:MM` of a minute since the epoch in the local time `zone` (every zone's offset is
+    whole minutes, so any moment of that minute reads the same)."""
+    return time.strftime("%H:%M", time.localtime(minute * 60))
 
 
 CONTINUATION = " " * 6  # lines after a message's first start under its nickname
@@ -45,71 +55,80 @@ def body(text: str) -> str:
     return text.replace("\n", "\n" + CONTINUATION) if "\n" in text else text
 
 
-def message_line(message: Message, me: str) -> Text:
-    """A chat, action or system message as one log line."""
-    if message.kind == "system":
-        return system_line(message.text, message.ts)
-    own = nick_key(message.nick) == nick_key(me)
-    colour = nick_colour(message.nick)
-    nick_style = f"bold {colour} reverse" if own else f"bold {colour}"
-    line = Text.assemble((clock(message.ts), TIME_STYLE), " ", no_wrap=False)
-    if message.kind == "action":
-        line.append("* ", colour)
-        line.append(message.nick, nick_style)
-        line.append(" ")
-        line.append(body(message.text), f"italic {colour}")
-    else:
-        line.append(message.nick, nick_style)
-        line.append(" ")
-        line.append(body(message.text), "bold" if own else "")
-    if "\t" in message.text:
-        line.expand_tabs(TAB_SIZE)
-    return line
+def cells(text: str) -> int:
+    """Terminal cells `text` takes on one row (ASCII without controls: one per character)."""
+    return len(text) if text.isascii() else cell_len(text)
 
 
 @dataclass(frozen=True, slots=True)
 class MessageLine:
-    """A chat message waiting to be shown: its Rich Text is built only when it is on screen."""
+    """A chat, action or system message in the log. Kept as the message itself: its rows
+    are laid out from `plain()` and drawn from `pieces()` only when they are on screen."""
 
     message: Message
     me: str
 
-    def to_text(self) -> Text:
-        return message_line(self.message, self.me)
-
-    def width(self) -> int:
-        """Cells the line takes on one row (exact when the text has no line break)."""
+    def pieces(self) -> list[tuple[str, str]]:
+        """The line as (text, style) pieces, the message's own text last (unexpanded tabs)."""
         message = self.message
-        return 7 + cell_len(message.nick) + cell_len(message.text) + (
-            2 if message.kind == "action" else 0)
+        stamp = (clock(message.ts), TIME_STYLE)
+        text = body(message.text)
+        if message.kind == "system":
+            return [stamp, (" ", ""), ("— ", SYSTEM_STYLE), (text, SYSTEM_STYLE)]
+        own = nick_key(message.nick) == nick_key(self.me)
+        colour = nick_colour(message.nick)
+        nick = (message.nick, f"bold {colour} reverse" if own else f"bold {colour}")
+        if message.kind == "action":
+            return [stamp, (" ", ""), ("* ", colour), nick, (" ", ""), (text, f"italic {colour}")]
+        return [stamp, (" ", ""), nick, (" ", ""), (text, "bold" if own else "")]
 
-    def single_row(self) -> bool:
-        """True when `width()` is exact: no line break and no tab to expand."""
-        text = self.message.text
-        return "\n" not in text and "\t" not in text
+    def to_text(self) -> Text:
+        line = Text.assemble(*self.pieces(), no_wrap=False)
+        if "\t" in self.message.text:
+            line.expand_tabs(TAB_SIZE)
+        return line
 
     def plain(self) -> str:
         """The line's text exactly as `to_text()` lays it out, without styles (tabs are
         expanded by character count, which is exact for the ASCII text it is wrapped for)."""
-        message = self.message
-        action = "* " if message.kind == "action" else ""
-        plain = f"{clock(message.ts)} {action}{message.nick} {body(message.text)}"
-        return plain.expandtabs(TAB_SIZE) if "\t" in message.text else plain
+        plain = "".join([piece for piece, _ in self.pieces()])
+        return plain.expandtabs(TAB_SIZE) if "\t" in self.message.text else plain
+
+    def segments(self, start: int, end: int, indent: int, base: Style) -> list[Segment]:
+        """Characters `start` to `end` of `plain()` as one screen row, after `indent` spaces,
+        with the styles `to_text()` gives them over `base` (the log's own style). Exact
+        where `plain()` is: what `wrap_ranges` lays out."""
+        pieces = self.pieces()
+        plain = "".join([piece for piece, _ in pieces])
+        if "\t" in self.message.text:
+            plain = plain.expandtabs(TAB_SIZE)  # only the message's text (the last piece) grows
+        row = [Segment(" " * indent, base)] if indent else []
+        position, last, unstyled = 0, len(pieces) - 1, bool(indent)
+        for index, (piece, style) in enumerate(pieces):
+            stop = len(plain) if index == last else position + len(piece)
+            shown = plain[max(start, position):min(end, stop)]
+            if shown:
+                if unstyled and not style:  # unstyled pieces in a row are one, as in Rich
+                    shown = row.pop().text + shown
+                row.append(Segment(shown, base + Style.parse(style) if style else base))
+                unstyled = not style
+            position = stop
+        return row
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One screen row of a wrapped line: characters `start` to `end` of it, after `indent`
-    spaces (a row a long line wraps onto starts under the nickname, like a line break's)."""
+# One screen row of a wrapped line: the line, and (start, end, indent) from `wrap_ranges`.
+Row = tuple[MessageLine, tuple[int, int, int]]
 
-    line: MessageLine
-    start: int
-    end: int
-    indent: int = 0
 
-    def to_text(self) -> Text:
-        row = self.line.to_text()[self.start:self.end]
-        return Text.assemble(" " * self.indent, row) if self.indent else row
+def row_text(row: Text | MessageLine | Row) -> Text:
+    """The Rich Text of one log row."""
+    if isinstance(row, Text):
+        return row
+    if isinstance(row, MessageLine):
+        return row.to_text()
+    line, (start, end, indent) = row
+    text = line.to_text()[start:end]
+    return Text.assemble(" " * indent, text) if indent else text
 
 
 def wrap_ranges(plain: str, width: int, indent: int = 0) -> list[tuple[int, int, int]]:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
+from itertools import repeat
 
+from rich.style import Style
 from rich.text import Text
 from textual.cache import LRUCache
 from textual import events
 from textual.binding import Binding
-from textual.reactive import reactive
+from textual.reactive import Reactive, reactive
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -21,8 +23,10 @@ from tui_chat.protocol import clean_text, nick_key
 from tui_chat.render import (
     CONTINUATION,
     TAB_SIZE,
+    cells,
     MessageLine,
     Row,
+    row_text,
     nick_colour,
     wrap_ranges,
 )
@@ -47,6 +51,7 @@ class ChatLog(ScrollView):
         self._width = 0
         self._removed = 0  # rows dropped from the top so far (cache keys are absolute)
         self._cache: LRUCache[int, Strip] = LRUCache(1024)
+        self._style: Style | None = None  # self.rich_style, while the styles stay the same
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
@@ -100,15 +105,15 @@ class ChatLog(ScrollView):
     def _wrap(self, lines: Iterable[Text | MessageLine], width: int) -> None:
         """Append the rows of `lines` wrapped to `width` (tabs expanded)."""
         rows = self._rows
+        indent = len(CONTINUATION)
         for line in lines:
             if isinstance(line, MessageLine):
-                if line.single_row() and line.width() <= width:
-                    rows.append(line)
-                    continue
                 plain = line.plain()
-                if plain.isascii() or "\t" not in plain:
-                    ranges = wrap_ranges(plain, width, len(CONTINUATION))
-                    rows.extend(Row(line, *row) for row in ranges)
+                if plain.isascii() or "\t" not in line.message.text:  # plain is exact
+                    if "\n" not in plain and cells(plain) <= width:
+                        rows.append(line)
+                    else:
+                        rows.extend(zip(repeat(line), wrap_ranges(plain, width, indent)))
                     continue
                 line = line.to_text()  # tabs among wide characters: Rich lays them out
             plain = line.plain
@@ -154,6 +159,7 @@ class ChatLog(ScrollView):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._cache.clear()
+        self._style = None
 
     def clear(self) -> None:
         self._lines.clear()
@@ -169,20 +175,33 @@ class ChatLog(ScrollView):
         index = scroll_y + y
         width = self.size.width
         if index >= len(self._rows):
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, self._base_style())
         strip = self._strip(index)
-        return strip.crop_extend(scroll_x, scroll_x + width, self.rich_style).apply_offsets(
+        return strip.crop_extend(scroll_x, scroll_x + width, self._base_style()).apply_offsets(
             scroll_x, index)
 
     def _strip(self, index: int) -> Strip:
         key = self._removed + index
         strip = self._cache.get(key)
         if strip is None:
-            row = self._rows[index]
-            text = row if isinstance(row, Text) else row.to_text()
-            strip = Strip(text.render(self.app.console), text.cell_len)
-            strip = self._cache[key] = strip.apply_style(self.rich_style)
+            strip = self._cache[key] = self._render_row(self._rows[index])
         return strip
+
+    def _render_row(self, row: Text | MessageLine | Row) -> Strip:
+        base = self._base_style()
+        if isinstance(row, Text):
+            return Strip(row.render(self.app.console), row.cell_len).apply_style(base)
+        if isinstance(row, MessageLine):
+            line, start, end, indent = row, 0, len(row.plain()), 0
+        else:
+            line, (start, end, indent) = row
+        return Strip(line.segments(start, end, indent, base))
+
+    def _base_style(self) -> Style:
+        """The log's own style, under every row (looked up once per change of styles)."""
+        if self._style is None:
+            self._style = self.rich_style
+        return self._style
 
     @property
     def lines(self) -> list[Strip]:
@@ -191,9 +210,7 @@ class ChatLog(ScrollView):
 
     def text(self) -> str:
         """Everything in the log as plain text, one row per line."""
-        return "\n".join(
-            (row if isinstance(row, Text) else row.to_text()).plain for row in self._rows
-        )
+        return "\n".join(row_text(row).plain for row in self._rows)
 
 
 class UserList(Static):
@@ -263,6 +280,10 @@ NEWLINE_MARK = "\u2424"  # ␤ SYMBOL FOR NEWLINE: a pasted line break, in the o
 
 class ChatInput(Input):
     """The input line, with Up/Down history and Tab completion of nicknames and commands."""
+
+    # The input's size never depends on its text: a key press repaints the input alone,
+    # where Input would lay out the whole screen again for every character typed.
+    virtual_size = Reactive(Size(0, 0), layout=False)
 
     BINDINGS = [
         Binding("tab", "complete", "Complete", show=False),
