@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
+from websockets.asyncio.server import serve
+from websockets.frames import Frame, Opcode
 
 from server import ChatServer, ServerConfig
 from tests.helpers import JsonClient, Recorder, Relay, server_where_alice_said
-from tui_chat.client import ChatClient
+from tui_chat.client import FRAMES_PER_TURN, ChatClient
+from tui_chat.protocol import SUBPROTOCOL
 from tui_chat.updates import (
     Backoff,
     Joined,
@@ -299,3 +303,30 @@ async def test_control_characters_are_cleaned_before_they_are_measured_or_sent(
     await seen.until(lambda: seen.of(Received))
     assert seen.of(Received)[0].message.text == "x" and not seen.of(Refused)
     assert client.outbox == {} and client.state is State.ONLINE
+
+
+async def test_a_burst_gives_other_tasks_a_turn_every_few_frames(run_client) -> None:
+    """However many frames one read brings, other tasks on the loop (the screen, a key
+    press) run after at most FRAMES_PER_TURN of them, and every frame is still handled."""
+    burst = 3000
+
+    async def handler(connection) -> None:
+        await connection.recv()  # the hello
+        await connection.send(json.dumps({"type": "welcome", "nick": "alice", "room": "lobby",
+                                          "users": ["alice"], "epoch": "e", "history": []}))
+        frames = (json.dumps({"type": "message", "id": n, "ts": 0, "nick": "bob",
+                              "text": f"line {n}"}).encode() for n in range(1, burst + 1))
+        connection.transport.write(  # all at once: each read brings hundreds of frames
+            b"".join(Frame(Opcode.TEXT, frame).serialize(mask=False) for frame in frames))
+        await connection.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0, subprotocols=[SUBPROTOCOL]) as server:
+        port = server.sockets[0].getsockname()[1]
+        client, seen = run_client(f"ws://127.0.0.1:{port}/lobby", "alice")
+        progress = []  # the last id received, at each turn this task gets
+        while not progress or progress[-1] < burst:
+            progress.append(client.position.last_id or 0)
+            await asyncio.sleep(0)
+        steps = [later - earlier for earlier, later in zip(progress, progress[1:])]
+        assert max(steps) <= FRAMES_PER_TURN
+        assert [r.message.id for r in seen.of(Received)] == list(range(1, burst + 1))

@@ -76,6 +76,9 @@ if TYPE_CHECKING:
 NICK_ERRORS = frozenset({NICK_INVALID, NICK_RESERVED, NICK_TAKEN, NICK_REGISTERED, BAD_PASSWORD})
 RETRYABLE = frozenset({RATE_LIMITED, UNAVAILABLE})  # kept, and sent again after a reconnect
 MAX_INCOMING_FRAME = 16 * 1024 * 1024  # a welcome carries history; a hostile server gets no more
+# Frames handled before the event loop gets a turn: one read in a burst holds a thousand
+# frames or more, and a key press must not wait for all of them (docs/performance.md).
+FRAMES_PER_TURN = 64
 
 
 class ChatClient:
@@ -222,10 +225,15 @@ class ChatClient:
                 self._connection = connection
                 self._set_state(State.JOINING)
                 self._send_hello()
+                turn = 0
                 async for frame in connection:
                     final = self._receive(frame)
                     if final:
                         return final, True
+                    turn += 1
+                    if turn == FRAMES_PER_TURN:
+                        turn = 0
+                        await asyncio.sleep(0)
                 return close_reason(connection), False
         except ConnectionClosed as closed:
             return close_reason(self._connection) if self._connection else describe(closed), False
