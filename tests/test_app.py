@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from textual import events
 
 from server import ChatServer, ServerConfig
@@ -16,6 +18,7 @@ from tests.apptools import (
     until,
     users_text,
 )
+from tui_chat.collector import YOUNG_GENERATION_THRESHOLD
 from tui_chat.widgets import ChatInput
 
 
@@ -333,3 +336,36 @@ async def test_no_line_of_a_message_can_pass_for_a_log_line_of_its_own(url, join
         rows = log_text(app).splitlines()
         spoofs = [row for row in rows if "is now known as bob" in row or "send the key" in row]
         assert spoofs and all(row.startswith("      10:57") for row in spoofs)
+
+
+async def test_a_line_longer_than_the_input_scrolls_to_the_cursor(url) -> None:
+    """Typing past the input's width shows the end of the line, and Home shows its start
+    (the input repaints itself alone as it grows, and still scrolls)."""
+    app = make_app(url, "alice")
+    async with app.run_test(size=(40, 12)) as pilot:
+        chat_input = app.query_one(ChatInput)
+        typed = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJ"
+        await pilot.press(*typed)
+        await pilot.pause()
+        shown = lambda: "".join(s.text for s in chat_input.render_lines(  # noqa: E731
+            chat_input.region.reset_offset))
+        assert chat_input.scroll_x > 0 and typed[-20:] in shown() and typed[:5] not in shown()
+        await pilot.press("home")
+        await pilot.pause()
+        assert chat_input.scroll_x == 0 and typed[:20] in shown()
+
+
+async def test_the_collector_is_quiet_while_the_app_runs_and_restored_after(url) -> None:
+    """While an app runs, what existed at start is frozen out of collections and the young
+    generation is collected less often; once the last app exits both are as they were."""
+    before = gc.get_threshold()
+    alice, bob = make_app(url, "alice"), make_app(url, "bob")
+    async with alice.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        assert gc.get_threshold()[0] == YOUNG_GENERATION_THRESHOLD > before[0]
+        assert gc.get_freeze_count() > 0
+        async with bob.run_test(size=SIZE) as other:  # two apps in one process
+            await online(other)
+        assert gc.get_threshold()[0] == YOUNG_GENERATION_THRESHOLD
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0

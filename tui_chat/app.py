@@ -23,6 +23,7 @@ from textual.widgets import Footer, Header, Input
 from server import ChatServer, ServerConfig
 from server.history import StorageError
 from tui_chat.client import ChatClient
+from tui_chat import collector
 from tui_chat.reasons import TOKEN_HINT
 from tui_chat.updates import (
     Backoff,
@@ -104,6 +105,7 @@ class ChatApp(App[None]):
                                  token=token, password=password, ssl_context=ssl_context)
         self._inbox: list[Update] = []
         self._flush_scheduled = False
+        self._quiet = False  # the collector is quietened (collector.py) while mounted
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -115,6 +117,8 @@ class ChatApp(App[None]):
         yield Footer()
 
     async def on_mount(self) -> None:
+        collector.quieten()  # the screen is built: what exists now is never garbage
+        self._quiet = True
         self.query_one(ChatInput).focus()
         if self.serve is not None and not await self._start_server(*self.serve):
             return
@@ -179,6 +183,9 @@ class ChatApp(App[None]):
             self.exit()
 
     async def on_unmount(self) -> None:
+        if self._quiet:
+            collector.restore()
+            self._quiet = False
         await self.client.stop()
         if self.client.store is not None:
             self.client.store.release()
