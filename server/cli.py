@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from server.accounts import Accounts
 from server.app import ChatServer, ServerConfig, default_db_path
 from server.history import StorageError
-from tui_chat import __version__
+from tui_chat import __version__, collector
 from tui_chat.protocol import MAX_INT
 
 EXAMPLES = """\
@@ -223,7 +223,11 @@ async def serve_until_signalled(config: ServerConfig) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     async with ChatServer(config):
-        await stop.wait()
+        collector.quieten()  # listening: what exists now is never garbage (see collector.py)
+        try:
+            await stop.wait()
+        finally:
+            collector.restore()
         logging.getLogger("tui_chat.server").info("shutting down")
 
 

@@ -23,6 +23,7 @@ HEADLESS = {
     "tui_chat/position.py": {"textual", "rich", "websockets"},
     "tui_chat/reasons.py": {"textual", "rich"},
     "tui_chat/renames.py": {"textual", "rich", "websockets"},
+    "tui_chat/collector.py": {"textual", "rich", "websockets"},
     **{str(path.relative_to(ROOT)): {"textual", "rich"} for path in (ROOT / "server").glob("*.py")},
 }
 
