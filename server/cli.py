@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import ipaddress
 import logging
 import signal
 import ssl
@@ -167,11 +168,50 @@ def origin_of(text: str) -> str:
             or parts.fragment or any(char.isspace() for char in parts.netloc)):
         raise ValueError(f"{text!r} is not an origin: it is SCHEME://HOST[:PORT] with nothing"
                          " after it, as a browser sends it (e.g. https://chat.example.org)")
-    scheme, host = parts.scheme.lower(), parts.hostname
-    if ":" in host:
-        host = f"[{host}]"
+    scheme = parts.scheme.lower()
+    host = _browser_host(text, parts.hostname, bracketed="[" in parts.netloc)
     default = 443 if scheme == "https" else 80
     return f"{scheme}://{host}" + (f":{port}" if port not in (None, default) else "")
+
+
+def _browser_host(text: str, host: str, bracketed: bool) -> str:
+    """A host as browsers write it in an Origin: an IPv6 address in its shortest form (the
+    URL standard's), a name with letters beyond ASCII in its xn-- (IDNA) form."""
+    if bracketed or ":" in host:
+        try:
+            address = ipaddress.IPv6Address(host)
+            if address.scope_id:
+                raise ValueError  # a zone (%eth0) is not allowed in a URL
+        except ValueError:
+            raise ValueError(f"{text!r} is not an origin: {host!r} is not an IPv6 address"
+                             " as a URL writes it") from None
+        return f"[{_ipv6_as_in_urls(address)}]"
+    if not host.isascii():
+        try:
+            return host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise ValueError(f"{text!r} is not an origin: {host!r} is not a host name"
+                             ) from None
+    return host
+
+
+def _ipv6_as_in_urls(address: ipaddress.IPv6Address) -> str:
+    """The URL standard's IPv6 serializer: eight hexadecimal pieces without leading zeros,
+    the first longest run of two or more zero pieces written as '::'. (Python writes an
+    IPv4-mapped address with a dotted quad at its end; URLs never do.)"""
+    pieces = [int.from_bytes(address.packed[i:i + 2], "big") for i in range(0, 16, 2)]
+    best, best_length, start = -1, 1, None
+    for index, piece in enumerate([*pieces, 1]):  # a sentinel piece ends the last run
+        if piece == 0 and start is None:
+            start = index
+        elif piece != 0 and start is not None:
+            if index - start > best_length:
+                best, best_length = start, index - start
+            start = None
+    hexes = [f"{piece:x}" for piece in pieces]
+    if best < 0:
+        return ":".join(hexes)
+    return ":".join(hexes[:best]) + "::" + ":".join(hexes[best + best_length:])
 
 
 def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ServerConfig:

@@ -206,15 +206,23 @@ async def test_the_event_loop_can_be_chosen(choice: str, uses_uvloop: bool) -> N
 
 
 def test_allowed_origins_are_written_as_browsers_send_them() -> None:
-    """Case and a default port do not matter in --allow-origin; a path or a missing scheme
-    is refused (it could never match, and every browser would get 403)."""
+    """Case, a default port and the way an IPv6 address or a name beyond ASCII is written
+    do not matter in --allow-origin; a path or a missing scheme is refused (it could never
+    match, and every browser would get 403)."""
     from server.cli import origin_of
 
     assert origin_of("HTTPS://Chat.Example.org:443") == "https://chat.example.org"
     assert origin_of("http://localhost:8000") == "http://localhost:8000"
     assert origin_of("http://[::1]:80") == "http://[::1]"
+    # IPv6 in the URL standard's shortest form, and names beyond ASCII in their xn-- form
+    assert origin_of("http://[0:0:0:0:0:0:0:1]:8080") == "http://[::1]:8080"
+    assert origin_of("http://[2001:DB8:0:0:1:0:0:1]") == "http://[2001:db8::1:0:0:1]"
+    assert origin_of("http://[::ffff:1.2.3.4]") == "http://[::ffff:102:304]"
+    assert origin_of("http://[1:0:1:1:1:1:1:1]") == "http://[1:0:1:1:1:1:1:1]"
+    assert origin_of("https://Bücher.example") == "https://xn--bcher-kva.example"
     for bad in ("https://chat.example.org/", "chat.example.org", "ftp://x", "https://u@x",
-                "http://exa mple.org"):
+                "http://exa mple.org", "http://[fe80::1%25eth0]", "http://[1:2:3]",
+                "http://[v1.x]"):
         with pytest.raises(ValueError, match="is not an origin"):
             origin_of(bad)
 
