@@ -91,7 +91,10 @@ class MessageLine:
     def plain(self) -> str:
         """The line's text exactly as `to_text()` lays it out, without styles (tabs are
         expanded by character count, which is exact for the ASCII text it is wrapped for)."""
-        plain = "".join([piece for piece, _ in self.pieces()])
+        return self._plain(self.pieces())
+
+    def _plain(self, pieces: list[tuple[str, str]]) -> str:
+        plain = "".join([piece for piece, _ in pieces])
         return plain.expandtabs(TAB_SIZE) if "\t" in self.message.text else plain
 
     def segments(self, start: int, end: int, indent: int, base: Style) -> list[Segment]:
@@ -99,9 +102,7 @@ class MessageLine:
         with the styles `to_text()` gives them over `base` (the log's own style). Exact
         where `plain()` is: what `wrap_ranges` lays out."""
         pieces = self.pieces()
-        plain = "".join([piece for piece, _ in pieces])
-        if "\t" in self.message.text:
-            plain = plain.expandtabs(TAB_SIZE)  # only the message's text (the last piece) grows
+        plain = self._plain(pieces)  # tabs expanded: only the last piece (the text) grows
         row = [Segment(" " * indent, base)] if indent else []
         position, last, unstyled = 0, len(pieces) - 1, bool(indent)
         for index, (piece, style) in enumerate(pieces):
