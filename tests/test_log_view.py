@@ -190,3 +190,24 @@ async def test_every_pending_message_is_shown_without_a_resize(start_server) -> 
         finally:
             await app.client.stop()
             await second.stop()
+
+
+async def test_a_change_of_theme_redraws_the_log_in_its_colours(url, join) -> None:
+    """The log's rows (and its empty rows) take the new theme's background at once: the
+    rows drawn before the change are not reused."""
+    app = make_app(url, "alice")
+    async with app.run_test(size=(80, 20)) as pilot:
+        await online(pilot)
+        await type_line(pilot, "before the change")
+        await until(pilot, lambda: "alice before the change" in log_text(app))
+        log = log_of(app)
+
+        def backgrounds() -> set:
+            return {segment.style.bgcolor for y in range(log.scrollable_content_region.height)
+                    for segment in log.render_line(y) if segment.style is not None}
+
+        dark = backgrounds()
+        app.theme = "textual-light" if app.theme != "textual-light" else "textual-dark"
+        await pilot.pause()
+        light = backgrounds()
+        assert light == {log.rich_style.bgcolor} and not light & dark
