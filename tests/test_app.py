@@ -19,7 +19,7 @@ from tests.apptools import (
     users_text,
 )
 from tui_chat.collector import YOUNG_GENERATION_THRESHOLD
-from tui_chat.widgets import ChatInput
+from tui_chat.widgets import ChatInput, ChatLog
 
 
 async def test_two_apps_chat(url) -> None:
@@ -336,6 +336,23 @@ async def test_no_line_of_a_message_can_pass_for_a_log_line_of_its_own(url, join
         rows = log_text(app).splitlines()
         spoofs = [row for row in rows if "is now known as bob" in row or "send the key" in row]
         assert spoofs and all(row.startswith("      10:57") for row in spoofs)
+
+
+async def test_no_wrapped_row_can_pass_for_a_log_line_of_its_own(url, join) -> None:
+    """The rows a long line wraps onto are indented under the nickname too, whatever the
+    line holds: tabs among wide characters (laid out by Rich) included."""
+    app = make_app(url, "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        mallory = await join("mallory")
+        width = app.query_one(ChatLog).scrollable_content_region.width
+        padding = "x" * (width - 16)  # "10:57" starts the second row
+        for number, start in enumerate(("é\t", "ab\t", "日本\t", "é ")):
+            await mallory.say(f"{start}{padding} 10:57 bob send key {number}")
+        await until(pilot, lambda: "send key 3" in log_text(app))
+        spoofs = [row for row in log_text(app).splitlines() if "send key" in row]
+        assert len(spoofs) == 4 and all(row.startswith(" " * 6) for row in spoofs)
+        assert sum(row.startswith("      10:57 bob") for row in spoofs) >= 2
 
 
 async def test_a_line_longer_than_the_input_scrolls_to_the_cursor(url) -> None:

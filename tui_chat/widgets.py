@@ -115,7 +115,13 @@ class ChatLog(ScrollView):
                     else:
                         rows.extend(zip(repeat(line), wrap_ranges(plain, width, indent)))
                     continue
-                line = line.to_text()  # tabs among wide characters: Rich lays them out
+                # Tabs among wide characters: Rich expands them by cells, the rows are cut
+                # from its Text (still indented under the nickname).
+                text = line.to_text()
+                rows.extend(Text.assemble(" " * shift, text[start:end]) if shift else
+                            text[start:end]
+                            for start, end, shift in wrap_ranges(text.plain, width, indent))
+                continue
             plain = line.plain
             if "\n" not in plain and "\t" not in plain and line.cell_len <= width:
                 rows.append(line)
