@@ -304,23 +304,28 @@ async def test_control_characters_are_cleaned_before_they_are_measured_or_sent(
     assert seen.of(Received)[0].message.text == "x" and not seen.of(Refused)
     assert client.outbox == {} and client.state is State.ONLINE
 
-
-async def test_a_burst_gives_other_tasks_a_turn_every_few_frames(run_client) -> None:
-    """However many frames one read brings, other tasks on the loop (the screen, a key
-    press) run after at most FRAMES_PER_TURN of them, and every frame is still handled."""
-    burst = 3000
+def burst_handler(count: int):
+    """A server that welcomes alice, then writes `count` messages at once, so that each
+    read brings hundreds of frames."""
 
     async def handler(connection) -> None:
         await connection.recv()  # the hello
         await connection.send(json.dumps({"type": "welcome", "nick": "alice", "room": "lobby",
                                           "users": ["alice"], "epoch": "e", "history": []}))
         frames = (json.dumps({"type": "message", "id": n, "ts": 0, "nick": "bob",
-                              "text": f"line {n}"}).encode() for n in range(1, burst + 1))
-        connection.transport.write(  # all at once: each read brings hundreds of frames
+                              "text": f"line {n}"}).encode() for n in range(1, count + 1))
+        connection.transport.write(
             b"".join(Frame(Opcode.TEXT, frame).serialize(mask=False) for frame in frames))
         await connection.wait_closed()
 
-    async with serve(handler, "127.0.0.1", 0, subprotocols=[SUBPROTOCOL]) as server:
+    return handler
+
+
+async def test_a_burst_gives_other_tasks_a_turn_every_few_frames(run_client) -> None:
+    """However many frames one read brings, other tasks on the loop (the screen, a key
+    press) run after at most FRAMES_PER_TURN of them, and every frame is still handled."""
+    burst = 3000
+    async with serve(burst_handler(burst), "127.0.0.1", 0, subprotocols=[SUBPROTOCOL]) as server:
         port = server.sockets[0].getsockname()[1]
         client, seen = run_client(f"ws://127.0.0.1:{port}/lobby", "alice")
         progress = []  # the last id received, at each turn this task gets
@@ -330,3 +335,17 @@ async def test_a_burst_gives_other_tasks_a_turn_every_few_frames(run_client) -> 
         steps = [later - earlier for earlier, later in zip(progress, progress[1:])]
         assert max(steps) <= FRAMES_PER_TURN
         assert [r.message.id for r in seen.of(Received)] == list(range(1, burst + 1))
+
+
+async def test_nothing_is_reported_after_stop_even_in_a_burst(run_client) -> None:
+    """stop() in the middle of a burst: the frames still queued are read but not reported
+    (the app is closing), and the closing handshake is not left to time out."""
+    async with serve(burst_handler(3000), "127.0.0.1", 0, subprotocols=[SUBPROTOCOL]) as server:
+        port = server.sockets[0].getsockname()[1]
+        client, seen = run_client(f"ws://127.0.0.1:{port}/lobby", "alice")
+        await seen.until(lambda: seen.of(Received))
+        await asyncio.wait_for(client.stop(), 1.5)  # under the 2 s close timeout
+        reported = len(seen.of(Received))
+        await asyncio.sleep(0.2)
+        assert len(seen.of(Received)) == reported < 3000
+        assert client.state is State.OFFLINE

@@ -227,6 +227,8 @@ class ChatClient:
                 self._send_hello()
                 turn = 0
                 async for frame in connection:
+                    if self._stopped:  # read to the server's close, but report nothing
+                        continue
                     final = self._receive(frame)
                     if final:
                         return final, True
