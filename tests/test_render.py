@@ -77,6 +77,10 @@ def test_timestamps_follow_a_change_of_time_zone() -> None:
         time.tzset()
         assert clock(TS) == "15:00"
         assert clock(TS + 59_999) == "15:00" and clock(TS + 60_000) == "15:01"
+        for zone, shown in (("Asia/Shanghai", "17:30"), ("America/Regina", "03:30")):
+            os.environ["TZ"] = zone  # both are called CST
+            time.tzset()
+            assert clock(TS) == shown
     finally:
         if zone is None:
             os.environ.pop("TZ", None)

@@ -36,11 +36,12 @@ def nick_colour(nick: str) -> str:
 
 def clock(ts_ms: int | None) -> str:
     """`HH:MM` in local time for a server timestamp (now when None)."""
-    return _minute((now_ms() if ts_ms is None else ts_ms) // 60_000, time.tzname)
+    zone = (time.tzname, time.timezone, time.altzone)  # names alone are ambiguous (CST)
+    return _minute((now_ms() if ts_ms is None else ts_ms) // 60_000, zone)
 
 
 @lru_cache(maxsize=1024)
-def _minute(minute: int, zone: tuple[str, str]) -> str:
+def _minute(minute: int, zone: tuple) -> str:
     """`HH:MM` of a minute since the epoch in the local time `zone` (every zone's offset is
     whole minutes, so any moment of that minute reads the same)."""
     return time.strftime("%H:%M", time.localtime(minute * 60))
