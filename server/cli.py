@@ -187,11 +187,15 @@ def _browser_host(text: str, host: str, bracketed: bool) -> str:
                              " as a URL writes it") from None
         return f"[{_ipv6_as_in_urls(address)}]"
     if not host.isascii():
+        # Python's codec is IDNA 2003; browsers follow UTS 46, which keeps these letters
+        # that IDNA 2003 maps away (faß.de is xn--fa-hia.de to a browser, fass.de here).
         try:
+            if any(char in host for char in "\u00df\u03c2\u200c\u200d"):
+                raise UnicodeError
             return host.encode("idna").decode("ascii")
         except UnicodeError:
-            raise ValueError(f"{text!r} is not an origin: {host!r} is not a host name"
-                             ) from None
+            raise ValueError(f"{text!r}: write {host!r} in the xn-- form your browser"
+                             " shows for it") from None
     return host
 
 

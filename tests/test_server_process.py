@@ -225,6 +225,9 @@ def test_allowed_origins_are_written_as_browsers_send_them() -> None:
                 "http://[v1.x]"):
         with pytest.raises(ValueError, match="is not an origin"):
             origin_of(bad)
+    for deviation in ("https://faß.de", "https://ςσ.gr", "https://a\u200db.example"):
+        with pytest.raises(ValueError, match="in the xn-- form"):  # IDNA 2003 would differ
+            origin_of(deviation)
 
 
 def test_reading_users_from_a_database_that_is_not_there_creates_nothing(tmp_path) -> None:
