@@ -16,12 +16,15 @@ from tui_chat.render import CONTINUATION, MessageLine, clock, row_text, wrap_ran
 TS = 1_763_717_400_000  # 09:30 UTC
 BASE = Style.parse("#e0e0e0 on #1e1e1e")
 LINES = [
-    MessageLine(Message(1, TS, "alice", "hello there, this is a line long enough to wrap", "chat"), "bob"),
-    MessageLine(Message(2, TS, "bob", "my own words in bold, long enough to wrap twice", "chat"), "bob"),
-    MessageLine(Message(3, TS, "carol", "waves at everyone in the room, at length", "action"), "bob"),
-    MessageLine(Message(4, TS, "x", "the server restarts in five minutes\nsave your work", "system"), "bob"),
-    MessageLine(Message(5, TS, "dave", "col\tumns\tafter tabs, and then some more", "chat"), "bob"),
-    MessageLine(Message(6, TS, "名前", "日本語のテキストはセルを二つずつ使います。折り返し", "chat"), "bob"),
+    MessageLine(Message(number, TS, nick, text, kind), "bob")
+    for number, (nick, text, kind) in enumerate([
+        ("alice", "hello there, this is a line long enough to wrap", "chat"),
+        ("bob", "my own words in bold, long enough to wrap twice", "chat"),
+        ("carol", "waves at everyone in the room, at length", "action"),
+        ("x", "the server restarts in five minutes\nsave your work", "system"),
+        ("dave", "col\tumns\tafter tabs, and then some more", "chat"),
+        ("名前", "日本語のテキストはセルを二つずつ使います。折り返し", "chat"),
+    ], 1)
 ]
 
 

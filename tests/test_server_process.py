@@ -206,10 +206,10 @@ async def test_the_event_loop_can_be_chosen(choice: str, uses_uvloop: bool) -> N
 
 
 def test_allowed_origins_are_written_as_browsers_send_them() -> None:
-    """Case, a default port and the way an IPv6 address or a name beyond ASCII is written
+    """Case, a default port and the way an IP address or a name beyond ASCII is written
     do not matter in --allow-origin; a path or a missing scheme is refused (it could never
     match, and every browser would get 403)."""
-    from server.cli import origin_of
+    from server.origins import origin_of
 
     assert origin_of("HTTPS://Chat.Example.org:443") == "https://chat.example.org"
     assert origin_of("http://localhost:8000") == "http://localhost:8000"
@@ -220,9 +220,14 @@ def test_allowed_origins_are_written_as_browsers_send_them() -> None:
     assert origin_of("http://[::ffff:1.2.3.4]") == "http://[::ffff:102:304]"
     assert origin_of("http://[1:0:1:1:1:1:1:1]") == "http://[1:0:1:1:1:1:1:1]"
     assert origin_of("https://Bücher.example") == "https://xn--bcher-kva.example"
+    # IPv4 as the URL standard reads it: fewer parts, hexadecimal, octal
+    assert origin_of("http://127.1:8000") == "http://127.0.0.1:8000"
+    assert origin_of("http://0x7f.0.0.1") == origin_of("http://0177.0.0.1") == "http://127.0.0.1"
+    assert origin_of("http://2130706433.") == "http://127.0.0.1"
     for bad in ("https://chat.example.org/", "chat.example.org", "ftp://x", "https://u@x",
                 "http://exa mple.org", "http://[fe80::1%25eth0]", "http://[1:2:3]",
-                "http://[v1.x]"):
+                "http://[v1.x]", "http://1.2.3.4.5", "http://example.123", "http://1.2.3.256",
+                "http://08.1.1.1"):
         with pytest.raises(ValueError, match="is not an origin"):
             origin_of(bad)
     for deviation in ("https://faß.de", "https://ςσ.gr", "https://a\u200db.example"):
