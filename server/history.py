@@ -205,7 +205,9 @@ class History:
         if cid is not None:
             self._in_flight[(room, sender, cid)] = outcome
         if self._flusher is None:
-            self._flusher = loop.create_task(self._flush())
+            flusher = loop.create_task(self._flush())
+            if not flusher.done():  # a loop that starts tasks eagerly may have finished it
+                self._flusher = flusher
         return outcome
 
     async def _flush(self) -> None:

@@ -174,9 +174,13 @@ class ChatConnection(asyncio.Protocol):
             return
         self.inbox.append(message)
         if self.worker is None:
-            self.worker = asyncio.get_running_loop().create_task(self._work())
-            self.server.workers.add(self.worker)  # stop() waits for it, even once we are gone
-            self.worker.add_done_callback(self.server.workers.discard)
+            worker = asyncio.get_running_loop().create_task(self._work())
+            # A loop that starts tasks eagerly (Textual's, on Python 3.12+, when the app
+            # serves) may have run it to the end already: then there is no worker to keep.
+            if not worker.done():
+                self.worker = worker
+                self.server.workers.add(worker)  # stop() waits for it, even once we are gone
+                worker.add_done_callback(self.server.workers.discard)
         if self.reading and len(self.inbox) >= INBOX_HIGH and self.transport is not None:
             self.transport.pause_reading()  # a client may not queue unbounded work
             self.reading = False
