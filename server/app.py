@@ -84,13 +84,24 @@ def offered_subprotocols(request: Request) -> list[str]:
 
 
 def bearer_token(request: Request) -> str | None:
-    """The token of an `Authorization: Bearer TOKEN` header, if there is one."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    """The token of an `Authorization: Bearer TOKEN` header, if there is one (the caller
+    refuses a request with more than one: see `repeated_header`)."""
+    values = request.headers.get_all("Authorization")
+    scheme, _, token = (values[0] if values else "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+def repeated_header(request: Request) -> str | None:
+    """The name of a header that may appear once but appears more often, if any."""
+    for name in ("Origin", "Authorization"):
+        if len(request.headers.get_all(name)) > 1:
+            return name
+    return None
+
+
 def _is_upgrade(request: Request) -> bool:
-    return "upgrade" in request.headers.get("Connection", "").lower()
+    # Connection may be sent as several headers: its values are one list.
+    return "upgrade" in ",".join(request.headers.get_all("Connection")).lower()
 
 
 class ChatServer:
@@ -226,6 +237,11 @@ class ChatServer:
         if request.path == "/healthz" and not _is_upgrade(request):
             return connection.protocol.reject(http.HTTPStatus.OK, "ok\n")
         peer = peer_name(connection)
+        repeated = repeated_header(request)
+        if repeated is not None:
+            log.info("%s refused: more than one %s header", peer, repeated)
+            return connection.protocol.reject(http.HTTPStatus.BAD_REQUEST,
+                                              f"More than one {repeated} header.\n")
         origin = request.headers.get("Origin")
         if self.config.allow_origins and origin is not None and (
             origin not in self.config.allow_origins

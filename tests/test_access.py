@@ -273,3 +273,31 @@ async def test_only_allowed_browser_origins_get_in(start_server, caplog) -> None
         assert (await tool.recv()).startswith("[Server]: Welcome")
     assert any("origin 'https://evil.example.com' is not allowed" in r.getMessage()
                for r in caplog.records)
+
+
+async def handshake_status(server, *headers: str) -> int:
+    """The HTTP status a raw WebSocket handshake with these extra header lines gets."""
+    host, port = server.url.removeprefix("ws://").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    lines = ["GET /lobby HTTP/1.1", f"Host: {host}:{port}", "Upgrade: websocket",
+             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13",
+             *headers]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+    status = await asyncio.wait_for(reader.readline(), 5)
+    writer.close()
+    return int(status.split()[1]) if status else 0
+
+
+async def test_a_header_sent_twice_that_may_be_sent_once_is_a_bad_request(
+        start_server, caplog) -> None:
+    """Two Origin or two Authorization headers get HTTP 400 (not a traceback and a dropped
+    connection); Connection, which may come as several headers, still upgrades."""
+    server = await start_server(token=TOKEN)
+    bearer = f"Authorization: Bearer {TOKEN}"
+    assert await handshake_status(server, "Connection: Upgrade", "Origin: a", "Origin: b",
+                                  bearer) == 400
+    assert await handshake_status(server, "Connection: Upgrade", bearer, bearer) == 400
+    assert await handshake_status(server, "Connection: keep-alive", "Connection: Upgrade",
+                                  bearer) == 101
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("more than one Origin header" in r.getMessage() for r in caplog.records)
