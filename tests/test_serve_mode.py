@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import socket
 
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
 from tests.apptools import SIZE, farewells, log_text, make_app, online, until
 from tests.helpers import JsonClient
 
@@ -18,6 +22,23 @@ async def test_serve_mode_hosts_a_room_others_can_join(join) -> None:
         assert f"tui-chat {app.server.url}/lobby" in log_text(app)
         guest = await JsonClient.connect(app.server.url + "/lobby", "guest")
         assert guest.welcome["users"] == ["guest", "host"]
+        await guest.say("hello host")
+        await until(pilot, lambda: "guest hello host" in log_text(app))
+        await guest.close()
+
+
+async def test_serve_mode_with_a_token_lets_in_only_those_who_have_it() -> None:
+    """--serve with --token-file hosts a room that needs the token: the host joins with it,
+    a guest without it is refused, one with it gets in, and the hint says to give it."""
+    app = make_app(None, "host", serve=("127.0.0.1", 0), token="s3cret-token-value")
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        lobby = app.server.url + "/lobby"
+        assert "--token-file FILE" in log_text(app).replace("\n", " ")
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(lobby)  # a raw client without the token
+        assert refused.value.response.status_code == 401
+        guest = await JsonClient.connect(lobby, "guest", token="s3cret-token-value")
         await guest.say("hello host")
         await until(pilot, lambda: "guest hello host" in log_text(app))
         await guest.close()

@@ -145,9 +145,11 @@ class ChatApp(App[None]):
         logging.basicConfig(level=logging.INFO, handlers=[TextualHandler()], force=True)
         shown_host = f"[{host}]" if ":" in host else host
         self.url = self.client.url = f"ws://{shown_host}:{port}/lobby"
-        database = {"db": self.serve_db} if self.serve_db else {}
+        options: dict = {"db": self.serve_db} if self.serve_db else {}
+        if self.client.token:  # --token-file with --serve: guests need it too
+            options["token"] = self.client.token
         try:
-            self.server = ChatServer(ServerConfig(host=host, port=port, **database))
+            self.server = ChatServer(ServerConfig(host=host, port=port, **options))
             await self.server.start()
         except (OSError, StorageError) as error:
             self.server = None
@@ -165,6 +167,8 @@ class ChatApp(App[None]):
                       " this machine's address on your network instead of its name)")
         else:
             self.url = self.client.url = f"{self.server.url}/lobby"
+        if self.client.token:
+            others += " --token-file FILE (a file holding the same token)"
         self._log([system_line(f"Serving {self.server.url} in this process. Others join with:"
                                f" {others}")])
         return True

@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("url", nargs="?", metavar="URL",
                         help=f"room to join: ws://HOST:PORT/ROOM (default: {DEFAULT_URL})")
     parser.add_argument("--serve", nargs="?", const=DEFAULT_SERVE, metavar="HOST:PORT",
-                        help=f"host the server in this process and join it (default: {DEFAULT_SERVE})")
+                        help=f"host the server in this process and join it (default: {DEFAULT_SERVE});"
+                             " with --token-file or TUI_CHAT_TOKEN, everyone needs that token")
     parser.add_argument("--db", metavar="PATH",
                         help="with --serve: the server's history database (default: history.db"
                              " in your data directory; :memory: keeps no history)")
