@@ -214,6 +214,25 @@ async def test_tail_ends_quietly_when_what_reads_it_goes_away(chat_server) -> No
     await writer.close()
 
 
+async def test_tail_ends_when_what_reads_it_goes_away_in_a_quiet_room(chat_server) -> None:
+    """`tui-chat tail | head -1` in a room where nothing more is said: tail still ends,
+    with status 0, soon after head has gone (not at the next message, which may never come)."""
+    url = f"{chat_server.url}/lobby"
+    writer = await JsonClient.connect(url, "writer")
+    read, write = os.pipe()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tui_chat", "tail", url, "--nick", "watcher", "--new",
+        stdout=write, stderr=asyncio.subprocess.PIPE)
+    os.close(write)
+    assert (await writer.expect("presence"))["event"] == "join"
+    await writer.say("one")
+    with os.fdopen(read, "rb") as head:
+        assert head.readline() == b"[writer]: one\n"
+    assert await asyncio.wait_for(process.wait(), TIMEOUT) == 0
+    assert process.stderr is not None and await process.stderr.read() == b""
+    await writer.close()
+
+
 async def test_tail_says_when_a_connection_it_had_drops(start_server) -> None:
     """A connection tail had, lost, is reported as such (not as 'cannot connect')."""
     server = await start_server()

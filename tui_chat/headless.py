@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import select
 import signal
+import stat
 import sys
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TextIO
@@ -137,8 +140,8 @@ async def send(connect: Connect, lines: AsyncIterator[str], action: bool,
 async def tail(connect: Connect, out: TextIO, as_json: bool, history: bool,
                numbered: bool = False) -> list[str]:
     """Print the room's messages as they arrive (after its recent history, if `history`),
-    one per line, until stopped, refused for good, or `out` is closed (`numbered`: see
-    Watch). Returns what went wrong."""
+    one per line, until stopped, refused for good, or what reads `out` has gone, even in
+    a quiet room (`numbered`: see Watch). Returns what went wrong."""
     stop = asyncio.Event()
 
     def show(message: Message) -> None:
@@ -160,6 +163,9 @@ async def tail(connect: Connect, out: TextIO, as_json: bool, history: bool,
         except (NotImplementedError, RuntimeError):  # Windows, or not the main thread
             pass
     waiting = [asyncio.create_task(stop.wait()), asyncio.create_task(watch.over.wait())]
+    gone = reader_gone(out)
+    if gone is not None:  # a quiet room writes nothing, so nothing would notice
+        waiting.append(asyncio.create_task(_until(gone)))
     try:
         await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -169,6 +175,26 @@ async def tail(connect: Connect, out: TextIO, as_json: bool, history: bool,
         await client.stop()
         await runner
     return watch.problems
+
+
+def reader_gone(out: TextIO) -> Callable[[], bool] | None:
+    """A check of whether what reads `out` has gone (`| head` has exited), for a pipe; None
+    where that cannot be told before writing (not a pipe, or no poll())."""
+    try:
+        fd = out.fileno()
+        is_pipe = stat.S_ISFIFO(os.fstat(fd).st_mode)
+    except (AttributeError, OSError, ValueError):
+        return None
+    if not is_pipe or not hasattr(select, "poll"):
+        return None
+    poller = select.poll()
+    poller.register(fd, 0)  # no events asked for: poll reports POLLERR once the reader is gone
+    return lambda: bool(poller.poll(0))
+
+
+async def _until(check: Callable[[], bool], every: float = 0.25) -> None:
+    while not check():
+        await asyncio.sleep(every)
 
 
 async def lines_of(texts: Iterable[str] | None, stream: TextIO) -> AsyncIterator[str]:
