@@ -63,18 +63,6 @@ class StorageError(RuntimeError):
     """The database could not store a message; nothing was acknowledged."""
 
 
-def _copy_as_duplicate(original: asyncio.Future[Stored], copy: asyncio.Future[Stored]) -> None:
-    """Resolve `copy` like `original`, as a duplicate: the same cid was already sent."""
-    if copy.done():
-        return
-    if original.cancelled():
-        copy.cancel()
-    elif original.exception() is not None:
-        copy.set_exception(original.exception())
-    else:
-        copy.set_result(Stored(original.result().message, True))
-
-
 def _unopenable(path: str, reason: object) -> StorageError:
     if isinstance(reason, OSError):
         reason = reason.strerror or reason
@@ -150,6 +138,9 @@ class History:
         self._batch: list[tuple[str, str, Message, asyncio.Future[Stored]]] = []
         self._in_flight: dict[tuple[str, str, str], asyncio.Future[Stored]] = {}
         self._failure_hooks: dict[asyncio.Future[Stored], list[Callable[[], None]]] = {}
+        # A cid sent again while its first copy is being stored: answered right after it,
+        # before anything submitted later (a callback on it would come after those).
+        self._copies: dict[asyncio.Future[Stored], list[asyncio.Future[Stored]]] = {}
         self._flusher: asyncio.Task[None] | None = None
         self._next_trim: dict[str, int] = {}  # per room, the id at which to trim again
         self.commits = 0  # transactions committed, for logs and benchmarks
@@ -190,7 +181,7 @@ class History:
         if cid is not None:
             in_flight = self._in_flight.get((room, sender, cid))
             if in_flight is not None:  # sent again while the first is being stored
-                in_flight.add_done_callback(lambda done: _copy_as_duplicate(done, outcome))
+                self._copies.setdefault(in_flight, []).append(outcome)
                 if on_failure is not None:  # its failure is this one's too
                     self._failure_hooks.setdefault(in_flight, []).append(on_failure)
                 return outcome
@@ -229,7 +220,9 @@ class History:
                         for hook in self._failure_hooks.pop(future, ()):
                             hook()
                     for *_, future in batch:
-                        future.set_exception(StorageError(f"could not store the message: {error}"))
+                        for answer in (future, *self._copies.pop(future, ())):
+                            answer.set_exception(
+                                StorageError(f"could not store the message: {error}"))
                 else:
                     self.commits += 1
                     hooks = self._failure_hooks
@@ -240,6 +233,8 @@ class History:
                             self._in_flight.pop((room, sender, message.cid), None)
                         original = originals.get((room, message.id)) if originals else None
                         future.set_result(Stored(original or message, original is not None))
+                        for copy in self._copies.pop(future, ()):
+                            copy.set_result(Stored(original or message, True))
         finally:
             self._flusher = None
 

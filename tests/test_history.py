@@ -226,6 +226,23 @@ async def test_a_resend_during_the_commit_hears_of_its_failure_at_once_too(tmp_p
     await history.close()
 
 
+@pytest.mark.parametrize("db", [":memory:", "file"])
+async def test_a_resend_during_the_commit_is_answered_in_the_order_it_came(
+        tmp_path, db: str) -> None:
+    """A, A again, B, C, all before the commit: they are answered in that order (the
+    sender's acknowledgements follow the order of its messages), the repeat as A's copy."""
+    history = History(str(tmp_path / "h.db") if db == "file" else db)
+    answered: list[str] = []
+    for label, cid in (("A", "a"), ("A again", "a"), ("B", "b"), ("C", "c")):
+        future = history.submit("lobby", "alice", "alice", label, "chat", cid)
+        future.add_done_callback(lambda done, label=label: answered.append(
+            f"{label}: {done.result().message.text}{' (copy)' * done.result().duplicate}"))
+    while len(answered) < 4:
+        await asyncio.sleep(0.01)
+    assert answered == ["A: A", "A again: A (copy)", "B: B", "C: C"]
+    await history.close()
+
+
 def failing_history(tmp_path) -> History:
     """A history in a real database file where every insert fails (as a full disk would)."""
     import sqlite3
