@@ -220,6 +220,7 @@ def run(main_coroutine, event_loop: str = "auto") -> None:
             import uvloop
         except ImportError:
             if event_loop == "uvloop":
+                main_coroutine.close()  # never to run: no "never awaited" warning
                 raise SystemExit("tui-chat-server: --event-loop uvloop: uvloop is not installed"
                                  " (pip install tui-chat[speed])") from None
     if uvloop is None:

@@ -70,7 +70,9 @@ def test_help_shows_usage_and_examples() -> None:
      (["--token-file", "/nonexistent/token"], "--token-file"),
      (["--password-file", "/nonexistent/pw"], "--password-file"),
      (["ws://x/y", "--db", "h.db"], "--db is for --serve"),
-     (["send", "ws://x/y", ""], "TEXT is empty")],
+     (["send", "ws://x/y", ""], "TEXT is empty"),
+     (["send", "ws://x/y", "hi", "--timeout", "nan"], "more than 0, not nan"),
+     (["send", "ws://x/y", "hi", "--timeout", "-1"], "more than 0")],
 )
 def test_bad_arguments_are_usage_errors(args: list[str], message: str) -> None:
     """Bad input exits 2 with a clear message, before any screen is drawn."""

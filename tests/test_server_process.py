@@ -302,3 +302,15 @@ def test_a_certificate_that_is_a_directory_is_named_as_the_problem(tmp_path) -> 
                             timeout=10)
     assert result.returncode == 1
     assert "cannot use the certificate" in result.stderr and "cannot listen" not in result.stderr
+
+
+def test_asking_for_uvloop_without_it_is_one_clear_line() -> None:
+    """--event-loop uvloop where uvloop is not installed: exit 1 with how to get it, and no
+    warning about a coroutine that never ran."""
+    code = ("import sys; sys.modules['uvloop'] = None; from server.cli import main;"
+            " sys.exit(main(['--event-loop', 'uvloop', '--port', '0', '--db', ':memory:']))")
+    result = subprocess.run([sys.executable, "-W", "default", "-c", code],
+                            capture_output=True, text=True, timeout=10)
+    assert result.returncode == 1
+    assert "pip install tui-chat[speed]" in result.stderr
+    assert "never awaited" not in result.stderr

@@ -231,8 +231,8 @@ def run_headless(command: str, argv: list[str]) -> int:
     args = parser.parse_intermixed_args(argv)  # TEXT may come after the options
     connection = connection_from_args(parser, args, args.url, f"-{command}")
     if command == "send":
-        if args.timeout <= 0:
-            parser.error("--timeout must be more than 0")
+        if not args.timeout > 0:  # nan too: it would never run out
+            parser.error(f"--timeout must be a number of seconds more than 0, not {args.timeout}")
         if not args.text and sys.stdin.isatty():
             parser.error("no message: give TEXT, or pipe lines in")
         if args.text and not " ".join(args.text).strip():
