@@ -349,3 +349,18 @@ async def test_nothing_is_reported_after_stop_even_in_a_burst(run_client) -> Non
         await asyncio.sleep(0.2)
         assert len(seen.of(Received)) == reported < 3000
         assert client.state is State.OFFLINE
+
+
+def test_a_refused_handshake_reads_as_one_sentence() -> None:
+    """The server's own full stop does not end up inside the brackets before the app's."""
+    from websockets.datastructures import Headers
+    from websockets.http11 import Response
+
+    from tui_chat.reasons import refused_status
+
+    response = Response(429, "Too Many Requests", Headers(),
+                        b"Too many connections from your address.\n")
+    reason, final = refused_status(response)
+    assert reason == ("the server refused the connection"
+                      " (HTTP 429: Too many connections from your address)")
+    assert not final

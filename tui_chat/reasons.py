@@ -47,6 +47,6 @@ def refused_status(response: Response) -> tuple[str, bool]:
     400, 401, 403 and 404 will not change by retrying; 429 (too many connections) passes."""
     status = response.status_code
     body = one_line(response.body.decode(errors="replace")) if response.body else ""
-    detail = f": {body}" if body else ""
+    detail = f": {body.rstrip('.')}" if body else ""  # in brackets, before the line's own stop
     return (f"the server refused the connection (HTTP {status}{detail})",
             status in (400, 401, 403, 404))
