@@ -211,3 +211,18 @@ async def test_a_change_of_theme_redraws_the_log_in_its_colours(url, join) -> No
         await pilot.pause()
         light = backgrounds()
         assert light == {log.rich_style.bgcolor} and not light & dark
+
+
+async def test_a_long_notice_wraps_under_its_text_too(url) -> None:
+    """The app's own lines (here /help, on a narrow screen) wrap like messages: every row
+    either starts with a time or is indented, so none can pass for a line of its own."""
+    import re
+
+    app = make_app(url, "alice")
+    async with app.run_test(size=(50, 30)) as pilot:
+        await online(pilot)
+        await type_line(pilot, "/help")
+        await until(pilot, lambda: "/quit" in log_text(app))
+        rows = log_text(app).splitlines()
+        assert len(rows) > 8  # the help wrapped
+        assert all(re.match(r"\d\d:\d\d |      \S", row) for row in rows), rows

@@ -115,18 +115,16 @@ class ChatLog(ScrollView):
                     else:
                         rows.extend(zip(repeat(line), wrap_ranges(plain, width, indent)))
                     continue
-                # Tabs among wide characters: Rich expands them by cells, the rows are cut
-                # from its Text (still indented under the nickname).
-                text = line.to_text()
-                rows.extend(Text.assemble(" " * shift, text[start:end]) if shift else
-                            text[start:end]
-                            for start, end, shift in wrap_ranges(text.plain, width, indent))
-                continue
-            plain = line.plain
-            if "\n" not in plain and "\t" not in plain and line.cell_len <= width:
+                line = line.to_text()  # tabs among wide characters: Rich expands them
+            elif "\t" in line.plain:
+                line = line.copy()
+                line.expand_tabs(TAB_SIZE)
+            if "\n" not in line.plain and line.cell_len <= width:
                 rows.append(line)
-            else:  # Rich's wrap also expands tabs (to TAB_SIZE, its default)
-                rows.extend(line.wrap(self.app.console, width, tab_size=TAB_SIZE))
+            else:  # cut like a message's rows: those after the first indented
+                rows.extend(Text.assemble(" " * shift, line[start:end]) if shift else
+                            line[start:end]
+                            for start, end, shift in wrap_ranges(line.plain, width, indent))
 
     def _trim(self) -> int:
         """Drop rows over `max_lines` from the top; returns how many."""
