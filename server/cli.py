@@ -65,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = ServerConfig()
     parser = argparse.ArgumentParser(
         prog="tui-chat-server",
-        description="The tui-chat WebSocket chat server: rooms, nicknames, durable history.",
+        description="The tui-chat WebSocket chat server: rooms, nicknames, durable history.\n"
+                    "Registered nicknames: tui-chat-server user {add,remove,list}"
+                    " (tui-chat-server user --help).",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

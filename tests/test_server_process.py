@@ -98,7 +98,7 @@ def test_help_shows_options_and_examples() -> None:
                             capture_output=True, text=True, check=True)
     for expected in ("--host", "--port", "--history", "--log-level", "--max-text", "examples:",
                      "--event-loop", "--presence-limit", "--token-file", "--db",
-                     "python -m websockets"):
+                     "python -m websockets", "tui-chat-server user {add,remove,list}"):
         assert expected in result.stdout
 
 
