@@ -256,7 +256,14 @@ def manage_users(argv: list[str]) -> int:
                 if getpass.getpass("Again: ") != password:
                     print("The passwords differ; nothing changed.", file=sys.stderr)
                     return 1
-            print(f"Registered {accounts.add(args.name, password)}.")
+            before = accounts.find(args.name)
+            stored = accounts.add(args.name, password)
+            if before is None:
+                print(f"Registered {stored}.")
+            else:  # the same nickname, as nicknames compare: its password is replaced
+                renamed = f" (written {stored} now, {before.name} before)" if (
+                    before.name != stored) else ""
+                print(f"{stored} was registered already: its password is changed{renamed}.")
         elif args.command == "remove":
             if not accounts.remove(args.name):
                 print(f"{args.name} is not registered.", file=sys.stderr)

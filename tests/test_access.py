@@ -187,15 +187,21 @@ async def test_plain_clients_log_in_with_name_and_password(start_server, account
 
 
 def test_user_command_adds_lists_and_removes(tmp_path) -> None:
-    """`tui-chat-server user add/list/remove` manage the database's registered names."""
+    """`tui-chat-server user add/list/remove` manage the database's registered names; adding
+    a name registered already says that it changes its password."""
     db = str(tmp_path / "chat.db")
 
     def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "server", "user", "--db", db, *args],
                               input=stdin, capture_output=True, text=True, timeout=30)
 
-    assert run("add", "alice", "--password-stdin", stdin="long enough\n").returncode == 0
-    assert run("list").stdout.split() == ["alice"]
+    added = run("add", "alice", "--password-stdin", stdin="long enough\n")
+    assert added.returncode == 0 and added.stdout == "Registered alice.\n"
+    again = run("add", "Alice", "--password-stdin", stdin="longer still\n")
+    assert again.returncode == 0 and again.stdout == (  # not a second account: a new password
+        "Alice was registered already: its password is changed (written Alice now, alice"
+        " before).\n")
+    assert run("list").stdout.split() == ["Alice"]
     short = run("add", "bob", "--password-stdin", stdin="short\n")
     assert short.returncode == 1 and "at least 8" in short.stderr
     assert run("add", "bad name", "--password-stdin", stdin="long enough\n").returncode == 1
