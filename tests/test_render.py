@@ -8,10 +8,11 @@ import time
 import pytest
 from rich.console import Console
 from rich.style import Style
+from rich.text import Text
 from textual.strip import Strip
 
 from tui_chat.protocol import Message
-from tui_chat.render import CONTINUATION, MessageLine, clock, row_text, wrap_ranges
+from tui_chat.render import CONTINUATION, MessageLine, clock, row_plain, wrap_ranges
 
 TS = 1_763_717_400_000  # 09:30 UTC
 BASE = Style.parse("#e0e0e0 on #1e1e1e")
@@ -62,11 +63,23 @@ def test_a_row_drawn_from_its_message_looks_like_the_row_cut_from_rich_text(
     for cell, as that row cut from the line's Rich Text and rendered by Rich."""
     console = Console(width=300, color_system="truecolor")
     for start, end, indent in wrap_ranges(line.plain(), width, len(CONTINUATION)):
-        text = row_text((line, (start, end, indent)))
+        cut = line.to_text()[start:end]
+        text = Text.assemble(" " * indent, cut) if indent else cut
         rich = Strip(text.render(console), text.cell_len).apply_style(BASE)
         drawn = Strip(line.segments(start, end, indent, BASE))
         assert list(drawn) == list(rich)
         assert drawn.cell_length == rich.cell_length
+        assert row_plain((line, (start, end, indent))) == text.plain  # what text() gives
+
+
+@pytest.mark.parametrize("line", [line for line in LINES if "\n" not in line.plain()],
+                         ids=lambda line: line.message.kind + str(line.message.id))
+def test_a_line_on_one_row_is_drawn_whole(line: MessageLine) -> None:
+    """`segments` with no end draws the whole line, as Rich renders its Text."""
+    console = Console(width=300, color_system="truecolor")
+    text = line.to_text()
+    rich = Strip(text.render(console), text.cell_len).apply_style(BASE)
+    assert list(Strip(line.segments(0, None, 0, BASE))) == list(rich)
 
 
 def test_timestamps_follow_a_change_of_time_zone() -> None:

@@ -98,12 +98,13 @@ class MessageLine:
         plain = "".join([piece for piece, _ in pieces])
         return plain.expandtabs(TAB_SIZE) if "\t" in self.message.text else plain
 
-    def segments(self, start: int, end: int, indent: int, base: Style) -> list[Segment]:
-        """Characters `start` to `end` of `plain()` as one screen row, after `indent` spaces,
-        with the styles `to_text()` gives them over `base` (the log's own style). Exact
-        where `plain()` is: what `wrap_ranges` lays out."""
+    def segments(self, start: int, end: int | None, indent: int, base: Style) -> list[Segment]:
+        """Characters `start` to `end` (None: the end) of `plain()` as one screen row, after
+        `indent` spaces, with the styles `to_text()` gives them over `base` (the log's own
+        style). Exact where `plain()` is: what `wrap_ranges` lays out."""
         pieces = self.pieces()
         plain = self._plain(pieces)  # tabs expanded: only the last piece (the text) grows
+        end = len(plain) if end is None else end
         row = [Segment(" " * indent, base)] if indent else []
         position, last, unstyled = 0, len(pieces) - 1, bool(indent)
         for index, (piece, style) in enumerate(pieces):
@@ -122,15 +123,14 @@ class MessageLine:
 Row = tuple[MessageLine, tuple[int, int, int]]
 
 
-def row_text(row: Text | MessageLine | Row) -> Text:
-    """The Rich Text of one log row."""
+def row_plain(row: Text | MessageLine | Row) -> str:
+    """The text of one log row, as drawn."""
     if isinstance(row, Text):
-        return row
+        return row.plain
     if isinstance(row, MessageLine):
-        return row.to_text()
+        return row.plain()
     line, (start, end, indent) = row
-    text = line.to_text()[start:end]
-    return Text.assemble(" " * indent, text) if indent else text
+    return " " * indent + line.plain()[start:end]
 
 
 def wrap_ranges(plain: str, width: int, indent: int = 0) -> list[tuple[int, int, int]]:

@@ -26,7 +26,7 @@ from tui_chat.render import (
     cells,
     MessageLine,
     Row,
-    row_text,
+    row_plain,
     nick_colour,
     wrap_ranges,
 )
@@ -196,7 +196,7 @@ class ChatLog(ScrollView):
         if isinstance(row, Text):
             return Strip(row.render(self.app.console), row.cell_len).apply_style(base)
         if isinstance(row, MessageLine):
-            line, start, end, indent = row, 0, len(row.plain()), 0
+            line, start, end, indent = row, 0, None, 0
         else:
             line, (start, end, indent) = row
         return Strip(line.segments(start, end, indent, base))
@@ -214,7 +214,7 @@ class ChatLog(ScrollView):
 
     def text(self) -> str:
         """Everything in the log as plain text, one row per line."""
-        return "\n".join(row_text(row).plain for row in self._rows)
+        return "\n".join(row_plain(row) for row in self._rows)
 
 
 class UserList(Static):
