@@ -137,6 +137,56 @@ async def test_the_log_keeps_following_new_lines_after_the_backlog(url, join) ->
         assert log.scroll_y == held < log.max_scroll_y
 
 
+async def test_scrolled_up_the_border_counts_new_lines_and_sending_returns_to_the_end(
+        url, join) -> None:
+    """While scrolled up the log's border counts the lines that arrived below; sending a
+    message shows the end again, and the count goes."""
+    await fill_backlog(url, [f"old {number}" for number in range(50)])
+    app = make_app(url, "alice")
+    async with app.run_test(size=(120, 35)) as pilot:
+        await online(pilot)
+        carol = await join("carol")
+        log = log_of(app)
+        await until(pilot, lambda: "carol has joined" in log_text(app))
+        assert log.border_subtitle == ""
+        await pilot.press("pageup")
+        await pilot.pause(0.1)
+        await carol.say("below one")
+        await carol.say("below two")
+        await until(pilot, lambda: "below two" in log_text(app))
+        assert log.border_subtitle == "↓ 2 new lines · Ctrl+End"
+        assert log.scroll_y < log.max_scroll_y
+        await type_line(pilot, "my answer")
+        await until(pilot, lambda: "alice my answer" in log_text(app))
+        await pilot.pause(0.1)
+        assert log.scroll_y == log.max_scroll_y
+        assert "alice my answer" in shown_rows(app)[-1]
+        assert log.border_subtitle == ""
+
+
+async def test_ctrl_end_returns_to_the_newest_line(url, join) -> None:
+    """Ctrl+End, typed in the input, brings the log back to its end and follows again."""
+    await fill_backlog(url, [f"old {number}" for number in range(50)])
+    app = make_app(url, "alice")
+    async with app.run_test(size=(120, 35)) as pilot:
+        await online(pilot)
+        log = log_of(app)
+        await pilot.press("pageup", "pageup")
+        await pilot.pause(0.1)
+        assert log.scroll_y < log.max_scroll_y and not log.following
+        carol = await join("carol")
+        await until(pilot, lambda: "carol has joined" in log_text(app))
+        assert log.border_subtitle == "↓ 1 new line · Ctrl+End"
+        await pilot.press("ctrl+end")
+        await pilot.pause(0.1)
+        assert log.scroll_y == log.max_scroll_y and log.following
+        assert log.border_subtitle == ""
+        await carol.say("seen at once")
+        await until(pilot, lambda: "seen at once" in log_text(app))
+        await pilot.pause(0.1)
+        assert "carol seen at once" in shown_rows(app)[-1]
+
+
 async def test_a_narrow_terminal_leaves_the_log_room(url) -> None:
     """At 40 columns the user list is hidden so the log has the width; it is back on a wide
     terminal."""

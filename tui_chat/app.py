@@ -68,6 +68,7 @@ class ChatApp(App[None]):
         Binding("f1", "help", "Help"),
         Binding("pageup", "scroll_log(-1)", "Scroll up", show=False),
         Binding("pagedown", "scroll_log(1)", "Scroll down", show=False),
+        Binding("ctrl+end", "scroll_log_end", "Newest", show=False),
     ]
 
     state: reactive[State] = reactive(State.CONNECTING)
@@ -328,6 +329,7 @@ class ChatApp(App[None]):
         line = event.value
         if not line.strip():
             return
+        self.query_one(ChatLog).follow()  # what you send, and what it answers, is at the end
         try:
             command = parse_input(ChatInput.message_text(line))
         except UnknownCommand as error:
@@ -377,12 +379,15 @@ class ChatApp(App[None]):
         lines = [system_line("Commands:")]
         lines += [system_line(f"  {usage}") for usage in COMMANDS.values()]
         lines.append(system_line("Keys: Enter send · Up/Down input history · Tab complete"
-                                 " nicknames and commands · PgUp/PgDn scroll · Ctrl+L clear"
-                                 " · Ctrl+Q quit. Start a line with // to send a leading /."))
+                                 " nicknames and commands · PgUp/PgDn scroll · Ctrl+End newest"
+                                 " · Ctrl+L clear · Ctrl+Q quit. Start a line with // to send a leading /."))
         self._log(lines)
 
     def action_clear(self) -> None:
         self.query_one(ChatLog).clear()
+
+    def action_scroll_log_end(self) -> None:
+        self.query_one(ChatLog).follow()
 
     def action_scroll_log(self, pages: int) -> None:
         log = self.query_one(ChatLog)

@@ -36,10 +36,12 @@ class ChatLog(ScrollView):
     """The message log. Lines are stored cheaply and rendered only when they are on screen, so
     a burst of thousands of messages a second costs little more than storing them. Keeps the
     last `max_lines` rows; follows new lines while the view is at the end, stays put once the
-    user scrolls up, and follows again when they scroll back down. Lines are wrapped to the
-    log's width and wrapped again when that width changes."""
+    user scrolls up (its border then counts the lines that arrived below), and follows again
+    when they scroll back down. Lines are wrapped to the log's width and wrapped again when
+    that width changes."""
 
     following = True
+    unseen: reactive[int] = reactive(0)  # lines written below the view since it stopped following
 
     def __init__(self, max_lines: int = 10_000, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -57,8 +59,19 @@ class ChatLog(ScrollView):
         super().watch_scroll_y(old_value, new_value)
         if new_value >= self.max_scroll_y:
             self.following = True  # at the end (also after a resize or a clear)
+            self.unseen = 0
         elif new_value < old_value:
             self.following = False  # the user scrolled up
+
+    def watch_unseen(self, unseen: int) -> None:
+        self.border_subtitle = (f"↓ {unseen:,} new {'line' if unseen == 1 else 'lines'}"
+                                " · Ctrl+End" if unseen else "")
+
+    def follow(self) -> None:
+        """Show the end of the log and follow new lines again."""
+        self.following = True
+        self.unseen = 0
+        self._follow()
 
     def watch_show_vertical_scrollbar(self, shown: bool) -> None:
         if shown:  # it can appear after the view scrolled (the first write that overflows)
@@ -98,8 +111,10 @@ class ChatLog(ScrollView):
         self.virtual_size = Size(width, len(self._rows))
         if self.following:
             self._follow()
-        elif excess > 0:  # keep what the user is reading in place
-            self.scroll_to(y=max(0, self.scroll_y - excess), animate=False, immediate=True)
+        else:
+            self.unseen += len(lines)
+            if excess > 0:  # keep what the user is reading in place
+                self.scroll_to(y=max(0, self.scroll_y - excess), animate=False, immediate=True)
         self.refresh()
 
     def _wrap(self, lines: Iterable[Text | MessageLine], width: int) -> None:
@@ -172,6 +187,7 @@ class ChatLog(ScrollView):
         self._removed = 0
         self.virtual_size = Size(0, 0)
         self.following = True
+        self.unseen = 0
         self.refresh()
 
     def render_line(self, y: int) -> Strip:
