@@ -1,8 +1,10 @@
-"""Shared fixtures: a real tui-chat server on a free port, and clients that connect to it."""
+"""Shared fixtures: real servers on free ports, clients that connect to them, a time zone."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -20,6 +22,23 @@ FAST = dict(first=0.05, cap=0.2)  # reconnect delays for tests
 def private_data_dir(tmp_path_factory, monkeypatch) -> None:
     """Keep every test's history database and client outbox out of the real home."""
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data")))
+
+
+@pytest.fixture
+def zone():
+    """Set the process's time zone for one test (`zone("Europe/Berlin")`), then put it back."""
+    saved = os.environ.get("TZ")
+
+    def use(name: str) -> None:
+        os.environ["TZ"] = name
+        time.tzset()
+
+    yield use
+    if saved is None:
+        os.environ.pop("TZ", None)
+    else:
+        os.environ["TZ"] = saved
+    time.tzset()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
@@ -11,8 +10,16 @@ from rich.style import Style
 from rich.text import Text
 from textual.strip import Strip
 
-from tui_chat.protocol import Message
-from tui_chat.render import CONTINUATION, MessageLine, clock, row_plain, wrap_ranges
+from tui_chat.protocol import Message, now_ms
+from tui_chat.render import (
+    CONTINUATION,
+    DayMarks,
+    MessageLine,
+    clock,
+    day_bounds,
+    row_plain,
+    wrap_ranges,
+)
 
 TS = 1_763_717_400_000  # 09:30 UTC
 BASE = Style.parse("#e0e0e0 on #1e1e1e")
@@ -82,24 +89,71 @@ def test_a_line_on_one_row_is_drawn_whole(line: MessageLine) -> None:
     assert list(Strip(line.segments(0, None, 0, BASE))) == list(rich)
 
 
-def test_timestamps_follow_a_change_of_time_zone() -> None:
+DAY_MS = 86_400_000
+
+
+def said(ts: int, text: str = "hi") -> MessageLine:
+    return MessageLine(Message(1, ts, "alice", text, "chat"), "bob")
+
+
+def plain_of(lines: list) -> list[str]:
+    return [line.message.text if isinstance(line, MessageLine) else line.plain for line in lines]
+
+
+def test_a_backlog_from_other_days_is_marked_where_each_day_starts(zone) -> None:
+    """Lines from days before today are headed by their day, and today's by today's."""
+    zone("UTC")
+    today = now_ms() // DAY_MS * DAY_MS + 1_000  # just after midnight, so it is today
+    lines = [said(today - 2 * DAY_MS, "two days ago"), said(today - 2 * DAY_MS + 60_000, "same"),
+             said(today - DAY_MS, "yesterday"), said(today, "today")]
+    marked = plain_of(DayMarks().mark(lines))
+    heads = [time.strftime("── %A %-d %B %Y ──", time.gmtime((today - n * DAY_MS) // 1000))
+             for n in (2, 1, 0)]
+    assert marked == [heads[0], "two days ago", "same", heads[1], "yesterday", heads[2], "today"]
+
+
+def test_a_log_that_starts_today_has_no_day_line_until_the_day_changes(zone) -> None:
+    """Today's lines need no day line (the same list comes back); the next day's first does,
+    also when it comes in a later write, and the app's own lines count as now."""
+    zone("UTC")
+    marks = DayMarks()
+    lines = [said(now_ms()), Text("— You joined")]
+    assert marks.mark(lines) is lines
+    tomorrow = (now_ms() // DAY_MS + 1) * DAY_MS
+    assert len(marks.mark([said(tomorrow)])) == 2
+    assert len(marks.mark([said(tomorrow + 5)])) == 1
+
+
+def test_a_cleared_log_starts_again(zone) -> None:
+    """After a clear the first line is the first again: no day line if it is from today."""
+    zone("UTC")
+    marks = DayMarks()
+    assert len(marks.mark([said(now_ms() - 3 * DAY_MS)])) == 2
+    marks.reset()
+    assert len(marks.mark([said(now_ms())])) == 1
+
+
+def test_a_day_is_local_and_lasts_from_midnight_to_midnight_across_a_change_of_clocks(
+        zone) -> None:
+    """Days run from local midnight, 23 or 25 hours long on the days the clocks change."""
+    zone("Europe/Berlin")
+    spring = day_bounds(1_774_774_800_000)  # 2026-03-29, 11:00 CEST: clocks went forward
+    autumn = day_bounds(1_792_918_800_000)  # 2026-10-25, 10:00 CET: clocks went back
+    assert spring[1] - spring[0] == 23 * 3_600_000
+    assert autumn[1] - autumn[0] == 25 * 3_600_000
+    assert time.strftime("%H:%M", time.localtime(spring[0] // 1000)) == "00:00"
+    zone("Asia/Kolkata")
+    start, end = day_bounds(TS)
+    assert (start, end) == (TS - 15 * 3_600_000, TS + 9 * 3_600_000)  # 15:00 local
+
+
+def test_timestamps_follow_a_change_of_time_zone(zone) -> None:
     """The time shown is local, and a change of zone in the process shows at once."""
-    zone = os.environ.get("TZ")
-    try:
-        os.environ["TZ"] = "UTC"
-        time.tzset()
-        assert clock(TS) == "09:30"
-        os.environ["TZ"] = "Asia/Kolkata"  # UTC+05:30
-        time.tzset()
-        assert clock(TS) == "15:00"
-        assert clock(TS + 59_999) == "15:00" and clock(TS + 60_000) == "15:01"
-        for zone, shown in (("Asia/Shanghai", "17:30"), ("America/Regina", "03:30")):
-            os.environ["TZ"] = zone  # both are called CST
-            time.tzset()
-            assert clock(TS) == shown
-    finally:
-        if zone is None:
-            os.environ.pop("TZ", None)
-        else:
-            os.environ["TZ"] = zone
-        time.tzset()
+    zone("UTC")
+    assert clock(TS) == "09:30"
+    zone("Asia/Kolkata")  # UTC+05:30
+    assert clock(TS) == "15:00"
+    assert clock(TS + 59_999) == "15:00" and clock(TS + 60_000) == "15:01"
+    for name, shown in (("Asia/Shanghai", "17:30"), ("America/Regina", "03:30")):
+        zone(name)  # both are called CST
+        assert clock(TS) == shown

@@ -173,3 +173,55 @@ def system_line(text: str, ts_ms: int | None = None, style: str = SYSTEM_STYLE) 
 
 def error_line(text: str) -> Text:
     return system_line(text, style=ERROR_STYLE)
+
+
+def day_line(ts_ms: int) -> Text:
+    """The line that starts a new day in the log, naming it (`── Friday 20 November 2026 ──`)."""
+    day = time.localtime(ts_ms // 1000)
+    return Text(f"── {time.strftime('%A', day)} {day.tm_mday} {time.strftime('%B %Y', day)} ──",
+                f"bold {TIME_STYLE}")
+
+
+def day_bounds(ts_ms: int) -> tuple[int, int]:
+    """The local day `ts_ms` falls in, as [start, end) in milliseconds (23 or 25 hours long
+    when the clocks change that day)."""
+    day = time.localtime(ts_ms // 1000)
+    start = time.mktime((day.tm_year, day.tm_mon, day.tm_mday, 0, 0, 0, 0, 0, -1))
+    end = time.mktime((day.tm_year, day.tm_mon, day.tm_mday + 1, 0, 0, 0, 0, 0, -1))
+    return int(start * 1000), int(end * 1000)
+
+
+class DayMarks:
+    """Puts a day line before each line of the log that falls on another local day than the
+    line before it, and before the first line if that is not from today: the times in the
+    log are `HH:MM`, and a backlog can reach back days."""
+
+    def __init__(self) -> None:
+        self._day: tuple[int, int] | None = None  # the day of the last line written
+
+    def reset(self) -> None:
+        """The log was cleared: its next line is the first again."""
+        self._day = None
+
+    def mark(self, lines: list[Text | MessageLine]) -> list[Text | MessageLine]:
+        """`lines` with the day lines they need (the same list when they need none). The
+        app's own lines (`Text`) are from now; a message is from its timestamp."""
+        now = now_ms()
+        start, end = self._day or (0, 0)
+        marked: list[Text | MessageLine] = []
+        rest = 0  # lines before this are in `marked`
+        for index, line in enumerate(lines):
+            ts = line.message.ts if isinstance(line, MessageLine) else now
+            if start <= ts < end:
+                continue
+            first = self._day is None
+            self._day = start, end = day_bounds(ts)
+            if first and start <= now < end:
+                continue  # the log starts today: nothing to say
+            marked.extend(lines[rest:index])
+            marked.append(day_line(ts))
+            rest = index
+        if not marked:
+            return lines
+        marked.extend(lines[rest:])
+        return marked

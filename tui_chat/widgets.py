@@ -23,6 +23,7 @@ from tui_chat.protocol import clean_text, nick_key
 from tui_chat.render import (
     CONTINUATION,
     TAB_SIZE,
+    DayMarks,
     cells,
     MessageLine,
     Row,
@@ -54,6 +55,7 @@ class ChatLog(ScrollView):
         self._removed = 0  # rows dropped from the top so far (cache keys are absolute)
         self._cache: LRUCache[int, Strip] = LRUCache(1024)
         self._style: Style | None = None  # self.rich_style, while the styles stay the same
+        self._days = DayMarks()
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
@@ -91,11 +93,14 @@ class ChatLog(ScrollView):
             self._follow()
 
     def write_lines(self, lines: Iterable[Text | MessageLine]) -> None:
-        """Append lines (one refresh for the lot); a line wider than the log is wrapped."""
-        if not isinstance(lines, (list, tuple)):
+        """Append lines (one refresh for the lot); a line wider than the log is wrapped, and
+        a line from another day than the one before it comes after a line naming its day."""
+        if not isinstance(lines, list):
             lines = list(lines)
         if not lines:
             return
+        written = len(lines)
+        lines = self._days.mark(lines)
         self._lines.extend(lines)
         width = self._wrap_width()
         if not width:  # not laid out yet: wrapped once the log has a size
@@ -112,7 +117,7 @@ class ChatLog(ScrollView):
         if self.following:
             self._follow()
         else:
-            self.unseen += len(lines)
+            self.unseen += written
             if excess > 0:  # keep what the user is reading in place
                 self.scroll_to(y=max(0, self.scroll_y - excess), animate=False, immediate=True)
         self.refresh()
@@ -181,6 +186,7 @@ class ChatLog(ScrollView):
         self._style = None
 
     def clear(self) -> None:
+        self._days.reset()
         self._lines.clear()
         self._rows.clear()
         self._cache.clear()
