@@ -257,12 +257,46 @@ async def test_wss_without_a_cafile_trusts_what_the_system_trusts(
     certfile, keyfile, cafile = tls_files(tmp_path, certificate_authority)
     server = await start_server(certfile=str(certfile), keyfile=str(keyfile))
     client, seen = run_client(server.url + "/lobby", "alice")
-    await seen.until(lambda: any("certificate verify failed" in u.reason
-                                 for u in seen.of(StateChanged)))
+    await seen.until(lambda: any(
+        "the server's certificate is not trusted (unable to get local issuer certificate);"
+        " if a certificate authority of your own signed it, give its certificate with"
+        " --cafile PEM" == u.reason for u in seen.of(StateChanged)))
     assert client.state is State.RECONNECTING
     monkeypatch.setenv("SSL_CERT_FILE", str(cafile))
     trusting, seen = run_client(server.url + "/lobby", "bob")
     await seen.until(lambda: trusting.state is State.ONLINE)
+
+
+async def test_a_wrong_scheme_or_name_is_explained_with_what_to_try(
+        start_server, tmp_path, certificate_authority, run_client) -> None:
+    """ws:// to a TLS server says to try wss://, wss:// to a plain server says to try ws://,
+    and a certificate for another name says so; the client keeps trying meanwhile."""
+    certfile, keyfile, cafile = tls_files(tmp_path, certificate_authority)
+    tls = await start_server(certfile=str(certfile), keyfile=str(keyfile))
+    plain = await start_server()
+    context = ssl.create_default_context(cafile=str(cafile))
+
+    async def http_only(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(100)  # a web server that answers anything in plain HTTP
+        writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        writer.close()
+
+    web = await asyncio.start_server(http_only, "127.0.0.1", 0)
+    web_port = web.sockets[0].getsockname()[1]
+    cases = [
+        (tls.url.replace("wss://", "ws://"), {}, r"; if the server uses TLS, try wss://$"),
+        (plain.url.replace("ws://", "wss://"), {}, r"; if the server does not use TLS, try ws://$"),
+        (f"wss://127.0.0.1:{web_port}", {},  # OpenSSL's words differ between versions
+         r"^the TLS handshake failed \(.+\); if the server does not use TLS, try ws://$"),
+        (tls.url.replace("127.0.0.1", "localhost"), {"ssl_context": context},
+         re.escape("the server's certificate is for another name (Hostname mismatch, certificate"
+                   " is not valid for 'localhost'); connect by a name it was issued for")),
+    ]
+    for url, options, hint in cases:
+        client, seen = run_client(url + "/lobby", "alice", **options)
+        await seen.until(lambda: any(re.search(hint, u.reason) for u in seen.of(StateChanged)))
+        assert client.state is State.RECONNECTING
+    web.close()
 
 
 async def test_only_allowed_browser_origins_get_in(start_server, caplog) -> None:

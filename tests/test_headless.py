@@ -85,7 +85,7 @@ async def test_send_gives_up_after_the_timeout_and_says_why(unused_port) -> None
     status, _, err = await tui_chat("send", f"127.0.0.1:{unused_port}/lobby", "hi", "--nick",
                                     "ci", "--timeout", "1")
     assert status == 1
-    assert "could not connect for 1 s (connection refused): nothing was sent" in err
+    assert "nothing was sent: could not connect in 1 s. Last attempt: connection refused" in err
 
 
 async def test_tail_says_why_it_cannot_connect_once(unused_port) -> None:

@@ -238,7 +238,7 @@ class ChatClient:
                         await asyncio.sleep(0)
                 return close_reason(connection), False
         except ConnectionClosed as closed:
-            return close_reason(self._connection) if self._connection else describe(closed), False
+            return close_reason(self._connection) if self._connection else describe(closed, self.url), False
         except InvalidURI as error:
             return f"invalid URL: {error}", True
         except InvalidStatus as error:
@@ -246,9 +246,9 @@ class ChatClient:
                 return self._auth_refused(), True
             return refused_status(error.response)
         except (OSError, InvalidHandshake, asyncio.TimeoutError) as error:
-            return describe(error), False
+            return describe(error, self.url), False
         except ValueError as error:  # what this URL and these options cannot do: say so
-            return describe(error), True
+            return describe(error, self.url), True
         finally:
             self._connection = None
             self._joined = self._hello_sent = False

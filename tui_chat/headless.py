@@ -117,8 +117,8 @@ async def send(connect: Connect, lines: AsyncIterator[str], action: bool,
             if left <= 0:
                 if not client.joined_once:
                     why = watch.last_failure or "no answer"
-                    watch.problems.append(f"could not connect for {timeout:g} s ({why}):"
-                                          " nothing was sent")
+                    watch.problems.append(f"nothing was sent: could not connect in"
+                                          f" {timeout:g} s. Last attempt: {why}")
                     break
                 because = f"; last: {watch.last_failure}" if watch.last_failure else ""
                 watch.problems.append(

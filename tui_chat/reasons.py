@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 
 from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import InvalidMessage
 from websockets.http11 import Response
 
 from tui_chat.protocol import clean_text
@@ -31,15 +33,35 @@ def close_reason(connection: ClientConnection | None) -> str:
     return f"closed by the server (code {connection.close_code}{': ' if reason else ''}{reason})"
 
 
-def describe(error: BaseException) -> str:
-    """Why connecting failed."""
+def describe(error: BaseException, url: str = "") -> str:
+    """Why connecting to `url` failed; where the likely cause is a wrong scheme or a
+    certificate this machine does not trust, what to do about it."""
+    tls = url.startswith("wss:")
     if isinstance(error, ConnectionRefusedError):
         return "connection refused"
     if isinstance(error, socket.gaierror):
         return f"unknown host: {error.strerror}"
     if isinstance(error, asyncio.TimeoutError):
         return "timed out"
+    if isinstance(error, ssl.SSLCertVerificationError):
+        why = one_line(error.verify_message or error.reason or "").rstrip(".")
+        if error.verify_code == HOSTNAME_MISMATCH:
+            return (f"the server's certificate is for another name ({why}); connect by a name"
+                    " it was issued for")
+        return (f"the server's certificate is not trusted ({why}); if a certificate authority"
+                " of your own signed it, give its certificate with --cafile PEM")
+    if isinstance(error, ssl.SSLError) and tls:
+        why = one_line(error.reason or str(error)).replace("_", " ").lower()
+        return f"the TLS handshake failed ({why}); if the server does not use TLS, try ws://"
+    if isinstance(error, ConnectionResetError):
+        hint = "; if the server does not use TLS, try ws://" if tls else ""
+        return f"the connection was reset{hint}"
+    if isinstance(error, InvalidMessage) and url.startswith("ws:"):
+        return f"{one_line(str(error))}; if the server uses TLS, try wss://"
     return one_line(str(error)) or type(error).__name__
+
+
+HOSTNAME_MISMATCH = 62  # X509_V_ERR_HOSTNAME_MISMATCH: a certificate for other names
 
 
 def refused_status(response: Response) -> tuple[str, bool]:
