@@ -7,6 +7,8 @@ import gc
 from textual import events
 
 from server import ChatServer, ServerConfig
+from tests.helpers import Relay
+from tui_chat.app import names
 from tui_chat.updates import Backoff
 from tests.apptools import (
     SIZE,
@@ -98,6 +100,38 @@ async def test_the_user_list_follows_joins_leaves_and_renames(url, join) -> None
         await until(pilot, lambda: "robert" not in users_text(app))
         assert "robert has left the chat." in log_text(app)
         assert app.query_one("UserList").border_title == "Users · 1"
+
+
+def test_names_are_listed_as_a_sentence_and_a_long_list_is_cut() -> None:
+    """One, two and three names read as English; past eight the rest are counted."""
+    assert names(("a",)) == "a"
+    assert names(("a", "b")) == "a and b"
+    assert names(("a", "b", "c")) == "a, b and c"
+    assert names(tuple("abcdefghij")) == "a, b, c, d, e, f, g, h and 2 others"
+
+
+async def test_a_reconnect_says_who_came_and_went_while_you_were_away(chat_server, join) -> None:
+    """Back after a drop, the log says who joined and who left meanwhile (a rename shows as
+    the old name leaving and the new one joining), without counting yourself."""
+    relay = await Relay(chat_server.port).start()
+    app = make_app(f"ws://127.0.0.1:{relay.port}/lobby", "alice",
+                   backoff=Backoff(first=1.0, cap=1.0))  # away for half a second or more
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        bob, carol = await join("bob"), await join("carol")
+        await until(pilot, lambda: "carol" in users_text(app))
+        relay.sever()
+        await until(pilot, lambda: "reconnecting" in app.sub_title)
+        await bob.close()
+        await carol.send(type="nick", nick="Caroline")
+        await carol.expect("presence")
+        await join("dave")
+        await until(pilot, lambda: "Reconnected to lobby" in log_text(app))
+        await pilot.pause(0.1)
+        assert "While you were away: Caroline and dave joined; bob and carol left." in " ".join(
+            log_text(app).split())
+        assert sorted(app.client.users) == ["Caroline", "alice", "dave"]
+    await relay.close()
 
 
 async def test_restart_reconnects_and_delivers_typed_lines_exactly_once() -> None:

@@ -14,6 +14,7 @@ from tests.helpers import JsonClient, Recorder, Relay, server_where_alice_said
 from tui_chat.client import FRAMES_PER_TURN, ChatClient
 from tui_chat.protocol import SUBPROTOCOL
 from tui_chat.updates import (
+    comings_and_goings,
     Backoff,
     Joined,
     NickRefused,
@@ -23,6 +24,16 @@ from tui_chat.updates import (
     StateChanged,
 )
 
+
+
+def test_comings_and_goings_compare_names_as_the_server_does_and_leave_you_out() -> None:
+    """Who arrived and who left between two user lists, in their order, case-blind, never
+    counting either of your own names (before and after a rename)."""
+    before = ("alice", "Bob", "carol", "eve")
+    after = ("ALICE2", "bob", "dave", "eve", "Frank")
+    assert comings_and_goings(before, after, ("alice", "ALICE2")) == (("dave", "Frank"),
+                                                                      ("carol",))
+    assert comings_and_goings(after, after, ("x",)) == ((), ())
 
 
 async def test_the_client_joins_and_its_message_is_acknowledged(chat_server, run_client) -> None:

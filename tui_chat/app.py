@@ -49,6 +49,15 @@ WILDCARD_HOSTS = ("0.0.0.0", "::")  # --serve on every interface
 NEWS_DELAY = 0.5  # seconds: a connection failure retried sooner is not worth a log line
 
 
+def names(nicks: tuple[str, ...], shown: int = 8) -> str:
+    """`a`, `a and b`, `a, b and c`; past `shown` names, `a, b, … and 5 others`."""
+    if len(nicks) > shown:
+        return f"{', '.join(nicks[:shown])} and {len(nicks) - shown} others"
+    if len(nicks) > 1:
+        return f"{', '.join(nicks[:-1])} and {nicks[-1]}"
+    return nicks[0] if nicks else ""
+
+
 @dataclass
 class NetworkUpdates(Message):
     """Everything the client reported since the last frame, in order."""
@@ -270,6 +279,10 @@ class ChatApp(App[None]):
         count = len(welcome.users)
         lines.append(system_line(f"{verb} {welcome.room} as {welcome.nick}."
                                  f" {count} {'person' if count == 1 else 'people'} here."))
+        changes = [f"{names(update.arrived)} joined" if update.arrived else "",
+                   f"{names(update.departed)} left" if update.departed else ""]
+        if any(changes):
+            lines.append(system_line(f"While you were away: {'; '.join(filter(None, changes))}."))
         return lines
 
     def _state_changed(self, update: StateChanged) -> list[Text]:

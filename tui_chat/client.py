@@ -68,6 +68,7 @@ from tui_chat.updates import (
     StateChanged,
     Update,
     UsersListed,
+    comings_and_goings,
 )
 
 if TYPE_CHECKING:
@@ -296,9 +297,11 @@ class ChatClient:
 
     def _on_welcome(self, welcome: Welcome) -> None:
         history, gap = self.position.welcome(welcome)
+        rejoined = self.joined_once
+        arrived, departed = comings_and_goings(self.users, welcome.users, (
+            self.joined_nick, welcome.nick)) if rejoined else ((), ())
         self.nick, self.users, self.max_text = welcome.nick, welcome.users, welcome.max_text
         self.resume, self.max_frame = welcome.resume, welcome.max_frame
-        rejoined = self.joined_once
         self.joined_nick = welcome.nick
         self._follow_nick()
         self._joined, self._hello_sent = True, False
@@ -306,7 +309,8 @@ class ChatClient:
         acked = [m.cid for m in history if m.cid in self.outbox]
         for cid in acked:
             del self.outbox[cid]
-        self.on_update(Joined(replace(welcome, history=history), gap, rejoined))
+        self.on_update(Joined(replace(welcome, history=history), gap, rejoined, arrived,
+                              departed))
         self._set_state(State.ONLINE)
         if acked:
             self._outbox_changed()

@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass
 from enum import Enum
 
-from tui_chat.protocol import Error, Message, Presence, Users, Welcome
+from tui_chat.protocol import Error, Message, Presence, Users, Welcome, nick_key
 
 
 class State(Enum):
@@ -43,6 +43,20 @@ class Joined:
     welcome: Welcome
     gap: bool  # earlier messages could not be recovered: show a marker
     rejoined: bool  # not the first welcome on this client
+    arrived: tuple[str, ...] = ()  # rejoined: in the room now, not when the connection dropped
+    departed: tuple[str, ...] = ()  # rejoined: gone since the connection dropped
+
+
+def comings_and_goings(before: tuple[str, ...], after: tuple[str, ...], me: tuple[str, ...]
+                       ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Who is in `after` but was not in `before`, and who was in `before` but is not in
+    `after`, leaving out the names in `me` (nicknames compare as the server compares them;
+    one who came back under a name written differently arrived under it)."""
+    mine = {nick_key(nick) for nick in me}
+    was = {nick_key(nick) for nick in before}
+    now = {nick_key(nick) for nick in after}
+    return (tuple(nick for nick in after if nick_key(nick) not in was | mine),
+            tuple(nick for nick in before if nick_key(nick) not in now | mine))
 
 
 @dataclass(frozen=True, slots=True)
