@@ -313,6 +313,23 @@ async def test_scrollback_is_bounded(url, join) -> None:
         assert len(app.query_one("ChatLog").lines) == 50
 
 
+async def test_a_message_longer_than_the_scrollback_is_kept_whole(url, join) -> None:
+    """With a scrollback shorter than a message, the newest message still shows from its
+    first row; the next line trims the log back to the scrollback."""
+    app = make_app(url, "alice", scrollback=3)
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        bob = await join("bob")
+        await bob.say("\n".join(f"part{number}" for number in range(6)))
+        await until(pilot, lambda: "part5" in log_text(app))
+        rows = log_text(app).splitlines()
+        assert len(rows) == 6 and rows[0].endswith("bob part0"), rows
+        await bob.say("short")
+        await until(pilot, lambda: "short" in log_text(app))
+        rows = log_text(app).splitlines()
+        assert len(rows) == 3 and rows[1] == "      part5" and rows[2].endswith(" bob short")
+
+
 async def test_a_burst_is_written_to_the_log_in_batches(url, join) -> None:
     """1,000 incoming messages reach the app as a handful of batched updates, all in order."""
     from tui_chat.app import NetworkUpdates

@@ -85,8 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--db", metavar="PATH",
                         help="with --serve: the server's history database (default: history.db"
                              " in your data directory; :memory: keeps no history)")
-    parser.add_argument("--scrollback", type=int, default=10_000, metavar="LINES",
-                        help="lines kept in the message log (default: %(default)s)")
+    parser.add_argument("--scrollback", type=int, default=10_000, metavar="ROWS",
+                        help="screen rows the message log keeps, the newest message always whole"
+                             " (default: %(default)s)")
     add_connection_options(parser)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser

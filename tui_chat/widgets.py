@@ -52,6 +52,7 @@ class ChatLog(ScrollView):
         self._lines: deque[Text | MessageLine] = deque(maxlen=max_lines)
         self._rows: deque[Text | MessageLine | Row] = deque()
         self._width = 0
+        self._last_rows = 0  # rows of the newest line (kept whole, however long)
         self._removed = 0  # rows dropped from the top so far (cache keys are absolute)
         self._cache: LRUCache[int, Strip] = LRUCache(1024)
         self._style: Style | None = None  # self.rich_style, while the styles stay the same
@@ -126,7 +127,9 @@ class ChatLog(ScrollView):
         """Append the rows of `lines` wrapped to `width` (tabs expanded)."""
         rows = self._rows
         indent = len(CONTINUATION)
+        last = len(rows)
         for line in lines:
+            last = len(rows)
             if isinstance(line, MessageLine):
                 plain = line.plain()
                 if plain.isascii() or "\t" not in line.message.text:  # plain is exact
@@ -145,11 +148,13 @@ class ChatLog(ScrollView):
                 rows.extend(Text.assemble(" " * shift, line[start:end]) if shift else
                             line[start:end]
                             for start, end, shift in wrap_ranges(line.plain, width, indent))
+        self._last_rows = len(rows) - last
 
     def _trim(self) -> int:
-        """Drop rows over `max_lines` from the top; returns how many."""
+        """Drop rows over `max_lines` from the top, but never the newest line's: a message
+        longer than the scrollback is kept whole. Returns how many were dropped."""
         rows = self._rows
-        excess = len(rows) - self.max_lines
+        excess = min(len(rows) - self.max_lines, len(rows) - self._last_rows)
         if excess <= 0:
             return 0
         for _ in range(excess):
