@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 import re
 import ssl
@@ -215,9 +216,11 @@ def certificate_authority() -> trustme.CA:
     return trustme.CA()
 
 
-def tls_files(tmp_path, authority: trustme.CA) -> tuple[Path, Path, Path]:
-    """A certificate for 127.0.0.1 only, its key, and the CA that signed it, as PEM files."""
-    cert = authority.issue_cert("127.0.0.1")
+def tls_files(tmp_path, authority: trustme.CA, **validity: datetime.datetime
+              ) -> tuple[Path, Path, Path]:
+    """A certificate for 127.0.0.1 only (`not_before`, `not_after`: when it is valid), its
+    key, and the CA that signed it, as PEM files."""
+    cert = authority.issue_cert("127.0.0.1", **validity)
     certfile, keyfile, cafile = (tmp_path / n for n in ("cert.pem", "key.pem", "ca.pem"))
     cert.cert_chain_pems[0].write_to_path(str(certfile))
     for pem in cert.cert_chain_pems[1:]:
@@ -270,9 +273,16 @@ async def test_wss_without_a_cafile_trusts_what_the_system_trusts(
 async def test_a_wrong_scheme_or_name_is_explained_with_what_to_try(
         start_server, tmp_path, certificate_authority, run_client) -> None:
     """ws:// to a TLS server says to try wss://, wss:// to a plain server says to try ws://,
-    and a certificate for another name says so; the client keeps trying meanwhile."""
+    a certificate for another name says so, and an expired one says to check the clock; the
+    client keeps trying meanwhile."""
     certfile, keyfile, cafile = tls_files(tmp_path, certificate_authority)
     tls = await start_server(certfile=str(certfile), keyfile=str(keyfile))
+    now = datetime.datetime.now(datetime.timezone.utc)
+    (tmp_path / "old").mkdir()
+    old_files = tls_files(tmp_path / "old", certificate_authority,
+                          not_before=now - datetime.timedelta(days=30),
+                          not_after=now - datetime.timedelta(days=1))
+    expired = await start_server(certfile=str(old_files[0]), keyfile=str(old_files[1]))
     plain = await start_server()
     context = ssl.create_default_context(cafile=str(cafile))
 
@@ -288,6 +298,9 @@ async def test_a_wrong_scheme_or_name_is_explained_with_what_to_try(
         (plain.url.replace("ws://", "wss://"), {}, r"; if the server does not use TLS, try ws://$"),
         (f"wss://127.0.0.1:{web_port}", {},  # OpenSSL's words differ between versions
          r"^the TLS handshake failed \(.+\); if the server does not use TLS, try ws://$"),
+        (expired.url, {"ssl_context": context}, re.escape(
+            "the server's certificate is out of date (certificate has expired); if it should"
+            " be valid, check this computer's clock")),
         (tls.url.replace("127.0.0.1", "localhost"), {"ssl_context": context},
          re.escape("the server's certificate is for another name (Hostname mismatch, certificate"
                    " is not valid for 'localhost'); connect by a name it was issued for")),

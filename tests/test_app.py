@@ -103,10 +103,11 @@ async def test_the_user_list_follows_joins_leaves_and_renames(url, join) -> None
 
 
 def test_names_are_listed_as_a_sentence_and_a_long_list_is_cut() -> None:
-    """One, two and three names read as English; past eight the rest are counted."""
+    """One, two and three names read as English; past nine the rest after eight are counted."""
     assert names(("a",)) == "a"
     assert names(("a", "b")) == "a and b"
     assert names(("a", "b", "c")) == "a, b and c"
+    assert names(tuple("abcdefghi")) == "a, b, c, d, e, f, g, h and i"
     assert names(tuple("abcdefghij")) == "a, b, c, d, e, f, g, h and 2 others"
 
 

@@ -96,6 +96,8 @@ async def test_restart_reconnects_and_delivers_what_was_typed_exactly_once(
     db = str(tmp_path / "history.db") if durable else ":memory:"
     first, client, seen = await server_where_alice_said(run_client, db, "before")
     port = first.port
+    await JsonClient.connect(first.url + "/lobby", "bob")  # dropped by the stop, not back
+    await seen.until(lambda: "bob" in client.users)
     await first.stop()
     await seen.until(lambda: client.state is State.RECONNECTING)
     client.say("during 1")
@@ -111,6 +113,7 @@ async def test_restart_reconnects_and_delivers_what_was_typed_exactly_once(
         joins = seen.of(Joined)
         assert len(joins) == 2 and joins[1].rejoined
         assert joins[1].gap is not durable  # a new in-memory history is a new epoch
+        assert joins[1].departed == ()  # bob was dropped by the restart, not gone: not said
         watcher = await JsonClient.connect(second.url + "/lobby", "watcher")
         kept = ["before"] if durable else []
         assert [m["text"] for m in watcher.welcome["history"]] == kept + ["during 1", "during 2"]

@@ -168,6 +168,29 @@ async def test_scrolled_up_the_border_counts_new_lines_and_sending_returns_to_th
         assert log.border_subtitle == ""
 
 
+async def test_a_taller_terminal_that_shows_the_end_follows_it_again(url, join) -> None:
+    """Scrolled to the top, a terminal grown until the whole log fits shows the end: the
+    count of new lines goes, and what arrives next is followed."""
+    await fill_backlog(url, [f"old {number}" for number in range(40)])
+    app = make_app(url, "alice")
+    async with app.run_test(size=(120, 35)) as pilot:
+        await online(pilot)
+        log = log_of(app)
+        await pilot.press("pageup", "pageup", "pageup")
+        await pilot.pause(0.1)
+        carol = await join("carol")
+        await until(pilot, lambda: "carol has joined" in log_text(app))
+        assert log.scroll_y == 0 and log.unseen == 1
+        await pilot.resize_terminal(120, 80)
+        await pilot.pause(0.2)
+        assert log.following and log.border_subtitle == ""
+        for number in range(40):
+            await carol.say(f"new {number}")
+        await until(pilot, lambda: "new 39" in log_text(app))
+        await pilot.pause(0.1)
+        assert log.scroll_y == log.max_scroll_y > 0 and log.unseen == 0
+
+
 async def test_ctrl_end_returns_to_the_newest_line(url, join) -> None:
     """Ctrl+End, typed in the input, brings the log back to its end and follows again."""
     await fill_backlog(url, [f"old {number}" for number in range(50)])

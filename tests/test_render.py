@@ -10,6 +10,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.strip import Strip
 
+import tui_chat.render
 from tui_chat.protocol import Message, now_ms
 from tui_chat.render import (
     CONTINUATION,
@@ -122,6 +123,43 @@ def test_a_log_that_starts_today_has_no_day_line_until_the_day_changes(zone) -> 
     tomorrow = (now_ms() // DAY_MS + 1) * DAY_MS
     assert len(marks.mark([said(tomorrow)])) == 2
     assert len(marks.mark([said(tomorrow + 5)])) == 1
+
+
+def test_the_apps_own_lines_do_not_change_the_day_by_a_clock_apart(zone, monkeypatch) -> None:
+    """This computer's clock may be ahead of the server's: just after its midnight the
+    app's own lines (stamped now) do not turn the day back and forth between the server's
+    messages; hours later they do start a new day."""
+    zone("UTC")
+    today = now_ms() // DAY_MS * DAY_MS
+    monkeypatch.setattr(tui_chat.render, "now_ms", lambda: today + 10_000)  # 00:00:10
+    marks = DayMarks()
+    first = marks.mark([said(today - 30_000, "last minute of yesterday")])
+    assert len(first) == 2  # yesterday's day line: the log starts on another day
+    for second in range(3):
+        notice = [Text("— carol has joined the chat.")]
+        assert marks.mark(notice) is notice
+        assert len(marks.mark([said(today - 20_000 + second)])) == 1
+    assert len(marks.mark([said(today + 1_000, "after midnight")])) == 2
+    monkeypatch.setattr(tui_chat.render, "now_ms", lambda: today + DAY_MS + 3_600_000)
+    assert len(marks.mark([Text("— the next day, 01:00")])) == 2
+
+
+def test_a_day_that_starts_twice_is_one_day(zone) -> None:
+    """Where the clocks go back from 01:00 to midnight, the day starts at its first
+    midnight and lasts 25 hours: a backlog from its first hour gets one day line."""
+    zone("Atlantic/Azores")
+    first_hour = 1_667_088_000_000  # 2022-10-30 00:00 UTC, 00:00 local (+00, summer time)
+    start, end = day_bounds(first_hour + 1_800_000)
+    assert (start, end - start) == (first_hour, 25 * 3_600_000)
+    marks = DayMarks()
+    marks.mark([said(first_hour + 4 * DAY_MS, "a later day")])
+    backlog = marks.mark([said(first_hour + minutes * 60_000, f"backlog {minutes}")
+                          for minutes in range(10, 60, 10)])
+    assert len(backlog) == 6 and plain_of(backlog)[0] == "── Sunday 30 October 2022 ──"
+    zone("America/Havana")  # forward at midnight: the day starts at 01:00
+    start, end = day_bounds(1_678_640_400_000)  # 2023-03-12 17:00 UTC, 13:00 local (CDT)
+    assert end - start == 23 * 3_600_000
+    assert time.strftime("%H:%M", time.localtime(start // 1000)) == "01:00"
 
 
 def test_a_cleared_log_starts_again(zone) -> None:

@@ -51,7 +51,7 @@ NEWS_DELAY = 0.5  # seconds: a connection failure retried sooner is not worth a 
 
 def names(nicks: tuple[str, ...], shown: int = 8) -> str:
     """`a`, `a and b`, `a, b and c`; past `shown` names, `a, b, … and 5 others`."""
-    if len(nicks) > shown:
+    if len(nicks) > shown + 1:  # never "and 1 others"
         return f"{', '.join(nicks[:shown])} and {len(nicks) - shown} others"
     if len(nicks) > 1:
         return f"{', '.join(nicks[:-1])} and {nicks[-1]}"

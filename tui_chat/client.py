@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.connection import broadcast
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.frames import CloseCode
 
 from tui_chat import __version__
 from tui_chat.position import Position
@@ -123,6 +124,7 @@ class ChatClient:
         # server answers them in order; any left when the connection drops are made again).
         self._deferred: list[Rename] = []
         self._renaming: list[Rename] = []
+        self._server_was_down = False  # since the last welcome: the server stopped or refused
         self._closing: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopped = False
@@ -247,10 +249,14 @@ class ChatClient:
                 return self._auth_refused(), True
             return refused_status(error.response)
         except (OSError, InvalidHandshake, asyncio.TimeoutError) as error:
+            if isinstance(error, ConnectionRefusedError):
+                self._server_was_down = True
             return describe(error, self.url), False
         except ValueError as error:  # what this URL and these options cannot do: say so
             return describe(error, self.url), True
         finally:
+            if self._connection is not None and self._connection.close_code == CloseCode.GOING_AWAY:
+                self._server_was_down = True  # it stopped (or restarted)
             self._connection = None
             self._joined = self._hello_sent = False
             if self._renaming:  # sent, never answered: made again once back, in order
@@ -300,6 +306,8 @@ class ChatClient:
         rejoined = self.joined_once
         arrived, departed = comings_and_goings(self.users, welcome.users, (
             self.joined_nick, welcome.nick)) if rejoined else ((), ())
+        if self._server_was_down:  # everyone was dropped: who is not back yet did not leave
+            departed, self._server_was_down = (), False
         self.nick, self.users, self.max_text = welcome.nick, welcome.users, welcome.max_text
         self.resume, self.max_frame = welcome.resume, welcome.max_frame
         self.joined_nick = welcome.nick

@@ -9,6 +9,7 @@ import ssl
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidMessage
+from websockets.frames import CloseCode
 from websockets.http11 import Response
 
 from tui_chat.protocol import clean_text
@@ -27,7 +28,7 @@ def close_reason(connection: ClientConnection | None) -> str:
     """Why `connection` closed."""
     if connection is None or connection.close_code in (None, 1006):
         return "connection lost"
-    if connection.close_code == 1001:
+    if connection.close_code == CloseCode.GOING_AWAY:
         return "the server went away"
     reason = one_line(connection.close_reason or "")
     return f"closed by the server (code {connection.close_code}{': ' if reason else ''}{reason})"
@@ -45,11 +46,18 @@ def describe(error: BaseException, url: str = "") -> str:
         return "timed out"
     if isinstance(error, ssl.SSLCertVerificationError):
         why = one_line(error.verify_message or error.reason or "").rstrip(".")
-        if error.verify_code == HOSTNAME_MISMATCH:
-            return (f"the server's certificate is for another name ({why}); connect by a name"
+        detail = f" ({why})" if why else ""
+        code = error.verify_code
+        if code == HOSTNAME_MISMATCH:
+            return (f"the server's certificate is for another name{detail}; connect by a name"
                     " it was issued for")
-        return (f"the server's certificate is not trusted ({why}); if a certificate authority"
-                " of your own signed it, give its certificate with --cafile PEM")
+        if code in (CERT_NOT_YET_VALID, CERT_HAS_EXPIRED):
+            return (f"the server's certificate is out of date{detail}; if it should be"
+                    " valid, check this computer's clock")
+        if code in UNKNOWN_ISSUER:
+            return (f"the server's certificate is not trusted{detail}; if a certificate"
+                    " authority of your own signed it, give its certificate with --cafile PEM")
+        return f"the server's certificate was refused{detail}"
     if isinstance(error, ssl.SSLError) and tls:
         why = one_line(error.reason or str(error)).replace("_", " ").lower()
         return f"the TLS handshake failed ({why}); if the server does not use TLS, try ws://"
@@ -61,7 +69,10 @@ def describe(error: BaseException, url: str = "") -> str:
     return one_line(str(error)) or type(error).__name__
 
 
-HOSTNAME_MISMATCH = 62  # X509_V_ERR_HOSTNAME_MISMATCH: a certificate for other names
+# OpenSSL's X509_V_ERR_* codes (`verify_code`) that have advice of their own.
+HOSTNAME_MISMATCH = 62  # a certificate for other names
+CERT_NOT_YET_VALID, CERT_HAS_EXPIRED = 9, 10
+UNKNOWN_ISSUER = (2, 18, 19, 20)  # issuer unknown here, self-signed (leaf or in the chain)
 
 
 def refused_status(response: Response) -> tuple[str, bool]:

@@ -186,37 +186,56 @@ def day_bounds(ts_ms: int) -> tuple[int, int]:
     """The local day `ts_ms` falls in, as [start, end) in milliseconds (23 or 25 hours long
     when the clocks change that day)."""
     day = time.localtime(ts_ms // 1000)
-    start = time.mktime((day.tm_year, day.tm_mon, day.tm_mday, 0, 0, 0, 0, 0, -1))
-    end = time.mktime((day.tm_year, day.tm_mon, day.tm_mday + 1, 0, 0, 0, 0, 0, -1))
-    return int(start * 1000), int(end * 1000)
+    start = _midnight(day.tm_year, day.tm_mon, day.tm_mday)
+    return int(start * 1000), int(_midnight(day.tm_year, day.tm_mon, day.tm_mday + 1) * 1000)
+
+
+def _midnight(year: int, month: int, day: int) -> float:
+    """When the local day starts (`day` may run past the month's end). Where the clocks go
+    back at 01:00 it starts twice, and `mktime` may give either: the first counts. Where
+    they go forward at midnight there is none, and the day starts at 01:00."""
+    date = time.localtime(time.mktime((year, month, day, 12, 0, 0, 0, 0, -1)))[:3]
+    starts = [start for dst in (0, 1, -1)
+              if time.localtime(start := time.mktime((*date, 0, 0, 0, 0, 0, dst)))[:3] == date]
+    return min(starts) if starts else time.mktime((*date, 1, 0, 0, 0, 0, -1))
+
+
+CLOCK_SKEW_MS = 5 * 60_000  # how far this computer's clock may be from the server's
 
 
 class DayMarks:
-    """Puts a day line before each line of the log that falls on another local day than the
-    line before it, and before the first line if that is not from today: the times in the
-    log are `HH:MM`, and a backlog can reach back days."""
+    """Puts a day line before each message of the log that falls on another local day than
+    the line before it, and before the first line if that is not from today: the times in
+    the log are `HH:MM`, and a backlog can reach back days."""
 
     def __init__(self) -> None:
-        self._day: tuple[int, int] | None = None  # the day of the last line written
+        self._day: tuple[int, int] | None = None  # the day of the last message written
 
     def reset(self) -> None:
         """The log was cleared: its next line is the first again."""
         self._day = None
 
     def mark(self, lines: list[Text | MessageLine]) -> list[Text | MessageLine]:
-        """`lines` with the day lines they need (the same list when they need none). The
-        app's own lines (`Text`) are from now; a message is from its timestamp."""
-        now = now_ms()
+        """`lines` with the day lines they need (the same list when they need none). A
+        message's day is read from its timestamp, the server's clock; the app's own lines
+        (`Text`) are from now by this computer's clock, which may be a little apart from the
+        server's, so they keep the day of the line before them unless they are more than
+        `CLOCK_SKEW_MS` outside it (else the day could flip back and forth at midnight)."""
         start, end = self._day or (0, 0)
         marked: list[Text | MessageLine] = []
         rest = 0  # lines before this are in `marked`
         for index, line in enumerate(lines):
-            ts = line.message.ts if isinstance(line, MessageLine) else now
-            if start <= ts < end:
-                continue
+            if isinstance(line, MessageLine):
+                ts = line.message.ts
+                if start <= ts < end:
+                    continue
+            else:
+                ts = now_ms()
+                if start - CLOCK_SKEW_MS <= ts < end + CLOCK_SKEW_MS:
+                    continue
             first = self._day is None
             self._day = start, end = day_bounds(ts)
-            if first and start <= now < end:
+            if first and start <= now_ms() < end:
                 continue  # the log starts today: nothing to say
             marked.extend(lines[rest:index])
             marked.append(day_line(ts))

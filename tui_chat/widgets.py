@@ -90,8 +90,9 @@ class ChatLog(ScrollView):
         width = self._wrap_width()
         if width and width != self._width:
             self._rewrap(width)
-        elif self.following:  # shorter (the outbox opened below it): keep the end in view
-            self._follow()
+        elif self.following or self.scroll_y >= self.max_scroll_y:
+            self.follow()  # shorter (the outbox opened below it): keep the end in view;
+            # taller, so that the end shows (where the view need not move): follow it again
 
     def write_lines(self, lines: Iterable[Text | MessageLine]) -> None:
         """Append lines (one refresh for the lot); a line wider than the log is wrapped, and
@@ -100,7 +101,8 @@ class ChatLog(ScrollView):
             lines = list(lines)
         if not lines:
             return
-        written = len(lines)
+        if not self.following:
+            self.unseen += len(lines)
         lines = self._days.mark(lines)
         self._lines.extend(lines)
         width = self._wrap_width()
@@ -117,10 +119,8 @@ class ChatLog(ScrollView):
         self.virtual_size = Size(width, len(self._rows))
         if self.following:
             self._follow()
-        else:
-            self.unseen += written
-            if excess > 0:  # keep what the user is reading in place
-                self.scroll_to(y=max(0, self.scroll_y - excess), animate=False, immediate=True)
+        elif excess > 0:  # keep what the user is reading in place
+            self.scroll_to(y=max(0, self.scroll_y - excess), animate=False, immediate=True)
         self.refresh()
 
     def _wrap(self, lines: Iterable[Text | MessageLine], width: int) -> None:
@@ -174,11 +174,11 @@ class ChatLog(ScrollView):
         self._wrap(self._lines, width)
         self._trim()
         self.virtual_size = Size(width, len(self._rows))
-        if self.following:
-            self._follow()
+        y = round(fraction * len(self._rows))
+        if self.following or y >= self.max_scroll_y:
+            self.follow()
         else:
-            self.scroll_to(y=round(fraction * len(self._rows)), animate=False, force=True,
-                           immediate=True)
+            self.scroll_to(y=y, animate=False, force=True, immediate=True)
         self.refresh()
 
     def _follow(self) -> None:
