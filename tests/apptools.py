@@ -8,8 +8,9 @@ from collections.abc import Callable
 from textual.pilot import Pilot
 
 from tui_chat.app import ChatApp
+from tui_chat.chat_input import ChatInput
 from tui_chat.updates import Backoff, State
-from tui_chat.widgets import ChatInput, ChatLog, Outbox, UserList
+from tui_chat.widgets import ChatLog, Outbox, UserList
 
 SIZE = (100, 30)
 

@@ -14,7 +14,7 @@ import tui_chat.render
 from server import ChatServer, ServerConfig
 from tests.apptools import log_text, make_app, online, type_line, until
 from tests.helpers import JsonClient, PlainClient
-from tui_chat.widgets import ChatInput
+from tui_chat.chat_input import ChatInput
 from tui_chat.app import ChatApp
 
 SHOWN_ADDRESS = "127.0.0.1:8765"

@@ -307,7 +307,8 @@ async def test_a_wrong_scheme_or_name_is_explained_with_what_to_try(
     ]
     for url, options, hint in cases:
         client, seen = run_client(url + "/lobby", "alice", **options)
-        await seen.until(lambda: any(re.search(hint, u.reason) for u in seen.of(StateChanged)))
+        await seen.until(lambda seen=seen, hint=hint: any(
+            re.search(hint, u.reason) for u in seen.of(StateChanged)))
         assert client.state is State.RECONNECTING
     web.close()
 

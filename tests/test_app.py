@@ -21,7 +21,8 @@ from tests.apptools import (
     users_text,
 )
 from tui_chat.collector import YOUNG_GENERATION_THRESHOLD
-from tui_chat.widgets import ChatInput, ChatLog
+from tui_chat.chat_input import ChatInput
+from tui_chat.widgets import ChatLog
 
 
 async def test_two_apps_chat(url) -> None:

@@ -42,7 +42,8 @@ from tui_chat.commands import COMMANDS, UnknownCommand, parse_input
 from tui_chat.outbox import OutboxStore
 from tui_chat.protocol import BAD_PASSWORD, NICK_REGISTERED, presence_sentence, room_from_path
 from tui_chat.render import MessageLine, error_line, system_line
-from tui_chat.widgets import ChatInput, ChatLog, Outbox, UserList
+from tui_chat.chat_input import ChatInput
+from tui_chat.widgets import ChatLog, Outbox, UserList
 
 FLUSH_INTERVAL = 1 / 60  # incoming lines reach the log at most once per frame
 WILDCARD_HOSTS = ("0.0.0.0", "::")  # --serve on every interface

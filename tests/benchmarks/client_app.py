@@ -30,8 +30,8 @@ from textual.widgets import Input  # noqa: E402
 
 from tests.benchmarks.running import free_port, rss_kib  # noqa: E402
 from tui_chat.app import ChatApp, NetworkUpdates  # noqa: E402
+from tui_chat.chat_input import ChatInput  # noqa: E402
 from tui_chat.updates import Received, State  # noqa: E402
-from tui_chat.widgets import ChatInput  # noqa: E402
 
 IMPORTED = time.perf_counter()  # python, textual and tui-chat are loaded
 HERE = Path(__file__).resolve().parent
