@@ -8,7 +8,6 @@ from textual import events
 
 from server import ChatServer, ServerConfig
 from tests.helpers import Relay
-from tui_chat.app import names
 from tui_chat.updates import Backoff
 from tests.apptools import (
     SIZE,
@@ -101,15 +100,6 @@ async def test_the_user_list_follows_joins_leaves_and_renames(url, join) -> None
         await until(pilot, lambda: "robert" not in users_text(app))
         assert "robert has left the chat." in log_text(app)
         assert app.query_one("UserList").border_title == "Users · 1"
-
-
-def test_names_are_listed_as_a_sentence_and_a_long_list_is_cut() -> None:
-    """One, two and three names read as English; past nine the rest after eight are counted."""
-    assert names(("a",)) == "a"
-    assert names(("a", "b")) == "a and b"
-    assert names(("a", "b", "c")) == "a, b and c"
-    assert names(tuple("abcdefghi")) == "a, b, c, d, e, f, g, h and i"
-    assert names(tuple("abcdefghij")) == "a, b, c, d, e, f, g, h and 2 others"
 
 
 async def test_a_reconnect_says_who_came_and_went_while_you_were_away(chat_server, join) -> None:

@@ -18,6 +18,7 @@ from tui_chat.render import (
     MessageLine,
     clock,
     day_bounds,
+    names,
     row_plain,
     wrap_ranges,
 )
@@ -183,6 +184,15 @@ def test_a_day_is_local_and_lasts_from_midnight_to_midnight_across_a_change_of_c
     zone("Asia/Kolkata")
     start, end = day_bounds(TS)
     assert (start, end) == (TS - 15 * 3_600_000, TS + 9 * 3_600_000)  # 15:00 local
+
+
+def test_names_are_listed_as_a_sentence_and_a_long_list_is_cut() -> None:
+    """One, two and three names read as English; past nine the rest after eight are counted."""
+    assert names(("a",)) == "a"
+    assert names(("a", "b")) == "a and b"
+    assert names(("a", "b", "c")) == "a, b and c"
+    assert names(tuple("abcdefghi")) == "a, b, c, d, e, f, g, h and i"
+    assert names(tuple("abcdefghij")) == "a, b, c, d, e, f, g, h and 2 others"
 
 
 def test_timestamps_follow_a_change_of_time_zone(zone) -> None:

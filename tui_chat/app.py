@@ -41,22 +41,13 @@ from tui_chat.updates import (
 from tui_chat.commands import COMMANDS, UnknownCommand, parse_input
 from tui_chat.outbox import OutboxStore
 from tui_chat.protocol import BAD_PASSWORD, NICK_REGISTERED, presence_sentence, room_from_path
-from tui_chat.render import MessageLine, error_line, system_line
+from tui_chat.render import MessageLine, error_line, names, system_line
 from tui_chat.chat_input import ChatInput
 from tui_chat.widgets import ChatLog, Outbox, UserList
 
 FLUSH_INTERVAL = 1 / 60  # incoming lines reach the log at most once per frame
 WILDCARD_HOSTS = ("0.0.0.0", "::")  # --serve on every interface
 NEWS_DELAY = 0.5  # seconds: a connection failure retried sooner is not worth a log line
-
-
-def names(nicks: tuple[str, ...], shown: int = 8) -> str:
-    """`a`, `a and b`, `a, b and c`; past `shown` names, `a, b, … and 5 others`."""
-    if len(nicks) > shown + 1:  # never "and 1 others"
-        return f"{', '.join(nicks[:shown])} and {len(nicks) - shown} others"
-    if len(nicks) > 1:
-        return f"{', '.join(nicks[:-1])} and {nicks[-1]}"
-    return nicks[0] if nicks else ""
 
 
 @dataclass
@@ -280,10 +271,10 @@ class ChatApp(App[None]):
         count = len(welcome.users)
         lines.append(system_line(f"{verb} {welcome.room} as {welcome.nick}."
                                  f" {count} {'person' if count == 1 else 'people'} here."))
-        changes = [f"{names(update.arrived)} joined" if update.arrived else "",
-                   f"{names(update.departed)} left" if update.departed else ""]
-        if any(changes):
-            lines.append(system_line(f"While you were away: {'; '.join(filter(None, changes))}."))
+        changes = [f"{names(nicks)} {verb}" for nicks, verb in
+                   ((update.arrived, "joined"), (update.departed, "left")) if nicks]
+        if changes:
+            lines.append(system_line(f"While you were away: {'; '.join(changes)}."))
         return lines
 
     def _state_changed(self, update: StateChanged) -> list[Text]:
@@ -394,7 +385,8 @@ class ChatApp(App[None]):
         lines += [system_line(f"  {usage}") for usage in COMMANDS.values()]
         lines.append(system_line("Keys: Enter send · Up/Down input history · Tab complete"
                                  " nicknames and commands · PgUp/PgDn scroll · Ctrl+End newest"
-                                 " · Ctrl+L clear · Ctrl+Q quit. Start a line with // to send a leading /."))
+                                 " · Ctrl+L clear · Ctrl+Q quit. Start a line with // to send"
+                                 " a leading /."))
         self._log(lines)
 
     def action_clear(self) -> None:

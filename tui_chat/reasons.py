@@ -16,6 +16,12 @@ from tui_chat.protocol import clean_text
 
 
 TOKEN_HINT = "Give it with --token-file PATH or the TUI_CHAT_TOKEN variable."
+NOT_TLS_HINT = "if the server does not use TLS, try ws://"  # after wss:// fails early
+
+# OpenSSL's X509_V_ERR_* codes (`verify_code`) that have advice of their own.
+HOSTNAME_MISMATCH = 62  # a certificate for other names
+CERT_NOT_YET_VALID, CERT_HAS_EXPIRED = 9, 10
+UNKNOWN_ISSUER = (2, 18, 19, 20)  # issuer unknown here, self-signed (leaf or in the chain)
 
 
 def one_line(text: str) -> str:
@@ -60,19 +66,13 @@ def describe(error: BaseException, url: str = "") -> str:
         return f"the server's certificate was refused{detail}"
     if isinstance(error, ssl.SSLError) and tls:
         why = one_line(error.reason or str(error)).replace("_", " ").lower()
-        return f"the TLS handshake failed ({why}); if the server does not use TLS, try ws://"
+        return f"the TLS handshake failed ({why}); {NOT_TLS_HINT}"
     if isinstance(error, ConnectionResetError):
-        hint = "; if the server does not use TLS, try ws://" if tls else ""
-        return f"the connection was reset{hint}"
+        return f"the connection was reset; {NOT_TLS_HINT}" if tls else "the connection was reset"
     if isinstance(error, InvalidMessage) and url.startswith("ws:"):
         return f"{one_line(str(error))}; if the server uses TLS, try wss://"
     return one_line(str(error)) or type(error).__name__
 
-
-# OpenSSL's X509_V_ERR_* codes (`verify_code`) that have advice of their own.
-HOSTNAME_MISMATCH = 62  # a certificate for other names
-CERT_NOT_YET_VALID, CERT_HAS_EXPIRED = 9, 10
-UNKNOWN_ISSUER = (2, 18, 19, 20)  # issuer unknown here, self-signed (leaf or in the chain)
 
 
 def refused_status(response: Response) -> tuple[str, bool]:

@@ -166,6 +166,15 @@ def wrap_ranges(plain: str, width: int, indent: int = 0) -> list[tuple[int, int,
     return ranges
 
 
+def names(nicks: tuple[str, ...], shown: int = 8) -> str:
+    """`a`, `a and b`, `a, b and c`; past `shown` names, `a, b, … and 5 others`."""
+    if len(nicks) > shown + 1:  # never "and 1 others"
+        return f"{', '.join(nicks[:shown])} and {len(nicks) - shown} others"
+    if len(nicks) > 1:
+        return f"{', '.join(nicks[:-1])} and {nicks[-1]}"
+    return nicks[0] if nicks else ""
+
+
 def system_line(text: str, ts_ms: int | None = None, style: str = SYSTEM_STYLE) -> Text:
     """A line from the server or this app: joins, leaves, renames, errors, hints."""
     return Text.assemble((clock(ts_ms), TIME_STYLE), " ", ("— ", style), (text, style))

@@ -50,13 +50,13 @@ class Joined:
 def comings_and_goings(before: tuple[str, ...], after: tuple[str, ...], me: tuple[str, ...]
                        ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Who is in `after` but was not in `before`, and who was in `before` but is not in
-    `after`, leaving out the names in `me` (nicknames compare as the server compares them;
-    one who came back under a name written differently arrived under it)."""
+    `after`, leaving out the names in `me`. Nicknames compare as the server compares them:
+    one who is back under the same name in other letter case neither came nor went."""
     mine = {nick_key(nick) for nick in me}
-    was = {nick_key(nick) for nick in before}
-    now = {nick_key(nick) for nick in after}
-    return (tuple(nick for nick in after if nick_key(nick) not in was | mine),
-            tuple(nick for nick in before if nick_key(nick) not in now | mine))
+    known_before = mine | {nick_key(nick) for nick in before}
+    known_after = mine | {nick_key(nick) for nick in after}
+    return (tuple(nick for nick in after if nick_key(nick) not in known_before),
+            tuple(nick for nick in before if nick_key(nick) not in known_after))
 
 
 @dataclass(frozen=True, slots=True)
