@@ -40,6 +40,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS messages_by_cid ON messages (room, sender, cid
     WHERE cid IS NOT NULL;
 """
 _COLUMNS = "id, ts, nick, text, kind, cid"
+_COLUMNS_CIDS_OF_ONE = "id, ts, nick, text, kind, CASE WHEN sender = ? THEN cid END"
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,24 +297,29 @@ class History:
                 self._in_flight.pop((room, sender, message.cid), None)
 
     def backlog(
-        self, room: str, since: int | None, epoch: str | None, count: int, upto: int | None = None
+        self, room: str, since: int | None, epoch: str | None, count: int, upto: int | None = None,
+        cids_of: str | None = None,
     ) -> Backlog:
         """What a joining client is sent: everything after `since` if it comes from this
         epoch and is all still kept (`recovered`), else the last `count` messages; only
-        messages with ids up to `upto`."""
+        messages with ids up to `upto`. Given `cids_of`, only that sender's messages keep
+        their `cid`."""
         upto = self.last_id(room) if upto is None else upto
         floor = upto - self.limit  # older ids are past retention, even before the next trim
+        columns, scope = _COLUMNS, ()
+        if cids_of is not None:
+            columns, scope = _COLUMNS_CIDS_OF_ONE, (cids_of,)
         # Every id after `since` is still kept unless retention has already passed it.
         if since is not None and epoch == self.epoch and (
                 since >= upto or since >= self.last_id(room) - self.limit):
             rows = self._reader.execute(
-                f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND id > ? AND id <= ?"
-                " ORDER BY id", (room, since, upto),
+                f"SELECT {columns} FROM messages WHERE room = ? AND id > ? AND id <= ?"
+                " ORDER BY id", (*scope, room, since, upto),
             ).fetchall()
             return Backlog(tuple(Message(*row) for row in rows), True, upto)
         rows = self._reader.execute(
-            f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND id <= ? AND id > ?"
-            " ORDER BY id DESC LIMIT ?", (room, upto, floor, count),
+            f"SELECT {columns} FROM messages WHERE room = ? AND id <= ? AND id > ?"
+            " ORDER BY id DESC LIMIT ?", (*scope, room, upto, floor, count),
         ).fetchall()
         return Backlog(tuple(Message(*row) for row in reversed(rows)),
                        None if since is None else False, upto)

@@ -14,7 +14,7 @@ from typing import Any
 from server.accounts import Accounts
 from server.fanout import Delivery, Stream, text_frame
 from server.history import History, StorageError, Stored
-from server.rooms import Dialect, Member, Room, Rooms
+from server.rooms import Dialect, Member, Room, Rooms, sender_scope
 from tui_chat.protocol import (
     DEFAULT_MAX_FRAME,
     DEFAULT_MAX_TEXT,
@@ -86,6 +86,7 @@ class Hub:
     def join(
         self, room_name: str, nick: str, dialect: Dialect, connection: Any, peer: str,
         since: int | None = None, epoch: str | None = None, resume: str | None = None,
+        sender_key: str | None = None,
     ) -> tuple[Room, Member, Greeting]:
         """Vet `nick`, add the member, announce it; the caller sends the greeting at once.
         With the `resume` secret of a member (whatever it is called now), the newcomer takes
@@ -94,8 +95,11 @@ class Hub:
         replaced = room.resumable(resume)
         try:
             shown = room.vet_nick(nick, holder_ok=replaced)  # its own name, held by itself
+            scope = sender_scope(sender_key)
+            # The newcomer's own messages keep their cids, for it to match acknowledgements.
             backlog = self.history.backlog(
-                room.name, since, epoch, self.limits.backlog, self._published.get(room.name)
+                room.name, since, epoch, self.limits.backlog, self._published.get(room.name),
+                cids_of=scope or nick_key(shown),
             )
         except Exception:
             self._discard_if_empty(room)
@@ -106,14 +110,10 @@ class Hub:
         # holds the secret that takes its place back.
         resume = replaced.resume if replaced is not None else (
             secrets.token_urlsafe(16) if dialect is Dialect.JSON else "")
-        member = Member(shown, dialect, connection, peer, resume)
+        member = Member(shown, dialect, connection, peer, resume, scope)
         connection.delivered = self._stream(room.name).head  # live from here on
         room.join(member)
-        key = member.key
-        history = [
-            m if m.cid is None or nick_key(m.nick) == key else replace(m, cid=None)
-            for m in backlog.messages
-        ]
+        history = list(backlog.messages)
         fits = _fitting(history, WELCOME_BUDGET)
         announce = self._announces(room)
         # A plain newcomer to a crowd gets a head count, not ten thousand names.
@@ -198,7 +198,7 @@ class Hub:
         if name not in self._published:  # the first post in this room since start
             self._published[name] = self.history.last_id(name)
         posted: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-        stored = self.history.submit(name, member.nick, member.key, text, kind, cid,
+        stored = self.history.submit(name, member.nick, member.sender, text, kind, cid,
                                      on_failure)
         stored.add_done_callback(lambda done: self._deliver(done, name, member, cid, posted))
         return posted

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from bisect import bisect_left, insort
 from dataclasses import dataclass, field
 from enum import Enum
@@ -17,6 +18,14 @@ class Dialect(Enum):
     PLAIN = "plain"
 
 
+def sender_scope(sender_key: str | None) -> str:
+    """What a client's `sender_key` is stored as: a digest (the database never holds the
+    secret), marked so that it can never equal a nickname's key."""
+    if not sender_key:
+        return ""
+    return "#" + hashlib.sha256(sender_key.encode()).hexdigest()[:32]
+
+
 @dataclass(eq=False, slots=True)
 class Member:
     """One connected, joined client. `connection` is the transport's object, opaque here."""
@@ -26,10 +35,17 @@ class Member:
     connection: Any
     peer: str = ""
     resume: str = ""  # the secret its client may present to take its place (JSON only)
+    scope: str = ""  # from the client's `sender_key`: its cids are its own under any name
 
     @property
     def key(self) -> str:
         return nick_key(self.nick)
+
+    @property
+    def sender(self) -> str:
+        """Whose `cid`s this member's messages carry: its client's, given a `sender_key`,
+        else its nickname's (a resend under another name is then a new message)."""
+        return self.scope or self.key
 
 
 @dataclass(eq=False)

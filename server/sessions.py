@@ -130,7 +130,8 @@ class Session:
         return True
 
     async def join(self, nick: str, password: str | None = None, since: int | None = None,
-                   epoch: str | None = None, resume: str | None = None) -> None:
+                   epoch: str | None = None, resume: str | None = None,
+                   sender_key: str | None = None) -> None:
         if self.hub.token and not self.connection.authorized:
             raise ProtocolError(UNAUTHORIZED, "This server needs a valid token"
                                 " (in hello or an Authorization: Bearer header).")
@@ -138,7 +139,8 @@ class Session:
         if not self.connection.is_open():
             return  # it left while its password was checked: it must not join as a ghost
         room, member, greeting = self.hub.join(
-            self.room_name, nick, self.dialect, self.connection, self.peer, since, epoch, resume
+            self.room_name, nick, self.dialect, self.connection, self.peer, since, epoch, resume,
+            sender_key,
         )
         self.room, self.member = room, member
         self.greet(greeting)  # before anything else can be written to this connection
@@ -255,7 +257,8 @@ class JsonSession(Session):
         token = self.hub.token
         if token and not self.connection.authorized and token_matches(hello.token, token):
             self.connection.authorized = True
-        await self.join(hello.nick, hello.password, hello.since, hello.epoch, hello.resume)
+        await self.join(hello.nick, hello.password, hello.since, hello.epoch, hello.resume,
+                        hello.sender_key)
 
     def write_greeting(self, greeting: Greeting) -> None:
         self.send(encode(greeting.welcome))

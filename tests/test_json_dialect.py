@@ -218,3 +218,42 @@ async def test_the_welcome_secret_takes_a_nickname_back_from_an_earlier_connecti
     assert first.connection.close_code == 4000
     await second.send(type="who")
     assert (await second.expect("users"))["users"] == ["alice", "bob"]
+
+
+async def test_a_sender_key_makes_a_cid_yours_under_any_nickname(join, chat_server) -> None:
+    """Sent with a `sender_key`, a message is recognised under another nickname: the new
+    name's welcome shows its cid, and sending the cid again gets the original back."""
+    key = "alice-secret-key-0123"
+    alice = await join("alice", sender_key=key)
+    original = await alice.say("said as alice", cid="k1")
+    await alice.close()
+    again = await join("alice2", sender_key=key, since=0, epoch=alice.welcome["epoch"])
+    assert [(m["nick"], m.get("cid")) for m in again.welcome["history"]] == [("alice", "k1")]
+    answer = await again.say("said as alice", cid="k1")
+    assert (answer["id"], answer["nick"]) == (original["id"], "alice")
+    assert len(chat_server.history.backlog("lobby", None, None, 10).messages) == 1
+
+
+async def test_a_cid_is_another_senders_under_another_key_even_with_the_same_name(join) -> None:
+    """Two clients that each used the name carol with their own keys: the second neither
+    sees the first's cid in its welcome nor has its own message taken for the first's."""
+    first = await join("carol", sender_key="first-carol-key-000")
+    original = await first.say("first", cid="x")
+    await first.close()
+    second = await join("carol", sender_key="second-carol-key-00", since=0,
+                        epoch=first.welcome["epoch"])
+    assert "cid" not in second.welcome["history"][0]
+    answer = await second.say("second", cid="x")
+    assert answer["id"] > original["id"] and answer["text"] == "second"
+
+
+@pytest.mark.parametrize("key", ["short", "k" * 65, "sixteen-chars-\x07x", 12])
+async def test_a_malformed_sender_key_is_refused_and_the_client_may_try_again(join, key) -> None:
+    """A `sender_key` that is not 16 to 64 characters free of control characters (so that
+    no two clients share one by accident) gets `bad_event`; the connection stays open."""
+    client = await join(None)
+    await client.send(type="hello", nick="alice", sender_key=key)
+    error = await client.expect("error")
+    assert error["code"] == "bad_event" and "sender_key" in error["message"]
+    await client.send(type="hello", nick="alice", sender_key="k" * 16)
+    assert (await client.expect("welcome"))["nick"] == "alice"

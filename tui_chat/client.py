@@ -116,6 +116,9 @@ class ChatClient:
         self.joined_nick: str | None = None  # the nickname of the last welcome
         self.outbox: dict[str, Outgoing] = {}
         self._cids = (f"{secrets.token_hex(8)}-{n}" for n in itertools.count(1))
+        # Ours under every nickname: a message resent under another name after a refused
+        # rejoin is still recognised as ours (None: cids are the nickname's, as before).
+        self.sender_key: str | None = secrets.token_urlsafe(24)
         self.store: OutboxStore | None = None
         self._connection: ClientConnection | None = None
         self._joined = False
@@ -134,6 +137,9 @@ class ChatClient:
         self.store = store
         for outgoing in store.load():
             self.outbox.setdefault(outgoing.cid, outgoing)
+        if self.outbox:  # they may have been stored already: resend them as the same sender
+            self.sender_key = store.sender_key
+        store.sender_key = self.sender_key
         if self.outbox:
             self._outbox_changed()
 
@@ -270,7 +276,8 @@ class ChatClient:
         since, epoch = self.position.since()
         self._hello_sent = self._send(Hello(
             self.nick, since=since, epoch=epoch,
-            client=f"tui-chat/{__version__}", password=self.password, resume=self.resume))
+            client=f"tui-chat/{__version__}", password=self.password, resume=self.resume,
+            sender_key=self.sender_key))
         return self._hello_sent
 
     def _receive(self, frame: str | bytes) -> str | None:

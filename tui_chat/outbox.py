@@ -12,7 +12,7 @@ from typing import IO
 
 from platformdirs import user_data_path
 
-from tui_chat.protocol import clean_text, nick_key, valid_cid
+from tui_chat.protocol import clean_text, nick_key, valid_cid, valid_sender_key
 from tui_chat.updates import Outgoing
 
 try:
@@ -36,6 +36,9 @@ class OutboxStore:
         self.directory = directory or user_data_path("tui-chat", appauthor=False) / "outbox"
         self.url = url
         self.path = self._path_for(nick)
+        # The client's `sender_key` the pending messages were sent with (None in a file from
+        # before keys, whose messages were sent as their nickname's).
+        self.sender_key: str | None = None
         self._lock: IO[str] | None = None
         self._pending: dict[str, Outgoing] | None = None  # to save on the next loop turn
 
@@ -73,6 +76,7 @@ class OutboxStore:
         if path == self.path:
             return True
         moved = OutboxStore(self.url, nick, self.directory)
+        moved.sender_key = self.sender_key
         try:
             if not moved.claim():
                 return False
@@ -114,11 +118,14 @@ class OutboxStore:
         """What was pending when the client last stopped: every well-formed entry, its text
         cleaned as for sending (nothing if the file is unreadable)."""
         try:
-            items = json.loads(self.path.read_text(encoding="utf-8"))["pending"]
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            items = data["pending"]
         except (OSError, ValueError, KeyError, TypeError):
             return []
         if not isinstance(items, list):
             return []
+        key = data.get("sender_key")
+        self.sender_key = key if valid_sender_key(key) else None
         return [Outgoing(item["cid"], clean_text(item["text"]), item.get("kind", "chat"))
                 for item in items if _well_formed(item)]
 
@@ -131,7 +138,8 @@ class OutboxStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_suffix(".tmp")
         with open(temporary, "w", encoding="utf-8") as file:
-            json.dump({"url": self.url, "pending": items}, file, ensure_ascii=False)
+            json.dump({"url": self.url, "sender_key": self.sender_key, "pending": items}, file,
+                      ensure_ascii=False)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, self.path)

@@ -20,6 +20,7 @@ DEFAULT_MAX_TEXT = 4000
 DEFAULT_MAX_FRAME = 64 * 1024
 MAX_NICK = 24
 MAX_CID = 64
+MIN_SENDER_KEY = 16  # long enough that two clients never choose the same one
 MAX_INT = 2**53 - 1  # the largest integer every JSON reader keeps exact
 SERVER_NAME = "Server"
 RESERVED_NICKS = frozenset({"server", "system", "admin"})
@@ -92,6 +93,12 @@ def clean_text(text: str) -> str:
 def valid_cid(cid: object) -> bool:
     """A `cid` as a client may choose it: 1 to MAX_CID characters, none of them cleaned away."""
     return type(cid) is str and 0 < len(cid) <= MAX_CID and clean_text(cid) == cid
+
+
+def valid_sender_key(key: object) -> bool:
+    """A `sender_key` as a client may choose it: MIN_SENDER_KEY to MAX_CID characters, none
+    of them cleaned away."""
+    return type(key) is str and MIN_SENDER_KEY <= len(key) <= MAX_CID and clean_text(key) == key
 
 
 def now_ms() -> int:
@@ -183,7 +190,9 @@ def check_nick(nick: str) -> str:
 class Hello:
     """Client: join the room as `nick`; `since`+`epoch` ask for only what was missed; `token`
     is the server's shared secret, `password` the one of a registered nickname, `resume` the
-    secret of an earlier welcome, to take over `nick` from that earlier connection."""
+    secret of an earlier welcome, to take over `nick` from that earlier connection, and
+    `sender_key` the client's own secret, the same under every nickname it uses: the `cid`s
+    it sends are its own under that key, whatever it is called when it sends them again."""
 
     type: ClassVar[str] = "hello"
     nick: str
@@ -193,6 +202,7 @@ class Hello:
     token: str | None = None
     password: str | None = None
     resume: str | None = None
+    sender_key: str | None = None
 
     def __repr__(self) -> str:  # never print secrets
         return f"Hello(nick={self.nick!r}, since={self.since!r}, epoch={self.epoch!r})"
@@ -313,7 +323,7 @@ _FIELD_TYPES: dict[str, str] = {
     "history": "messages", "recovered": "bool", "max_text": "int", "max_frame": "int",
     "event": "str",
     "old": "str", "code": "str", "message": "str", "token": "str", "password": "str",
-    "resume": "str", "last_id": "int",
+    "resume": "str", "last_id": "int", "sender_key": "str",
 }
 _JSON_NAMES = {"str": "a string", "int": f"a whole number from 0 to {MAX_INT}",
                "bool": "true or false",
@@ -417,8 +427,8 @@ def _from_dict(data: Any, events: dict[str, type]) -> Any:
 
 def _convert(event_type: str, name: str, value: Any, cid: str | None) -> Any:
     kind = _FIELD_TYPES[name]
-    if name == "cid" and isinstance(value, str):
-        return value  # never altered: the sender matches its acknowledgement on it (_check)
+    if name in ("cid", "sender_key") and isinstance(value, str):
+        return value  # never altered: the sender matches its acknowledgements on it (_check)
     if kind == "str" and isinstance(value, str):
         return clean_text(value)
     if (kind == "int" and isinstance(value, int) and not isinstance(value, bool)
@@ -441,6 +451,10 @@ def _check(event: Any, cid: str | None) -> None:
     if given is not None and not valid_cid(given):
         raise ProtocolError(BAD_EVENT, f"'cid' must be 1 to {MAX_CID} characters, none of them"
                             " control or formatting characters.", cid)
+    if isinstance(event, Hello) and event.sender_key is not None and not valid_sender_key(
+            event.sender_key):
+        raise ProtocolError(BAD_EVENT, f"'sender_key' must be {MIN_SENDER_KEY} to {MAX_CID}"
+                            " characters, none of them control or formatting characters.")
     if isinstance(event, Hello) and (event.since is None) != (event.epoch is None):
         raise ProtocolError(BAD_EVENT, "'since' and 'epoch' must be given together.", cid)
     if isinstance(event, Message) and event.kind not in KINDS:
