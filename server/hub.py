@@ -122,7 +122,7 @@ class Hub:
             nick=shown, room=room.name, users=users, epoch=self.history.epoch,
             history=tuple(history[:fits]), recovered=backlog.recovered,
             max_text=self.limits.max_text, resume=member.resume or None,
-            max_frame=self.limits.max_frame, last_id=backlog.upto,
+            max_frame=self.limits.max_frame, last_id=backlog.upto, keyed=bool(scope) or None,
         )
         if announce:
             self._announce(room, Presence("join", shown, room.users()), member, b"")

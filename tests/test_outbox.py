@@ -154,61 +154,6 @@ async def test_a_message_stored_before_the_client_died_is_not_stored_again(start
         await probe.close()
 
 
-async def test_a_restarted_client_resends_with_the_sender_key_its_messages_were_sent_with(
-        chat_server, tmp_path) -> None:
-    """The outbox keeps the client's sender key with what is pending, and the next client
-    for the room sends with it: a message stored under that key is recognised, not stored
-    again (a fresh key would make it a new message)."""
-    url = chat_server.url + "/lobby"
-    key = "k" * 32
-    before = await JsonClient.connect(url, "alice", sender_key=key)
-    original = await before.say("said once", cid="persisted-1")
-    await before.close()
-    store = OutboxStore(url, "alice", tmp_path)
-    store.sender_key = key
-    store.save([Outgoing("persisted-1", "said once")])
-    client = ChatClient(url, "alice", lambda update: None, backoff=Backoff(0.02, 0.1))
-    client.attach_store(OutboxStore(url, "alice", tmp_path))
-    assert client.sender_key == key
-    await run_until_empty(client)
-    probe = await JsonClient.connect(url, "probe", since=0, epoch=before.welcome["epoch"])
-    assert [m["id"] for m in probe.welcome["history"]] == [original["id"]]
-    await probe.close()
-
-
-def test_the_store_keeps_the_sender_key_with_the_pending_messages(tmp_path) -> None:
-    """The key is saved and loaded with what is pending, moves with it to a new nickname,
-    and a file without one (or with a malformed one) loads as no key."""
-    store = OutboxStore("ws://h/lobby", "alice", tmp_path)
-    store.sender_key = "s" * 20
-    store.save([Outgoing("a-1", "hello")])
-    loaded = OutboxStore("ws://h/lobby", "alice", tmp_path)
-    assert loaded.load() == [Outgoing("a-1", "hello")] and loaded.sender_key == "s" * 20
-    assert store.claim() and store.follow("bob", [Outgoing("a-1", "hello")])
-    moved = OutboxStore("ws://h/lobby", "bob", tmp_path)
-    assert moved.load() and moved.sender_key == "s" * 20
-    store.release()
-    for malformed in (None, "short", 5, "s" * 19 + "\x07"):
-        moved.path.write_text(json.dumps({"sender_key": malformed, "pending": [
-            {"cid": "a-1", "text": "hello"}]}))
-        assert moved.load() and moved.sender_key is None, malformed
-
-
-async def test_a_client_sends_as_its_sender_key_only_what_was_sent_with_it(tmp_path) -> None:
-    """Pending messages from a file without a key were sent as the nickname's: the client
-    sends without a key until they are delivered. With nothing pending it keeps its own."""
-    legacy = OutboxStore("ws://h/lobby", "alice", tmp_path)
-    legacy.save([Outgoing("a-1", "hello")])
-    client = ChatClient("ws://h/lobby", "alice", lambda update: None)
-    client.attach_store(OutboxStore("ws://h/lobby", "alice", tmp_path))
-    assert client.sender_key is None
-    fresh = ChatClient("ws://h/lobby", "carol", lambda update: None)
-    own = fresh.sender_key
-    store = OutboxStore("ws://h/lobby", "carol", tmp_path)
-    fresh.attach_store(store)
-    assert own and len(own) >= 16 and fresh.sender_key == store.sender_key == own
-
-
 async def test_the_app_delivers_what_was_typed_before_it_was_closed(chat_server, tmp_path) -> None:
     """Type while the server is unreachable, quit, start again: the line is delivered once."""
     port = chat_server.port

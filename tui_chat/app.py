@@ -177,11 +177,11 @@ class ChatApp(App[None]):
 
     def action_quit(self) -> None:
         """Quit, saying what is still waiting to be sent (and when it will be)."""
-        pending = len(self.client.outbox)
-        if pending and self.client.store is not None:
+        pending, store = len(self.client.outbox), self.client.store
+        if pending and store is not None:
             self.exit(message=f"tui-chat: {pending} message(s) not yet acknowledged are kept;"
                               f" they are sent the next time you join {self.url} as"
-                              f" {self.client.nick}.")
+                              f" {store.nick}.")
         elif pending:
             self.exit(message=f"tui-chat: {pending} message(s) not yet acknowledged were"
                               " lost: they were kept in memory only.")

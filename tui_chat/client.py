@@ -135,9 +135,10 @@ class ChatClient:
     def attach_store(self, store: OutboxStore) -> None:
         """Keep the outbox in `store`: what it holds from a previous run is pending again."""
         self.store = store
-        for outgoing in store.load():
+        loaded = store.load()
+        for outgoing in loaded:
             self.outbox.setdefault(outgoing.cid, outgoing)
-        if self.outbox:  # they may have been stored already: resend them as the same sender
+        if loaded:  # they may have been stored already: resend them as the same sender
             self.sender_key = store.sender_key
         store.sender_key = self.sender_key
         if self.outbox:
@@ -163,8 +164,9 @@ class ChatClient:
     def rename(self, nick: str, password: str | None = None) -> bool:
         """Change nickname: a `nick` request when joined, a new hello if the last one was
         refused. Otherwise the rename waits until the client has joined under its current
-        name (pending messages may have been stored under it, and only a resend under the
-        same name is recognised as one). False when not connected (done once back)."""
+        name, so that pending messages show the name they were typed under (and, on a
+        server without sender keys, are recognised when resent). False when not connected
+        (done once back)."""
         if password is None and nick_key(nick) == nick_key(self.nick):
             password = self.password  # the same name again: its password still holds
         if self._joined:
@@ -273,6 +275,8 @@ class ChatClient:
         return "the server refused the token" if self.token else "this server needs a token"
 
     def _send_hello(self) -> bool:
+        if self.sender_key is None and not self.outbox:  # nothing left sent without a key
+            self._set_sender_key(secrets.token_urlsafe(24))
         since, epoch = self.position.since()
         self._hello_sent = self._send(Hello(
             self.nick, since=since, epoch=epoch,
@@ -308,7 +312,14 @@ class ChatClient:
             return self._on_error(event)
         return None
 
+    def _set_sender_key(self, key: str | None) -> None:
+        self.sender_key = key
+        if self.store is not None:
+            self.store.sender_key = key
+
     def _on_welcome(self, welcome: Welcome) -> None:
+        if not welcome.keyed:  # a server without keys: what we send is our nickname's
+            self._set_sender_key(None)
         history, gap = self.position.welcome(welcome)
         rejoined = self.joined_once
         arrived, departed = comings_and_goings(self.users, welcome.users, (

@@ -35,6 +35,7 @@ class OutboxStore:
     def __init__(self, url: str, nick: str, directory: Path | None = None) -> None:
         self.directory = directory or user_data_path("tui-chat", appauthor=False) / "outbox"
         self.url = url
+        self.nick = nick  # whose pending messages these are: a later run as `nick` sends them
         self.path = self._path_for(nick)
         # The client's `sender_key` the pending messages were sent with (None in a file from
         # before keys, whose messages were sent as their nickname's).
@@ -70,26 +71,30 @@ class OutboxStore:
     def follow(self, nick: str, pending: Iterable[Outgoing]) -> bool:
         """The client is now called `nick`: keep its pending messages under that name from
         now on (a later run as `nick` finds them). False, and nothing moves, if another
-        running client holds that name's store, or if they cannot be written there (they
-        stay pending in memory, and saved under the old name)."""
+        running client holds that name's store, if it still holds messages of an earlier
+        run as `nick` (kept there for a later run as `nick`, which sends them with their own
+        sender key), or if ours cannot be written there: they stay under the old name."""
         path = self._path_for(nick)
         if path == self.path:
             return True
         moved = OutboxStore(self.url, nick, self.directory)
-        moved.sender_key = self.sender_key
         try:
             if not moved.claim():
                 return False
         except OSError:
             return False
         try:
+            if moved.load():
+                moved.release()
+                return False
+            moved.sender_key = self.sender_key
             moved.save(pending)
         except OSError:
             moved.release()
             return False
         old_path = self.path
         self.release()
-        self.path, self._lock = moved.path, moved._lock
+        self.path, self._lock, self.nick = moved.path, moved._lock, nick
         old_path.unlink(missing_ok=True)
         return True
 
@@ -99,7 +104,7 @@ class OutboxStore:
         OSError if its directory cannot be written."""
         if fcntl is None:  # Windows: no advisory locks
             return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         lock = open(self.path.with_suffix(".lock"), "w")  # noqa: SIM115 - held while running
         try:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -135,9 +140,12 @@ class OutboxStore:
         if not items:
             self.path.unlink(missing_ok=True)
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         temporary = self.path.with_suffix(".tmp")
-        with open(temporary, "w", encoding="utf-8") as file:
+        # Yours alone: what you wrote, and the key that says which messages are yours.
+        temporary.unlink(missing_ok=True)  # one left by a crash may be readable by others
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with open(descriptor, "w", encoding="utf-8") as file:
             json.dump({"url": self.url, "sender_key": self.sender_key, "pending": items}, file,
                       ensure_ascii=False)
             file.flush()

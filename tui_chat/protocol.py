@@ -96,9 +96,10 @@ def valid_cid(cid: object) -> bool:
 
 
 def valid_sender_key(key: object) -> bool:
-    """A `sender_key` as a client may choose it: MIN_SENDER_KEY to MAX_CID characters, none
-    of them cleaned away."""
-    return type(key) is str and MIN_SENDER_KEY <= len(key) <= MAX_CID and clean_text(key) == key
+    """A `sender_key` as a client may choose it: MIN_SENDER_KEY to MAX_CID printable ASCII
+    characters, no spaces (what random bytes in hex or base64 are)."""
+    return (type(key) is str and MIN_SENDER_KEY <= len(key) <= MAX_CID and key.isascii()
+            and key.isprintable() and " " not in key)
 
 
 def now_ms() -> int:
@@ -273,6 +274,7 @@ class Welcome:
     resume: str | None = None  # this connection's secret, for a `hello` that takes over
     max_frame: int | None = None  # the largest frame the server accepts, in bytes (0: any)
     last_id: int | None = None  # the last message sent to the room before you joined (0: none)
+    keyed: bool | None = None  # true: your `sender_key` is what your cids belong to
 
     def __repr__(self) -> str:  # never print the secret
         return (f"Welcome(nick={self.nick!r}, room={self.room!r}, epoch={self.epoch!r},"
@@ -323,7 +325,7 @@ _FIELD_TYPES: dict[str, str] = {
     "history": "messages", "recovered": "bool", "max_text": "int", "max_frame": "int",
     "event": "str",
     "old": "str", "code": "str", "message": "str", "token": "str", "password": "str",
-    "resume": "str", "last_id": "int", "sender_key": "str",
+    "resume": "str", "last_id": "int", "sender_key": "str", "keyed": "bool",
 }
 _JSON_NAMES = {"str": "a string", "int": f"a whole number from 0 to {MAX_INT}",
                "bool": "true or false",
@@ -454,7 +456,7 @@ def _check(event: Any, cid: str | None) -> None:
     if isinstance(event, Hello) and event.sender_key is not None and not valid_sender_key(
             event.sender_key):
         raise ProtocolError(BAD_EVENT, f"'sender_key' must be {MIN_SENDER_KEY} to {MAX_CID}"
-                            " characters, none of them control or formatting characters.")
+                            " printable ASCII characters, without spaces.")
     if isinstance(event, Hello) and (event.since is None) != (event.epoch is None):
         raise ProtocolError(BAD_EVENT, "'since' and 'epoch' must be given together.", cid)
     if isinstance(event, Message) and event.kind not in KINDS:
