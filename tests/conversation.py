@@ -62,7 +62,7 @@ async def play_conversation(pilot: Pilot, port: int, *, outage: bool = False) ->
     dave = await JsonClient.connect(lobby, "dave")
     await dave.send(type="nick", nick="dave_ops")
     await until(pilot, lambda: "dave is now known as dave_ops." in log_text(app))
-    await bob.send(type="say", text="I'll write the release notes", cid="notes")
+    await bob.send(type="say", text="alice: I'll write the release notes", cid="notes")
     await until(pilot, lambda: "release notes" in log_text(app))
     if outage:
         await chat_server.stop()

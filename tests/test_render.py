@@ -18,6 +18,7 @@ from tui_chat.render import (
     MessageLine,
     clock,
     day_bounds,
+    mentions,
     names,
     row_plain,
     wrap_ranges,
@@ -35,6 +36,12 @@ LINES = [
         ("dave", "col\tumns\tafter tabs, and then some more", "chat"),
         ("名前", "日本語のテキストはセルを二つずつ使います。折り返し", "chat"),
     ], 1)
+]
+LINES += [  # lines that name bob stand out, a long one across its rows too
+    MessageLine(Message(7, TS, "erin", "bob: a question for you, long enough to wrap", "chat"),
+                "bob", True),
+    MessageLine(Message(8, TS, "erin", "pokes bob until he answers, at length", "action"),
+                "bob", True),
 ]
 
 
@@ -205,3 +212,21 @@ def test_timestamps_follow_a_change_of_time_zone(zone) -> None:
     for name, shown in (("Asia/Shanghai", "17:30"), ("America/Regina", "03:30")):
         zone(name)  # both are called CST
         assert clock(TS) == shown
+
+
+@pytest.mark.parametrize(("text", "named"), [
+    ("hi alice", True), ("@alice: look", True), ("Alice.", True), ("ALICE!", True),
+    ("(alice)", True), ("malice", False), ("alice_2", False), ("alice.b", False),
+    ("alice-x", False), ("x.alice", False), ("nobody here", False),
+])
+def test_a_line_names_you_when_your_nickname_is_a_word_of_it(text: str, named: bool) -> None:
+    """Your nickname in any letter case, not inside a longer name, makes a mention."""
+    assert mentions(Message(1, TS, "bob", text), "alice") is named
+
+
+def test_your_own_lines_and_the_servers_notices_never_name_you() -> None:
+    """What you say (under any case of your name) and server notices do not count."""
+    assert not mentions(Message(1, TS, "ALICE", "alice here"), "alice")
+    assert not mentions(Message(1, TS, "Server", "alice is away", "system"), "alice")
+    assert mentions(Message(1, TS, "bob", "hey a.b!"), "a.b")  # a name with a full stop
+    assert not mentions(Message(1, TS, "bob", "hey axb"), "a.b")  # a full stop is no wildcard

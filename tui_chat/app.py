@@ -41,7 +41,7 @@ from tui_chat.updates import (
 from tui_chat.commands import COMMANDS, UnknownCommand, parse_input
 from tui_chat.outbox import OutboxStore
 from tui_chat.protocol import BAD_PASSWORD, NICK_REGISTERED, presence_sentence, room_from_path
-from tui_chat.render import MessageLine, error_line, names, system_line
+from tui_chat.render import MessageLine, error_line, mentions, names, system_line
 from tui_chat.chat_input import ChatInput
 from tui_chat.widgets import ChatLog, Outbox, UserList
 
@@ -107,6 +107,7 @@ class ChatApp(App[None]):
                                  token=token, password=password, ssl_context=ssl_context)
         self._inbox: list[Update] = []
         self._flush_scheduled = False
+        self._named = False  # a line that names you arrived in the updates being applied
         self._quiet = False  # the collector is quietened (collector.py) while mounted
 
     def compose(self) -> ComposeResult:
@@ -218,15 +219,20 @@ class ChatApp(App[None]):
 
     def on_network_updates(self, message: NetworkUpdates) -> None:
         lines: list[Text | MessageLine] = []
+        self._named = False
         for update in message.updates:
             lines.extend(self._apply(update))
         self._log(lines)
+        if self._named:
+            self.bell()  # once for the lot
 
     def _apply(self, update: Update) -> list[Text | MessageLine]:
         """Bring the screen up to date with one update; returns the log lines it adds."""
         me = self.client.nick
         if isinstance(update, Received):
-            return [MessageLine(update.message, me)]
+            line = MessageLine(update.message, me, mentions(update.message, me))
+            self._named = self._named or (line.mentioned and not update.backlog)
+            return [line]
         if isinstance(update, PresenceChanged):
             self._show_users()
             if update.you:
@@ -266,7 +272,8 @@ class ChatApp(App[None]):
         lines: list[Text] = []
         if update.gap:
             lines.append(error_line("Earlier messages are not available."))
-        lines.extend(MessageLine(m, welcome.nick) for m in welcome.history)
+        lines.extend(MessageLine(m, welcome.nick, mentions(m, welcome.nick))
+                     for m in welcome.history)
         verb = "Reconnected to" if update.rejoined else "You joined"
         count = len(welcome.users)
         lines.append(system_line(f"{verb} {welcome.room} as {welcome.nick}."

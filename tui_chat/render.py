@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import zlib
 from functools import lru_cache
@@ -24,6 +25,7 @@ NICK_COLOURS = (
 SYSTEM_STYLE = "italic #9a9a9a"
 ERROR_STYLE = "bold #ff6b6b"
 TIME_STYLE = "#7a7a7a"
+MENTION_STYLE = "bold #1e1e1e on #e5c07b"  # dark on amber: readable in any theme
 # A tab is shown as spaces up to the next multiple of TAB_SIZE columns (from the start of its
 # line), as a terminal would draw it: a raw tab measures 0 cells but is drawn wide.
 TAB_SIZE = 8
@@ -61,13 +63,33 @@ def cells(text: str) -> int:
     return len(text) if text.isascii() else cell_len(text)
 
 
+@lru_cache(maxsize=8)
+def _name_as_a_word(nick: str) -> re.Pattern[str]:
+    # Not inside a longer name: no name character before it, none after it (a full stop
+    # after it ends a sentence unless a name goes on after it, as in alice.b).
+    return re.compile(rf"(?<![\w.-]){re.escape(nick)}(?![\w-]|\.\w)", re.IGNORECASE)
+
+
+def mentions(message: Message, me: str) -> bool:
+    """Whether someone else's chat line or action names `me` as a word, in any letter case:
+    `alice`, `@alice:` or `Alice.`, but not `malice` or `alice_2`."""
+    text = message.text
+    if me.casefold() not in text.casefold():  # most lines: no need for the pattern
+        return False
+    if message.kind == "system" or nick_key(message.nick) == nick_key(me):
+        return False
+    return _name_as_a_word(me).search(text) is not None
+
+
 @dataclass(frozen=True, slots=True)
 class MessageLine:
     """A chat, action or system message in the log. Kept as the message itself: its rows
-    are laid out from `plain()` and drawn from `pieces()` only when they are on screen."""
+    are laid out from `plain()` and drawn from `pieces()` only when they are on screen.
+    `mentioned`: it names `me` (see `mentions`), and its text stands out."""
 
     message: Message
     me: str
+    mentioned: bool = False
 
     def pieces(self) -> list[tuple[str, str]]:
         """The line as (text, style) pieces, the message's own text last (unexpanded tabs)."""
@@ -80,8 +102,10 @@ class MessageLine:
         colour = nick_colour(message.nick)
         nick = (message.nick, f"bold {colour} reverse" if own else f"bold {colour}")
         if message.kind == "action":
-            return [stamp, (" ", ""), ("* ", colour), nick, (" ", ""), (text, f"italic {colour}")]
-        return [stamp, (" ", ""), nick, (" ", ""), (text, "bold" if own else "")]
+            style = f"italic {MENTION_STYLE}" if self.mentioned else f"italic {colour}"
+            return [stamp, (" ", ""), ("* ", colour), nick, (" ", ""), (text, style)]
+        style = MENTION_STYLE if self.mentioned else "bold" if own else ""
+        return [stamp, (" ", ""), nick, (" ", ""), (text, style)]
 
     def to_text(self) -> Text:
         line = Text.assemble(*self.pieces(), no_wrap=False)

@@ -40,6 +40,7 @@ class ChatLog(ScrollView):
 
     following = True
     unseen: reactive[int] = reactive(0)  # lines written below the view since it stopped following
+    unseen_mentions = 0  # of those, lines that name you (counted before `unseen` changes)
 
     def __init__(self, max_lines: int = 10_000, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -64,8 +65,13 @@ class ChatLog(ScrollView):
             self.following = False  # the user scrolled up
 
     def watch_unseen(self, unseen: int) -> None:
+        if not unseen:
+            self.unseen_mentions = 0
+            self.border_subtitle = ""
+            return
+        named = self.unseen_mentions
         self.border_subtitle = (f"↓ {unseen:,} new {'line' if unseen == 1 else 'lines'}"
-                                " · Ctrl+End" if unseen else "")
+                                + (f", {named:,} with your name" if named else "") + " · Ctrl+End")
 
     def follow(self) -> None:
         """Show the end of the log and follow new lines again."""
@@ -99,6 +105,8 @@ class ChatLog(ScrollView):
         if not lines:
             return
         if not self.following:
+            self.unseen_mentions += sum(
+                1 for line in lines if isinstance(line, MessageLine) and line.mentioned)
             self.unseen += len(lines)
         lines = self._days.mark(lines)
         self._lines.extend(lines)

@@ -1,0 +1,97 @@
+"""Lines that name you: they stand out, ring the bell once, and are counted while you read
+further up."""
+
+from __future__ import annotations
+
+from rich.style import Style
+
+from tests.apptools import log_text, make_app, online, type_line, until
+from tests.helpers import JsonClient
+from tui_chat.app import ChatApp
+from tui_chat.render import MENTION_STYLE
+from tui_chat.widgets import ChatLog
+
+SIZE = (100, 30)
+MENTION = Style.parse(MENTION_STYLE)
+
+
+def counting_bells(app: ChatApp) -> list[None]:
+    """A list that gets an entry each time the app rings the terminal's bell."""
+    rung: list[None] = []
+    ring = app.bell
+    app.bell = lambda: (rung.append(None), ring())[1]  # type: ignore[method-assign]
+    return rung
+
+
+def highlighted(app: ChatApp) -> str:
+    """The text the log draws in the mention style, row by row."""
+    log = app.query_one(ChatLog)
+    return "|".join("".join(segment.text for segment in log.render_line(y)
+                            if segment.style and segment.style.bgcolor == MENTION.bgcolor)
+                    for y in range(log.scrollable_content_region.height)).strip("|")
+
+
+async def test_a_line_that_names_you_stands_out_and_rings_the_bell_once(url, join) -> None:
+    """bob's "alice: lunch?" is drawn in the mention style and rings the bell; his lines
+    that do not name her, and hers that do, neither stand out nor ring."""
+    app = make_app(url, "alice")
+    rung = counting_bells(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        bob = await join("bob")
+        await bob.say("just saying hi")
+        await bob.say("Alice: lunch?")
+        await until(pilot, lambda: "lunch?" in log_text(app))
+        await pilot.pause(0.05)
+        assert highlighted(app) == "Alice: lunch?"
+        assert len(rung) == 1
+        await type_line(pilot, "alice is hungry")
+        await until(pilot, lambda: "alice is hungry" in log_text(app))
+        await pilot.pause(0.05)
+        assert highlighted(app) == "Alice: lunch?" and len(rung) == 1
+
+
+async def test_a_backlog_that_names_you_stands_out_without_a_bell(url) -> None:
+    """What was said before you joined is highlighted where it names you, but only what
+    arrives live rings."""
+    bob = await JsonClient.connect(url, "bob")
+    await bob.say("@alice see you at ten")
+    await bob.close()
+    app = make_app(url, "alice")
+    rung = counting_bells(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        await until(pilot, lambda: "see you at ten" in log_text(app))
+        await pilot.pause(0.05)
+        assert highlighted(app) == "@alice see you at ten"
+        assert rung == []
+
+
+async def test_scrolled_up_the_border_counts_the_new_lines_that_name_you(url, join) -> None:
+    """Reading further up, the count of new lines below says how many name you, and the
+    count goes once you are back at the end."""
+    bob = await JsonClient.connect(url, "bob")
+    for number in range(40):
+        await bob.say(f"old {number}", cid=f"old{number}")
+    await bob.close()
+    app = make_app(url, "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        carol = await join("carol")
+        await until(pilot, lambda: "carol has joined" in log_text(app))
+        log = app.query_one(ChatLog)
+        await pilot.press("pageup")
+        await pilot.pause(0.1)
+        await carol.say("alice, one")
+        await carol.say("not you")
+        await carol.say("ALICE two")
+        await until(pilot, lambda: "ALICE two" in log_text(app))
+        assert log.border_subtitle == "↓ 3 new lines, 2 with your name · Ctrl+End"
+        await pilot.press("ctrl+end")
+        await pilot.pause(0.1)
+        assert log.border_subtitle == ""
+        await pilot.press("pageup")
+        await pilot.pause(0.1)
+        await carol.say("still not you")
+        await until(pilot, lambda: "still not you" in log_text(app))
+        assert log.border_subtitle == "↓ 1 new line · Ctrl+End"
