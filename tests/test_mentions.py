@@ -33,7 +33,8 @@ def highlighted(app: ChatApp) -> str:
 
 async def test_a_line_that_names_you_stands_out_and_rings_the_bell_once(url, join) -> None:
     """bob's "alice: lunch?" is drawn in the mention style and rings the bell; his lines
-    that do not name her, and hers that do, neither stand out nor ring."""
+    that do not name her, and hers that do, neither stand out nor ring, and another that
+    names her right after stands out without ringing again (a flood rings once)."""
     app = make_app(url, "alice")
     rung = counting_bells(app)
     async with app.run_test(size=SIZE) as pilot:
@@ -49,6 +50,9 @@ async def test_a_line_that_names_you_stands_out_and_rings_the_bell_once(url, joi
         await until(pilot, lambda: "alice is hungry" in log_text(app))
         await pilot.pause(0.05)
         assert highlighted(app) == "Alice: lunch?" and len(rung) == 1
+        await bob.send(type="say", text="alice?")
+        await until(pilot, lambda: "alice?" in highlighted(app))
+        assert len(rung) == 1
 
 
 async def test_a_backlog_that_names_you_stands_out_without_a_bell(url) -> None:

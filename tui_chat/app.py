@@ -48,6 +48,7 @@ from tui_chat.widgets import ChatLog, Outbox, UserList
 FLUSH_INTERVAL = 1 / 60  # incoming lines reach the log at most once per frame
 WILDCARD_HOSTS = ("0.0.0.0", "::")  # --serve on every interface
 NEWS_DELAY = 0.5  # seconds: a connection failure retried sooner is not worth a log line
+BELL_GAP = 3.0  # seconds: lines that name you ring the bell at most this often
 
 
 @dataclass
@@ -108,6 +109,7 @@ class ChatApp(App[None]):
         self._inbox: list[Update] = []
         self._flush_scheduled = False
         self._named = False  # a line that names you arrived in the updates being applied
+        self._quiet_until = 0.0  # time.monotonic() before which the bell does not ring again
         self._quiet = False  # the collector is quietened (collector.py) while mounted
 
     def compose(self) -> ComposeResult:
@@ -223,8 +225,9 @@ class ChatApp(App[None]):
         for update in message.updates:
             lines.extend(self._apply(update))
         self._log(lines)
-        if self._named:
-            self.bell()  # once for the lot
+        if self._named and time.monotonic() >= self._quiet_until:
+            self.bell()  # once for the lot, and not again for a few seconds (a flood)
+            self._quiet_until = time.monotonic() + BELL_GAP
 
     def _apply(self, update: Update) -> list[Text | MessageLine]:
         """Bring the screen up to date with one update; returns the log lines it adds."""
