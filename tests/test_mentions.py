@@ -7,8 +7,10 @@ from rich.style import Style
 
 from tests.apptools import log_text, make_app, online, type_line, until
 from tests.helpers import JsonClient
-from tui_chat.app import ChatApp
+from tui_chat.app import ChatApp, NetworkUpdates
+from tui_chat.protocol import Message, now_ms
 from tui_chat.render import MENTION_STYLE
+from tui_chat.updates import Received
 from tui_chat.widgets import ChatLog
 
 SIZE = (100, 30)
@@ -53,6 +55,7 @@ async def test_a_line_that_names_you_stands_out_and_rings_the_bell_once(url, joi
         await bob.send(type="say", text="alice?")
         await until(pilot, lambda: "alice?" in highlighted(app))
         assert len(rung) == 1
+        assert app.query_one(ChatLog).unseen_mentions == 0  # only counted while scrolled up
 
 
 async def test_a_backlog_that_names_you_stands_out_without_a_bell(url) -> None:
@@ -99,3 +102,45 @@ async def test_scrolled_up_the_border_counts_the_new_lines_that_name_you(url, jo
         await carol.say("still not you")
         await until(pilot, lambda: "still not you" in log_text(app))
         assert log.border_subtitle == "↓ 1 new line · Ctrl+End"
+
+
+async def test_a_long_catch_up_that_names_you_stands_out_without_a_bell(url) -> None:
+    """The part of a catch-up that follows the welcome as messages is history too: it is
+    highlighted where it names you, and it does not ring."""
+    app = make_app(url, "alice")
+    rung = counting_bells(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        line = Message(10**6, now_ms(), "bob", "alice, this was said long ago")
+        app.post_message(NetworkUpdates([Received(line, False, backlog=True, me="alice")]))
+        await until(pilot, lambda: "said long ago" in highlighted(app))
+        assert rung == []
+
+
+async def test_an_action_that_names_you_stands_out(url, join) -> None:
+    """`/me hands alice the keys` from bob is drawn in the mention style too."""
+    app = make_app(url, "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        bob = await join("bob")
+        await bob.send(type="me", text="hands alice the keys", cid="keys")
+        await until(pilot, lambda: "hands alice the keys" in highlighted(app))
+
+
+async def test_lines_are_judged_by_the_name_you_had_when_they_came(url, join) -> None:
+    """What you said just before renaming yourself, in the same batch as the rename, is
+    yours: it neither stands out nor rings; a line naming your old name that came before
+    the rename does."""
+    app = make_app(url, "alice")
+    rung = counting_bells(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        app.client.say("call me carol")
+        app.client.rename("carol")
+        await until(pilot, lambda: "You are now known as carol." in log_text(app))
+        await pilot.pause(0.05)
+        assert highlighted(app) == "" and rung == []
+        app.post_message(NetworkUpdates([
+            Received(Message(10**6, now_ms(), "bob", "alice, you there?"), False, me="alice")]))
+        await until(pilot, lambda: "alice, you there?" in highlighted(app))
+        assert len(rung) == 1

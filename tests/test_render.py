@@ -214,14 +214,26 @@ def test_timestamps_follow_a_change_of_time_zone(zone) -> None:
         assert clock(TS) == shown
 
 
-@pytest.mark.parametrize(("text", "named"), [
-    ("hi alice", True), ("@alice: look", True), ("Alice.", True), ("ALICE!", True),
-    ("(alice)", True), ("malice", False), ("alice_2", False), ("alice.b", False),
-    ("alice-x", False), ("x.alice", False), ("nobody here", False),
+@pytest.mark.parametrize(("me", "text", "named"), [
+    ("alice", "hi alice", True), ("alice", "@alice: look", True), ("alice", "Alice.", True),
+    ("alice", "ALICE!", True), ("alice", "(alice)", True), ("alice", "...alice?", True),
+    ("alice", "alice's turn", True), ("alice", "malice", False), ("alice", "alice_2", False),
+    ("alice", "alice.b", False), ("alice", "alice-x", False), ("alice", "x.alice", False),
+    ("alice", "nobody here", False), ("alice", "alicealice", False),
+    # compared as nicknames are: any case or width, composed or not
+    ("Straße", "STRASSE, hi", True), ("ａｌｉｃｅ", "hi alice", True),
+    ("alice", "hi ａｌｉｃｅ", True), ("José", "hola Jose\u0301", True),
+    ("alice", "alice\u0301 hi", False), ("iz", "ız hi iz_", False),
+    # a combining mark goes on with the name: राम is not named inside रामा
+    ("राम", "नमस्ते राम", True), ("राम", "रामा", False),
+    # a one- or two-letter name is too common a word: only @a, or a: first
+    ("a", "I have a question", False), ("I", "I think so", False), ("a", "@a look", True),
+    ("a", "a: look", True), ("ab", "ab, hi", True), ("ab", "hey ab", False),
 ])
-def test_a_line_names_you_when_your_nickname_is_a_word_of_it(text: str, named: bool) -> None:
-    """Your nickname in any letter case, not inside a longer name, makes a mention."""
-    assert mentions(Message(1, TS, "bob", text), "alice") is named
+def test_a_line_names_you_when_your_nickname_is_a_word_of_it(me: str, text: str,
+                                                             named: bool) -> None:
+    """Your nickname as a word of the line, not inside a longer name, makes a mention."""
+    assert mentions(Message(1, TS, "bob", text), me) is named
 
 
 def test_your_own_lines_and_the_servers_notices_never_name_you() -> None:

@@ -233,9 +233,10 @@ class ChatApp(App[None]):
         """Bring the screen up to date with one update; returns the log lines it adds."""
         me = self.client.nick
         if isinstance(update, Received):
-            line = MessageLine(update.message, me, mentions(update.message, me))
-            self._named = self._named or (line.mentioned and not update.backlog)
-            return [line]
+            me = update.me or me  # who we were when it came: a rename may follow in the batch
+            named = not update.mine and mentions(update.message, me)
+            self._named = self._named or (named and not update.backlog)
+            return [MessageLine(update.message, me, named)]
         if isinstance(update, PresenceChanged):
             self._show_users()
             if update.you:

@@ -354,7 +354,7 @@ class ChatClient:
         mine = message.cid is not None and self.outbox.pop(message.cid, None) is not None
         if not self.position.seen(message) and not mine:
             return
-        self.on_update(Received(message, mine, backlog=self.position.is_backlog(message)))
+        self.on_update(Received(message, mine, self.position.is_backlog(message), self.nick))
         if mine:
             self._outbox_changed()
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import re
 import time
+import unicodedata
 import zlib
 from functools import lru_cache
 from bisect import bisect_right
@@ -63,22 +63,47 @@ def cells(text: str) -> int:
     return len(text) if text.isascii() else cell_len(text)
 
 
-@lru_cache(maxsize=8)
-def _name_as_a_word(nick: str) -> re.Pattern[str]:
-    # Not inside a longer name: no name character before it, none after it (a full stop
-    # after it ends a sentence unless a name goes on after it, as in alice.b).
-    return re.compile(rf"(?<![\w.-]){re.escape(nick)}(?![\w-]|\.\w)", re.IGNORECASE)
+SHORT_NICK = 2  # a name this short is too common a word: only `@a`, or `a:` first, names it
+
+
+def _in_a_name(character: str) -> bool:
+    """Whether `character` could be part of a nickname (or of the letter before it)."""
+    return (character.isalnum() or character in "_-"
+            or unicodedata.category(character).startswith("M"))
+
+
+def _folded(text: str) -> str:
+    """`text` in the form nicknames are compared in (`nick_key`), cheaply for ASCII."""
+    return text.lower() if text.isascii() else nick_key(text)
+
+
+_key = lru_cache(maxsize=16)(nick_key)  # your own name, looked up for every line
 
 
 def mentions(message: Message, me: str) -> bool:
-    """Whether someone else's chat line or action names `me` as a word, in any letter case:
-    `alice`, `@alice:` or `Alice.`, but not `malice` or `alice_2`."""
-    text = message.text
-    if me.casefold() not in text.casefold():  # most lines: no need for the pattern
+    """Whether someone else's chat line or action names `me` as a word, compared as
+    nicknames are (any letter case or width): `alice`, `@alice:`, `Alice.` or `…alice?`,
+    but not `malice`, `alice_2` or `alice.b`. A name of one or two characters counts only
+    as `@a`, or first in the line followed by `:` or `,`."""
+    if message.kind == "system" or not me:
         return False
-    if message.kind == "system" or nick_key(message.nick) == nick_key(me):
+    key, text = _key(me), _folded(message.text)
+    at = text.find(key)
+    if at < 0 or nick_key(message.nick) == key:
         return False
-    return _name_as_a_word(me).search(text) is not None
+    short = len(key) <= SHORT_NICK
+    while at >= 0:
+        before, after = text[at - 1:at], text[at + len(key):at + len(key) + 2]
+        if short:
+            named = before == "@" or (at == 0 and after[:1] in (":", ","))
+        else:
+            named = not (before and (_in_a_name(before) or before == "." and at > 1
+                                     and _in_a_name(text[at - 2])))
+        if named and not (after and (_in_a_name(after[0]) or after[0] == "."
+                                     and len(after) > 1 and _in_a_name(after[1]))):
+            return True
+        at = text.find(key, at + 1)
+    return False
 
 
 @dataclass(frozen=True, slots=True)

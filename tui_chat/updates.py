@@ -64,6 +64,7 @@ class Received:
     message: Message
     mine: bool  # the echo of something this client sent
     backlog: bool = False  # history: the rest of a catch-up too long for the welcome
+    me: str = ""  # our nickname when it arrived (a rename may follow it in the same batch)
 
 
 @dataclass(frozen=True, slots=True)
