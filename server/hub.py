@@ -113,20 +113,20 @@ class Hub:
         member = Member(shown, dialect, connection, peer, resume, scope)
         connection.delivered = self._stream(room.name).head  # live from here on
         room.join(member)
-        history = list(backlog.messages)
+        history = backlog.messages
         fits = _fitting(history, WELCOME_BUDGET)
         announce = self._announces(room)
         # A plain newcomer to a crowd gets a head count, not ten thousand names.
         users = room.users() if dialect is Dialect.JSON or announce else room.users(limit=20)
         welcome = Welcome(
             nick=shown, room=room.name, users=users, epoch=self.history.epoch,
-            history=tuple(history[:fits]), recovered=backlog.recovered,
+            history=history[:fits], recovered=backlog.recovered,
             max_text=self.limits.max_text, resume=member.resume or None,
             max_frame=self.limits.max_frame, last_id=backlog.upto, keyed=bool(scope) or None,
         )
         if announce:
             self._announce(room, Presence("join", shown, room.users()), member, b"")
-        return room, member, Greeting(welcome, tuple(history[fits:]), len(room.members),
+        return room, member, Greeting(welcome, history[fits:], len(room.members),
                                       replaced)
 
     def leave(self, room: Room, member: Member) -> None:
@@ -278,7 +278,7 @@ def unavailable(cid: str | None) -> ProtocolError:
                          " sent. Try again.", cid)
 
 
-def _fitting(messages: list[Message], budget: int) -> int:
+def _fitting(messages: tuple[Message, ...], budget: int) -> int:
     """How many of `messages`, from the start, fit in `budget` characters."""
     used = 0
     for index, message in enumerate(messages):

@@ -215,3 +215,8 @@ async def server_where_alice_said(run_client, db: str, text: str):
     client.say(text)
     await seen.until(lambda: len(seen.of(Received)) == 1)
     return server, client, seen
+
+
+def stored(server, room: str = "lobby") -> list[tuple[str, str]]:
+    """(nickname, text) of every message the server has stored in `room`, in id order."""
+    return [(m.nick, m.text) for m in server.history.backlog(room, None, None, 100).messages]

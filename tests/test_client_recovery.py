@@ -7,13 +7,8 @@ import asyncio
 import sqlite3
 
 from server import ChatServer, ServerConfig
-from tests.helpers import JsonClient, Relay, server_where_alice_said
+from tests.helpers import JsonClient, Relay, server_where_alice_said, stored
 from tui_chat.updates import Backoff, Joined, NickRefused, Received, Refused, State
-
-
-def stored(server, room: str = "lobby") -> list[tuple[str, str]]:
-    """(nickname, text) of every message the server has stored in `room`, in id order."""
-    return [(m.nick, m.text) for m in server.history.backlog(room, None, None, 100).messages]
 
 
 async def test_a_rename_while_offline_does_not_store_an_unacknowledged_message_twice(
@@ -352,51 +347,3 @@ async def test_a_rename_whose_answer_was_lost_is_made_again_without_a_ghost_in_t
     finally:
         await relay.close()
 
-
-async def alice_unacknowledged(server, run_client, **options):
-    """alice's "stored, unacknowledged" is stored, but the drop that follows loses its
-    acknowledgement; while she is away, someone else takes the name alice: (client, seen,
-    the other alice)."""
-    client, seen = run_client(server.url + "/lobby", "alice", backoff=Backoff(first=0.5, cap=0.5),
-                              **options)
-    await seen.until(lambda: client.state is State.ONLINE)
-    connection = client._connection
-    connection.transport.pause_reading()  # its acknowledgement is never read
-    client.say("stored, unacknowledged")
-    await asyncio.sleep(0.2)
-    connection.transport.abort()
-    await seen.until(lambda: client._connection is None)
-    other = await JsonClient.connect(server.url + "/lobby", "alice")
-    return client, seen, other
-
-
-async def test_a_message_resent_under_a_new_name_after_a_refused_rejoin_is_not_stored_twice(
-        chat_server, run_client) -> None:
-    """alice's rejoin is refused (someone else took the name while she was away) and she
-    picks alice2: her message, stored but unacknowledged, is recognised, not stored again."""
-    client, seen, other = await alice_unacknowledged(chat_server, run_client)
-    try:
-        await seen.until(lambda: seen.of(NickRefused))
-        client.rename("alice2")
-        await seen.until(lambda: client.state is State.ONLINE)
-        client.say("after")
-        await seen.until(lambda: not client.outbox)
-        assert stored(chat_server) == [("alice", "stored, unacknowledged"), ("alice2", "after")]
-    finally:
-        await other.close()
-
-
-async def test_a_message_resent_under_a_rename_asked_for_offline_after_a_refused_rejoin_is_not_stored_twice(
-        chat_server, run_client) -> None:
-    """Offline, alice asks for /nick bob; her rejoin as alice is refused (the name was taken
-    meanwhile), so she joins as bob: her stored but unacknowledged message is not stored
-    again under bob."""
-    client, seen, other = await alice_unacknowledged(chat_server, run_client)
-    try:
-        client.rename("bob")
-        await seen.until(lambda: client.nick == "bob" and client.state is State.ONLINE)
-        await seen.until(lambda: not client.outbox)
-        await asyncio.sleep(0.2)
-        assert stored(chat_server) == [("alice", "stored, unacknowledged")]
-    finally:
-        await other.close()

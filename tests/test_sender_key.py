@@ -10,18 +10,13 @@ import pytest
 from websockets.asyncio.server import serve
 
 from server.rooms import sender_scope
-from tests.helpers import JsonClient, Recorder
+from tests.helpers import JsonClient, Recorder, stored
 from tui_chat.client import ChatClient
 from tui_chat.outbox import OutboxStore
 from tui_chat.protocol import SUBPROTOCOL
 from tui_chat.updates import Backoff, NickRefused, Outgoing, State
 
 KEY = "alice-secret-key-0123"
-
-
-def stored(server, room: str = "lobby") -> list[tuple[str, str]]:
-    """(nickname, text) of every message the server has stored in `room`, in id order."""
-    return [(m.nick, m.text) for m in server.history.backlog(room, None, None, 100).messages]
 
 
 # -- the server ------------------------------------------------------------------------------
@@ -97,6 +92,55 @@ async def test_a_restarted_client_resends_with_the_key_it_sent_with_under_a_new_
         client.rename("alice2")
         await seen.until(lambda: client.state is State.ONLINE and not client.outbox)
         assert stored(chat_server) == [("alice", "said once")]
+    finally:
+        await other.close()
+
+
+async def alice_unacknowledged(server, run_client, **options):
+    """alice's "stored, unacknowledged" is stored, but the drop that follows loses its
+    acknowledgement; while she is away, someone else takes the name alice: (client, seen,
+    the other alice)."""
+    client, seen = run_client(server.url + "/lobby", "alice", backoff=Backoff(first=0.5, cap=0.5),
+                              **options)
+    await seen.until(lambda: client.state is State.ONLINE)
+    connection = client._connection
+    connection.transport.pause_reading()  # its acknowledgement is never read
+    client.say("stored, unacknowledged")
+    await asyncio.sleep(0.2)
+    connection.transport.abort()
+    await seen.until(lambda: client._connection is None)
+    other = await JsonClient.connect(server.url + "/lobby", "alice")
+    return client, seen, other
+
+
+async def test_a_message_resent_under_a_new_name_after_a_refused_rejoin_is_not_stored_twice(
+        chat_server, run_client) -> None:
+    """alice's rejoin is refused (someone else took the name while she was away) and she
+    picks alice2: her message, stored but unacknowledged, is recognised, not stored again."""
+    client, seen, other = await alice_unacknowledged(chat_server, run_client)
+    try:
+        await seen.until(lambda: seen.of(NickRefused))
+        client.rename("alice2")
+        await seen.until(lambda: client.state is State.ONLINE)
+        client.say("after")
+        await seen.until(lambda: not client.outbox)
+        assert stored(chat_server) == [("alice", "stored, unacknowledged"), ("alice2", "after")]
+    finally:
+        await other.close()
+
+
+async def test_a_message_resent_under_a_rename_asked_for_offline_after_a_refused_rejoin_is_not_stored_twice(
+        chat_server, run_client) -> None:
+    """Offline, alice asks for /nick bob; her rejoin as alice is refused (the name was taken
+    meanwhile), so she joins as bob: her stored but unacknowledged message is not stored
+    again under bob."""
+    client, seen, other = await alice_unacknowledged(chat_server, run_client)
+    try:
+        client.rename("bob")
+        await seen.until(lambda: client.nick == "bob" and client.state is State.ONLINE)
+        await seen.until(lambda: not client.outbox)
+        await asyncio.sleep(0.2)
+        assert stored(chat_server) == [("alice", "stored, unacknowledged")]
     finally:
         await other.close()
 

@@ -108,7 +108,6 @@ class ChatApp(App[None]):
                                  token=token, password=password, ssl_context=ssl_context)
         self._inbox: list[Update] = []
         self._flush_scheduled = False
-        self._named = False  # a line that names you arrived in the updates being applied
         self._quiet_until = 0.0  # time.monotonic() before which the bell does not ring again
         self._quiet = False  # the collector is quietened (collector.py) while mounted
 
@@ -221,22 +220,28 @@ class ChatApp(App[None]):
 
     def on_network_updates(self, message: NetworkUpdates) -> None:
         lines: list[Text | MessageLine] = []
-        self._named = False
+        named = False  # a line that names you arrived live
         for update in message.updates:
-            lines.extend(self._apply(update))
+            if isinstance(update, Received):
+                line = self._received(update)
+                named = named or (line.mentioned and not update.backlog)
+                lines.append(line)
+            else:
+                lines.extend(self._apply(update))
         self._log(lines)
-        if self._named and time.monotonic() >= self._quiet_until:
+        if named and time.monotonic() >= self._quiet_until:
             self.bell()  # once for the lot, and not again for a few seconds (a flood)
             self._quiet_until = time.monotonic() + BELL_GAP
 
+    def _received(self, update: Received) -> MessageLine:
+        """A message as a log line, judged by who we were when it came (a rename may follow
+        it in the same batch): it names us unless it is our own."""
+        me = update.me or self.client.nick
+        return MessageLine(update.message, me, not update.mine and mentions(update.message, me))
+
     def _apply(self, update: Update) -> list[Text | MessageLine]:
-        """Bring the screen up to date with one update; returns the log lines it adds."""
-        me = self.client.nick
-        if isinstance(update, Received):
-            me = update.me or me  # who we were when it came: a rename may follow in the batch
-            named = not update.mine and mentions(update.message, me)
-            self._named = self._named or (named and not update.backlog)
-            return [MessageLine(update.message, me, named)]
+        """Bring the screen up to date with one update other than a message (`_received`);
+        returns the log lines it adds."""
         if isinstance(update, PresenceChanged):
             self._show_users()
             if update.you:

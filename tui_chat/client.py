@@ -83,6 +83,11 @@ MAX_INCOMING_FRAME = 16 * 1024 * 1024  # a welcome carries history; a hostile se
 FRAMES_PER_TURN = 64
 
 
+def new_sender_key() -> str:
+    """A client's secret `sender_key`: 24 random bytes, URL-safe base64."""
+    return secrets.token_urlsafe(24)
+
+
 class ChatClient:
     """One user's connection to one room, kept alive across disconnects and server restarts."""
 
@@ -118,7 +123,7 @@ class ChatClient:
         self._cids = (f"{secrets.token_hex(8)}-{n}" for n in itertools.count(1))
         # Ours under every nickname: a message resent under another name after a refused
         # rejoin is still recognised as ours (None: cids are the nickname's, as before).
-        self.sender_key: str | None = secrets.token_urlsafe(24)
+        self.sender_key: str | None = new_sender_key()
         self.store: OutboxStore | None = None
         self._connection: ClientConnection | None = None
         self._joined = False
@@ -138,9 +143,8 @@ class ChatClient:
         loaded = store.load()
         for outgoing in loaded:
             self.outbox.setdefault(outgoing.cid, outgoing)
-        if loaded:  # they may have been stored already: resend them as the same sender
-            self.sender_key = store.sender_key
-        store.sender_key = self.sender_key
+        # What was loaded may have been stored already: it is resent as the same sender.
+        self._set_sender_key(store.sender_key if loaded else self.sender_key)
         if self.outbox:
             self._outbox_changed()
 
@@ -276,7 +280,7 @@ class ChatClient:
 
     def _send_hello(self) -> bool:
         if self.sender_key is None and not self.outbox:  # nothing left sent without a key
-            self._set_sender_key(secrets.token_urlsafe(24))
+            self._set_sender_key(new_sender_key())
         since, epoch = self.position.since()
         self._hello_sent = self._send(Hello(
             self.nick, since=since, epoch=epoch,

@@ -72,6 +72,20 @@ def _in_a_name(character: str) -> bool:
             or unicodedata.category(character).startswith("M"))
 
 
+def _name_starts(text: str, at: int) -> bool:
+    """Whether a name can start at `at`: no name before it (`x.alice` goes on from `x.`)."""
+    before = text[at - 1:at]
+    return not before or not (_in_a_name(before) or before == "." and at > 1
+                              and _in_a_name(text[at - 2]))
+
+
+def _name_ends(text: str, end: int) -> bool:
+    """Whether a name can end at `end`: it does not go on (`alice.b`, unlike `alice.`)."""
+    after = text[end:end + 2]
+    return not after or not (_in_a_name(after[0]) or after[0] == "." and len(after) > 1
+                             and _in_a_name(after[1]))
+
+
 def _folded(text: str) -> str:
     """`text` in the form nicknames are compared in (`nick_key`), cheaply for ASCII."""
     return text.lower() if text.isascii() else nick_key(text)
@@ -93,14 +107,12 @@ def mentions(message: Message, me: str) -> bool:
         return False
     short = len(key) <= SHORT_NICK
     while at >= 0:
-        before, after = text[at - 1:at], text[at + len(key):at + len(key) + 2]
-        if short:
-            named = before == "@" or (at == 0 and after[:1] in (":", ","))
+        end = at + len(key)
+        if short:  # `@a`, or `a:` / `a,` first in the line
+            starts = text[at - 1:at] == "@" or at == 0 and text[end:end + 1] in (":", ",")
         else:
-            named = not (before and (_in_a_name(before) or before == "." and at > 1
-                                     and _in_a_name(text[at - 2])))
-        if named and not (after and (_in_a_name(after[0]) or after[0] == "."
-                                     and len(after) > 1 and _in_a_name(after[1]))):
+            starts = _name_starts(text, at)
+        if starts and _name_ends(text, end):
             return True
         at = text.find(key, at + 1)
     return False
