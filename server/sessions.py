@@ -76,11 +76,22 @@ class Session:
     def send(self, payload: str) -> None:
         self.connection.send(payload)
 
+    def reply(self, payload: str) -> None:
+        """Answer this client after everything already on its way to it (a `who` answer,
+        presence), so that answers arrive in the order they were asked for."""
+        room, member = self.room, self.member
+        if room is not None and member is not None and room.members.get(member.key) is member:
+            self.hub.tell(room, member, payload)
+        else:  # not (or no longer) a member: nothing else is on its way
+            self.send(payload)
+
     def refuse(self, error: ProtocolError) -> None:
-        """Tell the client why its input was refused, and log it."""
+        """Tell the client why its input was refused, and log it. In turn, except the errors
+        that its connection may be closed after (which would stop what is still on its way)."""
         nick = self.member.nick if self.member else "-"
         log.info("%s %s refused: %s: %s", self.peer, nick, error.code, error.message)
-        self.send(self.render_error(error))
+        at_once = error.code in (UNAUTHORIZED, UNAVAILABLE)
+        (self.send if at_once else self.reply)(self.render_error(error))
 
     async def fail(self, error: ProtocolError) -> None:
         """Refuse the input; a client without the token is also disconnected."""
@@ -246,8 +257,7 @@ class JsonSession(Session):
                 await self.rename(event.nick, event.password)
             elif isinstance(event, Who):
                 assert self.room is not None
-                self.hub.tell(self.room, self.member, encode(Users(self.room.name,
-                                                                   self.room.users())))
+                self.reply(encode(Users(self.room.name, self.room.users())))
         except ProtocolError as error:
             await self.fail(error)
 
@@ -324,11 +334,9 @@ class PlainSession(Session):
             await self.rename(*self.name_and_password(argument))
         elif name == "who":
             users = self.room.users()
-            assert self.member is not None
-            self.hub.tell(self.room, self.member,
-                          server_line(f"In {self.room.name} ({len(users)}): {', '.join(users)}."))
+            self.reply(server_line(f"In {self.room.name} ({len(users)}): {', '.join(users)}."))
         elif name == "help":
-            self.send(server_line(PLAIN_HELP))
+            self.reply(server_line(PLAIN_HELP))
         else:
             raise ProtocolError(UNKNOWN_COMMAND, f"Unknown command /{name}. {PLAIN_HELP}")
 

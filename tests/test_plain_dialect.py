@@ -162,3 +162,18 @@ async def test_crowded_rooms_stop_announcing_joins(start_server) -> None:
     assert (await late[-1].recv()).startswith("[Server]: In lobby (24): a1, a10, a11")
     for client in [first, second, *late[1:]]:
         await client.close()
+
+
+async def test_answers_come_in_the_order_the_lines_were_sent(join_plain) -> None:
+    """A line, /who, /help and a bad command sent at once are answered in that order."""
+    alice = await join_plain("alice")
+    bob = await join_plain("bob")
+    await alice.recv()
+    for line in ("hello", "/who", "/help", "/frobnicate", "/nick bob", "/who"):
+        await bob.send(line)
+    answers = [await bob.recv() for _ in range(5)]
+    assert answers[0] == "[Server]: In lobby (2): alice, bob."
+    assert "/nick NAME" in answers[1]
+    assert answers[2].startswith("[Server]: Unknown command /frobnicate.")
+    assert "already" in answers[3] or "unchanged" in answers[3].lower(), answers[3]
+    assert answers[4] == "[Server]: In lobby (2): alice, bob."
