@@ -3,11 +3,13 @@ further up."""
 
 from __future__ import annotations
 
+import pytest
 from rich.style import Style
 
 from tests.apptools import log_text, make_app, online, type_line, until
 from tests.helpers import JsonClient
 from tui_chat.app import ChatApp, NetworkUpdates
+from tui_chat.mentions import mentions
 from tui_chat.protocol import Message, now_ms
 from tui_chat.render import MENTION_STYLE
 from tui_chat.updates import Received
@@ -15,6 +17,44 @@ from tui_chat.widgets import ChatLog
 
 SIZE = (100, 30)
 MENTION = Style.parse(MENTION_STYLE)
+TS = 1_763_717_400_000
+
+
+@pytest.mark.parametrize(("me", "text", "named"), [
+    ("alice", "hi alice", True), ("alice", "@alice: look", True), ("alice", "Alice.", True),
+    ("alice", "ALICE!", True), ("alice", "(alice)", True), ("alice", "...alice?", True),
+    ("alice", "alice's turn", True), ("alice", "malice", False), ("alice", "alice_2", False),
+    ("alice", "alice.b", False), ("alice", "alice-x", False), ("alice", "x.alice", False),
+    ("alice", "nobody here", False), ("alice", "alicealice", False),
+    # compared as nicknames are: any case or width, composed or not
+    ("Straße", "STRASSE, hi", True), ("ａｌｉｃｅ", "hi alice", True),
+    ("alice", "hi ａｌｉｃｅ", True), ("José", "hola Jose\u0301", True),
+    ("alice", "alice\u0301 hi", False), ("iz", "ız hi iz_", False),
+    # a combining mark goes on with the name: राम is not named inside रामा
+    ("राम", "नमस्ते राम", True), ("राम", "रामा", False),
+    # a one- or two-letter name is too common a word: only @a, or a: first
+    ("a", "I have a question", False), ("I", "I think so", False), ("a", "@a look", True),
+    ("a", "a: look", True), ("ab", "ab, hi", True), ("ab", "hey ab", False),
+    # in a URL the name is part of an address, not of the sentence
+    ("alice", "see https://example.org/alice", False), ("alice", "http://x.io/?u=alice ok", False),
+    ("alice", "alice: https://example.org/alice", True), ("alice", "alice/bob: review?", True),
+    # writing without spaces: any letter of such a script may touch the name
+    ("alice", "aliceさん、こんにちは", True), ("田中", "こんにちは田中さん", True),
+    ("太郎", "太郎くん、元気?", True), ("철수", "철수가 왔어요", True), ("สมชาย", "สวัสดีสมชายครับ", True),
+    ("王", "王先生好", False), ("王", "@王 你好", True), ("田中", "田中a", False),
+])
+def test_a_line_names_you_when_your_nickname_is_a_word_of_it(me: str, text: str,
+                                                             named: bool) -> None:
+    """Your nickname as a word of the line, not inside a longer name, makes a mention."""
+    assert mentions(Message(1, TS, "bob", text), me) is named
+
+
+def test_your_own_lines_and_the_servers_notices_never_name_you() -> None:
+    """What you say (under any case of your name) and server notices do not count."""
+    assert not mentions(Message(1, TS, "ALICE", "alice here"), "alice")
+    assert not mentions(Message(1, TS, "Server", "alice is away", "system"), "alice")
+    assert mentions(Message(1, TS, "bob", "hey a.b!"), "a.b")  # a name with a full stop
+    assert not mentions(Message(1, TS, "bob", "hey axb"), "a.b")  # a full stop is no wildcard
 
 
 def counting_bells(app: ChatApp) -> list[None]:

@@ -41,7 +41,8 @@ from tui_chat.updates import (
 from tui_chat.commands import COMMANDS, UnknownCommand, parse_input
 from tui_chat.outbox import OutboxStore
 from tui_chat.protocol import BAD_PASSWORD, NICK_REGISTERED, presence_sentence, room_from_path
-from tui_chat.render import MessageLine, error_line, mentions, names, system_line
+from tui_chat.mentions import mentions
+from tui_chat.render import MessageLine, error_line, names, system_line
 from tui_chat.chat_input import ChatInput
 from tui_chat.widgets import ChatLog, Outbox, UserList
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import unicodedata
 import zlib
 from functools import lru_cache
 from bisect import bisect_right
@@ -61,61 +60,6 @@ def body(text: str) -> str:
 def cells(text: str) -> int:
     """Terminal cells `text` takes on one row (ASCII without controls: one per character)."""
     return len(text) if text.isascii() else cell_len(text)
-
-
-SHORT_NICK = 2  # a name this short is too common a word: only `@a`, or `a:` first, names it
-
-
-def _in_a_name(character: str) -> bool:
-    """Whether `character` could be part of a nickname (or of the letter before it)."""
-    return (character.isalnum() or character in "_-"
-            or unicodedata.category(character).startswith("M"))
-
-
-def _name_starts(text: str, at: int) -> bool:
-    """Whether a name can start at `at`: no name before it (`x.alice` goes on from `x.`)."""
-    before = text[at - 1:at]
-    return not before or not (_in_a_name(before) or before == "." and at > 1
-                              and _in_a_name(text[at - 2]))
-
-
-def _name_ends(text: str, end: int) -> bool:
-    """Whether a name can end at `end`: it does not go on (`alice.b`, unlike `alice.`)."""
-    after = text[end:end + 2]
-    return not after or not (_in_a_name(after[0]) or after[0] == "." and len(after) > 1
-                             and _in_a_name(after[1]))
-
-
-def _folded(text: str) -> str:
-    """`text` in the form nicknames are compared in (`nick_key`), cheaply for ASCII."""
-    return text.lower() if text.isascii() else nick_key(text)
-
-
-_key = lru_cache(maxsize=16)(nick_key)  # your own name, looked up for every line
-
-
-def mentions(message: Message, me: str) -> bool:
-    """Whether someone else's chat line or action names `me` as a word, compared as
-    nicknames are (any letter case or width): `alice`, `@alice:`, `Alice.` or `…alice?`,
-    but not `malice`, `alice_2` or `alice.b`. A name of one or two characters counts only
-    as `@a`, or first in the line followed by `:` or `,`."""
-    if message.kind == "system" or not me:
-        return False
-    key, text = _key(me), _folded(message.text)
-    at = text.find(key)
-    if at < 0 or nick_key(message.nick) == key:
-        return False
-    short = len(key) <= SHORT_NICK
-    while at >= 0:
-        end = at + len(key)
-        if short:  # `@a`, or `a:` / `a,` first in the line
-            starts = text[at - 1:at] == "@" or at == 0 and text[end:end + 1] in (":", ",")
-        else:
-            starts = _name_starts(text, at)
-        if starts and _name_ends(text, end):
-            return True
-        at = text.find(key, at + 1)
-    return False
 
 
 @dataclass(frozen=True, slots=True)
