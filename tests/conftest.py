@@ -51,7 +51,7 @@ async def start_server() -> AsyncIterator[Callable[..., Awaitable[ChatServer]]]:
     async def start(**overrides: object) -> ChatServer:
         for name, value in (("db", ":memory:"), ("rate", 0), ("max_per_ip", 0)):
             overrides.setdefault(name, value)
-        server = ChatServer(ServerConfig(port=0, **overrides))  # type: ignore[arg-type]
+        server = ChatServer(ServerConfig(**{"port": 0, **overrides}))  # type: ignore[arg-type]
         await server.start()
         servers.append(server)
         return server

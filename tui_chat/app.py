@@ -69,6 +69,7 @@ class ChatApp(App[None]):
         Binding("ctrl+q", "quit", "Quit", priority=True),
         Binding("ctrl+l", "clear", "Clear log"),
         Binding("f1", "help", "Help"),
+        Binding("ctrl+r", "reconnect", "Reconnect now"),  # shown while waiting to reconnect
         Binding("pageup", "scroll_log(-1)", "Scroll up", show=False),
         Binding("pagedown", "scroll_log(1)", "Scroll down", show=False),
         Binding("ctrl+end", "scroll_log_end", "Newest", show=False),
@@ -297,6 +298,7 @@ class ChatApp(App[None]):
     def _state_changed(self, update: StateChanged) -> list[Text]:
         self.retry_at = update.retry_at  # before the state: its watcher redraws the header
         previous, self.state = self.state, update.state
+        self.refresh_bindings()  # Ctrl+R is offered only while an attempt is waiting
         self.query_one(Outbox).online = self.query_one(UserList).online = (
             update.state is State.ONLINE)
         if update.state is State.OFFLINE and update.reason:
@@ -390,6 +392,8 @@ class ChatApp(App[None]):
             if not self.client.who():
                 users = self.client.users
                 self._log([system_line(f"Last known ({len(users)}): {', '.join(users)}")])
+        elif name == "/reconnect":
+            self.action_reconnect()
         elif name == "/help":
             self.action_help()
         elif name == "/clear":
@@ -397,13 +401,24 @@ class ChatApp(App[None]):
         elif name == "/quit":
             self.action_quit()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "reconnect":
+            return self.state is State.RECONNECTING and self.retry_at is not None
+        return True
+
+    def action_reconnect(self) -> None:
+        """Try to connect now rather than at the end of the wait."""
+        if not self.client.reconnect_now():
+            state = "offline" if self.state is State.OFFLINE else f"{self._state_text()} now"
+            self._log([system_line(f"Not waiting to reconnect: {state}.")])
+
     def action_help(self) -> None:
         lines = [system_line("Commands:")]
         lines += [system_line(f"  {usage}") for usage in COMMANDS.values()]
         lines.append(system_line("Keys: Enter send · Up/Down input history · Tab complete"
                                  " nicknames and commands · PgUp/PgDn scroll · Ctrl+End newest"
-                                 " · Ctrl+L clear · Ctrl+Q quit. Start a line with // to send"
-                                 " a leading /."))
+                                 " · Ctrl+R reconnect now · Ctrl+L clear · Ctrl+Q quit. Start a"
+                                 " line with // to send a leading /."))
         self._log(lines)
 
     def action_clear(self) -> None:

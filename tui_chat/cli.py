@@ -30,7 +30,8 @@ examples:
   tui-chat --serve 0.0.0.0:9000         let others on your network join port 9000
 
 In the app: /nick NAME, /me ACTION, /who, /help, /clear, /quit (Ctrl+Q); Up/Down recall
-what you sent; Tab completes nicknames and commands.
+what you sent; Tab completes nicknames and commands; Ctrl+R (or /reconnect) tries to
+reconnect at once instead of waiting.
 
 For scripts: tui-chat send URL [TEXT ...] and tui-chat tail URL (see tui-chat send --help).
 """

@@ -134,7 +134,8 @@ class ChatClient:
         self._renaming: list[Rename] = []
         self._server_was_down = False  # since the last welcome: the server stopped or refused
         self._closing: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        self._wake = asyncio.Event()  # ends the wait before the next attempt
+        self._waiting = False  # for the next attempt (state RECONNECTING, retry_at set)
         self._stopped = False
 
     def attach_store(self, store: OutboxStore) -> None:
@@ -193,6 +194,14 @@ class ChatClient:
         """Ask for the user list; False when not online."""
         return self._joined and self._send(Who())
 
+    def reconnect_now(self) -> bool:
+        """Make the next attempt at once instead of at the end of its wait; False if none is
+        waiting (online, connecting already, stopped, or refused for good)."""
+        if not self._waiting:
+            return False
+        self._wake.set()
+        return True
+
     async def stop(self) -> None:
         """Stop reconnecting and close the connection."""
         self._stopped = True
@@ -216,10 +225,13 @@ class ChatClient:
             delay = self.backoff.next_delay()
             self._set_state(State.RECONNECTING, retry_at=time.monotonic() + delay, reason=reason)
             self._wake.clear()
+            self._waiting = True
             try:
                 await asyncio.wait_for(self._wake.wait(), delay)
             except asyncio.TimeoutError:
                 pass
+            finally:
+                self._waiting = False
         self._set_state(State.OFFLINE, reason="disconnected")
 
     async def _connect_once(self) -> tuple[str, bool]:

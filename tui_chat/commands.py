@@ -10,6 +10,7 @@ COMMANDS: dict[str, str] = {
     "/nick": "/nick NAME [PASSWORD]: change your nickname (a registered one needs its password)",
     "/me": "/me ACTION: say what you are doing (shown as '* you ACTION')",
     "/who": "/who: list who is in the room",
+    "/reconnect": "/reconnect: connect now instead of waiting for the next attempt (Ctrl+R)",
     "/help": "/help: show this help",
     "/clear": "/clear: clear the message log on this screen",
     "/quit": "/quit: leave (also Ctrl+Q)",
