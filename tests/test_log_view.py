@@ -331,3 +331,38 @@ async def test_a_long_notice_wraps_under_its_text_too(url) -> None:
         rows = log_text(app).splitlines()
         assert len(rows) > 8  # the help wrapped
         assert all(re.match(r"\d\d:\d\d |      \S", row) for row in rows), rows
+
+
+async def test_text_selected_with_the_mouse_is_drawn_selected_and_copied(url, join) -> None:
+    """Dragging across a link in someone's line highlights exactly it, and Ctrl+C copies it
+    (the input keeps the focus); a selection over two rows copies both as drawn."""
+    app = make_app(url, "alice")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await online(pilot)
+        bob = await join("bob")
+        await bob.say("see https://example.org/release-notes for details")
+        await bob.say("second 日本語 line")
+        await until(pilot, lambda: "second" in log_text(app))
+        log = log_of(app)
+        rows = log_text(app).splitlines()
+        row = next(index for index, text in enumerate(rows) if "release-notes" in text)
+        start = rows[row].index("https://")
+        inset = log.scrollable_content_region.offset - log.region.offset
+
+        def at(x: int, y: int) -> tuple[int, int]:
+            return inset.x + x, inset.y + y
+
+        await pilot.mouse_down(log, offset=at(start, row))
+        await pilot.hover(log, offset=at(start + 32, row))  # on the last character
+        await pilot.mouse_up(log, offset=at(start + 32, row))
+        await pilot.press("ctrl+c")
+        assert app.clipboard == "https://example.org/release-notes"
+        selected = app.screen.get_component_rich_style("screen--selection")
+        drawn = [segment for segment in log.render_line(row)
+                 if segment.style and segment.style.bgcolor == selected.bgcolor]
+        assert "".join(segment.text for segment in drawn) == "https://example.org/release-notes"
+        await pilot.mouse_down(log, offset=at(start, row))
+        await pilot.hover(log, offset=at(19, row + 1))  # on 本, after the two cells of 日
+        await pilot.mouse_up(log, offset=at(19, row + 1))
+        await pilot.press("ctrl+c")
+        assert app.clipboard.endswith("release-notes for details\n" + rows[row + 1][:19])

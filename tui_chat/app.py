@@ -417,8 +417,9 @@ class ChatApp(App[None]):
         lines += [system_line(f"  {usage}") for usage in COMMANDS.values()]
         lines.append(system_line("Keys: Enter send · Up/Down input history · Tab complete"
                                  " nicknames and commands · PgUp/PgDn scroll · Ctrl+End newest"
-                                 " · Ctrl+R reconnect now · Ctrl+L clear · Ctrl+Q quit. Start a"
-                                 " line with // to send a leading /."))
+                                 " · Ctrl+R reconnect now · Ctrl+L clear · Ctrl+Q quit · drag"
+                                 " the mouse over the log and Ctrl+C to copy. Start a line with"
+                                 " // to send a leading /."))
         self._log(lines)
 
     def action_clear(self) -> None:

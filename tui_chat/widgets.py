@@ -6,12 +6,14 @@ from collections import deque
 from collections.abc import Iterable
 from itertools import repeat
 
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.cache import LRUCache
 from textual.reactive import reactive
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
+from textual.selection import Selection
 from textual.strip import Strip
 from textual.widgets import Static
 
@@ -213,8 +215,26 @@ class ChatLog(ScrollView):
         if index >= len(self._rows):
             return Strip.blank(width, self._base_style())
         strip = self._strip(index)
+        selection = self.text_selection
+        if selection is not None and (span := selection.get_span(index)) is not None:
+            strip = self._selected(strip, row_plain(self._rows[index]), *span)
         return strip.crop_extend(scroll_x, scroll_x + width, self._base_style()).apply_offsets(
             scroll_x, index)
+
+    def _selected(self, strip: Strip, plain: str, start: int, end: int) -> Strip:
+        """`strip` with the characters from `start` to `end` (-1: the end) drawn selected."""
+        first = cells(plain[:start])
+        last = strip.cell_length if end < 0 else cells(plain[:end])
+        if last <= first:
+            return strip
+        before, middle, after = strip.divide([first, last, strip.cell_length])
+        style = self.screen.get_component_rich_style("screen--selection")
+        middle = Strip(Segment.apply_style(middle, post_style=style), middle.cell_length)
+        return Strip.join([before, middle, after])
+
+    def get_selection(self, selection: Selection) -> tuple[str, str] | None:
+        """The text selected with the mouse, for copying (Ctrl+C): rows as drawn."""
+        return selection.extract(self.text()), "\n"
 
     def _strip(self, index: int) -> Strip:
         key = self._removed + index
