@@ -9,6 +9,7 @@ from server import ChatServer, ServerConfig
 from tests.apptools import log_text, make_app, online, outbox, type_line, until
 from tests.helpers import JsonClient
 from tui_chat.app import ChatApp
+from tui_chat.render import system_line
 from tui_chat.widgets import ChatLog, Outbox, UserList
 
 DAY_MS = 86_400_000
@@ -366,3 +367,43 @@ async def test_text_selected_with_the_mouse_is_drawn_selected_and_copied(url, jo
         await pilot.mouse_up(log, offset=at(19, row + 1))
         await pilot.press("ctrl+c")
         assert app.clipboard.endswith("release-notes for details\n" + rows[row + 1][:19])
+
+
+async def select(pilot, log: ChatLog, start: tuple[int, int], end: tuple[int, int]) -> str:
+    """Drag over the log's rows from `start` to `end` (column, row; inclusive) and copy."""
+    inset = log.scrollable_content_region.offset - log.region.offset
+    await pilot.mouse_down(log, offset=(inset.x + start[0], inset.y + start[1]))
+    await pilot.hover(log, offset=(inset.x + end[0], inset.y + end[1]))
+    await pilot.mouse_up(log, offset=(inset.x + end[0], inset.y + end[1]))
+    await pilot.press("ctrl+c")
+    return pilot.app.clipboard
+
+
+async def test_a_wrapped_link_or_message_is_copied_as_it_was_written(url, join) -> None:
+    """What the log adds is not copied: a link wrapped over rows comes back whole, a
+    multi-line message without its indent, and a long notice without its breaks."""
+    link = "https://example.org/" + "a-very-long-path/" * 6 + "end"
+    app = make_app(url, "alice")
+    async with app.run_test(size=(70, 30)) as pilot:
+        await online(pilot)
+        bob = await join("bob")
+        await bob.say(f"read {link} now")
+        await bob.say("first line\nsecond line")
+        log = log_of(app)
+        await until(pilot, lambda: "end now" in log_text(app) and "second" in log_text(app))
+        log.write_lines([system_line("Others join with: tui-chat " + link)])
+        await until(pilot, lambda: log_text(app).rstrip().endswith("end"))
+        rows = log_text(app).splitlines()
+        top = next(index for index, text in enumerate(rows) if "https://" in text)
+        bottom = next(index for index, text in enumerate(rows) if "end now" in text)
+        assert bottom > top + 1  # the link takes three rows
+        start = rows[top].index("https://")
+        assert await select(pilot, log, (start, top), (rows[bottom].index("end") + 2,
+                                                       bottom)) == link
+        first = next(index for index, text in enumerate(rows) if "first line" in text)
+        assert await select(pilot, log, (rows[first].index("first"), first),
+                            (len(rows[first + 1]) - 1, first + 1)) == "first line\nsecond line"
+        notice = next(index for index, text in enumerate(rows) if "Others join" in text)
+        copied = await select(pilot, log, (rows[notice].index("tui-chat"), notice),
+                              (len(rows[-1]) - 1, len(rows) - 1))
+        assert copied == "tui-chat " + link

@@ -125,17 +125,20 @@ class MessageLine:
 
 
 # One screen row of a wrapped line: the line, and (start, end, indent) from `wrap_ranges`.
-Row = tuple[MessageLine, tuple[int, int, int]]
+Row = tuple[MessageLine | Text, tuple[int, int, int]]
+
+
+def line_plain(line: MessageLine | Text) -> str:
+    """The text of a whole log line, as it is wrapped."""
+    return line.plain if isinstance(line, Text) else line.plain()
 
 
 def row_plain(row: Text | MessageLine | Row) -> str:
     """The text of one log row, as drawn."""
-    if isinstance(row, Text):
-        return row.plain
-    if isinstance(row, MessageLine):
-        return row.plain()
-    line, (start, end, indent) = row
-    return " " * indent + line.plain()[start:end]
+    if isinstance(row, tuple):
+        line, (start, end, indent) = row
+        return " " * indent + line_plain(line)[start:end]
+    return line_plain(row)
 
 
 def wrap_ranges(plain: str, width: int, indent: int = 0) -> list[tuple[int, int, int]]:

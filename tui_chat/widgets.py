@@ -11,7 +11,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.cache import LRUCache
 from textual.reactive import reactive
-from textual.geometry import Size
+from textual.geometry import Offset, Size
 from textual.scroll_view import ScrollView
 from textual.selection import Selection
 from textual.strip import Strip
@@ -24,6 +24,7 @@ from tui_chat.render import (
     TAB_SIZE,
     DayMarks,
     cells,
+    line_plain,
     MessageLine,
     Row,
     row_plain,
@@ -152,9 +153,7 @@ class ChatLog(ScrollView):
             if "\n" not in line.plain and line.cell_len <= width:
                 rows.append(line)
             else:  # cut like a message's rows: those after the first indented
-                rows.extend(Text.assemble(" " * shift, line[start:end]) if shift else
-                            line[start:end]
-                            for start, end, shift in wrap_ranges(line.plain, width, indent))
+                rows.extend(zip(repeat(line), wrap_ranges(line.plain, width, indent)))
         self._last_rows = len(rows) - last
 
     def _trim(self) -> int:
@@ -233,8 +232,39 @@ class ChatLog(ScrollView):
         return Strip.join([before, middle, after])
 
     def get_selection(self, selection: Selection) -> tuple[str, str] | None:
-        """The text selected with the mouse, for copying (Ctrl+C): rows as drawn."""
-        return selection.extract(self.text()), "\n"
+        """The text selected with the mouse, for copying (Ctrl+C), as drawn, except what the
+        log itself added: a line wrapped onto several rows comes back as one (a link or a
+        command is copied whole), and a multi-line message without the indent of its lines."""
+        rows = self._rows
+        if not rows:
+            return None
+        first = selection.start or Offset(0, 0)
+        last = selection.end or Offset(len(row_plain(rows[-1])), len(rows) - 1)
+        pieces: list[str] = []
+        for index in range(first.y, min(last.y, len(rows) - 1) + 1):
+            plain = row_plain(rows[index])
+            joint, added = self._joint(index)
+            begin = max(first.x if index == first.y else 0, added)
+            if index > first.y:
+                pieces.append(joint)
+            pieces.append(plain[begin:last.x if index == last.y else len(plain)])
+        return "".join(pieces), "\n"
+
+    def _joint(self, index: int) -> tuple[str, int]:
+        """What joins row `index` to the row above when copied, and how many characters at
+        its start the log added: a wrapped line's rows are joined by the space it was broken
+        at (or nothing, in a word too long for a row) and lose their indent; the lines of a
+        multi-line message are joined by a line break and lose theirs (CONTINUATION)."""
+        row, above = self._rows[index], self._rows[index - 1] if index else None
+        if not (isinstance(row, tuple) and isinstance(above, tuple) and row[0] is above[0]):
+            return "\n", 0
+        line, (start, _, indent) = row
+        plain = line_plain(line)
+        gap = plain[above[1][1]:start]
+        if "\n" not in gap:
+            return gap, indent
+        ours = isinstance(line, MessageLine) and plain.startswith(CONTINUATION, start)
+        return "\n", len(CONTINUATION) if ours else 0
 
     def _strip(self, index: int) -> Strip:
         key = self._removed + index
@@ -251,6 +281,9 @@ class ChatLog(ScrollView):
             line, start, end, indent = row, 0, None, 0
         else:
             line, (start, end, indent) = row
+            if isinstance(line, Text):
+                part = Text.assemble(" " * indent, line[start:end]) if indent else line[start:end]
+                return self._render_row(part)
         return Strip(line.segments(start, end, indent, base))
 
     def _base_style(self) -> Style:
