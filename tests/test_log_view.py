@@ -9,7 +9,6 @@ from server import ChatServer, ServerConfig
 from tests.apptools import log_text, make_app, online, outbox, type_line, until
 from tests.helpers import JsonClient
 from tui_chat.app import ChatApp
-from tui_chat.render import system_line
 from tui_chat.widgets import ChatLog, Outbox, UserList
 
 DAY_MS = 86_400_000
@@ -333,77 +332,3 @@ async def test_a_long_notice_wraps_under_its_text_too(url) -> None:
         assert len(rows) > 8  # the help wrapped
         assert all(re.match(r"\d\d:\d\d |      \S", row) for row in rows), rows
 
-
-async def test_text_selected_with_the_mouse_is_drawn_selected_and_copied(url, join) -> None:
-    """Dragging across a link in someone's line highlights exactly it, and Ctrl+C copies it
-    (the input keeps the focus); a selection over two rows copies both as drawn."""
-    app = make_app(url, "alice")
-    async with app.run_test(size=(100, 30)) as pilot:
-        await online(pilot)
-        bob = await join("bob")
-        await bob.say("see https://example.org/release-notes for details")
-        await bob.say("second 日本語 line")
-        await until(pilot, lambda: "second" in log_text(app))
-        log = log_of(app)
-        rows = log_text(app).splitlines()
-        row = next(index for index, text in enumerate(rows) if "release-notes" in text)
-        start = rows[row].index("https://")
-        inset = log.scrollable_content_region.offset - log.region.offset
-
-        def at(x: int, y: int) -> tuple[int, int]:
-            return inset.x + x, inset.y + y
-
-        await pilot.mouse_down(log, offset=at(start, row))
-        await pilot.hover(log, offset=at(start + 32, row))  # on the last character
-        await pilot.mouse_up(log, offset=at(start + 32, row))
-        await pilot.press("ctrl+c")
-        assert app.clipboard == "https://example.org/release-notes"
-        selected = app.screen.get_component_rich_style("screen--selection")
-        drawn = [segment for segment in log.render_line(row)
-                 if segment.style and segment.style.bgcolor == selected.bgcolor]
-        assert "".join(segment.text for segment in drawn) == "https://example.org/release-notes"
-        await pilot.mouse_down(log, offset=at(start, row))
-        await pilot.hover(log, offset=at(19, row + 1))  # on 本, after the two cells of 日
-        await pilot.mouse_up(log, offset=at(19, row + 1))
-        await pilot.press("ctrl+c")
-        assert app.clipboard.endswith("release-notes for details\n" + rows[row + 1][:19])
-
-
-async def select(pilot, log: ChatLog, start: tuple[int, int], end: tuple[int, int]) -> str:
-    """Drag over the log's rows from `start` to `end` (column, row; inclusive) and copy."""
-    inset = log.scrollable_content_region.offset - log.region.offset
-    await pilot.mouse_down(log, offset=(inset.x + start[0], inset.y + start[1]))
-    await pilot.hover(log, offset=(inset.x + end[0], inset.y + end[1]))
-    await pilot.mouse_up(log, offset=(inset.x + end[0], inset.y + end[1]))
-    await pilot.press("ctrl+c")
-    return pilot.app.clipboard
-
-
-async def test_a_wrapped_link_or_message_is_copied_as_it_was_written(url, join) -> None:
-    """What the log adds is not copied: a link wrapped over rows comes back whole, a
-    multi-line message without its indent, and a long notice without its breaks."""
-    link = "https://example.org/" + "a-very-long-path/" * 6 + "end"
-    app = make_app(url, "alice")
-    async with app.run_test(size=(70, 30)) as pilot:
-        await online(pilot)
-        bob = await join("bob")
-        await bob.say(f"read {link} now")
-        await bob.say("first line\nsecond line")
-        log = log_of(app)
-        await until(pilot, lambda: "end now" in log_text(app) and "second" in log_text(app))
-        log.write_lines([system_line("Others join with: tui-chat " + link)])
-        await until(pilot, lambda: log_text(app).rstrip().endswith("end"))
-        rows = log_text(app).splitlines()
-        top = next(index for index, text in enumerate(rows) if "https://" in text)
-        bottom = next(index for index, text in enumerate(rows) if "end now" in text)
-        assert bottom > top + 1  # the link takes three rows
-        start = rows[top].index("https://")
-        assert await select(pilot, log, (start, top), (rows[bottom].index("end") + 2,
-                                                       bottom)) == link
-        first = next(index for index, text in enumerate(rows) if "first line" in text)
-        assert await select(pilot, log, (rows[first].index("first"), first),
-                            (len(rows[first + 1]) - 1, first + 1)) == "first line\nsecond line"
-        notice = next(index for index, text in enumerate(rows) if "Others join" in text)
-        copied = await select(pilot, log, (rows[notice].index("tui-chat"), notice),
-                              (len(rows[-1]) - 1, len(rows) - 1))
-        assert copied == "tui-chat " + link

@@ -1,0 +1,75 @@
+"""Selecting text in the log with the mouse, and what Ctrl+C copies."""
+
+from __future__ import annotations
+
+from textual.pilot import Pilot
+
+from tests.apptools import log_text, make_app, online, until
+from tui_chat.render import system_line
+from tui_chat.widgets import ChatLog
+
+
+async def select(pilot: Pilot, log: ChatLog, start: tuple[int, int], end: tuple[int, int]) -> str:
+    """Drag over the log's rows from `start` to `end` (column, row; inclusive) and copy."""
+    inset = log.scrollable_content_region.offset - log.region.offset
+    await pilot.mouse_down(log, offset=(inset.x + start[0], inset.y + start[1]))
+    await pilot.hover(log, offset=(inset.x + end[0], inset.y + end[1]))
+    await pilot.mouse_up(log, offset=(inset.x + end[0], inset.y + end[1]))
+    await pilot.press("ctrl+c")
+    return pilot.app.clipboard
+
+
+async def test_text_selected_with_the_mouse_is_drawn_selected_and_copied(url, join) -> None:
+    """Dragging across a link in someone's line highlights exactly it, and Ctrl+C copies it
+    (the input keeps the focus); a selection over two messages copies both, a line each,
+    to the character under the mouse among wide ones."""
+    app = make_app(url, "alice")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await online(pilot)
+        bob = await join("bob")
+        await bob.say("see https://example.org/release-notes for details")
+        await bob.say("second 日本語 line")
+        await until(pilot, lambda: "second" in log_text(app))
+        log = app.query_one(ChatLog)
+        rows = log_text(app).splitlines()
+        row = next(index for index, text in enumerate(rows) if "release-notes" in text)
+        start = rows[row].index("https://")
+        link = "https://example.org/release-notes"
+        assert await select(pilot, log, (start, row), (start + len(link) - 1, row)) == link
+        selected = app.screen.get_component_rich_style("screen--selection")
+        drawn = [segment for segment in log.render_line(row)
+                 if segment.style and segment.style.bgcolor == selected.bgcolor]
+        assert "".join(segment.text for segment in drawn) == link
+        # to 本, after the two cells of 日, on the next message's row
+        copied = await select(pilot, log, (start, row), (19, row + 1))
+        assert copied == link + " for details\n" + rows[row + 1][:19]
+
+
+async def test_a_wrapped_link_or_message_is_copied_as_it_was_written(url, join) -> None:
+    """What the log adds is not copied: a link wrapped over rows comes back whole, a
+    multi-line message without its indent, and a long notice without its breaks."""
+    link = "https://example.org/" + "a-very-long-path/" * 6 + "end"
+    app = make_app(url, "alice")
+    async with app.run_test(size=(70, 30)) as pilot:
+        await online(pilot)
+        bob = await join("bob")
+        await bob.say(f"read {link} now")
+        await bob.say("first line\nsecond line")
+        log = app.query_one(ChatLog)
+        await until(pilot, lambda: "end now" in log_text(app) and "second" in log_text(app))
+        log.write_lines([system_line("Others join with: tui-chat " + link)])
+        await until(pilot, lambda: log_text(app).rstrip().endswith("end"))
+        rows = log_text(app).splitlines()
+        top = next(index for index, text in enumerate(rows) if "https://" in text)
+        bottom = next(index for index, text in enumerate(rows) if "end now" in text)
+        assert bottom > top + 1  # the link takes three rows
+        start = rows[top].index("https://")
+        assert await select(pilot, log, (start, top), (rows[bottom].index("end") + 2,
+                                                       bottom)) == link
+        first = next(index for index, text in enumerate(rows) if "first line" in text)
+        assert await select(pilot, log, (rows[first].index("first"), first),
+                            (len(rows[first + 1]) - 1, first + 1)) == "first line\nsecond line"
+        notice = next(index for index, text in enumerate(rows) if "Others join" in text)
+        copied = await select(pilot, log, (rows[notice].index("tui-chat"), notice),
+                              (len(rows[-1]) - 1, len(rows) - 1))
+        assert copied == "tui-chat " + link
