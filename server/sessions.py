@@ -77,8 +77,8 @@ class Session:
         self.connection.send(payload)
 
     def reply(self, payload: str) -> None:
-        """Answer this client after everything already on its way to it (a `who` answer,
-        presence), so that answers arrive in the order they were asked for."""
+        """Answer this client after everything already on its way to it (messages, presence,
+        earlier answers), so that answers arrive in the order they were asked for."""
         room, member = self.room, self.member
         if room is not None and member is not None and room.members.get(member.key) is member:
             self.hub.tell(room, member, payload)
@@ -240,7 +240,11 @@ class JsonSession(Session):
         try:
             if not await self.pace():  # every frame counts, invalid ones too
                 return
-            event = decode_client(frame)
+            try:
+                event = decode_client(frame)
+            except ProtocolError:
+                await self.settle()  # refused after the acknowledgements of what came before
+                raise
             if not isinstance(event, (Say, Me)):
                 await self.settle()  # a rename or a who comes after the messages before it
             if isinstance(event, Hello):

@@ -220,16 +220,18 @@ async def test_the_welcome_secret_takes_a_nickname_back_from_an_earlier_connecti
     assert (await second.expect("users"))["users"] == ["alice", "bob"]
 
 
-
 async def test_answers_to_requests_come_in_the_order_the_requests_were_sent(join) -> None:
-    """A `who` followed at once by a bad event and a taken `nick` is answered in that order."""
+    """A `say`, a bad event, `who`, a bad event, a taken `nick` and `who` sent at once are
+    answered in that order: the acknowledgement first, the refusals in turn."""
     await join("zed")
     alice = await join("alice")
+    await alice.send(type="say", text="hello", cid="c1")
+    await alice.send(type="frobnicate")
     await alice.send(type="who")
     await alice.send(type="frobnicate")
     await alice.send(type="nick", nick="zed")
     await alice.send(type="who")
     kinds = [(event["type"], event.get("code")) for event in
-             [await alice.recv() for _ in range(4)]]
-    assert kinds == [("users", None), ("error", "unknown_type"), ("error", "nick_taken"),
-                     ("users", None)]
+             [await alice.recv() for _ in range(6)]]
+    assert kinds == [("message", None), ("error", "unknown_type"), ("users", None),
+                     ("error", "unknown_type"), ("error", "nick_taken"), ("users", None)]

@@ -331,4 +331,3 @@ async def test_a_long_notice_wraps_under_its_text_too(url) -> None:
         rows = log_text(app).splitlines()
         assert len(rows) > 8  # the help wrapped
         assert all(re.match(r"\d\d:\d\d |      \S", row) for row in rows), rows
-
