@@ -42,6 +42,14 @@ TS = 1_763_717_400_000
     ("alice", "aliceさん、こんにちは", True), ("田中", "こんにちは田中さん", True),
     ("太郎", "太郎くん、元気?", True), ("철수", "철수가 왔어요", True), ("สมชาย", "สวัสดีสมชายครับ", True),
     ("王", "王先生好", False), ("王", "@王 你好", True), ("田中", "田中a", False),
+    ("王", "王、你好", True), ("田中", "田中さん、これ見てhttps://example.com/x", True),
+    ("alice", "[alice](https://example.org)", True), ("alice", "https://x.org\talice", True),
+    # Hangul is spaced: particles and laughter may follow a name, nothing may come before
+    ("철수", "철수ㅋㅋㅋ", True), ("민수", "국민수준이", False),
+    # a Thai or Lao letter is a sound, not a syllable: a two-letter name is short
+    ("นก", "คนกลาง", False), ("นก", "@นก มาแล้ว", True),
+    # a mark belongs to the letter before it, also before a full stop
+    ("alice", "x\u0301alice", False), ("alice", "रामा.alice", False), ("alice", "...alice", True),
 ])
 def test_a_line_names_you_when_your_nickname_is_a_word_of_it(me: str, text: str,
                                                              named: bool) -> None:
