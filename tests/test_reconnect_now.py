@@ -29,14 +29,22 @@ async def test_reconnect_now_ends_the_wait_for_the_next_attempt(
     assert client.reconnect_now() is False
 
 
-async def test_reconnect_now_is_refused_while_an_attempt_is_under_way(run_client,
-                                                                      unused_port) -> None:
-    """Before the first attempt has failed there is no wait to cut short."""
+async def test_each_wait_can_be_cut_short(run_client, unused_port) -> None:
+    """After every failed attempt there is a new wait, and reconnect_now() ends each one."""
     client, seen = run_client(f"ws://127.0.0.1:{unused_port}/lobby", "alice", backoff=SLOW)
+    for attempts in (1, 2, 3):
+        await seen.until(lambda: client.backoff.attempts == attempts)
+        await seen.until(client.reconnect_now, timeout=2)  # True once the wait has begun
+    await seen.until(lambda: client.backoff.attempts == 4, timeout=2)
+
+
+async def test_reconnect_now_is_refused_once_the_server_refused_for_good(start_server,
+                                                                         run_client) -> None:
+    """A server that wants a token the client does not have is not retried: nothing waits."""
+    server = await start_server(token="s3cret-token-value")
+    client, seen = run_client(server.url + "/lobby", "alice", backoff=SLOW)
+    await seen.until(lambda: client.state is State.OFFLINE)
     assert client.reconnect_now() is False
-    await seen.until(lambda: client.backoff.attempts == 1)
-    assert client.reconnect_now() is True
-    await seen.until(lambda: client.backoff.attempts == 2)  # it tried again, at once
 
 
 async def test_ctrl_r_reconnects_at_once_and_is_offered_only_while_waiting(
@@ -63,4 +71,4 @@ async def test_the_reconnect_command_says_when_there_is_nothing_to_wait_for(url)
     async with app.run_test(size=SIZE) as pilot:
         await online(pilot)
         await type_line(pilot, "/reconnect")
-        await until(pilot, lambda: "Not waiting to reconnect: online now." in log_text(app))
+        await until(pilot, lambda: "Already online." in log_text(app))

@@ -408,9 +408,15 @@ class ChatApp(App[None]):
 
     def action_reconnect(self) -> None:
         """Try to connect now rather than at the end of the wait."""
-        if not self.client.reconnect_now():
-            state = "offline" if self.state is State.OFFLINE else f"{self._state_text()} now"
-            self._log([system_line(f"Not waiting to reconnect: {state}.")])
+        if self.client.reconnect_now():
+            return
+        if self.state is State.ONLINE:
+            self._log([system_line("Already online.")])
+        elif self.state is State.OFFLINE:
+            self._log([system_line("Not reconnecting: the connection was refused for good"
+                                   " (see above); start tui-chat again to retry.")])
+        else:
+            self._log([system_line("Already trying to connect.")])
 
     def action_help(self) -> None:
         lines = [system_line("Commands:")]
