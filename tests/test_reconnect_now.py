@@ -33,7 +33,7 @@ async def test_each_wait_can_be_cut_short(run_client, unused_port) -> None:
     """After every failed attempt there is a new wait, and reconnect_now() ends each one."""
     client, seen = run_client(f"ws://127.0.0.1:{unused_port}/lobby", "alice", backoff=SLOW)
     for attempts in (1, 2, 3):
-        await seen.until(lambda: client.backoff.attempts == attempts)
+        await seen.until(lambda attempts=attempts: client.backoff.attempts == attempts)
         await seen.until(client.reconnect_now, timeout=2)  # True once the wait has begun
     await seen.until(lambda: client.backoff.attempts == 4, timeout=2)
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import errno
 import logging
-import socket
 import ssl
 import time
 from dataclasses import dataclass
@@ -20,9 +18,9 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Footer, Header, Input
 
-from server import ChatServer, ServerConfig
-from server.history import StorageError
+from server import ChatServer
 from tui_chat.client import ChatClient
+from tui_chat.hosting import CannotServe, host
 from tui_chat import collector
 from tui_chat.reasons import TOKEN_HINT
 from tui_chat.updates import (
@@ -38,16 +36,22 @@ from tui_chat.updates import (
     Update,
     UsersListed,
 )
-from tui_chat.commands import COMMANDS, UnknownCommand, parse_input
+from tui_chat.commands import HELP, UnknownCommand, parse_input
 from tui_chat.outbox import OutboxStore
-from tui_chat.protocol import BAD_PASSWORD, NICK_REGISTERED, presence_sentence, room_from_path
+from tui_chat.protocol import presence_sentence, room_from_path
 from tui_chat.mentions import mentions
-from tui_chat.render import MessageLine, error_line, names, system_line
+from tui_chat.render import (
+    MessageLine,
+    error_line,
+    joined_lines,
+    nick_refused_lines,
+    refused_lines,
+    system_line,
+)
 from tui_chat.chat_input import ChatInput
 from tui_chat.widgets import ChatLog, Outbox, UserList
 
 FLUSH_INTERVAL = 1 / 60  # incoming lines reach the log at most once per frame
-WILDCARD_HOSTS = ("0.0.0.0", "::")  # --serve on every interface
 NEWS_DELAY = 0.5  # seconds: a connection failure retried sooner is not worth a log line
 BELL_GAP = 3.0  # seconds: lines that name you ring the bell at most this often
 
@@ -147,36 +151,17 @@ class ChatApp(App[None]):
             line, why = error_line, f"Cannot keep pending messages on disk ({reason})"
         self._log([line(f"{why}: what you type is kept in memory only until it is sent.")])
 
-    async def _start_server(self, host: str, port: int) -> bool:
+    async def _start_server(self, address: str, port: int) -> bool:
         logging.basicConfig(level=logging.INFO, handlers=[TextualHandler()], force=True)
-        shown_host = f"[{host}]" if ":" in host else host
-        self.url = self.client.url = f"ws://{shown_host}:{port}/lobby"
-        options: dict = {"db": self.serve_db} if self.serve_db else {}
-        if self.client.token:  # --token-file with --serve: guests need it too
-            options["token"] = self.client.token
         try:
-            self.server = ChatServer(ServerConfig(host=host, port=port, **options))
-            await self.server.start()
-        except (OSError, StorageError) as error:
-            self.server = None
-            reason = getattr(error, "strerror", None) or error
-            if getattr(error, "errno", None) == errno.EADDRINUSE:
-                reason = (f"{reason} (if a tui-chat server runs there, join it:"
-                          f" tui-chat {self.url})")
-            self.exit(return_code=1, message=f"tui-chat: cannot serve on {host}:{port}: {reason}")
+            hosted = await host(address, port, self.serve_db, self.client.token)
+        except CannotServe as error:
+            self.exit(return_code=1, message=str(error))
             return False
-        others = f"tui-chat {self.server.url}/lobby"
-        if host in WILDCARD_HOSTS:  # every interface: connect over loopback, share a name
-            loopback = "127.0.0.1" if host == "0.0.0.0" else "[::1]"
-            self.url = self.client.url = f"ws://{loopback}:{self.server.port}/lobby"
-            others = (f"tui-chat ws://{socket.gethostname()}:{self.server.port}/lobby (or"
-                      " this machine's address on your network instead of its name)")
-        else:
-            self.url = self.client.url = f"{self.server.url}/lobby"
-        if self.client.token:
-            others += " --token-file FILE (a file holding the same token)"
-        self._log([system_line(f"Serving {self.server.url} in this process. Others join with:"
-                               f" {others}")])
+        self.server = hosted.server
+        self.url = self.client.url = hosted.url
+        self._log([system_line(f"Serving {hosted.server.url} in this process. Others join with:"
+                               f" {hosted.others}")])
         return True
 
     def action_quit(self) -> None:
@@ -260,40 +245,14 @@ class ChatApp(App[None]):
             users = update.users.users
             return [system_line(f"In {update.users.room} ({len(users)}): {', '.join(users)}")]
         if isinstance(update, NickRefused):
-            if update.kept:
-                hint = f"You are still {update.kept}."
-            elif update.error.code in (NICK_REGISTERED, BAD_PASSWORD):
-                hint = ("Give its password with /nick NAME PASSWORD (or --password-file),"
-                        " or choose another nickname with /nick NAME.")
-            else:
-                hint = "Choose another nickname with /nick NAME."
-            return [error_line(update.error.message), system_line(hint)]
+            return nick_refused_lines(update)
         if isinstance(update, Refused):
-            if update.retrying:
-                return [error_line(f"{update.error.message} It will be sent again shortly.")]
-            if update.outgoing is not None:
-                preview = update.outgoing.text.splitlines()[0][:40] if update.outgoing.text else ""
-                return [error_line(f"Not sent ({preview!r}): {update.error.message}")]
-            return [error_line(update.error.message)]
+            return refused_lines(update)
         return []
 
-    def _joined(self, update: Joined) -> list[Text]:
-        welcome = update.welcome
+    def _joined(self, update: Joined) -> list[Text | MessageLine]:
         self._show_users()
-        lines: list[Text] = []
-        if update.gap:
-            lines.append(error_line("Earlier messages are not available."))
-        lines.extend(MessageLine(m, welcome.nick, mentions(m, welcome.nick))
-                     for m in welcome.history)
-        verb = "Reconnected to" if update.rejoined else "You joined"
-        count = len(welcome.users)
-        lines.append(system_line(f"{verb} {welcome.room} as {welcome.nick}."
-                                 f" {count} {'person' if count == 1 else 'people'} here."))
-        changes = [f"{names(nicks)} {verb}" for nicks, verb in
-                   ((update.arrived, "joined"), (update.departed, "left")) if nicks]
-        if changes:
-            lines.append(system_line(f"While you were away: {'; '.join(changes)}."))
-        return lines
+        return joined_lines(update)
 
     def _state_changed(self, update: StateChanged) -> list[Text]:
         self.retry_at = update.retry_at  # before the state: its watcher redraws the header
@@ -419,14 +378,7 @@ class ChatApp(App[None]):
             self._log([system_line("Already trying to connect.")])
 
     def action_help(self) -> None:
-        lines = [system_line("Commands:")]
-        lines += [system_line(f"  {usage}") for usage in COMMANDS.values()]
-        lines.append(system_line("Keys: Enter send · Up/Down input history · Tab complete"
-                                 " nicknames and commands · PgUp/PgDn scroll · Ctrl+End newest"
-                                 " · Ctrl+R reconnect now · Ctrl+L clear · Ctrl+Q quit · drag"
-                                 " the mouse over the log and Ctrl+C to copy. Start a line with"
-                                 " // to send a leading /."))
-        self._log(lines)
+        self._log([system_line(line) for line in HELP])
 
     def action_clear(self) -> None:
         self.query_one(ChatLog).clear()

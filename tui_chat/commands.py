@@ -15,6 +15,11 @@ COMMANDS: dict[str, str] = {
     "/clear": "/clear: clear the message log on this screen",
     "/quit": "/quit: leave (also Ctrl+Q)",
 }
+KEYS = ("Keys: Enter send · Up/Down input history · Tab complete nicknames and commands"
+        " · PgUp/PgDn scroll · Ctrl+End newest · Ctrl+R reconnect now · Ctrl+L clear"
+        " · Ctrl+Q quit · drag the mouse over the log and Ctrl+C to copy. Start a line with"
+        " // to send a leading /.")
+HELP = ("Commands:", *(f"  {usage}" for usage in COMMANDS.values()), KEYS)  # /help, F1
 
 
 @dataclass(frozen=True)

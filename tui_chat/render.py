@@ -14,7 +14,9 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 
-from tui_chat.protocol import Message, nick_key, now_ms
+from tui_chat.protocol import BAD_PASSWORD, NICK_REGISTERED, Message, nick_key, now_ms
+from tui_chat.mentions import mentions
+from tui_chat.updates import Joined, NickRefused, Refused
 
 # Readable on dark and light backgrounds; a nickname keeps its colour everywhere, always.
 NICK_COLOURS = (
@@ -261,3 +263,44 @@ class DayMarks:
             return lines
         marked.extend(lines[rest:])
         return marked
+
+
+def nick_refused_lines(update: NickRefused) -> list[Text]:
+    """What the log says when a nickname was refused: why, and what to do."""
+    if update.kept:
+        hint = f"You are still {update.kept}."
+    elif update.error.code in (NICK_REGISTERED, BAD_PASSWORD):
+        hint = ("Give its password with /nick NAME PASSWORD (or --password-file),"
+                " or choose another nickname with /nick NAME.")
+    else:
+        hint = "Choose another nickname with /nick NAME."
+    return [error_line(update.error.message), system_line(hint)]
+
+
+def refused_lines(update: Refused) -> list[Text]:
+    """What the log says when the server refused a message: which one, and why."""
+    if update.retrying:
+        return [error_line(f"{update.error.message} It will be sent again shortly.")]
+    if update.outgoing is not None:
+        preview = update.outgoing.text.splitlines()[0][:40] if update.outgoing.text else ""
+        return [error_line(f"Not sent ({preview!r}): {update.error.message}")]
+    return [error_line(update.error.message)]
+
+
+def joined_lines(update: Joined) -> list[Text | MessageLine]:
+    """What the log shows on joining: the history (or that some is missing), who is here,
+    and after a reconnect who came and went meanwhile."""
+    welcome = update.welcome
+    lines: list[Text | MessageLine] = []
+    if update.gap:
+        lines.append(error_line("Earlier messages are not available."))
+    lines.extend(MessageLine(m, welcome.nick, mentions(m, welcome.nick)) for m in welcome.history)
+    verb = "Reconnected to" if update.rejoined else "You joined"
+    count = len(welcome.users)
+    lines.append(system_line(f"{verb} {welcome.room} as {welcome.nick}."
+                             f" {count} {'person' if count == 1 else 'people'} here."))
+    changes = [f"{names(nicks)} {verb}" for nicks, verb in
+               ((update.arrived, "joined"), (update.departed, "left")) if nicks]
+    if changes:
+        lines.append(system_line(f"While you were away: {'; '.join(changes)}."))
+    return lines
