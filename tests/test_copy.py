@@ -73,3 +73,75 @@ async def test_a_wrapped_link_or_message_is_copied_as_it_was_written(url, join) 
         copied = await select(pilot, log, (rows[notice].index("tui-chat"), notice),
                               (len(rows[-1]) - 1, len(rows) - 1))
         assert copied == "tui-chat " + link
+
+
+async def test_a_selection_stays_on_its_text_while_the_scrollback_drops_rows(url, join) -> None:
+    """At the scrollback limit every new line drops a row from the top: what was selected
+    is still what is highlighted and copied."""
+    app = make_app(url, "alice", scrollback=12)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await online(pilot)
+        bob = await join("bob")
+        for number in range(12):
+            await bob.say(f"line {number}")
+        await until(pilot, lambda: "line 11" in log_text(app))
+        log = app.query_one(ChatLog)
+        rows = log_text(app).splitlines()
+        row = rows.index(next(text for text in rows if text.endswith("line 8")))
+        assert await select(pilot, log, (0, row), (len(rows[row]) - 1, row)) == rows[row]
+        for number in range(12, 15):
+            await bob.say(f"line {number}")
+        await until(pilot, lambda: "line 14" in log_text(app))
+        assert app.screen.get_selected_text() == rows[row]
+        highlighted = app.screen.get_component_rich_style("screen--selection").bgcolor
+        drawn = ["".join(segment.text for segment in log.render_line(y)
+                         if segment.style and segment.style.bgcolor == highlighted)
+                 for y in range(log.scrollable_content_region.height)]
+        assert [text for text in drawn if text] == [rows[row]]
+
+
+async def test_clearing_or_resizing_the_log_drops_the_selection(url, join) -> None:
+    """Ctrl+L, or a new width that wraps the log again, leaves nothing selected to copy."""
+    app = make_app(url, "alice")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await online(pilot)
+        bob = await join("bob")
+        await bob.say("something worth copying")
+        await until(pilot, lambda: "worth" in log_text(app))
+        log = app.query_one(ChatLog)
+        assert await select(pilot, log, (0, 0), (10, 1))
+        await pilot.resize_terminal(80, 30)
+        await pilot.pause()
+        assert not app.screen.get_selected_text()
+        assert await select(pilot, log, (0, 0), (10, 1))
+        await pilot.press("ctrl+l")
+        await bob.say("after the clear")
+        await until(pilot, lambda: "after the clear" in log_text(app))
+        assert not app.screen.get_selected_text()
+
+
+async def test_a_multi_line_message_copies_without_the_indent_whatever_it_holds(url,
+                                                                            join) -> None:
+    """The indent of a message's later lines is left out also when a tab among non-ASCII
+    text makes the log lay it out another way, and a line that starts with a long link
+    copies as the link (no row of spaces before it)."""
+    link = "https://example.org/" + "x" * 70
+    app = make_app(url, "alice")
+    async with app.run_test(size=(70, 30)) as pilot:
+        await online(pilot)
+        bob = await join("bob")
+        await bob.say("café:\nx = 1\ty")
+        await bob.say(f"look:\n{link}")
+        await until(pilot, lambda: "xxxx" in log_text(app))
+        log = app.query_one(ChatLog)
+        rows = log_text(app).splitlines()
+        assert all(text.strip() for text in rows)  # no row of spaces only
+        cafe = next(index for index, text in enumerate(rows) if "café" in text)
+        copied = await select(pilot, log, (rows[cafe].index("café"), cafe),
+                              (len(rows[cafe + 1]) - 1, cafe + 1))
+        first, second = copied.split("\n")  # the tab as the spaces it is drawn as
+        assert first == "café:" and second.startswith("x = 1 ") and second.endswith(" y")
+        look = next(index for index, text in enumerate(rows) if "look:" in text)
+        copied = await select(pilot, log, (rows[look].index("look"), look),
+                              (len(rows[-1]) - 1, len(rows) - 1))
+        assert copied == f"look:\n{link}"

@@ -55,6 +55,14 @@ def test_wrap_ranges_break_at_spaces_and_fold_long_words() -> None:
     assert rows == ["aaa bbb", "  ccc", "  ddddd", "  ddddd", "  e", "f"]
 
 
+def test_wrap_ranges_never_break_among_the_spaces_a_paragraph_starts_with() -> None:
+    """A paragraph that starts with spaces (a message's indented lines) and then a word too
+    long for the row folds the word; it is not broken off into a row of spaces."""
+    text = "look:\n      https://example.org/long"
+    rows = [" " * indent + text[start:end] for start, end, indent in wrap_ranges(text, 12)]
+    assert rows == ["look:", "      https:", "//example.or", "g/long"]
+
+
 def test_wrap_ranges_measure_wide_characters_in_cells() -> None:
     """A wide character takes two cells; one wider than the row still gets a row."""
     text = "名前テスト abc"  # 10 cells, a space, 3

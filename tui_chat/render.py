@@ -154,6 +154,7 @@ def wrap_ranges(plain: str, width: int, indent: int = 0) -> list[tuple[int, int,
     position = 0
     for paragraph in plain.split("\n"):
         start, stop = position, position + len(paragraph)
+        lead = stop - len(paragraph.lstrip(" "))  # no break among the spaces it starts with
         first = len(ranges)
         room, shift = width, 0  # the first row of a paragraph has the full width
         while (stop - start if cells is None else cells[stop] - cells[start]) > room:
@@ -162,7 +163,7 @@ def wrap_ranges(plain: str, width: int, indent: int = 0) -> list[tuple[int, int,
             else:  # the longest run that fits, and at least one character
                 end = max(bisect_right(cells, cells[start] + room, start, stop + 1) - 1,
                           start + 1)
-            cut = plain.rfind(" ", start + 1, end + 1)
+            cut = plain.rfind(" ", max(start + 1, lead), end + 1)
             if cut <= start:
                 ranges.append((start, end, shift))
                 start = end
@@ -186,8 +187,9 @@ def names(nicks: tuple[str, ...], shown: int = 8) -> str:
 
 
 def system_line(text: str, ts_ms: int | None = None, style: str = SYSTEM_STYLE) -> Text:
-    """A line from the server or this app: joins, leaves, renames, errors, hints."""
-    return Text.assemble((clock(ts_ms), TIME_STYLE), " ", ("— ", style), (text, style))
+    """A line from the server or this app: joins, leaves, renames, errors, hints (its lines
+    after the first indented, as a message's are)."""
+    return Text.assemble((clock(ts_ms), TIME_STYLE), " ", ("— ", style), (body(text), style))
 
 
 def error_line(text: str) -> Text:

@@ -57,6 +57,7 @@ class ChatLog(ScrollView):
         self._removed = 0  # rows dropped from the top so far (cache keys are absolute)
         self._cache: LRUCache[int, Strip] = LRUCache(1024)
         self._style: Style | None = None  # self.rich_style, while the styles stay the same
+        self._selection_style: Style | None = None  # the screen's, looked up once
         self._days = DayMarks()
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
@@ -171,6 +172,7 @@ class ChatLog(ScrollView):
     def _rewrap(self, width: int) -> None:
         """Wrap every line again for a new width, keeping the view at the end if it was
         following, else at about the same place."""
+        self._forget_selection()
         old_rows = len(self._rows)
         fraction = self.scroll_y / old_rows if old_rows else 0.0
         self._rows.clear()
@@ -194,9 +196,10 @@ class ChatLog(ScrollView):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._cache.clear()
-        self._style = None
+        self._style = self._selection_style = None
 
     def clear(self) -> None:
+        self._forget_selection()
         self._days.reset()
         self._lines.clear()
         self._rows.clear()
@@ -214,11 +217,12 @@ class ChatLog(ScrollView):
         if index >= len(self._rows):
             return Strip.blank(width, self._base_style())
         strip = self._strip(index)
+        number = self._removed + index  # selections hold row numbers that trimming keeps
         selection = self.text_selection
-        if selection is not None and (span := selection.get_span(index)) is not None:
+        if selection is not None and (span := selection.get_span(number)) is not None:
             strip = self._selected(strip, row_plain(self._rows[index]), *span)
         return strip.crop_extend(scroll_x, scroll_x + width, self._base_style()).apply_offsets(
-            scroll_x, index)
+            scroll_x, number)
 
     def _selected(self, strip: Strip, plain: str, start: int, end: int) -> Strip:
         """`strip` with the characters from `start` to `end` (-1: the end) drawn selected."""
@@ -227,27 +231,39 @@ class ChatLog(ScrollView):
         if last <= first:
             return strip
         before, middle, after = strip.divide([first, last, strip.cell_length])
-        style = self.screen.get_component_rich_style("screen--selection")
-        middle = Strip(Segment.apply_style(middle, post_style=style), middle.cell_length)
+        if self._selection_style is None:
+            self._selection_style = self.screen.get_component_rich_style("screen--selection")
+        middle = Strip(Segment.apply_style(middle, post_style=self._selection_style),
+                       middle.cell_length)
         return Strip.join([before, middle, after])
+
+    def _forget_selection(self) -> None:
+        """Drop a selection whose row numbers no longer mean the same rows."""
+        if self.is_attached and self.text_selection is not None:
+            self.screen.clear_selection()
 
     def get_selection(self, selection: Selection) -> tuple[str, str] | None:
         """The text selected with the mouse, for copying (Ctrl+C), as drawn, except what the
         log itself added: a line wrapped onto several rows comes back as one (a link or a
         command is copied whole), and a multi-line message without the indent of its lines."""
-        rows = self._rows
+        rows, removed = self._rows, self._removed
         if not rows:
             return None
-        first = selection.start or Offset(0, 0)
-        last = selection.end or Offset(len(row_plain(rows[-1])), len(rows) - 1)
+        first = Offset(0, removed) if selection.start is None else selection.start
+        if first.y < removed:  # it began in rows the scrollback has dropped since
+            first = Offset(0, removed)
+        last = selection.end
+        if last is None:
+            last = Offset(len(row_plain(rows[-1])), removed + len(rows) - 1)
         pieces: list[str] = []
-        for index in range(first.y, min(last.y, len(rows) - 1) + 1):
+        for number in range(first.y, min(last.y, removed + len(rows) - 1) + 1):
+            index = number - removed
             plain = row_plain(rows[index])
             joint, added = self._joint(index)
-            begin = max(first.x if index == first.y else 0, added)
-            if index > first.y:
+            begin = max(first.x if number == first.y else 0, added)
+            if number > first.y:
                 pieces.append(joint)
-            pieces.append(plain[begin:last.x if index == last.y else len(plain)])
+            pieces.append(plain[begin:last.x if number == last.y else len(plain)])
         return "".join(pieces), "\n"
 
     def _joint(self, index: int) -> tuple[str, int]:
@@ -263,8 +279,7 @@ class ChatLog(ScrollView):
         gap = plain[above[1][1]:start]
         if "\n" not in gap:
             return gap, indent
-        ours = isinstance(line, MessageLine) and plain.startswith(CONTINUATION, start)
-        return "\n", len(CONTINUATION) if ours else 0
+        return "\n", len(CONTINUATION) if plain.startswith(CONTINUATION, start) else 0
 
     def _strip(self, index: int) -> Strip:
         key = self._removed + index
