@@ -19,6 +19,15 @@ async def select(pilot: Pilot, log: ChatLog, start: tuple[int, int], end: tuple[
     return pilot.app.clipboard
 
 
+def drawn_selected(log: ChatLog) -> list[str]:
+    """The text of each row on screen that is drawn in the selection's colours."""
+    selected = log.screen.get_component_rich_style("screen--selection").bgcolor
+    rows = ["".join(segment.text for segment in log.render_line(y)
+                    if segment.style and segment.style.bgcolor == selected)
+            for y in range(log.scrollable_content_region.height)]
+    return [row for row in rows if row]
+
+
 async def test_text_selected_with_the_mouse_is_drawn_selected_and_copied(url, join) -> None:
     """Dragging across a link in someone's line highlights exactly it, and Ctrl+C copies it
     (the input keeps the focus); a selection over two messages copies both, a line each,
@@ -36,10 +45,7 @@ async def test_text_selected_with_the_mouse_is_drawn_selected_and_copied(url, jo
         start = rows[row].index("https://")
         link = "https://example.org/release-notes"
         assert await select(pilot, log, (start, row), (start + len(link) - 1, row)) == link
-        selected = app.screen.get_component_rich_style("screen--selection")
-        drawn = [segment for segment in log.render_line(row)
-                 if segment.style and segment.style.bgcolor == selected.bgcolor]
-        assert "".join(segment.text for segment in drawn) == link
+        assert drawn_selected(log) == [link]
         # to 本, after the two cells of 日, on the next message's row
         copied = await select(pilot, log, (start, row), (19, row + 1))
         assert copied == link + " for details\n" + rows[row + 1][:19]
@@ -93,11 +99,7 @@ async def test_a_selection_stays_on_its_text_while_the_scrollback_drops_rows(url
             await bob.say(f"line {number}")
         await until(pilot, lambda: "line 14" in log_text(app))
         assert app.screen.get_selected_text() == rows[row]
-        highlighted = app.screen.get_component_rich_style("screen--selection").bgcolor
-        drawn = ["".join(segment.text for segment in log.render_line(y)
-                         if segment.style and segment.style.bgcolor == highlighted)
-                 for y in range(log.scrollable_content_region.height)]
-        assert [text for text in drawn if text] == [rows[row]]
+        assert drawn_selected(log) == [rows[row]]
 
 
 async def test_clearing_or_resizing_the_log_drops_the_selection(url, join) -> None:
