@@ -26,6 +26,16 @@ def log_text(app: ChatApp) -> str:
     return app.query_one(ChatLog).text()
 
 
+def drawn_on(app: ChatApp, background) -> list[str]:
+    """The text the log draws on `background` (a Rich colour), one entry per row on screen
+    that has any."""
+    log = app.query_one(ChatLog)
+    rows = ["".join(segment.text for segment in log.render_line(y)
+                    if segment.style and segment.style.bgcolor == background)
+            for y in range(log.scrollable_content_region.height)]
+    return [row for row in rows if row]
+
+
 def users_text(app: ChatApp) -> str:
     return str(app.query_one(UserList).render())
 

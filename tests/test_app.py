@@ -6,9 +6,6 @@ import gc
 
 from textual import events
 
-from server import ChatServer, ServerConfig
-from tests.helpers import Relay
-from tui_chat.updates import Backoff
 from tests.apptools import (
     SIZE,
     log_text,
@@ -100,56 +97,6 @@ async def test_the_user_list_follows_joins_leaves_and_renames(url, join) -> None
         await until(pilot, lambda: "robert" not in users_text(app))
         assert "robert has left the chat." in log_text(app)
         assert app.query_one("UserList").border_title == "Users · 1"
-
-
-async def test_a_reconnect_says_who_came_and_went_while_you_were_away(chat_server, join) -> None:
-    """Back after a drop, the log says who joined and who left meanwhile (a rename shows as
-    the old name leaving and the new one joining), without counting yourself."""
-    relay = await Relay(chat_server.port).start()
-    app = make_app(f"ws://127.0.0.1:{relay.port}/lobby", "alice",
-                   backoff=Backoff(first=1.0, cap=1.0))  # away for half a second or more
-    async with app.run_test(size=SIZE) as pilot:
-        await online(pilot)
-        bob, carol = await join("bob"), await join("carol")
-        await until(pilot, lambda: "carol" in users_text(app))
-        relay.sever()
-        await until(pilot, lambda: "reconnecting" in app.sub_title)
-        await bob.close()
-        await carol.send(type="nick", nick="Caroline")
-        await carol.expect("presence")
-        await join("dave")
-        await until(pilot, lambda: "Reconnected to lobby" in log_text(app))
-        await pilot.pause(0.1)
-        assert "While you were away: Caroline and dave joined; bob and carol left." in " ".join(
-            log_text(app).split())
-        assert sorted(app.client.users) == ["Caroline", "alice", "dave"]
-    await relay.close()
-
-
-async def test_restart_reconnects_and_delivers_typed_lines_exactly_once() -> None:
-    """The server stops and comes back; what was typed meanwhile is delivered once."""
-    first = ChatServer(ServerConfig(port=0, rate=0))
-    await first.start()
-    port = first.port
-    app = make_app(f"ws://127.0.0.1:{port}/lobby", "alice")
-    async with app.run_test(size=SIZE) as pilot:
-        await online(pilot)
-        await first.stop()
-        await until(pilot, lambda: "reconnecting" in app.sub_title)
-        await type_line(pilot, "typed while away")
-        await until(pilot, lambda: len(outbox(app)) == 1)
-        second = ChatServer(ServerConfig(port=port, rate=0))
-        await second.start()
-        try:
-            await until(pilot, lambda: "alice typed while away" in log_text(app))
-            await until(pilot, lambda: outbox(app) == ())
-            await pilot.pause(0.3)
-            assert log_text(app).count("typed while away") == 1
-            assert "Reconnected to lobby" in log_text(app)
-            assert len(second.history.backlog("lobby", None, None, 10).messages) == 1
-        finally:
-            await app.client.stop()
-            await second.stop()
 
 
 async def test_markup_like_text_arrives_literally_and_runs_nothing(url, join) -> None:
@@ -343,28 +290,6 @@ async def test_a_burst_is_written_to_the_log_in_batches(url, join) -> None:
         assert [line.split()[-1] for line in shown] == [str(n) for n in range(1000)]
         assert sum(batches) >= 1000
         assert len(batches) < 100, f"{len(batches)} batches for 1,000 messages"
-
-
-async def test_a_server_that_cannot_be_reached_is_explained_once(unused_port) -> None:
-    """Before ever connecting, the log says why the connection fails (once per reason, not
-    once per attempt), and the header says it is retrying, not reconnecting."""
-    app = make_app(f"ws://127.0.0.1:{unused_port}/lobby", "alice",
-                   backoff=Backoff(first=1.0, cap=1.0))  # retries 0.5-1 s apart, as people see
-    async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.client.backoff.attempts >= 3)
-        assert log_text(app).count("Cannot connect: connection refused. Trying again…") == 1
-        assert "retrying" in app.sub_title and "reconnecting" not in app.sub_title
-
-
-async def test_a_missing_token_is_one_clear_line(start_server) -> None:
-    """Joining a server that needs a token without one says so once, with how to give it."""
-    server = await start_server(token="s3cret-token-value")
-    app = make_app(server.url + "/lobby", "alice")
-    async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: "Offline" in log_text(app))
-        lines = [line for line in log_text(app).splitlines() if "token" in line]
-        assert len(lines) == 1 and "this server needs a token." in lines[0]
-        assert "--token-file" in lines[0]
 
 
 async def test_no_line_of_a_message_can_pass_for_a_log_line_of_its_own(url, join) -> None:

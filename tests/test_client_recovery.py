@@ -1,5 +1,5 @@
-"""The client through drops, refusals and renames: nothing stored twice or out of order, and
-never locked out of its own name."""
+"""The client through drops, refusals and renames: nothing stored twice or out of order,
+never locked out of its own name, and a wait to reconnect that can be cut short."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import sqlite3
 from server import ChatServer, ServerConfig
 from tests.helpers import JsonClient, Relay, server_where_alice_said, stored
 from tui_chat.updates import Backoff, Joined, NickRefused, Received, Refused, State
+
+SLOW = Backoff(first=120, cap=120)  # the next attempt waits a minute or two
 
 
 async def test_a_rename_while_offline_does_not_store_an_unacknowledged_message_twice(
@@ -347,3 +349,32 @@ async def test_a_rename_whose_answer_was_lost_is_made_again_without_a_ghost_in_t
     finally:
         await relay.close()
 
+
+async def test_reconnect_now_ends_the_wait_for_the_next_attempt(
+        start_server, unused_port, run_client) -> None:
+    """A client that found no server waits a minute to try again; reconnect_now() once the
+    server is up joins at once, and is refused (False) while online."""
+    client, seen = run_client(f"ws://127.0.0.1:{unused_port}/lobby", "alice", backoff=SLOW)
+    await seen.until(lambda: client.state is State.RECONNECTING and client.backoff.attempts)
+    await start_server(port=unused_port)
+    assert client.reconnect_now() is True
+    await seen.until(lambda: client.state is State.ONLINE, timeout=3)
+    assert client.reconnect_now() is False
+
+
+async def test_each_wait_can_be_cut_short(run_client, unused_port) -> None:
+    """After every failed attempt there is a new wait, and reconnect_now() ends each one."""
+    client, seen = run_client(f"ws://127.0.0.1:{unused_port}/lobby", "alice", backoff=SLOW)
+    for attempts in (1, 2, 3):
+        await seen.until(lambda attempts=attempts: client.backoff.attempts == attempts)
+        await seen.until(client.reconnect_now, timeout=2)  # True once the wait has begun
+    await seen.until(lambda: client.backoff.attempts == 4, timeout=2)
+
+
+async def test_reconnect_now_is_refused_once_the_server_refused_for_good(start_server,
+                                                                         run_client) -> None:
+    """A server that wants a token the client does not have is not retried: nothing waits."""
+    server = await start_server(token="s3cret-token-value")
+    client, seen = run_client(server.url + "/lobby", "alice", backoff=SLOW)
+    await seen.until(lambda: client.state is State.OFFLINE)
+    assert client.reconnect_now() is False

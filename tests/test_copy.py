@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from textual.app import App
 from textual.pilot import Pilot
 
-from tests.apptools import log_text, make_app, online, until
+from tests.apptools import drawn_on, log_text, make_app, online, until
 from tui_chat.render import system_line
 from tui_chat.widgets import ChatLog
 
@@ -19,13 +20,9 @@ async def select(pilot: Pilot, log: ChatLog, start: tuple[int, int], end: tuple[
     return pilot.app.clipboard
 
 
-def drawn_selected(log: ChatLog) -> list[str]:
+def drawn_selected(app: App) -> list[str]:
     """The text of each row on screen that is drawn in the selection's colours."""
-    selected = log.screen.get_component_rich_style("screen--selection").bgcolor
-    rows = ["".join(segment.text for segment in log.render_line(y)
-                    if segment.style and segment.style.bgcolor == selected)
-            for y in range(log.scrollable_content_region.height)]
-    return [row for row in rows if row]
+    return drawn_on(app, app.screen.get_component_rich_style("screen--selection").bgcolor)
 
 
 async def test_text_selected_with_the_mouse_is_drawn_selected_and_copied(url, join) -> None:
@@ -45,7 +42,7 @@ async def test_text_selected_with_the_mouse_is_drawn_selected_and_copied(url, jo
         start = rows[row].index("https://")
         link = "https://example.org/release-notes"
         assert await select(pilot, log, (start, row), (start + len(link) - 1, row)) == link
-        assert drawn_selected(log) == [link]
+        assert drawn_selected(app) == [link]
         # to 本, after the two cells of 日, on the next message's row
         copied = await select(pilot, log, (start, row), (19, row + 1))
         assert copied == link + " for details\n" + rows[row + 1][:19]
@@ -99,7 +96,7 @@ async def test_a_selection_stays_on_its_text_while_the_scrollback_drops_rows(url
             await bob.say(f"line {number}")
         await until(pilot, lambda: "line 14" in log_text(app))
         assert app.screen.get_selected_text() == rows[row]
-        assert drawn_selected(log) == [rows[row]]
+        assert drawn_selected(app) == [rows[row]]
 
 
 async def test_clearing_or_resizing_the_log_drops_the_selection(url, join) -> None:

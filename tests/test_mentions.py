@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from rich.style import Style
 
-from tests.apptools import log_text, make_app, online, type_line, until
+from tests.apptools import drawn_on, log_text, make_app, online, type_line, until
 from tests.helpers import JsonClient
 from tui_chat.app import ChatApp, NetworkUpdates
 from tui_chat.mentions import mentions
@@ -74,11 +74,8 @@ def counting_bells(app: ChatApp) -> list[None]:
 
 
 def highlighted(app: ChatApp) -> str:
-    """The text the log draws in the mention style, row by row."""
-    log = app.query_one(ChatLog)
-    return "|".join("".join(segment.text for segment in log.render_line(y)
-                            if segment.style and segment.style.bgcolor == MENTION.bgcolor)
-                    for y in range(log.scrollable_content_region.height)).strip("|")
+    """The text the log draws in the mention style, its rows joined by `|`."""
+    return "|".join(drawn_on(app, MENTION.bgcolor))
 
 
 async def test_a_line_that_names_you_stands_out_and_rings_the_bell_once(url, join) -> None:

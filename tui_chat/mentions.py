@@ -11,19 +11,18 @@ from tui_chat.protocol import Message, nick_key
 SHORT_NICK = 2  # a name this light is too common a word: only `@a`, or `a:` first, names it
 SHORT_FOLLOWERS = (":", ",", "、")  # what may follow a short name first in the line
 
+_KANA = ((0x3040, 0x30FF), (0x31F0, 0x31FF))
+_HAN = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x3134F))
+_HANGUL_SYLLABLES = ((0xAC00, 0xD7AF),)
 # Scripts written without spaces between words (Thai, Lao, Myanmar, Khmer, kana, Han): a
 # name among their letters is a word wherever it stands (`こんにちは田中さん`, `aliceさん`).
-_UNSPACED = (
-    (0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0x3040, 0x30FF), (0x31F0, 0x31FF),
-    (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x3134F),
-)
+_UNSPACED = ((0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF), *_KANA, *_HAN)
 # Hangul (syllables and jamo): Korean is written with spaces, but particles and laughter
 # join the name before them (`철수가`, `철수ㅋㅋ`), so its letters may follow a name.
 _HANGUL = ((0x1100, 0x11FF), (0x3130, 0x318F), (0xA960, 0xA97F), (0xAC00, 0xD7FF))
 # Letters that are whole syllables or words (Han, kana, Hangul syllables) weigh two against
 # SHORT_NICK: `田中` is as distinctive as `bob`, `王` is short.
-_SYLLABIC = ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xAC00, 0xD7AF),
-             (0xF900, 0xFAFF), (0x20000, 0x3134F))
+_SYLLABIC = (*_KANA, *_HAN, *_HANGUL_SYLLABLES)
 _URL = re.compile(r"[a-z][a-z0-9+.-]*://\S*")  # on folded text: the scheme is lower case
 
 

@@ -249,8 +249,8 @@ class ChatLog(ScrollView):
         rows, removed = self._rows, self._removed
         if not rows:
             return None
-        first = Offset(0, removed) if selection.start is None else selection.start
-        if first.y < removed:  # it began in rows the scrollback has dropped since
+        first = selection.start
+        if first is None or first.y < removed:  # (or in rows the scrollback has dropped)
             first = Offset(0, removed)
         last = selection.end
         if last is None:

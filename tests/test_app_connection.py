@@ -1,0 +1,118 @@
+"""The app's connection as its user sees it: drops, restarts, unreachable and refusing
+servers, who came and went meanwhile, and reconnecting at once (Ctrl+R, /reconnect)."""
+
+from __future__ import annotations
+
+from textual.widgets import Footer
+
+from server import ChatServer, ServerConfig
+from tests.apptools import SIZE, log_text, make_app, online, outbox, type_line, until, users_text
+from tests.helpers import Relay
+from tui_chat.app import ChatApp
+from tui_chat.updates import Backoff
+
+SLOW = Backoff(first=120, cap=120)  # the next attempt waits a minute or two
+
+
+def footer_offers_reconnect(app: ChatApp) -> bool:
+    """Whether the footer shows the Ctrl+R key."""
+    return any(getattr(key, "key", None) == "ctrl+r" for key in app.query_one(Footer).children)
+
+
+async def test_a_reconnect_says_who_came_and_went_while_you_were_away(chat_server, join) -> None:
+    """Back after a drop, the log says who joined and who left meanwhile (a rename shows as
+    the old name leaving and the new one joining), without counting yourself."""
+    relay = await Relay(chat_server.port).start()
+    app = make_app(f"ws://127.0.0.1:{relay.port}/lobby", "alice",
+                   backoff=Backoff(first=1.0, cap=1.0))  # away for half a second or more
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        bob, carol = await join("bob"), await join("carol")
+        await until(pilot, lambda: "carol" in users_text(app))
+        relay.sever()
+        await until(pilot, lambda: "reconnecting" in app.sub_title)
+        await bob.close()
+        await carol.send(type="nick", nick="Caroline")
+        await carol.expect("presence")
+        await join("dave")
+        await until(pilot, lambda: "Reconnected to lobby" in log_text(app))
+        await pilot.pause(0.1)
+        assert "While you were away: Caroline and dave joined; bob and carol left." in " ".join(
+            log_text(app).split())
+        assert sorted(app.client.users) == ["Caroline", "alice", "dave"]
+    await relay.close()
+
+
+async def test_restart_reconnects_and_delivers_typed_lines_exactly_once() -> None:
+    """The server stops and comes back; what was typed meanwhile is delivered once."""
+    first = ChatServer(ServerConfig(port=0, rate=0))
+    await first.start()
+    port = first.port
+    app = make_app(f"ws://127.0.0.1:{port}/lobby", "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        await first.stop()
+        await until(pilot, lambda: "reconnecting" in app.sub_title)
+        await type_line(pilot, "typed while away")
+        await until(pilot, lambda: len(outbox(app)) == 1)
+        second = ChatServer(ServerConfig(port=port, rate=0))
+        await second.start()
+        try:
+            await until(pilot, lambda: "alice typed while away" in log_text(app))
+            await until(pilot, lambda: outbox(app) == ())
+            await pilot.pause(0.3)
+            assert log_text(app).count("typed while away") == 1
+            assert "Reconnected to lobby" in log_text(app)
+            assert len(second.history.backlog("lobby", None, None, 10).messages) == 1
+        finally:
+            await app.client.stop()
+            await second.stop()
+
+
+async def test_a_server_that_cannot_be_reached_is_explained_once(unused_port) -> None:
+    """Before ever connecting, the log says why the connection fails (once per reason, not
+    once per attempt), and the header says it is retrying, not reconnecting."""
+    app = make_app(f"ws://127.0.0.1:{unused_port}/lobby", "alice",
+                   backoff=Backoff(first=1.0, cap=1.0))  # retries 0.5-1 s apart, as people see
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.client.backoff.attempts >= 3)
+        assert log_text(app).count("Cannot connect: connection refused. Trying again…") == 1
+        assert "retrying" in app.sub_title and "reconnecting" not in app.sub_title
+
+
+async def test_a_missing_token_is_one_clear_line(start_server) -> None:
+    """Joining a server that needs a token without one says so once, with how to give it."""
+    server = await start_server(token="s3cret-token-value")
+    app = make_app(server.url + "/lobby", "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: "Offline" in log_text(app))
+        lines = [line for line in log_text(app).splitlines() if "token" in line]
+        assert len(lines) == 1 and "this server needs a token." in lines[0]
+        assert "--token-file" in lines[0]
+
+
+async def test_ctrl_r_reconnects_at_once_and_is_offered_only_while_waiting(
+        start_server, unused_port) -> None:
+    """While the app waits to reconnect the footer offers Ctrl+R; pressing it once the server
+    is back brings the app online without waiting; online, the key is not offered."""
+    server = await start_server(port=unused_port)
+    app = make_app(server.url + "/lobby", "alice", backoff=SLOW)
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        assert not footer_offers_reconnect(app)
+        await server.stop()
+        await until(pilot, lambda: footer_offers_reconnect(app))
+        await start_server(port=unused_port)
+        await pilot.press("ctrl+r")
+        await online(pilot)
+        assert "Reconnected to lobby as alice." in log_text(app)
+        await until(pilot, lambda: not footer_offers_reconnect(app))
+
+
+async def test_the_reconnect_command_says_when_there_is_nothing_to_wait_for(url) -> None:
+    """/reconnect while online explains itself instead of doing nothing."""
+    app = make_app(url, "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        await type_line(pilot, "/reconnect")
+        await until(pilot, lambda: "Already online." in log_text(app))
