@@ -266,7 +266,25 @@ async def test_a_message_longer_than_the_scrollback_is_kept_whole(url, join) -> 
         await bob.say("short")
         await until(pilot, lambda: "short" in log_text(app))
         rows = log_text(app).splitlines()
-        assert len(rows) == 3 and rows[1] == "      part5" and rows[2].endswith(" bob short")
+        assert len(rows) == 1 and rows[0].endswith(" bob short"), rows
+
+
+async def test_the_scrollback_drops_a_wrapped_message_whole(url, join) -> None:
+    """Trimming the log takes a wrapped message's rows together: no row it wrapped onto is
+    left at the top without the row that names its sender."""
+    app = make_app(url, "alice", scrollback=4)
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        bob = await join("bob")
+        await bob.say(" ".join(f"w{number}" for number in range(40)))
+        await until(pilot, lambda: "w39" in log_text(app))
+        wrapped = len(log_text(app).splitlines())
+        assert wrapped > 2, "the message should wrap onto several rows"
+        await bob.say("one")
+        await bob.say("two")
+        await until(pilot, lambda: "two" in log_text(app))
+        rows = log_text(app).splitlines()
+        assert [row.split()[-2:] for row in rows] == [["bob", "one"], ["bob", "two"]], rows
 
 
 async def test_a_burst_is_written_to_the_log_in_batches(url, join) -> None:

@@ -87,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --serve: the server's history database (default: history.db"
                              " in your data directory; :memory: keeps no history)")
     parser.add_argument("--scrollback", type=int, default=10_000, metavar="ROWS",
-                        help="screen rows the message log keeps, the newest message always whole"
-                             " (default: %(default)s)")
+                        help="screen rows the message log keeps; messages leave it whole, and the"
+                             " newest stays whole however long (default: %(default)s)")
     add_connection_options(parser)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser

@@ -158,14 +158,21 @@ class ChatLog(ScrollView):
         self._last_rows = len(rows) - last
 
     def _trim(self) -> int:
-        """Drop rows over `max_lines` from the top, but never the newest line's: a message
-        longer than the scrollback is kept whole. Returns how many were dropped."""
+        """Drop rows over `max_lines` from the top, whole lines at a time (a row a line
+        wrapped onto never stays without the row naming its sender), but never the newest
+        line: a message longer than the scrollback is kept whole. Returns how many rows were
+        dropped."""
         rows = self._rows
         excess = min(len(rows) - self.max_lines, len(rows) - self._last_rows)
         if excess <= 0:
             return 0
-        for _ in range(excess):
+        for _ in range(excess - 1):
             rows.popleft()
+        cut = rows.popleft()
+        if isinstance(cut, tuple):  # the rest of a wrapped line goes with it
+            while rows and isinstance(rows[0], tuple) and rows[0][0] is cut[0]:
+                rows.popleft()
+                excess += 1
         self._removed += excess
         return excess
 
