@@ -18,7 +18,7 @@ from tests.apptools import (
 )
 from tui_chat.collector import YOUNG_GENERATION_THRESHOLD
 from tui_chat.chat_input import ChatInput
-from tui_chat.widgets import ChatLog
+from tui_chat.widgets import ChatLog, Outbox, UserList
 
 
 async def test_two_apps_chat(url) -> None:
@@ -156,6 +156,27 @@ async def test_a_taken_nickname_can_be_replaced_without_restarting(url, join) ->
         await type_line(pilot, "/nick alice2")
         await online(pilot)
         assert "You joined lobby as alice2." in log_text(app)
+
+
+async def test_while_the_nickname_is_refused_the_screen_says_a_nick_is_needed(url, join) -> None:
+    """Refused its nickname, the app is connected but in no room: the header says it needs a
+    nickname, the user list marks no one as you, and a line typed meanwhile waits for /nick,
+    to be sent once a free name has joined."""
+    await join("alice")
+    app = make_app(url, "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: "is taken" in log_text(app))
+        await pilot.pause(0.05)
+        assert app.sub_title.startswith("needs a nickname"), app.sub_title
+        assert app.query_one(UserList).border_title == "Users (not joined)"
+        assert "(you)" not in users_text(app)
+        await type_line(pilot, "typed before the nick")
+        await until(pilot, lambda: "waiting for a /nick: typed before the nick"
+                    in str(app.query_one(Outbox).render()))
+        await type_line(pilot, "/nick alice2")
+        await online(pilot)
+        await until(pilot, lambda: "alice2 typed before the nick" in log_text(app))
+        assert app.sub_title.startswith("online")
 
 
 async def test_tab_completes_nicknames_and_commands(url, join) -> None:

@@ -11,7 +11,7 @@ from rich.text import Text
 from textual.strip import Strip
 
 import tui_chat.render
-from tui_chat.protocol import Message, now_ms
+from tui_chat.protocol import NICK_TAKEN, NICK_UNCHANGED, Error, Message, now_ms
 from tui_chat.render import (
     CONTINUATION,
     DayMarks,
@@ -19,9 +19,11 @@ from tui_chat.render import (
     clock,
     day_bounds,
     names,
+    nick_refused_lines,
     row_plain,
     wrap_ranges,
 )
+from tui_chat.updates import NickRefused
 
 TS = 1_763_717_400_000  # 09:30 UTC
 BASE = Style.parse("#e0e0e0 on #1e1e1e")
@@ -219,3 +221,19 @@ def test_timestamps_follow_a_change_of_time_zone(zone) -> None:
     for name, shown in (("Asia/Shanghai", "17:30"), ("America/Regina", "03:30")):
         zone(name)  # both are called CST
         assert clock(TS) == shown
+
+
+def test_a_rename_to_the_name_you_have_is_one_plain_line() -> None:
+    """Asking for the name you already have is answered by one notice, not an error and a
+    hint to keep the name you kept anyway."""
+    same = nick_refused_lines(NickRefused(Error(NICK_UNCHANGED, "You are already called 'alice'."),
+                                          kept="alice"))
+    assert [notice_text(line) for line in same] == ["You are already called 'alice'."]
+    taken = nick_refused_lines(NickRefused(Error(NICK_TAKEN, "The nickname 'bob' is taken."),
+                                           kept="alice"))
+    assert [notice_text(line) for line in taken][-1] == "You are still alice."
+
+
+def notice_text(line: Text) -> str:
+    """What a notice says, without its time."""
+    return line.plain.partition(" — ")[2]

@@ -145,11 +145,13 @@ class ChatApp(App[None]):
             if store.claim():
                 self.client.attach_store(store)
                 return
-            line, why = system_line, f"Another tui-chat is in this room as {self.client.nick}"
+            line, why = system_line, (f"Another tui-chat on this computer is in this room as"
+                                      f" {self.client.nick}, so messages waiting to be sent"
+                                      " are not saved on disk")
         except OSError as error:
             reason = error.strerror or error
             line, why = error_line, f"Cannot keep pending messages on disk ({reason})"
-        self._log([line(f"{why}: what you type is kept in memory only until it is sent.")])
+        self._log([line(f"{why}: quitting before they are sent loses them.")])
 
     async def _start_server(self, address: str, port: int) -> bool:
         logging.basicConfig(level=logging.INFO, handlers=[TextualHandler()], force=True)
@@ -258,8 +260,9 @@ class ChatApp(App[None]):
         self.retry_at = update.retry_at  # before the state: its watcher redraws the header
         previous, self.state = self.state, update.state
         self.refresh_bindings()  # Ctrl+R is offered only while an attempt is waiting
-        self.query_one(Outbox).online = self.query_one(UserList).online = (
-            update.state is State.ONLINE)
+        self.query_one(Outbox).state = self.query_one(UserList).state = update.state
+        if update.state is State.NICKNAME:
+            self.query_one(UserList).me = ""  # you are no one in the room until a /nick
         if update.state is State.OFFLINE and update.reason:
             hint = f" {TOKEN_HINT}" if self.client.auth_failed else ""
             return [error_line(f"Offline: {update.reason.rstrip('.')}.{hint}")]

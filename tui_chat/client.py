@@ -178,6 +178,7 @@ class ChatClient:
             return self._request(Rename(nick, password, frozenset(self.outbox)))
         if self._connection is not None and not self._hello_sent:  # the last was refused
             self.nick, self.password, self._deferred = nick, password, []
+            self._set_state(State.JOINING)
             return self._send_hello()
         if self._connection is None and not (self.joined_once or self.outbox):
             self.nick, self.password, self._deferred = nick, password, []
@@ -397,7 +398,7 @@ class ChatClient:
                 self._send_hello()
                 return None
             self.on_update(NickRefused(error))
-            self._set_state(State.JOINING, reason=error.message)
+            self._set_state(State.NICKNAME, reason=error.message)
             return None
         outgoing = self.outbox.pop(error.cid, None) if error.cid else None
         self.on_update(Refused(error, outgoing))

@@ -14,7 +14,7 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 
-from tui_chat.protocol import BAD_PASSWORD, NICK_REGISTERED, Message, nick_key, now_ms
+from tui_chat.protocol import BAD_PASSWORD, NICK_REGISTERED, NICK_UNCHANGED, Message, nick_key, now_ms
 from tui_chat.mentions import mentions
 from tui_chat.updates import Joined, NickRefused, Refused
 
@@ -269,6 +269,8 @@ class DayMarks:
 
 def nick_refused_lines(update: NickRefused) -> list[Text]:
     """What the log says when a nickname was refused: why, and what to do."""
+    if update.error.code == NICK_UNCHANGED:  # nothing went wrong, and nothing to do
+        return [system_line(update.error.message)]
     if update.kept:
         hint = f"You are still {update.kept}."
     elif update.error.code in (NICK_REGISTERED, BAD_PASSWORD):

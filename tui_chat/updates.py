@@ -13,7 +13,8 @@ class State(Enum):
     """Where the connection is."""
 
     CONNECTING = "connecting"
-    JOINING = "joining"  # connected; waiting for the welcome, or for a nickname that is free
+    JOINING = "joining"  # connected; waiting for the welcome
+    NICKNAME = "needs a nickname"  # connected; the nickname was refused: waiting for /nick
     ONLINE = "online"
     RECONNECTING = "reconnecting"
     OFFLINE = "offline"

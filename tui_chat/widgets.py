@@ -17,7 +17,7 @@ from textual.selection import Selection
 from textual.strip import Strip
 from textual.widgets import Static
 
-from tui_chat.updates import Outgoing
+from tui_chat.updates import Outgoing, State
 from tui_chat.protocol import nick_key
 from tui_chat.render import (
     CONTINUATION,
@@ -329,7 +329,7 @@ class UserList(Static):
 
     users: reactive[tuple[str, ...]] = reactive(())
     me: reactive[str] = reactive("")
-    online: reactive[bool] = reactive(True)  # offline, it shows who was here, dimmed
+    state: reactive[State] = reactive(State.ONLINE)  # else it shows who was here, dimmed
 
     def render(self) -> Text:
         text = Text(no_wrap=True, overflow="ellipsis")
@@ -346,12 +346,16 @@ class UserList(Static):
     def watch_users(self, users: tuple[str, ...]) -> None:
         self._title()
 
-    def watch_online(self, online: bool) -> None:
-        self.set_class(not online, "-offline")
+    def watch_state(self, state: State) -> None:
+        self.set_class(state is not State.ONLINE, "-offline")
         self._title()
 
     def _title(self) -> None:
-        self.border_title = f"Users · {len(self.users)}" if self.online else "Users (offline)"
+        if self.state is State.ONLINE:
+            self.border_title = f"Users · {len(self.users)}"
+        else:  # connected but refused the nickname: not in the room either
+            self.border_title = "Users (not joined)" if self.state is State.NICKNAME else (
+                "Users (offline)")
 
 
 class Outbox(Static):
@@ -359,10 +363,11 @@ class Outbox(Static):
 
     # Its height is its number of rows: a change of what is pending lays the screen out again.
     pending: reactive[tuple[Outgoing, ...]] = reactive((), layout=True)
-    online: reactive[bool] = reactive(False)
+    state: reactive[State] = reactive(State.CONNECTING)
 
     def render(self) -> Text:
-        status = "sending" if self.online else "waiting for the connection"
+        status = {State.ONLINE: "sending", State.NICKNAME: "waiting for a /nick"}.get(
+            self.state, "waiting for the connection")
         listed = self.pending if len(self.pending) <= SHOWN_PENDING else (
             self.pending[:SHOWN_PENDING - 1])
         rows = []
