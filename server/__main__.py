@@ -1,5 +1,5 @@
-"""`python -m server`: the same as `tui-chat-server`."""
+"""`python -m tui_chat_server`: the same as `tui-chat-server`."""
 
-from server.cli import main
+from .cli import main
 
 raise SystemExit(main())

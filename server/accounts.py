@@ -9,7 +9,7 @@ import os
 import sqlite3
 from dataclasses import dataclass
 
-from server.history import connect_database
+from .history import connect_database
 from tui_chat.protocol import check_nick, nick_key, now_ms
 
 SCHEMA = """

@@ -16,12 +16,12 @@ from websockets.frames import CloseCode
 from websockets.headers import parse_subprotocol
 from websockets.http11 import Request, Response
 
-from server.accounts import Accounts
-from server.history import History
-from server.hub import Hub, Limits
-from server.limits import ConnectionCounter
-from server.sessions import JsonSession, PlainSession, Session, token_matches
-from server.transport import ChatConnection, peer_name
+from .accounts import Accounts
+from .history import History
+from .hub import Hub, Limits
+from .limits import ConnectionCounter
+from .sessions import JsonSession, PlainSession, Session, token_matches
+from .transport import ChatConnection, peer_name
 from tui_chat.protocol import (
     DEFAULT_MAX_FRAME,
     DEFAULT_MAX_TEXT,

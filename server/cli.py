@@ -11,10 +11,10 @@ import ssl
 import sys
 from pathlib import Path
 
-from server.accounts import Accounts
-from server.app import ChatServer, ServerConfig, default_db_path
-from server.history import StorageError
-from server.origins import origin_of
+from .accounts import Accounts
+from .app import ChatServer, ServerConfig, default_db_path
+from .history import StorageError
+from .origins import origin_of
 from tui_chat import __version__, collector
 from tui_chat.protocol import MAX_INT
 

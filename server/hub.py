@@ -11,10 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from server.accounts import Accounts
-from server.fanout import Delivery, Stream, text_frame
-from server.history import History, StorageError, Stored
-from server.rooms import Dialect, Member, Room, Rooms, sender_scope
+from .accounts import Accounts
+from .fanout import Delivery, Stream, text_frame
+from .history import History, StorageError, Stored
+from .rooms import Dialect, Member, Room, Rooms, sender_scope
 from tui_chat.protocol import (
     DEFAULT_MAX_FRAME,
     DEFAULT_MAX_TEXT,

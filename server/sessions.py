@@ -9,9 +9,9 @@ import re
 
 from websockets.frames import CloseCode
 
-from server.hub import Greeting, Hub, unavailable
-from server.limits import TokenBucket
-from server.rooms import Dialect, Member, Room
+from .hub import Greeting, Hub, unavailable
+from .limits import TokenBucket
+from .rooms import Dialect, Member, Room
 from tui_chat.protocol import (
     ALREADY_JOINED,
     BAD_PASSWORD,

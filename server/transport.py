@@ -19,7 +19,7 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 if TYPE_CHECKING:
-    from server.sessions import Session
+    from .sessions import Session
 
 log = logging.getLogger("tui_chat.server")
 OPEN, CONNECTING = State.OPEN, State.CONNECTING

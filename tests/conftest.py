@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from server import ChatServer, ServerConfig
-from server.accounts import Accounts
+from tui_chat_server import ChatServer, ServerConfig
+from tui_chat_server.accounts import Accounts
 from tests.helpers import JsonClient, PlainClient, Recorder
 from tui_chat.client import ChatClient
 from tui_chat.updates import Backoff

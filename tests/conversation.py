@@ -9,9 +9,9 @@ import time
 
 from textual.pilot import Pilot
 
-import server.history
+import tui_chat_server.history
 import tui_chat.render
-from server import ChatServer, ServerConfig
+from tui_chat_server import ChatServer, ServerConfig
 from tests.apptools import log_text, make_app, online, type_line, until
 from tests.helpers import JsonClient, PlainClient
 from tui_chat.chat_input import ChatInput
@@ -27,7 +27,7 @@ def freeze_clock(patch) -> None:
     server and the app alike. `patch(module, name, value)` sets an attribute."""
     os.environ["TZ"] = "UTC"
     time.tzset()
-    patch(server.history, "now_ms", lambda: START_MS)
+    patch(tui_chat_server.history, "now_ms", lambda: START_MS)
     patch(tui_chat.render, "now_ms", lambda: START_MS)
 
 

@@ -205,7 +205,7 @@ async def server_where_alice_said(run_client, db: str, text: str):
     """A server (on a free port, history in `db`, no rate limit) and a ChatClient joined to
     its lobby as alice, once her first message `text` is acknowledged: (server, client,
     recorder). The caller stops the server."""
-    from server import ChatServer, ServerConfig
+    from tui_chat_server import ChatServer, ServerConfig
     from tui_chat.updates import Received, State
 
     server = ChatServer(ServerConfig(port=0, db=db, rate=0))

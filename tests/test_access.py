@@ -16,7 +16,7 @@ import trustme
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from server.accounts import Accounts
+from tui_chat_server.accounts import Accounts
 from tests.apptools import SIZE, log_text, make_app, until
 from tests.helpers import JsonClient, PlainClient, Recorder
 from tui_chat.client import ChatClient
@@ -84,7 +84,7 @@ async def test_the_token_never_reaches_the_log(tmp_path) -> None:
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server", "--port", "0", "--db", ":memory:", "--log-level",
+        sys.executable, "-m", "tui_chat_server", "--port", "0", "--db", ":memory:", "--log-level",
         "debug", "--token-file", str(token_file), stderr=asyncio.subprocess.PIPE)
     assert process.stderr is not None
     line = ""
@@ -193,7 +193,7 @@ def test_user_command_adds_lists_and_removes(tmp_path) -> None:
     db = str(tmp_path / "chat.db")
 
     def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "server", "user", "--db", db, *args],
+        return subprocess.run([sys.executable, "-m", "tui_chat_server", "user", "--db", db, *args],
                               input=stdin, capture_output=True, text=True, timeout=30)
 
     added = run("add", "alice", "--password-stdin", stdin="long enough\n")

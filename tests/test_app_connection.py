@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from textual.widgets import Footer
 
-from server import ChatServer, ServerConfig
+from tui_chat_server import ChatServer, ServerConfig
 from tests.apptools import SIZE, log_text, make_app, online, outbox, type_line, until, users_text
 from tests.helpers import Relay
 from tui_chat.app import ChatApp

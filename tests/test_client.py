@@ -9,7 +9,7 @@ import pytest
 from websockets.asyncio.server import serve
 from websockets.frames import Frame, Opcode
 
-from server import ChatServer, ServerConfig
+from tui_chat_server import ChatServer, ServerConfig
 from tests.helpers import JsonClient, Recorder, Relay, server_where_alice_said
 from tui_chat.client import FRAMES_PER_TURN, ChatClient
 from tui_chat.protocol import SUBPROTOCOL

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 
-from server import ChatServer, ServerConfig
+from tui_chat_server import ChatServer, ServerConfig
 from tests.helpers import JsonClient, Relay, server_where_alice_said, stored
 from tui_chat.updates import Backoff, Joined, NickRefused, Received, Refused, State
 

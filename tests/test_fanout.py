@@ -9,8 +9,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 from websockets.protocol import State
 
-import server.hub as server_hub
-from server.fanout import Delivery, Stream, text_frame
+import tui_chat_server.hub as server_hub
+from tui_chat_server.fanout import Delivery, Stream, text_frame
 from tests.helpers import JsonClient
 
 

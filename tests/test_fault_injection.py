@@ -32,7 +32,7 @@ def free_port() -> int:
 
 async def start_server(port: int, db: str, log, sync: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server", "--port", str(port), "--db", db, "--history", "100000",
+        sys.executable, "-m", "tui_chat_server", "--port", str(port), "--db", db, "--history", "100000",
         "--rate", "0", "--sync", sync,
         stderr=log,
     )

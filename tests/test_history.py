@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from server.history import History, StorageError
+from tui_chat_server.history import History, StorageError
 
 
 async def fill(history: History, room: str, count: int, start: int = 1) -> None:

@@ -47,9 +47,18 @@ def test_headless_modules_do_not_import_ui_libraries(relative: str, forbidden: s
 
 def test_importing_the_server_and_protocol_loads_no_ui_library() -> None:
     """Even indirectly, the server, the protocol and the client's networking pull in no textual."""
-    code = ("import sys, server, server.cli, tui_chat.protocol, tui_chat.client, tui_chat.cli,"
-            " tui_chat.headless; "
+    code = ("import sys, tui_chat_server, tui_chat_server.cli, tui_chat.protocol, tui_chat.client,"
+            " tui_chat.cli, tui_chat.headless; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich')))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True, cwd=ROOT)
     assert result.stdout.strip() == "[]"
+
+
+def test_the_package_installs_only_names_of_its_own() -> None:
+    """Installed, tui-chat adds the top-level packages `tui_chat` and `tui_chat_server` (the
+    sources in server/), and no package called plain `server` to clash with someone else's."""
+    from importlib.metadata import packages_distributions
+
+    ours = {name for name, dists in packages_distributions().items() if "tui-chat" in dists}
+    assert ours == {"tui_chat", "tui_chat_server"}

@@ -11,8 +11,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from server import ServerConfig
-from server.limits import ConnectionCounter, TokenBucket
+from tui_chat_server import ServerConfig
+from tui_chat_server.limits import ConnectionCounter, TokenBucket
 from tests.helpers import JsonClient, PlainClient, sender_reader_stalled
 from tui_chat.protocol import SUBPROTOCOL
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from server import ChatServer, ServerConfig
+from tui_chat_server import ChatServer, ServerConfig
 from tests.apptools import log_text, make_app, online, outbox, type_line, until
 from tests.helpers import JsonClient
 from tui_chat.app import ChatApp

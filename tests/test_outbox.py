@@ -163,7 +163,7 @@ async def test_the_app_delivers_what_was_typed_before_it_was_closed(chat_server,
     async with app.run_test(size=SIZE) as pilot:
         await type_line(pilot, "written before quitting")
         await until(pilot, lambda: len(outbox(app)) == 1)
-    from server import ChatServer, ServerConfig
+    from tui_chat_server import ChatServer, ServerConfig
 
     async with ChatServer(ServerConfig(port=port, db=":memory:", rate=0)):
         again = make_app(url, "alice")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.rooms import Dialect, Member, Room, Rooms
+from tui_chat_server.rooms import Dialect, Member, Room, Rooms
 from tui_chat.protocol import ProtocolError
 
 

@@ -9,7 +9,7 @@ import stat
 import pytest
 from websockets.asyncio.server import serve
 
-from server.rooms import sender_scope
+from tui_chat_server.rooms import sender_scope
 from tests.helpers import JsonClient, Recorder, stored
 from tui_chat.client import ChatClient
 from tui_chat.outbox import OutboxStore

@@ -77,8 +77,8 @@ async def test_serve_mode_on_a_busy_port_exits_saying_why() -> None:
 async def test_serve_mode_with_a_database_in_use_exits_saying_why(tmp_path) -> None:
     """If another server holds the default database, the app ends with status 1 and says
     so, naming --db, which `tui-chat --serve` takes too."""
-    from server.app import default_db_path
-    from server.history import History
+    from tui_chat_server.app import default_db_path
+    from tui_chat_server.history import History
 
     holder = History(default_db_path())
     app = make_app(None, "host", serve=("127.0.0.1", 0))

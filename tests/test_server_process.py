@@ -12,12 +12,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from server.accounts import Accounts
+from tui_chat_server.accounts import Accounts
 from tests.helpers import JsonClient, PlainClient
 
 
 class ServerProcess:
-    """A `python -m server --port 0` child process and the log lines it has printed."""
+    """A `python -m tui_chat_server --port 0` child process and the log lines it has printed."""
 
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
@@ -47,7 +47,7 @@ class ServerProcess:
 @pytest.fixture
 async def server_process() -> AsyncIterator[ServerProcess]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server", "--port", "0",
+        sys.executable, "-m", "tui_chat_server", "--port", "0",
         stderr=asyncio.subprocess.PIPE,
     )
     child = ServerProcess(process)
@@ -94,7 +94,7 @@ async def test_connects_disconnects_and_refusals_are_logged_with_the_peer(server
 
 def test_help_shows_options_and_examples() -> None:
     """`--help` documents the flags and shows how to chat with a raw client."""
-    result = subprocess.run([sys.executable, "-m", "server", "--help"],
+    result = subprocess.run([sys.executable, "-m", "tui_chat_server", "--help"],
                             capture_output=True, text=True, check=True)
     for expected in ("--host", "--port", "--history", "--log-level", "--max-text", "examples:",
                      "--event-loop", "--presence-limit", "--token-file", "--db",
@@ -110,7 +110,7 @@ def test_a_busy_port_is_a_clear_error(tmp_path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = subprocess.run([sys.executable, "-m", "server", "--port", str(port)],
+        result = subprocess.run([sys.executable, "-m", "tui_chat_server", "--port", str(port)],
                                 capture_output=True, text=True, timeout=10)
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
@@ -129,7 +129,7 @@ def test_a_database_that_cannot_be_opened_is_a_clear_error(tmp_path, problem: st
     if command and problem == "under a file":  # `user list` only reads: nothing is there
         reason = f"there is no database at {db}"
     port = [] if command else ["--port", "0"]
-    result = subprocess.run([sys.executable, "-m", "server", *command, "--db", str(db), *port],
+    result = subprocess.run([sys.executable, "-m", "tui_chat_server", *command, "--db", str(db), *port],
                             capture_output=True, text=True, timeout=10)
     assert result.returncode == 1
     assert reason in result.stderr
@@ -139,7 +139,7 @@ def test_a_database_that_cannot_be_opened_is_a_clear_error(tmp_path, problem: st
 
 def test_user_add_without_a_password_changes_nothing(tmp_path) -> None:
     """With no terminal to ask on and no --password-stdin, it says how to give one; exit 1."""
-    result = subprocess.run([sys.executable, "-m", "server", "user", "add", "carol", "--db",
+    result = subprocess.run([sys.executable, "-m", "tui_chat_server", "user", "add", "carol", "--db",
                              str(tmp_path / "chat.db")], stdin=subprocess.DEVNULL,
                             capture_output=True, text=True, timeout=10)
     assert result.returncode == 1
@@ -152,18 +152,18 @@ def test_user_accepts_db_before_or_after_its_command(tmp_path) -> None:
     """`user --db PATH list` and `user list --db PATH` read the same database; an empty one
     says so on stderr."""
     db = str(tmp_path / "chat.db")
-    added = subprocess.run([sys.executable, "-m", "server", "user", "add", "alice",
+    added = subprocess.run([sys.executable, "-m", "tui_chat_server", "user", "add", "alice",
                             "--password-stdin", "--db", db], input="correct horse\n",
                            capture_output=True, text=True, timeout=10)
     assert added.returncode == 0, added.stderr
     Accounts(str(tmp_path / "empty.db")).close()
-    empty = subprocess.run([sys.executable, "-m", "server", "user", "list", "--db",
+    empty = subprocess.run([sys.executable, "-m", "tui_chat_server", "user", "list", "--db",
                             str(tmp_path / "empty.db")], capture_output=True, text=True,
                            timeout=10)
     assert (empty.returncode, empty.stdout) == (0, "")
     assert "No nicknames are registered." in empty.stderr
     for argv in (["user", "--db", db, "list"], ["user", "list", "--db", db]):
-        listed = subprocess.run([sys.executable, "-m", "server", *argv], capture_output=True,
+        listed = subprocess.run([sys.executable, "-m", "tui_chat_server", *argv], capture_output=True,
                                 text=True, timeout=10)
         assert listed.stdout.split() == ["alice"]
 
@@ -182,7 +182,7 @@ def test_user_accepts_db_before_or_after_its_command(tmp_path) -> None:
 def test_bad_option_values_are_refused(argv: list[str], message: str) -> None:
     """Negative sizes, ports out of range and an empty token are usage errors (exit 2)
     saying what is wrong, never a server started on other terms."""
-    result = subprocess.run([sys.executable, "-m", "server", *argv],
+    result = subprocess.run([sys.executable, "-m", "tui_chat_server", *argv],
                             capture_output=True, text=True, timeout=10)
     assert result.returncode == 2
     assert message in result.stderr
@@ -193,7 +193,7 @@ async def test_the_event_loop_can_be_chosen(choice: str, uses_uvloop: bool) -> N
     """--event-loop auto takes uvloop when installed (it is, with the test extras); asyncio
     forces asyncio's own loop; either way clients chat."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server", "--port", "0", "--db", ":memory:", "--event-loop", choice,
+        sys.executable, "-m", "tui_chat_server", "--port", "0", "--db", ":memory:", "--event-loop", choice,
         stderr=asyncio.subprocess.PIPE)
     child = ServerProcess(process)
     url = (await child.read_until(r"listening on (ws://\S+)")).group(1)
@@ -209,7 +209,7 @@ def test_allowed_origins_are_written_as_browsers_send_them() -> None:
     """Case, a default port and the way an IP address or a name beyond ASCII is written
     do not matter in --allow-origin; a path or a missing scheme is refused (it could never
     match, and every browser would get 403)."""
-    from server.origins import origin_of
+    from tui_chat_server.origins import origin_of
 
     assert origin_of("HTTPS://Chat.Example.org:443") == "https://chat.example.org"
     assert origin_of("http://localhost:8000") == "http://localhost:8000"
@@ -238,7 +238,7 @@ def test_allowed_origins_are_written_as_browsers_send_them() -> None:
 def test_reading_users_from_a_database_that_is_not_there_creates_nothing(tmp_path) -> None:
     """`user list --db` with a mistyped path says there is no database, and makes none."""
     missing = tmp_path / "nope" / "x.db"
-    result = subprocess.run([sys.executable, "-m", "server", "user", "list", "--db",
+    result = subprocess.run([sys.executable, "-m", "tui_chat_server", "user", "list", "--db",
                              str(missing)], capture_output=True, text=True, timeout=10)
     assert (result.returncode, result.stderr.strip()) == (
         1, f"tui-chat-server user: there is no database at {missing}")
@@ -258,7 +258,7 @@ def serves_wss_from_pipes(*pems: bytes) -> str:
         pipes.append(read)
     options = [f"--{name}file" for name in ("cert", "key")[:len(pipes)]]
     process = subprocess.Popen(
-        [sys.executable, "-m", "server", "--port", "0", "--db", ":memory:",
+        [sys.executable, "-m", "tui_chat_server", "--port", "0", "--db", ":memory:",
          *(arg for option, fd in zip(options, pipes) for arg in (option, f"/dev/fd/{fd}"))],
         stderr=subprocess.PIPE, text=True, pass_fds=pipes)
     for fd in pipes:
@@ -297,7 +297,7 @@ def test_a_certificate_and_key_in_one_pipe_are_taken() -> None:
 
 def test_a_certificate_that_is_a_directory_is_named_as_the_problem(tmp_path) -> None:
     """A --certfile that cannot be read says so about the certificate, not the port."""
-    result = subprocess.run([sys.executable, "-m", "server", "--port", "0", "--db", ":memory:",
+    result = subprocess.run([sys.executable, "-m", "tui_chat_server", "--port", "0", "--db", ":memory:",
                              "--certfile", str(tmp_path)], capture_output=True, text=True,
                             timeout=10)
     assert result.returncode == 1
@@ -307,7 +307,7 @@ def test_a_certificate_that_is_a_directory_is_named_as_the_problem(tmp_path) -> 
 def test_asking_for_uvloop_without_it_is_one_clear_line() -> None:
     """--event-loop uvloop where uvloop is not installed: exit 1 with how to get it, and no
     warning about a coroutine that never ran."""
-    code = ("import sys; sys.modules['uvloop'] = None; from server.cli import main;"
+    code = ("import sys; sys.modules['uvloop'] = None; from tui_chat_server.cli import main;"
             " sys.exit(main(['--event-loop', 'uvloop', '--port', '0', '--db', ':memory:']))")
     result = subprocess.run([sys.executable, "-W", "default", "-c", code],
                             capture_output=True, text=True, timeout=10)

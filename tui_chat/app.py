@@ -18,7 +18,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Footer, Header, Input
 
-from server import ChatServer
+from tui_chat_server import ChatServer
 from tui_chat.client import ChatClient
 from tui_chat.hosting import CannotServe, host
 from tui_chat import collector

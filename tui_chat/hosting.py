@@ -6,8 +6,8 @@ import errno
 import socket
 from dataclasses import dataclass
 
-from server import ChatServer, ServerConfig
-from server.history import StorageError
+from tui_chat_server import ChatServer, ServerConfig
+from tui_chat_server.history import StorageError
 
 WILDCARD_HOSTS = ("0.0.0.0", "::")  # --serve on every interface
 

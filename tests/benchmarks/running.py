@@ -32,7 +32,7 @@ class ServerKind:
             db = ":memory:" if "memory" in self.name else str(workdir / "history.db")
             loop = "asyncio" if "asyncio loop" in self.name else "auto"
             sync = "normal" if "sync normal" in self.name else "full"
-            return [python, "-m", "server", "--port", str(port), "--db", db, "--rate", "0",
+            return [python, "-m", "tui_chat_server", "--port", str(port), "--db", db, "--rate", "0",
                     "--max-per-ip", "0", "--max-clients", "0", "--log-level", "warning",
                     "--event-loop", loop, "--sync", sync, "--ping-interval", "0"]
         if self.name == "websockets broadcast()":
