@@ -11,6 +11,9 @@ import sys
 import pytest
 
 from tests.helpers import JsonClient
+from tui_chat.headless import Watch
+from tui_chat.protocol import Message, Welcome
+from tui_chat.updates import Joined
 
 TIMEOUT = 20
 
@@ -236,3 +239,52 @@ async def test_tail_says_when_a_connection_it_had_drops(start_server) -> None:
     finally:
         process.kill()
         await process.wait()
+
+
+async def test_tail_new_prints_nothing_old_from_a_server_that_lost_its_history(
+        start_server, tmp_path) -> None:
+    """When the server comes back with another history (a gap), `tail --new` says earlier
+    messages are not available and prints none of the recent history it is sent from before
+    tail started: only what is said from then on."""
+    other_db = str(tmp_path / "other.db")
+    older = await start_server(db=other_db)
+    writer = await JsonClient.connect(f"{older.url}/lobby", "writer")
+    await writer.say("said before tail started")
+    await writer.close()
+    await older.stop()
+    first = await start_server()
+    port = first.port
+    watcher = await JsonClient.connect(f"{first.url}/lobby", "watcher")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tui_chat", "tail", f"{first.url}/lobby", "--nick", "t", "--new",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    try:
+        assert (await watcher.expect("presence"))["event"] == "join"
+        await first.stop()
+        second = await start_server(db=other_db, port=port)
+        said = [await asyncio.wait_for(process.stderr.readline(), TIMEOUT) for _ in range(2)]
+        assert said[1] == b"tui-chat tail: earlier messages are not available\n", said
+        writer = await JsonClient.connect(f"{second.url}/lobby", "writer")
+        await writer.say("said after")
+        line = await asyncio.wait_for(process.stdout.readline(), TIMEOUT)
+        assert line == b"[writer]: said after\n"
+    finally:
+        process.kill()
+        await process.wait()
+
+
+def test_a_gap_lets_through_only_history_newer_than_the_command() -> None:
+    """Without the backlog, history from a server that lost what we knew is printed only if
+    it is stamped after the command started; a rejoin without a gap prints all it missed."""
+    printed: list[str] = []
+    watch = Watch(lambda message: printed.append(message.text), backlog=False)
+    old, new = watch.started_ms - 60_000, watch.started_ms + 1
+    history = (Message(1, old, "a", "old"), Message(2, new, "a", "new"))
+    welcome = Welcome("t", "lobby", ("t",), "epoch", history)
+    watch(Joined(welcome, gap=False, rejoined=False))
+    assert printed == []
+    watch(Joined(welcome, gap=True, rejoined=True))
+    assert printed == ["new"]
+    watch(Joined(welcome, gap=False, rejoined=True))
+    assert printed == ["new", "old", "new"]

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TextIO
 
 from tui_chat.client import ChatClient
-from tui_chat.protocol import MAX_NICK, NICK_TAKEN, Message, encode, plain_line
+from tui_chat.protocol import MAX_NICK, NICK_TAKEN, Message, encode, now_ms, plain_line
 from tui_chat.reasons import TOKEN_HINT
 from tui_chat.updates import Joined, NickRefused, Received, Refused, State, StateChanged, Update
 
@@ -34,6 +34,8 @@ class Watch:
         self.on_message = on_message
         self.backlog = backlog  # also the recent history a first join brings
         self.skipping = not backlog  # the history of the current welcome is not printed
+        self.started_ms = now_ms()  # without the backlog, nothing said before this is new
+        self.oldest_ms = 0  # history stamped before this is not printed (see Joined below)
         self.problems: list[str] = []
         self.last_failure = ""  # why the last connection attempt failed
         self.over = asyncio.Event()  # the client went offline for good, or was refused a name
@@ -47,17 +49,20 @@ class Watch:
     def __call__(self, update: Update) -> None:
         self.progress.set()
         if isinstance(update, Received) and self.on_message is not None:
-            if not (update.backlog and self.skipping):
+            if not (update.backlog and (self.skipping or update.message.ts < self.oldest_ms)):
                 self.on_message(update.message)
         elif isinstance(update, Joined) and self.on_message is not None:
             if update.gap:
-                print("tui-chat: earlier messages are not available", file=sys.stderr,
-                      flush=True)
-            # A rejoin brings exactly what was missed: that is printed in any case.
+                self._report("earlier messages are not available")
+            # A rejoin brings exactly what was missed: that is printed in any case. But a
+            # server that lost the history we knew (a gap) sends its recent history instead,
+            # some of it perhaps older than this command: without the backlog, that is not new.
             self.skipping = not (self.backlog or update.rejoined)
+            self.oldest_ms = self.started_ms if update.gap and not self.backlog else 0
             if not self.skipping:
                 for message in update.welcome.history:
-                    self.on_message(message)
+                    if message.ts >= self.oldest_ms:
+                        self.on_message(message)
         elif isinstance(update, Refused) and update.outgoing is not None and not update.retrying:
             preview = update.outgoing.text.splitlines()[0][:40] if update.outgoing.text else ""
             self.problems.append(f"not sent ({preview!r}): {update.error.message}")
