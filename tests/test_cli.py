@@ -16,14 +16,17 @@ from tui_chat.cli import default_nick, normalise_url, parse_serve
      ("127.0.0.1:9000", "ws://127.0.0.1:9000/lobby"),
      ("ws://example.org", "ws://example.org/lobby"),
      ("wss://chat.example.org/dev", "wss://chat.example.org/dev"),
-     ("ws://[::1]:8765/x", "ws://[::1]:8765/x")],
+     ("ws://[::1]:8765/x", "ws://[::1]:8765/x"),
+     ("http://127.0.0.1:8765/Dev", "ws://127.0.0.1:8765/dev"),
+     ("HTTPS://chat.example.org", "wss://chat.example.org/lobby")],
 )
 def test_urls_are_completed(given: str, url: str) -> None:
-    """Scheme and room are filled in; a full URL is kept."""
+    """Scheme and room are filled in; a full URL is kept; an http(s) URL, as a browser shows
+    the server's address, means ws(s); a room in capitals is the same room in lowercase."""
     assert normalise_url(given) == url
 
 
-@pytest.mark.parametrize("bad", ["http://x/lobby", "ws:///lobby", "ws://x/Bad Room", "ws://x:99999/"])
+@pytest.mark.parametrize("bad", ["ftp://x/lobby", "ws:///lobby", "ws://x/Bad Room", "ws://x:99999/"])
 def test_bad_urls_are_refused_with_a_reason(bad: str) -> None:
     """A wrong scheme, missing host, bad room or port is a ValueError with a sentence."""
     with pytest.raises(ValueError):
@@ -62,7 +65,7 @@ def test_help_shows_usage_and_examples() -> None:
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["http://x"], "ws:// or wss://"), (["--nick", "bad name"], "not allowed"),
+    [(["ftp://x"], "ws:// or wss://"), (["--nick", "bad name"], "not allowed"),
      (["--serve", "nope"], "HOST:PORT"), (["ws://x/y", "--serve"], "not both"),
      (["--scrollback", "0"], "at least 1"), (["--nick", ""], "cannot be empty"),
      (["ws://x/y", "--cafile", "ca.pem"], "for wss:// URLs"),

@@ -177,3 +177,12 @@ async def test_answers_come_in_the_order_the_lines_were_sent(join_plain) -> None
     assert answers[2].startswith("[Server]: Unknown command /frobnicate.")
     assert "already" in answers[3] or "unchanged" in answers[3].lower(), answers[3]
     assert answers[4] == "[Server]: In lobby (2): alice, bob."
+
+
+async def test_a_room_named_in_capitals_is_the_same_room(chat_server, join) -> None:
+    """`/Lobby` and `/lobby` are one room: letter case in a room's name is ignored."""
+    alice = await join("alice")
+    bob = await PlainClient.connect(chat_server.url + "/Lobby", "bob")
+    assert bob.greeting[-1].startswith("[Server]: Welcome to lobby, bob!")
+    presence = await alice.expect("presence")
+    assert (presence["event"], presence["nick"]) == ("join", "bob")

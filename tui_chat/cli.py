@@ -48,11 +48,13 @@ def default_nick() -> str:
 
 
 def normalise_url(text: str) -> str:
-    """Accept `host:port`, `ws://host:port` or a full room URL; return `ws[s]://host:port/room`."""
+    """Accept `host:port`, `ws://host:port` or a full room URL; return `ws[s]://host:port/room`
+    (http:// and https:// are taken for ws:// and wss://: the same server, the same port)."""
     if "://" not in text:
         text = "ws://" + text
     parts = urlsplit(text)
-    if parts.scheme not in ("ws", "wss"):
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme.lower(), parts.scheme.lower())
+    if scheme not in ("ws", "wss"):
         raise ValueError(f"{text!r}: the URL must start with ws:// or wss://")
     if not parts.hostname:
         raise ValueError(f"{text!r}: the URL has no host")
@@ -61,7 +63,7 @@ def normalise_url(text: str) -> str:
     except ValueError:
         raise ValueError(f"{text!r}: the port is not a number from 0 to 65535") from None
     room = room_from_path(parts.path or "/")
-    return urlunsplit((parts.scheme, parts.netloc, "/" + room, parts.query, ""))
+    return urlunsplit((scheme, parts.netloc, "/" + room, parts.query, ""))
 
 
 def parse_serve(text: str) -> tuple[str, int]:

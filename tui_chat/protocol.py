@@ -127,12 +127,14 @@ def room_from_path(path: str) -> str:
     name = path.partition("?")[0].partition("#")[0].removeprefix("/")
     if not name:
         return DEFAULT_ROOM
-    if not _ROOM.fullmatch(name):
+    room = name.lower() if name.isascii() else name  # /Dev is the room dev
+    if not _ROOM.fullmatch(room):
         raise ProtocolError(
             BAD_ROOM,
-            f"Invalid room name {_quote(name)}: use 1-32 lowercase letters, digits, '-' or '_'.",
+            f"Invalid room name {_quote(name)}: use 1-32 letters a-z (in either case, they"
+            " are the same room), digits, '-' or '_'.",
         )
-    return name
+    return room
 
 
 def nick_key(nick: str) -> str:
