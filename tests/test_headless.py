@@ -52,6 +52,16 @@ async def test_send_reads_lines_from_stdin_in_order_and_skips_blank_ones(chat_se
         ("one", "action"), ("two", "action"), ("three", "action")]
 
 
+async def test_send_with_nothing_to_send_does_not_join_the_room(chat_server, join) -> None:
+    """Input of blank lines only exits 0 without connecting: the room sees no join and leave."""
+    watcher = await join("watcher")
+    status, out, err = await tui_chat("send", f"{chat_server.url}/lobby", "--nick", "ci",
+                                      stdin="\n  \n")
+    assert (status, out, err) == (0, "", "")
+    assert await watcher.silent(0.5)
+    assert chat_server.history.backlog("lobby", None, None, 10).messages == ()
+
+
 async def test_send_reports_what_was_refused_and_exits_1(start_server) -> None:
     """A message over the limit is named on stderr; the others are still stored."""
     server = await start_server(max_text=10)

@@ -60,8 +60,8 @@ async def test_quitting_names_the_nickname_whose_outbox_keeps_what_is_pending(
         await type_line(pilot, "/nick bob")
         await until(pilot, lambda: "You will be bob" in log_text(app))
         await pilot.press("ctrl+q")
-    assert said == [f"tui-chat: 1 message(s) not yet acknowledged are kept; they are"
-                         f" sent the next time you join {url} as alice."]
+    assert said == [f"tui-chat: 1 message not yet acknowledged by the server was kept; it is"
+                    f" sent the next time you join {url} as alice."]
     assert [o.text for o in OutboxStore(url, "alice").load()] == ["written offline"]
 
 

@@ -169,13 +169,15 @@ class ChatApp(App[None]):
     def action_quit(self) -> None:
         """Quit, saying what is still waiting to be sent (and when it will be)."""
         pending, store = len(self.client.outbox), self.client.store
+        messages, were, they = (("1 message", "was", "it is") if pending == 1 else
+                                (f"{pending} messages", "were", "they are"))
         if pending and store is not None:
-            self.exit(message=f"tui-chat: {pending} message(s) not yet acknowledged are kept;"
-                              f" they are sent the next time you join {self.url} as"
+            self.exit(message=f"tui-chat: {messages} not yet acknowledged by the server {were}"
+                              f" kept; {they} sent the next time you join {self.url} as"
                               f" {store.nick}.")
         elif pending:
-            self.exit(message=f"tui-chat: {pending} message(s) not yet acknowledged were"
-                              " lost: they were kept in memory only.")
+            self.exit(message=f"tui-chat: {messages} not yet acknowledged by the server {were}"
+                              " lost: they could not be saved on disk (the log said why).")
         else:
             self.exit()
 

@@ -105,14 +105,19 @@ async def send(connect: Connect, lines: AsyncIterator[str], action: bool,
                timeout: float, numbered: bool = False) -> list[str]:
     """Send each line as a message and wait until the server has acknowledged every one
     (each is stored exactly once, also across reconnects), giving up once no acknowledgement
-    has come for `timeout` seconds (`numbered`: see Watch). Returns what went wrong."""
+    has come for `timeout` seconds (`numbered`: see Watch). It connects when the first line
+    comes, so that input with nothing to send never joins the room. Returns what went wrong."""
     watch = Watch(numbered=numbered)
     client = watch.client = connect(watch)
-    runner = asyncio.create_task(client.run())
+    runner: asyncio.Task[None] | None = None
     try:
         async for line in lines:
             if line.strip():
+                if runner is None:
+                    runner = asyncio.create_task(client.run())
                 (client.me if action else client.say)(line)
+        if runner is None:
+            return watch.problems  # nothing to send
         loop = asyncio.get_running_loop()
         pending, deadline = len(client.outbox), loop.time() + timeout
         while client.outbox and not watch.over.is_set():
@@ -127,7 +132,8 @@ async def send(connect: Connect, lines: AsyncIterator[str], action: bool,
                     break
                 because = f"; last: {watch.last_failure}" if watch.last_failure else ""
                 watch.problems.append(
-                    f"{len(client.outbox)} message(s) not acknowledged (none was for"
+                    f"{len(client.outbox)} {'message' if len(client.outbox) == 1 else 'messages'}"
+                    f" not acknowledged (none was for"
                     f" {timeout:g} s{because}); they may or may not have been stored")
                 break
             watch.progress.clear()
@@ -138,7 +144,8 @@ async def send(connect: Connect, lines: AsyncIterator[str], action: bool,
     finally:
         watch.stopping = True
         await client.stop()
-        await runner
+        if runner is not None:
+            await runner
     return watch.problems
 
 
