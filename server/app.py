@@ -65,8 +65,14 @@ class ServerConfig:
 
 
 def default_db_path() -> str:
-    """Where history lives unless --db says otherwise."""
-    return str(user_data_path("tui-chat", appauthor=False) / "history.db")
+    """Where history lives unless --db says otherwise; its directory is created if need be
+    (a path given with --db must be in a directory that exists)."""
+    directory = user_data_path("tui-chat", appauthor=False)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass  # opening the database says why it cannot be there
+    return str(directory / "history.db")
 
 
 def choose_dialect(connection: ChatConnection, offered: list[str]) -> str | None:

@@ -76,8 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--port", type=_port, default=defaults.port,
         help="port to listen on, 0 for any free port (default: %(default)s)")
     add("--db", default="", metavar="PATH",
-        help="SQLite file for history and registered nicknames; ':memory:' keeps history in"
-             " memory only (default: history.db in your data directory)")
+        help="SQLite file for history and registered nicknames, in a directory that exists;"
+             " ':memory:' keeps history in memory only (default: history.db in your data"
+             " directory)")
     add("--history", type=_count, default=defaults.history, metavar="N",
         help="messages kept per room, 0 for none (default: %(default)s)")
     add("--sync", choices=["full", "normal"], default=defaults.sync,

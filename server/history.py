@@ -70,22 +70,21 @@ def _unopenable(path: str, reason: object) -> StorageError:
     return StorageError(f"cannot open the database {path}: {reason}")
 
 
-def _make_parent(path: str) -> None:
-    """Create the directory `path` is in, or raise StorageError saying why it cannot be."""
+def _check_parent(path: str) -> None:
+    """Raise StorageError if the directory `path` is in is missing: a mistyped --db is not
+    made into a new history somewhere unexpected."""
     parent = Path(path).parent
     if parent.exists() and not parent.is_dir():
         raise _unopenable(path, f"{parent} is not a directory")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise _unopenable(path, error) from None
+    if not parent.exists():
+        raise _unopenable(path, f"there is no directory {parent}")
 
 
 def lock_database(path: str):
     """Hold an exclusive lock beside the database so two servers never write one file."""
     if path == ":memory:" or fcntl is None:
         return None
-    _make_parent(path)
+    _check_parent(path)
     try:
         lock = open(f"{path}.lock", "w")  # noqa: SIM115 - held for the server's lifetime
     except OSError as error:
@@ -107,7 +106,7 @@ def connect_database(path: str, sync: str = "full") -> sqlite3.Connection:
     fsynced and survives power loss; `normal`: commits survive a crash of the process, and
     the last ones may be lost if the machine itself loses power."""
     if path != ":memory:":
-        _make_parent(path)
+        _check_parent(path)
     try:
         connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         connection.execute("PRAGMA journal_mode=WAL")

@@ -117,24 +117,30 @@ def test_a_busy_port_is_a_clear_error(tmp_path) -> None:
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("problem", ["under a file", "not a database"])
+@pytest.mark.parametrize("problem", ["under a file", "not a database", "in a missing directory"])
 @pytest.mark.parametrize("command", [[], ["user", "list"]])
 def test_a_database_that_cannot_be_opened_is_a_clear_error(tmp_path, problem: str,
                                                            command: list[str]) -> None:
-    """A --db path under a file, or a file that is not a database, is named with the reason,
-    exit 1, for the server and for `user` alike; no traceback."""
+    """A --db path under a file, in a directory that does not exist (it is not created: a
+    typo is not made into a new history), or a file that is not a database, is named with
+    the reason, exit 1, for the server and for `user` alike; no traceback."""
     (tmp_path / "file").write_text("not a database")
-    db, reason = ((tmp_path / "file" / "h.db", "is not a directory") if problem == "under a file"
-                  else (tmp_path / "file", "file is not a database"))
-    if command and problem == "under a file":  # `user list` only reads: nothing is there
+    db, reason = {
+        "under a file": (tmp_path / "file" / "h.db", "is not a directory"),
+        "not a database": (tmp_path / "file", "file is not a database"),
+        "in a missing directory": (tmp_path / "missing" / "h.db",
+                                   f"there is no directory {tmp_path / 'missing'}"),
+    }[problem]
+    if command and problem != "not a database":  # `user list` only reads: nothing is there
         reason = f"there is no database at {db}"
     port = [] if command else ["--port", "0"]
-    result = subprocess.run([sys.executable, "-m", "tui_chat_server", *command, "--db", str(db), *port],
-                            capture_output=True, text=True, timeout=10)
+    result = subprocess.run([sys.executable, "-m", "tui_chat_server", *command, "--db", str(db),
+                             *port], capture_output=True, text=True, timeout=10)
     assert result.returncode == 1
     assert reason in result.stderr
     assert f"cannot open the database {db}" in result.stderr or "no database" in reason
     assert "Traceback" not in result.stderr
+    assert not (tmp_path / "missing").exists()
 
 
 def test_user_add_without_a_password_changes_nothing(tmp_path) -> None:
