@@ -180,10 +180,11 @@ async def test_while_the_nickname_is_refused_the_screen_says_a_nick_is_needed(ur
 
 
 async def test_tab_completes_nicknames_and_commands(url, join) -> None:
-    """Tab completes a nickname (with ': ' at line start), cycles, and completes commands."""
+    """Tab completes a nickname (with ': ' at line start), cycles through the others' names
+    (never your own), and completes commands."""
     await join("bobby")
     await join("bonnie")
-    app = make_app(url, "alice")
+    app = make_app(url, "bob")
     async with app.run_test(size=SIZE) as pilot:
         await online(pilot)
         chat_input = app.query_one(ChatInput)
@@ -191,6 +192,8 @@ async def test_tab_completes_nicknames_and_commands(url, join) -> None:
         assert chat_input.value == "bobby: "
         await pilot.press("tab")
         assert chat_input.value == "bonnie: "
+        await pilot.press("tab")
+        assert chat_input.value == "bobby: ", "bob, yourself, is not among them"
         chat_input.value = ""
         await pilot.press("/", "n", "i", "tab")
         assert chat_input.value == "/nick "

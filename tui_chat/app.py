@@ -38,7 +38,7 @@ from tui_chat.updates import (
 )
 from tui_chat.commands import HELP, UnknownCommand, parse_input
 from tui_chat.outbox import OutboxStore
-from tui_chat.protocol import presence_sentence, room_from_path
+from tui_chat.protocol import nick_key, presence_sentence, room_from_path
 from tui_chat.mentions import mentions
 from tui_chat.render import (
     MessageLine,
@@ -283,7 +283,9 @@ class ChatApp(App[None]):
     def _show_users(self) -> None:
         users = self.query_one(UserList)
         users.users, users.me = self.client.users, self.client.nick
-        self.query_one(ChatInput).users = self.client.users
+        me = nick_key(self.client.nick)  # Tab completes the others' names, not your own
+        self.query_one(ChatInput).users = tuple(
+            nick for nick in self.client.users if nick_key(nick) != me)
 
     def _log(self, lines: list[Text | MessageLine]) -> None:
         self.query_one(ChatLog).write_lines(lines)
