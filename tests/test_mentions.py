@@ -38,6 +38,9 @@ TS = 1_763_717_400_000
     # in a URL the name is part of an address, not of the sentence
     ("alice", "see https://example.org/alice", False), ("alice", "http://x.io/?u=alice ok", False),
     ("alice", "alice: https://example.org/alice", True), ("alice", "alice/bob: review?", True),
+    # in an e-mail address too; the sign before or after a name is not
+    ("alice", "mail alice@example.org", False), ("alice", "ask alice@ once", True),
+    ("alice", "cc bob@alice.org", False),
     # writing without spaces: any letter of such a script may touch the name
     ("alice", "aliceさん、こんにちは", True), ("田中", "こんにちは田中さん", True),
     ("太郎", "太郎くん、元気?", True), ("철수", "철수가 왔어요", True), ("สมชาย", "สวัสดีสมชายครับ", True),

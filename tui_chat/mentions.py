@@ -64,14 +64,15 @@ def _name_starts(text: str, at: int) -> bool:
 
 
 def _name_ends(text: str, end: int) -> bool:
-    """Whether a name can end at `end`: it does not go on (`alice.b`, unlike `alice.`), and
-    no mark follows (which would change its last letter: `राम` is not in `रामा`)."""
+    """Whether a name can end at `end`: it does not go on (`alice.b`, unlike `alice.`, nor
+    an address's `alice@example.org`), and no mark follows (which would change its last
+    letter: `राम` is not in `रामा`)."""
     after = text[end:end + 1]
     if not after:
         return True
     if _mark(after):
         return False
-    if after == ".":
+    if after in ".@":
         following = text[end + 1:end + 2]
         return not following or not _continues(following, after=True)
     return not _continues(after, after=True)
@@ -101,7 +102,8 @@ _key = lru_cache(maxsize=16)(nick_key)  # your own name, looked up for every lin
 def mentions(message: Message, me: str) -> bool:
     """Whether someone else's chat line or action names `me` as a word, compared as
     nicknames are (any letter case or width): `alice`, `@alice:`, `Alice.`, `…alice?` or
-    `aliceさん`, but not `malice`, `alice_2`, `alice.b` or `https://example.org/alice`. A
+    `aliceさん`, but not `malice`, `alice_2`, `alice.b`, `alice@example.org` or
+    `https://example.org/alice`. A
     name of one or two letters counts only as `@a`, or first in the line followed by `:`
     or `,`."""
     if message.kind == "system" or not me:
