@@ -20,15 +20,16 @@ from tui_chat.protocol import MAX_INT
 
 EXAMPLES = """\
 examples:
-  tui-chat-server                         serve ws://127.0.0.1:8765 (rooms by path: /lobby, /dev)
+  tui-chat-server                 serve ws://127.0.0.1:8765 (rooms by path)
   tui-chat-server --host 0.0.0.0 --port 9000 --token-file secret.txt
-  tui-chat-server --certfile cert.pem --keyfile key.pem        serve wss://
-  tui-chat-server user add alice          register a nickname (asks for its password)
+  tui-chat-server --certfile cert.pem --keyfile key.pem      serve wss://
+  tui-chat-server user add alice  register a nickname (asks for its password)
   python -m websockets ws://127.0.0.1:8765/lobby
-                                          chat with a raw client: the first line is your nickname
+                                  a raw client: the first line is your nickname
 
-Clients that offer the WebSocket subprotocol tui-chat.v1 speak JSON (docs/protocol.md); every
-other client speaks plain text. GET /healthz answers 200 for load balancers.
+Clients that offer the WebSocket subprotocol tui-chat.v1 speak JSON
+(docs/protocol.md); every other client speaks plain text. GET /healthz answers
+200 for load balancers.
 """
 
 
@@ -66,8 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tui-chat-server",
         description="The tui-chat WebSocket chat server: rooms, nicknames, durable history.\n"
-                    "Registered nicknames: tui-chat-server user {add,remove,list}"
-                    " (tui-chat-server user --help).",
+                    "Registered nicknames: tui-chat-server user {add,remove,list}\n"
+                    "(see tui-chat-server user --help).",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

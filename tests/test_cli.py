@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -82,3 +83,15 @@ def test_bad_arguments_are_usage_errors(args: list[str], message: str) -> None:
     result = run_cli(*args)
     assert result.returncode == 2
     assert message in result.stderr
+
+
+@pytest.mark.parametrize("command", [
+    ["tui_chat"], ["tui_chat", "send"], ["tui_chat", "tail"],
+    ["tui_chat_server"], ["tui_chat_server", "user"], ["tui_chat_server", "user", "add"]])
+def test_every_help_text_fits_an_80_column_terminal(command: list[str]) -> None:
+    """--help in a terminal 80 columns wide has no line longer than that (examples and notes
+    included, which argparse does not wrap)."""
+    result = subprocess.run([sys.executable, "-m", *command, "--help"], capture_output=True,
+                            text=True, timeout=20, env={**os.environ, "COLUMNS": "80"})
+    assert result.returncode == 0
+    assert [line for line in result.stdout.splitlines() if len(line) > 79] == []

@@ -23,17 +23,18 @@ DEFAULT_SERVE = "127.0.0.1:8765"
 
 EXAMPLES = """\
 examples:
-  tui-chat --serve                      host a room in this process and join it
-  tui-chat                              join ws://127.0.0.1:8765/lobby
+  tui-chat --serve                  host a room in this process and join it
+  tui-chat                          join ws://127.0.0.1:8765/lobby
   tui-chat ws://chat.example.org:8765/dev --nick alice
-  tui-chat 192.168.1.20:8765            ws:// and /lobby are filled in
-  tui-chat --serve 0.0.0.0:9000         let others on your network join port 9000
+  tui-chat 192.168.1.20:8765        ws:// and /lobby are filled in
+  tui-chat --serve 0.0.0.0:9000     let others on your network join port 9000
 
-In the app: /nick NAME, /me ACTION, /who, /help, /clear, /quit (Ctrl+Q); Up/Down recall
-what you sent; Tab completes nicknames and commands; Ctrl+R (or /reconnect) tries to
-reconnect at once instead of waiting.
+In the app: /nick NAME, /me ACTION, /who, /help, /clear, /quit (Ctrl+Q);
+Up/Down recall what you sent; Tab completes nicknames and commands; Ctrl+R
+(or /reconnect) tries to reconnect at once instead of waiting.
 
-For scripts: tui-chat send URL [TEXT ...] and tui-chat tail URL (see tui-chat send --help).
+For scripts: tui-chat send URL [TEXT ...] and tui-chat tail URL
+(see tui-chat send --help and tui-chat tail --help).
 """
 
 
