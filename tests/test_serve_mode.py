@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
 from websockets.asyncio.client import connect
@@ -72,6 +75,40 @@ async def test_serve_mode_on_a_busy_port_exits_saying_why() -> None:
     assert app.return_code == 1
     assert said[0].startswith(f"tui-chat: cannot serve on 127.0.0.1:{port}: ")
     assert f"tui-chat ws://127.0.0.1:{port}/lobby" in said[0]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a pseudo-terminal is POSIX")
+def test_serve_mode_that_cannot_start_leaves_the_terminal_alone() -> None:
+    """On a busy port `tui-chat --serve` prints why and exits 1 without switching the
+    terminal to its full screen and back first (which flickers)."""
+    import pty
+    import select
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        terminal, child_end = pty.openpty()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tui_chat", "--serve", f"127.0.0.1:{port}"],
+            stdin=child_end, stdout=child_end, stderr=child_end, close_fds=True)
+        os.close(child_end)
+        written = b""
+        try:
+            while select.select([terminal], [], [], 20)[0]:
+                try:
+                    chunk = os.read(terminal, 65536)
+                except OSError:  # the child has gone and closed its end
+                    break
+                if not chunk:
+                    break
+                written += chunk
+            assert process.wait(10) == 1
+        finally:
+            process.kill()
+            os.close(terminal)
+    assert b"cannot serve on" in written
+    assert b"\x1b[?1049h" not in written, "the alternate screen was entered"
 
 
 async def test_serve_mode_with_a_database_in_use_exits_saying_why(tmp_path) -> None:

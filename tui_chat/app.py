@@ -105,6 +105,7 @@ class ChatApp(App[None]):
         self.serve = serve
         self.serve_db = serve_db
         self.server: ChatServer | None = None
+        self._others = ""  # with --serve: how others join
         self.scrollback = scrollback
         self.address = address
         self.retry_at: float | None = None
@@ -126,12 +127,21 @@ class ChatApp(App[None]):
         yield ChatInput(id="input", placeholder="Type a message, /help for commands")
         yield Footer()
 
+    async def on_load(self) -> None:
+        """With --serve, start the server before the screen is taken over: if it cannot
+        start, the app exits with the reason and the terminal never flickers."""
+        if self.serve is not None:
+            await self._start_server(*self.serve)
+
     async def on_mount(self) -> None:
         collector.quieten()  # the screen is built: what exists now is never garbage
         self._quiet = True
         self.query_one(ChatInput).focus()
-        if self.serve is not None and not await self._start_server(*self.serve):
-            return
+        if self.serve is not None:
+            if self.server is None:
+                return  # it could not start: the app is exiting
+            self._log([system_line(f"Serving {self.server.url} in this process. Others join"
+                                   f" with: {self._others}")])
         self._show_title()
         self.set_interval(1, self._show_title)  # the reconnect countdown
         if self.keep_outbox:
@@ -153,18 +163,15 @@ class ChatApp(App[None]):
             line, why = error_line, f"Cannot keep pending messages on disk ({reason})"
         self._log([line(f"{why}: quitting before they are sent loses them.")])
 
-    async def _start_server(self, address: str, port: int) -> bool:
+    async def _start_server(self, address: str, port: int) -> None:
         logging.basicConfig(level=logging.INFO, handlers=[TextualHandler()], force=True)
         try:
             hosted = await host(address, port, self.serve_db, self.client.token)
         except CannotServe as error:
             self.exit(return_code=1, message=str(error))
-            return False
-        self.server = hosted.server
+            return
+        self.server, self._others = hosted.server, hosted.others
         self.url = self.client.url = hosted.url
-        self._log([system_line(f"Serving {hosted.server.url} in this process. Others join with:"
-                               f" {hosted.others}")])
-        return True
 
     def action_quit(self) -> None:
         """Quit, saying what is still waiting to be sent (and when it will be)."""
