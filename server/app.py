@@ -230,6 +230,11 @@ class ChatServer:
         self.accounts.close()
         log.info("stopped")
 
+    @property
+    def connections(self) -> int:
+        """Open connections with a session (in a room, or saying who they are)."""
+        return len(self._live)
+
     async def __aenter__(self) -> ChatServer:
         await self.start()
         return self

@@ -137,3 +137,25 @@ async def test_lines_written_before_layout_wrap_at_the_real_width() -> None:
         await online(pilot)
         first = log_text(app).splitlines()[0]
         assert "Serving ws://127.0.0.1:" in first and len(first) > 40
+
+
+async def test_quitting_a_server_others_use_asks_for_a_second_ctrl_q() -> None:
+    """Hosting a server with others connected, the first Ctrl+Q only says that quitting
+    closes it for everyone; a second one quits. With no one else there, one is enough."""
+    app = make_app(None, "host", serve=("127.0.0.1", 0))
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        assert app.server is not None
+        guest = await JsonClient.connect(f"{app.server.url}/lobby", "guest")
+        await until(pilot, lambda: "guest" in app.client.users)
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: "1 other is connected" in log_text(app))
+        assert app.is_running
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: not app.is_running)
+        await guest.close()
+    alone = make_app(None, "host", serve=("127.0.0.1", 0))
+    async with alone.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: not alone.is_running)

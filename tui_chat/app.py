@@ -54,6 +54,7 @@ from tui_chat.widgets import ChatLog, Outbox, UserList
 FLUSH_INTERVAL = 1 / 60  # incoming lines reach the log at most once per frame
 NEWS_DELAY = 0.5  # seconds: a connection failure retried sooner is not worth a log line
 BELL_GAP = 3.0  # seconds: lines that name you ring the bell at most this often
+QUIT_CONFIRM = 5.0  # seconds: hosting others, a second Ctrl+Q within this quits
 
 
 @dataclass
@@ -106,6 +107,7 @@ class ChatApp(App[None]):
         self.serve_db = serve_db
         self.server: ChatServer | None = None
         self._others = ""  # with --serve: how others join
+        self._quit_armed_until = 0.0  # time.monotonic() until which Ctrl+Q quits at once
         self.scrollback = scrollback
         self.address = address
         self.retry_at: float | None = None
@@ -174,7 +176,17 @@ class ChatApp(App[None]):
         self.url = self.client.url = hosted.url
 
     def action_quit(self) -> None:
-        """Quit, saying what is still waiting to be sent (and when it will be)."""
+        """Quit, saying what is still waiting to be sent (and when it will be). Hosting a
+        server others are connected to, the first Ctrl+Q only says that quitting closes it
+        for them; a second one within a few seconds quits."""
+        others = self._others_connected()
+        if others and time.monotonic() > self._quit_armed_until:
+            self._quit_armed_until = time.monotonic() + QUIT_CONFIRM
+            people = "1 other is" if others == 1 else f"{others} others are"
+            self._log([system_line(f"You are hosting this server and {people} connected:"
+                                   " quitting closes it for everyone. Press Ctrl+Q again (or"
+                                   " /quit) to quit.")])
+            return
         pending, store = len(self.client.outbox), self.client.store
         messages, were, they = (("1 message", "was", "it is") if pending == 1 else
                                 (f"{pending} messages", "were", "they are"))
@@ -187,6 +199,13 @@ class ChatApp(App[None]):
                               " lost: they could not be saved on disk (the log said why).")
         else:
             self.exit()
+
+    def _others_connected(self) -> int:
+        """With --serve: how many connections to the server are not this app's own."""
+        if self.server is None:
+            return 0
+        own = self.state in (State.JOINING, State.NICKNAME, State.ONLINE)
+        return max(0, self.server.connections - own)
 
     async def on_unmount(self) -> None:
         if self._quiet:
