@@ -20,7 +20,7 @@ from textual.widgets import Footer, Header, Input
 
 from tui_chat_server import ChatServer
 from tui_chat.client import ChatClient
-from tui_chat.hosting import CannotServe, host
+from tui_chat.hosting import CannotServe, Hosted, host
 from tui_chat import collector
 from tui_chat.reasons import TOKEN_HINT
 from tui_chat.updates import (
@@ -35,9 +35,10 @@ from tui_chat.updates import (
     StateChanged,
     Update,
     UsersListed,
+    state_text,
 )
 from tui_chat.commands import HELP, UnknownCommand, parse_input
-from tui_chat.outbox import OutboxStore
+from tui_chat.outbox import OutboxStore, farewell
 from tui_chat.protocol import nick_key, presence_sentence, room_from_path
 from tui_chat.mentions import mentions
 from tui_chat.render import (
@@ -54,7 +55,6 @@ from tui_chat.widgets import ChatLog, Outbox, UserList
 FLUSH_INTERVAL = 1 / 60  # incoming lines reach the log at most once per frame
 NEWS_DELAY = 0.5  # seconds: a connection failure retried sooner is not worth a log line
 BELL_GAP = 3.0  # seconds: lines that name you ring the bell at most this often
-QUIT_CONFIRM = 5.0  # seconds: hosting others, a second Ctrl+Q within this quits
 
 
 @dataclass
@@ -105,9 +105,7 @@ class ChatApp(App[None]):
         self.url = url or "ws://127.0.0.1:8765/lobby"
         self.serve = serve
         self.serve_db = serve_db
-        self.server: ChatServer | None = None
-        self._others = ""  # with --serve: how others join
-        self._quit_armed_until = 0.0  # time.monotonic() until which Ctrl+Q quits at once
+        self.hosted: Hosted | None = None  # with --serve, once its server has started
         self.scrollback = scrollback
         self.address = address
         self.retry_at: float | None = None
@@ -140,10 +138,9 @@ class ChatApp(App[None]):
         self._quiet = True
         self.query_one(ChatInput).focus()
         if self.serve is not None:
-            if self.server is None:
+            if self.hosted is None:
                 return  # it could not start: the app is exiting
-            self._log([system_line(f"Serving {self.server.url} in this process. Others join"
-                                   f" with: {self._others}")])
+            self._log([system_line(self.hosted.serving_line())])
         self._show_title()
         self.set_interval(1, self._show_title)  # the reconnect countdown
         if self.keep_outbox:
@@ -172,40 +169,25 @@ class ChatApp(App[None]):
         except CannotServe as error:
             self.exit(return_code=1, message=str(error))
             return
-        self.server, self._others = hosted.server, hosted.others
+        self.hosted = hosted
         self.url = self.client.url = hosted.url
+
+    @property
+    def server(self) -> ChatServer | None:
+        """The server this app hosts (--serve), once started."""
+        return self.hosted.server if self.hosted is not None else None
 
     def action_quit(self) -> None:
         """Quit, saying what is still waiting to be sent (and when it will be). Hosting a
         server others are connected to, the first Ctrl+Q only says that quitting closes it
         for them; a second one within a few seconds quits."""
-        others = self._others_connected()
-        if others and time.monotonic() > self._quit_armed_until:
-            self._quit_armed_until = time.monotonic() + QUIT_CONFIRM
-            people = "1 other is" if others == 1 else f"{others} others are"
-            self._log([system_line(f"You are hosting this server and {people} connected:"
-                                   " quitting closes it for everyone. Press Ctrl+Q again (or"
-                                   " /quit) to quit.")])
-            return
-        pending, store = len(self.client.outbox), self.client.store
-        messages, were, they = (("1 message", "was", "it is") if pending == 1 else
-                                (f"{pending} messages", "were", "they are"))
-        if pending and store is not None:
-            self.exit(message=f"tui-chat: {messages} not yet acknowledged by the server {were}"
-                              f" kept; {they} sent the next time you join {self.url} as"
-                              f" {store.nick}.")
-        elif pending:
-            self.exit(message=f"tui-chat: {messages} not yet acknowledged by the server {were}"
-                              " lost: they could not be saved on disk (the log said why).")
-        else:
-            self.exit()
-
-    def _others_connected(self) -> int:
-        """With --serve: how many connections to the server are not this app's own."""
-        if self.server is None:
-            return 0
-        own = self.state in (State.JOINING, State.NICKNAME, State.ONLINE)
-        return max(0, self.server.connections - own)
+        if self.hosted is not None:
+            connected = self.state in (State.JOINING, State.NICKNAME, State.ONLINE)
+            warning = self.hosted.quit_warning(connected)
+            if warning is not None:
+                self._log([system_line(warning)])
+                return
+        self.exit(message=farewell(len(self.client.outbox), self.client.store, self.url))
 
     async def on_unmount(self) -> None:
         if self._quiet:
@@ -328,15 +310,9 @@ class ChatApp(App[None]):
         except ValueError:
             room = parts.path
         self.title = f"#{room}"
-        self.sub_title = f"{self._state_text()} · {self.address or parts.netloc}"  # the state
-        # first: on a narrow terminal the end of the header is what gets cut off
-
-    def _state_text(self) -> str:
-        if self.state is State.RECONNECTING:
-            verb = "reconnecting" if self.client.joined_once else "retrying"
-            seconds = max(0, round(self.retry_at - time.monotonic())) if self.retry_at else 0
-            return f"{verb} in {seconds} s" if seconds else verb
-        return self.state.value
+        state = state_text(self.state, self.retry_at, self.client.joined_once)
+        # The state first: on a narrow terminal the end of the header is what gets cut off.
+        self.sub_title = f"{state} · {self.address or parts.netloc}"
 
     # -- from the keyboard to the network ------------------------------------------------
 

@@ -4,25 +4,44 @@ from __future__ import annotations
 
 import errno
 import socket
+import time
 from dataclasses import dataclass
 
 from tui_chat_server import ChatServer, ServerConfig
 from tui_chat_server.history import StorageError
 
 WILDCARD_HOSTS = ("0.0.0.0", "::")  # --serve on every interface
+QUIT_CONFIRM = 5.0  # seconds: with others connected, a second quit within this goes ahead
 
 
 class CannotServe(Exception):
     """The server could not start; the message says why, for the terminal."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class Hosted:
     """A started server, the lobby URL the app joins, and how others join it."""
 
     server: ChatServer
     url: str
     others: str
+    quit_told_until: float = 0.0  # time.monotonic() until which quitting goes ahead
+
+    def serving_line(self) -> str:
+        return f"Serving {self.server.url} in this process. Others join with: {self.others}"
+
+    def quit_warning(self, connected: bool) -> str | None:
+        """What to say instead of quitting (`connected`: the app's own client is one of the
+        server's connections), if others are connected and have not just been warned of:
+        quitting stops the server for them. A second quit soon after goes ahead."""
+        others = max(0, self.server.connections - connected)
+        now = time.monotonic()
+        if not others or now <= self.quit_told_until:
+            return None
+        self.quit_told_until = now + QUIT_CONFIRM
+        people = "1 other is" if others == 1 else f"{others} others are"
+        return (f"You are hosting this server and {people} connected: quitting closes it for"
+                " everyone. Press Ctrl+Q again (or /quit) to quit.")
 
 
 async def host(address: str, port: int, db: str | None = None,

@@ -151,3 +151,17 @@ class OutboxStore:
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, self.path)
+
+
+def farewell(pending: int, store: OutboxStore | None, url: str) -> str | None:
+    """What quitting says about `pending` messages not yet acknowledged: kept in `store`
+    (sent the next time you join `url` under its name), or lost; None when there are none."""
+    if not pending:
+        return None
+    messages, were, they = (("1 message", "was", "it is") if pending == 1 else
+                            (f"{pending} messages", "were", "they are"))
+    if store is not None:
+        return (f"tui-chat: {messages} not yet acknowledged by the server {were} kept; {they}"
+                f" sent the next time you join {url} as {store.nick}.")
+    return (f"tui-chat: {messages} not yet acknowledged by the server {were} lost: they could"
+            " not be saved on disk (the log said why).")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
 from enum import Enum
 
@@ -18,6 +19,17 @@ class State(Enum):
     ONLINE = "online"
     RECONNECTING = "reconnecting"
     OFFLINE = "offline"
+
+
+def state_text(state: State, retry_at: float | None, rejoining: bool) -> str:
+    """The connection's state in words, for the header: `reconnecting in 12 s` (`rejoining`:
+    it was in the room before) or `retrying in 3 s` while an attempt waits until `retry_at`
+    (`time.monotonic()`), else the state's own name."""
+    if state is not State.RECONNECTING:
+        return state.value
+    verb = "reconnecting" if rejoining else "retrying"
+    seconds = max(0, round(retry_at - time.monotonic())) if retry_at else 0
+    return f"{verb} in {seconds} s" if seconds else verb
 
 
 @dataclass(frozen=True, slots=True)
