@@ -396,3 +396,18 @@ async def test_the_collector_is_quiet_while_the_app_runs_and_restored_after(url)
         assert gc.get_threshold()[0] == YOUNG_GENERATION_THRESHOLD
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+async def test_the_command_palette_offers_the_chats_commands(url, join) -> None:
+    """Ctrl+P finds the chat's own commands: 'Who is here' lists the room like /who."""
+    await join("bob")
+    app = make_app(url, "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        for key in "who is":
+            await pilot.press("space" if key == " " else key)
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await until(pilot, lambda: "In lobby (2): alice, bob" in log_text(app))

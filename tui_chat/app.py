@@ -5,17 +5,19 @@ from __future__ import annotations
 import logging
 import ssl
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from rich.text import Text
 from textual import work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.logging import TextualHandler
 from textual.message import Message
 from textual.reactive import reactive
+from textual.screen import Screen
 from textual.widgets import Footer, Header, Input
 
 from tui_chat_server import ChatServer
@@ -368,6 +370,18 @@ class ChatApp(App[None]):
             self.action_clear()
         elif name == "/quit":
             self.action_quit()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The command palette (Ctrl+P) offers the chat's commands before Textual's own."""
+        yield SystemCommand("Who is here", "List who is in the room (/who)",
+                            lambda: self._run_command("/who", ""))
+        yield SystemCommand("Help", "Commands and keys (/help, F1)", self.action_help)
+        yield SystemCommand("Clear log", "Clear the log on your screen (/clear, Ctrl+L)",
+                            self.action_clear)
+        if self.check_action("reconnect", ()):
+            yield SystemCommand("Reconnect now", "Try to connect at once instead of waiting"
+                                " (/reconnect, Ctrl+R)", self.action_reconnect)
+        yield from super().get_system_commands(screen)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "reconnect":
