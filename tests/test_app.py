@@ -411,3 +411,13 @@ async def test_the_command_palette_offers_the_chats_commands(url, join) -> None:
         await pilot.pause(0.3)
         await pilot.press("enter")
         await until(pilot, lambda: "In lobby (2): alice, bob" in log_text(app))
+
+
+def test_every_command_without_an_argument_is_an_action_of_the_app() -> None:
+    """/who, /help, ... run the app's action of the same name (as keys and the palette do),
+    so each such command has one."""
+    from tui_chat.app import ChatApp
+    from tui_chat.commands import COMMANDS
+
+    plain = [name for name in COMMANDS if name not in ("/nick", "/me")]
+    assert plain and all(callable(getattr(ChatApp, f"action_{name[1:]}", None)) for name in plain)

@@ -358,23 +358,12 @@ class ChatApp(App[None]):
                 self._log([error_line("Usage: /nick NAME [PASSWORD]")])
             elif not self.client.rename(nick, password.strip() or None):
                 self._log([system_line(f"You will be {nick} when the connection is back.")])
-        elif name == "/who":
-            if not self.client.who():
-                users = self.client.users
-                self._log([system_line(f"Last known ({len(users)}): {', '.join(users)}")])
-        elif name == "/reconnect":
-            self.action_reconnect()
-        elif name == "/help":
-            self.action_help()
-        elif name == "/clear":
-            self.action_clear()
-        elif name == "/quit":
-            self.action_quit()
+        else:  # /who, /reconnect, /help, /clear, /quit: the actions of the same name
+            getattr(self, f"action_{name.removeprefix('/')}")()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """The command palette (Ctrl+P) offers the chat's commands before Textual's own."""
-        yield SystemCommand("Who is here", "List who is in the room (/who)",
-                            lambda: self._run_command("/who", ""))
+        yield SystemCommand("Who is here", "List who is in the room (/who)", self.action_who)
         yield SystemCommand("Help", "Commands and keys (/help, F1)", self.action_help)
         yield SystemCommand("Clear log", "Clear the log on your screen (/clear, Ctrl+L)",
                             self.action_clear)
@@ -399,6 +388,12 @@ class ChatApp(App[None]):
                                    " (see above); start tui-chat again to retry.")])
         else:
             self._log([system_line("Already trying to connect.")])
+
+    def action_who(self) -> None:
+        """List who is in the room (offline: who was, when last known)."""
+        if not self.client.who():
+            users = self.client.users
+            self._log([system_line(f"Last known ({len(users)}): {', '.join(users)}")])
 
     def action_help(self) -> None:
         self._log([system_line(line) for line in HELP])
