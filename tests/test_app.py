@@ -421,3 +421,16 @@ def test_every_command_without_an_argument_is_an_action_of_the_app() -> None:
 
     plain = [name for name in COMMANDS if name not in ("/nick", "/me")]
     assert plain and all(callable(getattr(ChatApp, f"action_{name[1:]}", None)) for name in plain)
+
+
+async def test_a_narrow_header_still_shows_the_connection_state(url) -> None:
+    """24 columns wide, the header gives its whole width to the room and the state (the
+    icon and the clock's space go), so 'online' still shows."""
+    from textual.widgets._header import HeaderTitle
+
+    app = make_app(url, "alice")
+    async with app.run_test(size=(24, 12)) as pilot:
+        await online(pilot)
+        await pilot.pause(0.1)
+        drawn = "".join(segment.text for segment in app.query_one(HeaderTitle).render_line(0))
+        assert "#lobby — online" in drawn, drawn
