@@ -17,7 +17,7 @@ from websockets.headers import parse_subprotocol
 from websockets.http11 import Request, Response
 
 from .accounts import Accounts
-from .history import History
+from .history import History, StorageError
 from .hub import Hub, Limits
 from .limits import ConnectionCounter
 from .sessions import JsonSession, PlainSession, Session, token_matches
@@ -66,13 +66,16 @@ class ServerConfig:
 
 def default_db_path() -> str:
     """Where history lives unless --db says otherwise; its directory is created if need be
-    (a path given with --db must be in a directory that exists)."""
+    (a path given with --db must be in a directory that exists). StorageError, saying why,
+    if it cannot be."""
     directory = user_data_path("tui-chat", appauthor=False)
+    path = str(directory / "history.db")
     try:
         directory.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        pass  # opening the database says why it cannot be there
-    return str(directory / "history.db")
+    except OSError as error:
+        raise StorageError(f"cannot open the database {path}: {error.strerror or error}"
+                           ) from None
+    return path
 
 
 def choose_dialect(connection: ChatConnection, offered: list[str]) -> str | None:
@@ -230,10 +233,10 @@ class ChatServer:
         self.accounts.close()
         log.info("stopped")
 
-    @property
-    def connections(self) -> int:
-        """Open connections with a session (in a room, or saying who they are)."""
-        return len(self._live)
+    def connections_besides(self, address: tuple | None = None) -> int:
+        """Open connections with a session (in a room, or saying who they are), leaving out
+        the one from `address` (the client's (host, port)), if any."""
+        return sum(1 for connection in self._live if connection.remote_address != address)
 
     async def __aenter__(self) -> ChatServer:
         await self.start()

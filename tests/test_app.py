@@ -160,8 +160,8 @@ async def test_a_taken_nickname_can_be_replaced_without_restarting(url, join) ->
 
 async def test_while_the_nickname_is_refused_the_screen_says_a_nick_is_needed(url, join) -> None:
     """Refused its nickname, the app is connected but in no room: the header says it needs a
-    nickname, the user list marks no one as you, and a line typed meanwhile waits for /nick,
-    to be sent once a free name has joined."""
+    nickname, the user list marks no one as you, a line typed meanwhile waits for /nick, to
+    be sent once a free name has joined, and /reconnect says what is awaited."""
     await join("alice")
     app = make_app(url, "alice")
     async with app.run_test(size=SIZE) as pilot:
@@ -173,6 +173,8 @@ async def test_while_the_nickname_is_refused_the_screen_says_a_nick_is_needed(ur
         await type_line(pilot, "typed before the nick")
         await until(pilot, lambda: "waiting for a /nick: typed before the nick"
                     in str(app.query_one(Outbox).render()))
+        await type_line(pilot, "/reconnect")
+        await until(pilot, lambda: "waits for a free nickname" in log_text(app))
         await type_line(pilot, "/nick alice2")
         await online(pilot)
         await until(pilot, lambda: "alice2 typed before the nick" in log_text(app))

@@ -82,9 +82,9 @@ async def test_a_refused_message_leaves_the_outbox_with_its_error(start_server, 
 
 async def test_an_invalid_room_is_final(chat_server, run_client) -> None:
     """A bad room name ends in OFFLINE with the server's reason, without retrying."""
-    client, seen = run_client(chat_server.url + "/Bad", "alice")
+    client, seen = run_client(chat_server.url + "/bad!", "alice")
     await seen.until(lambda: client.state is State.OFFLINE)
-    assert "lowercase" in seen.of(StateChanged)[-1].reason
+    assert "letters a-z" in seen.of(StateChanged)[-1].reason
 
 
 @pytest.mark.parametrize("durable", [True, False], ids=["sqlite-file", "memory"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import signal
 import subprocess
@@ -320,3 +321,15 @@ def test_asking_for_uvloop_without_it_is_one_clear_line() -> None:
     assert result.returncode == 1
     assert "pip install tui-chat[speed]" in result.stderr
     assert "never awaited" not in result.stderr
+
+
+def test_a_data_directory_that_cannot_be_made_is_a_clear_error(tmp_path) -> None:
+    """Without --db, if the data directory cannot be created (a file stands in its way), the
+    server says why in the system's words and exits 1."""
+    (tmp_path / "file").write_text("")
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "file" / "data")}
+    result = subprocess.run([sys.executable, "-m", "tui_chat_server", "--port", "0"],
+                            capture_output=True, text=True, timeout=10, env=env)
+    assert result.returncode == 1
+    assert "cannot open the database" in result.stderr and "Not a directory" in result.stderr
+    assert "Traceback" not in result.stderr

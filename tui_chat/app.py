@@ -184,8 +184,7 @@ class ChatApp(App[None]):
         server others are connected to, the first Ctrl+Q only says that quitting closes it
         for them; a second one within a few seconds quits."""
         if self.hosted is not None:
-            connected = self.state in (State.JOINING, State.NICKNAME, State.ONLINE)
-            warning = self.hosted.quit_warning(connected)
+            warning = self.hosted.quit_warning(self.client.local_address)
             if warning is not None:
                 self._log([system_line(warning)])
                 return
@@ -383,6 +382,9 @@ class ChatApp(App[None]):
             return
         if self.state is State.ONLINE:
             self._log([system_line("Already online.")])
+        elif self.state is State.NICKNAME:
+            self._log([system_line("Connected: the server waits for a free nickname;"
+                                   " choose one with /nick NAME.")])
         elif self.state is State.OFFLINE:
             self._log([system_line("Not reconnecting: the connection was refused for good"
                                    " (see above); start tui-chat again to retry.")])

@@ -56,7 +56,8 @@ def normalise_url(text: str) -> str:
     parts = urlsplit(text)
     scheme = {"http": "ws", "https": "wss"}.get(parts.scheme.lower(), parts.scheme.lower())
     if scheme not in ("ws", "wss"):
-        raise ValueError(f"{text!r}: the URL must start with ws:// or wss://")
+        raise ValueError(f"{text!r}: the URL must start with ws:// or wss:// (or http://,"
+                         " https://)")
     if not parts.hostname:
         raise ValueError(f"{text!r}: the URL has no host")
     try:

@@ -154,6 +154,11 @@ class ChatClient:
         """Whether any connection of this client has joined (reconnecting, not connecting)."""
         return self.joined_nick is not None
 
+    @property
+    def local_address(self) -> tuple | None:
+        """This end's (host, port) of the open connection, None without one."""
+        return self._connection.local_address if self._connection is not None else None
+
     # -- what the user does ---------------------------------------------------------------
 
     def say(self, text: str) -> Outgoing:
@@ -397,8 +402,8 @@ class ChatClient:
                 self._deferred = []
                 self._send_hello()
                 return None
-            self.on_update(NickRefused(error))
-            self._set_state(State.NICKNAME, reason=error.message)
+            self._set_state(State.NICKNAME, reason=error.message)  # first: the update may
+            self.on_update(NickRefused(error))  # be answered at once with a new name (rename)
             return None
         outgoing = self.outbox.pop(error.cid, None) if error.cid else None
         self.on_update(Refused(error, outgoing))

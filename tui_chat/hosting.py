@@ -30,18 +30,18 @@ class Hosted:
     def serving_line(self) -> str:
         return f"Serving {self.server.url} in this process. Others join with: {self.others}"
 
-    def quit_warning(self, connected: bool) -> str | None:
-        """What to say instead of quitting (`connected`: the app's own client is one of the
-        server's connections), if others are connected and have not just been warned of:
-        quitting stops the server for them. A second quit soon after goes ahead."""
-        others = max(0, self.server.connections - connected)
+    def quit_warning(self, own: tuple | None) -> str | None:
+        """What to say instead of quitting, if others are connected (besides the app's own
+        client, from address `own`) and have not just been told: quitting stops the server
+        for them. A second quit within QUIT_CONFIRM seconds goes ahead."""
+        others = self.server.connections_besides(own)
         now = time.monotonic()
         if not others or now <= self.quit_told_until:
             return None
         self.quit_told_until = now + QUIT_CONFIRM
         people = "1 other is" if others == 1 else f"{others} others are"
         return (f"You are hosting this server and {people} connected: quitting closes it for"
-                " everyone. Press Ctrl+Q again (or /quit) to quit.")
+                f" everyone. Press Ctrl+Q again within {QUIT_CONFIRM:g} s (or /quit) to quit.")
 
 
 async def host(address: str, port: int, db: str | None = None,

@@ -158,10 +158,11 @@ def farewell(pending: int, store: OutboxStore | None, url: str) -> str | None:
     (sent the next time you join `url` under its name), or lost; None when there are none."""
     if not pending:
         return None
-    messages, were, they = (("1 message", "was", "it is") if pending == 1 else
-                            (f"{pending} messages", "were", "they are"))
+    messages, were, they, it = (("1 message", "was", "it is", "it") if pending == 1 else
+                                (f"{pending} messages", "were", "they are", "they"))
     if store is not None:
         return (f"tui-chat: {messages} not yet acknowledged by the server {were} kept; {they}"
                 f" sent the next time you join {url} as {store.nick}.")
-    return (f"tui-chat: {messages} not yet acknowledged by the server {were} lost: they could"
-            " not be saved on disk (the log said why).")
+    return (f"tui-chat: {messages} not yet acknowledged by the server {were} lost: {it} could"
+            " not be saved on disk (another tui-chat had this room and nickname, or the data"
+            " directory could not be written).")
