@@ -17,7 +17,7 @@ from websockets.headers import parse_subprotocol
 from websockets.http11 import Request, Response
 
 from .accounts import Accounts
-from .history import History, StorageError
+from .history import History, unopenable
 from .hub import Hub, Limits
 from .limits import ConnectionCounter
 from .sessions import JsonSession, PlainSession, Session, token_matches
@@ -73,8 +73,7 @@ def default_db_path() -> str:
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise StorageError(f"cannot open the database {path}: {error.strerror or error}"
-                           ) from None
+        raise unopenable(path, error) from None
     return path
 
 

@@ -64,7 +64,8 @@ class StorageError(RuntimeError):
     """The database could not store a message; nothing was acknowledged."""
 
 
-def _unopenable(path: str, reason: object) -> StorageError:
+def unopenable(path: str, reason: object) -> StorageError:
+    """The error for a database at `path` that cannot be opened, saying why."""
     if isinstance(reason, OSError):
         reason = reason.strerror or reason
     return StorageError(f"cannot open the database {path}: {reason}")
@@ -75,9 +76,9 @@ def _check_parent(path: str) -> None:
     made into a new history somewhere unexpected."""
     parent = Path(path).parent
     if parent.exists() and not parent.is_dir():
-        raise _unopenable(path, f"{parent} is not a directory")
+        raise unopenable(path, f"{parent} is not a directory")
     if not parent.exists():
-        raise _unopenable(path, f"there is no directory {parent}")
+        raise unopenable(path, f"there is no directory {parent}")
 
 
 def lock_database(path: str):
@@ -88,7 +89,7 @@ def lock_database(path: str):
     try:
         lock = open(f"{path}.lock", "w")  # noqa: SIM115 - held for the server's lifetime
     except OSError as error:
-        raise _unopenable(path, error) from None
+        raise unopenable(path, error) from None
     try:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -117,7 +118,7 @@ def connect_database(path: str, sync: str = "full") -> sqlite3.Connection:
         connection.execute("PRAGMA wal_autocheckpoint=4000")
         connection.executescript(SCHEMA)
     except (OSError, sqlite3.Error) as error:
-        raise _unopenable(path, error) from None
+        raise unopenable(path, error) from None
     return connection
 
 

@@ -41,7 +41,7 @@ from tui_chat.updates import (
 )
 from tui_chat.commands import HELP, UnknownCommand, parse_input
 from tui_chat.outbox import OutboxStore, farewell
-from tui_chat.protocol import nick_key, presence_sentence, room_from_path
+from tui_chat.protocol import presence_sentence, room_from_path
 from tui_chat.mentions import mentions
 from tui_chat.render import (
     MessageLine,
@@ -272,8 +272,6 @@ class ChatApp(App[None]):
         previous, self.state = self.state, update.state
         self.refresh_bindings()  # Ctrl+R is offered only while an attempt is waiting
         self.query_one(Outbox).state = self.query_one(UserList).state = update.state
-        if update.state is State.NICKNAME:
-            self.query_one(UserList).me = ""  # you are no one in the room until a /nick
         if update.state is State.OFFLINE and update.reason:
             hint = f" {TOKEN_HINT}" if self.client.auth_failed else ""
             return [error_line(f"Offline: {update.reason.rstrip('.')}.{hint}")]
@@ -292,9 +290,8 @@ class ChatApp(App[None]):
     def _show_users(self) -> None:
         users = self.query_one(UserList)
         users.users, users.me = self.client.users, self.client.nick
-        me = nick_key(self.client.nick)  # Tab completes the others' names, not your own
-        self.query_one(ChatInput).users = tuple(
-            nick for nick in self.client.users if nick_key(nick) != me)
+        chat_input = self.query_one(ChatInput)
+        chat_input.users, chat_input.me = self.client.users, self.client.nick
 
     def _log(self, lines: list[Text | MessageLine]) -> None:
         self.query_one(ChatLog).write_lines(lines)

@@ -9,7 +9,7 @@ from textual.reactive import Reactive
 from textual.widgets import Input
 
 from tui_chat.commands import complete
-from tui_chat.protocol import clean_text
+from tui_chat.protocol import clean_text, nick_key
 
 NEWLINE_MARK = "\u2424"  # ␤ SYMBOL FOR NEWLINE: a pasted line break, in the one-line input
 
@@ -32,7 +32,8 @@ class ChatInput(Input):
         self.history: list[str] = []
         self._history_index = 0
         self._draft = ""
-        self.users: tuple[str, ...] = ()
+        self.users: tuple[str, ...] = ()  # who is in the room
+        self.me = ""  # your nickname: Tab completes the others' names, not your own
         self._cycle: tuple[str, int, int, str] | None = None  # original, cursor, turn, result
 
     async def _on_key(self, event: events.Key) -> None:
@@ -106,7 +107,9 @@ class ChatInput(Input):
             original, cursor, turn = cycle[0], cycle[1], cycle[2] + 1
         else:
             original, cursor, turn = self.value, self.cursor_position, 0
-        result = complete(original, cursor, self.users, turn)
+        me = nick_key(self.me)  # looked at here, on Tab, not at every join and leave
+        others = tuple(nick for nick in self.users if nick_key(nick) != me)
+        result = complete(original, cursor, others, turn)
         if result is None:
             self.app.bell()
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import select
 import signal
@@ -33,9 +34,9 @@ class Watch:
         self._number = 1
         self.on_message = on_message
         self.backlog = backlog  # also the recent history a first join brings
-        self.skipping = not backlog  # the history of the current welcome is not printed
         self.started_ms = now_ms()  # without the backlog, nothing said before this is new
-        self.oldest_ms = 0  # history stamped before this is not printed (see Joined below)
+        # History (the welcome's, and catch-up pages) stamped before this is not printed.
+        self.oldest_ms: float = 0 if backlog else math.inf
         self.problems: list[str] = []
         self.last_failure = ""  # why the last connection attempt failed
         self.over = asyncio.Event()  # the client went offline for good, or was refused a name
@@ -49,20 +50,22 @@ class Watch:
     def __call__(self, update: Update) -> None:
         self.progress.set()
         if isinstance(update, Received) and self.on_message is not None:
-            if not (update.backlog and (self.skipping or update.message.ts < self.oldest_ms)):
+            if not update.backlog or update.message.ts >= self.oldest_ms:
                 self.on_message(update.message)
         elif isinstance(update, Joined) and self.on_message is not None:
             if update.gap:
                 self._report("earlier messages are not available")
-            # A rejoin brings exactly what was missed: that is printed in any case. But a
-            # server that lost the history we knew (a gap) sends its recent history instead,
-            # some of it perhaps older than this command: without the backlog, that is not new.
-            self.skipping = not (self.backlog or update.rejoined)
-            self.oldest_ms = self.started_ms if update.gap and not self.backlog else 0
-            if not self.skipping:
-                for message in update.welcome.history:
-                    if message.ts >= self.oldest_ms:
-                        self.on_message(message)
+            # A first join's history is printed only with the backlog. A rejoin brings
+            # exactly what was missed: that is printed in any case. But a server that lost
+            # the history we knew (a gap) sends its recent history instead, some of it
+            # perhaps older than this command: without the backlog, that is not new.
+            if self.backlog or (update.rejoined and not update.gap):
+                self.oldest_ms = 0
+            else:
+                self.oldest_ms = self.started_ms if update.rejoined else math.inf
+            for message in update.welcome.history:
+                if message.ts >= self.oldest_ms:
+                    self.on_message(message)
         elif isinstance(update, Refused) and update.outgoing is not None and not update.retrying:
             preview = update.outgoing.text.splitlines()[0][:40] if update.outgoing.text else ""
             self.problems.append(f"not sent ({preview!r}): {update.error.message}")

@@ -325,7 +325,8 @@ class ChatLog(ScrollView):
 
 
 class UserList(Static):
-    """Everyone in the room, sorted, with a count; you are marked."""
+    """Everyone in the room, sorted, with a count; you are marked (unless your nickname was
+    refused: then you are no one in the room)."""
 
     users: reactive[tuple[str, ...]] = reactive(())
     me: reactive[str] = reactive("")
@@ -333,10 +334,11 @@ class UserList(Static):
 
     def render(self) -> Text:
         text = Text(no_wrap=True, overflow="ellipsis")
+        me = nick_key(self.me) if self.state is not State.NICKNAME else None
         for nick in sorted(self.users, key=nick_key):
             if text:
                 text.append("\n")
-            own = nick_key(nick) == nick_key(self.me)
+            own = nick_key(nick) == me
             text.append("● " if own else "  ", nick_colour(nick))
             text.append(nick, f"bold {nick_colour(nick)}" if own else nick_colour(nick))
             if own:
@@ -353,9 +355,10 @@ class UserList(Static):
     def _title(self) -> None:
         if self.state is State.ONLINE:
             self.border_title = f"Users · {len(self.users)}"
-        else:  # connected but refused the nickname: not in the room either
-            self.border_title = "Users (not joined)" if self.state is State.NICKNAME else (
-                "Users (offline)")
+        elif self.state is State.NICKNAME:  # connected, but no name: not in the room either
+            self.border_title = "Users (not joined)"
+        else:
+            self.border_title = "Users (offline)"
 
 
 class Outbox(Static):
