@@ -10,7 +10,8 @@ from textual.pilot import Pilot
 from tui_chat.app import ChatApp
 from tui_chat.chat_input import ChatInput
 from tui_chat.updates import Backoff, State
-from tui_chat.widgets import ChatLog, Outbox, UserList
+from tui_chat.chat_log import ChatLog
+from tui_chat.widgets import Outbox, UserList
 
 SIZE = (100, 30)
 

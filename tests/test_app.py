@@ -18,7 +18,8 @@ from tests.apptools import (
 )
 from tui_chat.collector import YOUNG_GENERATION_THRESHOLD
 from tui_chat.chat_input import ChatInput
-from tui_chat.widgets import ChatLog, Outbox, UserList
+from tui_chat.chat_log import ChatLog
+from tui_chat.widgets import Outbox, UserList
 
 
 async def test_two_apps_chat(url) -> None:

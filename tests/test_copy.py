@@ -7,7 +7,7 @@ from textual.pilot import Pilot
 
 from tests.apptools import drawn_on, log_text, make_app, online, until
 from tui_chat.render import system_line
-from tui_chat.widgets import ChatLog
+from tui_chat.chat_log import ChatLog
 
 
 async def select(pilot: Pilot, log: ChatLog, start: tuple[int, int], end: tuple[int, int]) -> str:

@@ -10,7 +10,7 @@ from websockets.asyncio.server import serve
 
 from tests.apptools import SIZE, log_text, make_app, online, until, users_text
 from tui_chat.protocol import SUBPROTOCOL
-from tui_chat.widgets import ChatLog
+from tui_chat.chat_log import ChatLog
 
 MARKUP = "[@click=app.quit]x[/] [bold]y[/bold] [/]"
 HOSTILE_FRAMES = [

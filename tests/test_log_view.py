@@ -9,7 +9,8 @@ from tui_chat_server import ChatServer, ServerConfig
 from tests.apptools import log_text, make_app, online, outbox, type_line, until
 from tests.helpers import JsonClient
 from tui_chat.app import ChatApp
-from tui_chat.widgets import ChatLog, Outbox, UserList
+from tui_chat.chat_log import ChatLog
+from tui_chat.widgets import Outbox, UserList
 
 DAY_MS = 86_400_000
 WORDS = " ".join(f"word{number:02}" for number in range(30))

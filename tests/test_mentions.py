@@ -13,7 +13,7 @@ from tui_chat.mentions import mentions
 from tui_chat.protocol import Message, now_ms
 from tui_chat.render import MENTION_STYLE
 from tui_chat.updates import Received
-from tui_chat.widgets import ChatLog
+from tui_chat.chat_log import ChatLog
 
 SIZE = (100, 30)
 MENTION = Style.parse(MENTION_STYLE)

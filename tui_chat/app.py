@@ -52,7 +52,8 @@ from tui_chat.render import (
     system_line,
 )
 from tui_chat.chat_input import ChatInput
-from tui_chat.widgets import ChatLog, Outbox, UserList
+from tui_chat.chat_log import ChatLog
+from tui_chat.widgets import Outbox, UserList
 
 FLUSH_INTERVAL = 1 / 60  # incoming lines reach the log at most once per frame
 NEWS_DELAY = 0.5  # seconds: a connection failure retried sooner is not worth a log line
