@@ -12,6 +12,7 @@ from tui_chat.chat_input import ChatInput
 from tui_chat.updates import Backoff, State
 from tui_chat.chat_log import ChatLog
 from tui_chat.widgets import Outbox, UserList
+from tests.helpers import JsonClient
 
 SIZE = (100, 30)
 
@@ -81,3 +82,11 @@ def farewells(app: ChatApp) -> list[str]:
 
     app.exit = exit_saying  # type: ignore[method-assign]
     return said
+
+
+async def fill_backlog(url: str, texts: list[str]) -> None:
+    """Say each text in the room as bob, who then leaves (the room keeps the backlog)."""
+    bob = await JsonClient.connect(url, "bob")
+    for number, text in enumerate(texts):
+        await bob.say(text, cid=f"fill{number}")
+    await bob.close()

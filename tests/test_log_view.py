@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
-import time
-
 from tui_chat_server import ChatServer, ServerConfig
-from tests.apptools import log_text, make_app, online, outbox, type_line, until
-from tests.helpers import JsonClient
+from tests.apptools import fill_backlog, log_text, make_app, online, outbox, type_line, until
 from tui_chat.app import ChatApp
 from tui_chat.chat_log import ChatLog
 from tui_chat.widgets import Outbox, UserList
 
-DAY_MS = 86_400_000
 WORDS = " ".join(f"word{number:02}" for number in range(30))
 
 
@@ -35,14 +30,6 @@ def assert_rows_fit(app: ChatApp) -> None:
         assert strip.cell_length <= width, f"{strip.cell_length} > {width}: {strip.text!r}"
     assert not log.show_horizontal_scrollbar
     assert log.virtual_size.width <= width
-
-
-async def fill_backlog(url: str, texts: list[str]) -> None:
-    """Say each text in the room as bob, who then leaves (the room keeps the backlog)."""
-    bob = await JsonClient.connect(url, "bob")
-    for number, text in enumerate(texts):
-        await bob.say(text, cid=f"fill{number}")
-    await bob.close()
 
 
 async def test_tabs_are_shown_as_spaces_and_wrap_inside_the_log(url, join) -> None:
@@ -213,34 +200,6 @@ async def test_ctrl_end_returns_to_the_newest_line(url, join) -> None:
         await until(pilot, lambda: "seen at once" in log_text(app))
         await pilot.pause(0.1)
         assert "carol seen at once" in shown_rows(app)[-1]
-
-
-async def test_a_backlog_from_earlier_days_is_headed_by_its_days(start_server, tmp_path,
-                                                                   zone) -> None:
-    """Joining a room whose backlog reaches back days shows a line naming each day where it
-    starts, then today's, before what is said today."""
-    zone("UTC")
-    db = str(tmp_path / "history.db")
-    server = await start_server(db=db)
-    await fill_backlog(server.url + "/lobby", ["long ago", "also long ago", "yesterday"])
-    await server.stop()
-    with sqlite3.connect(db) as connection:  # as if said two days and one day ago
-        connection.execute("UPDATE messages SET ts = ts - ? WHERE text LIKE '%long ago'",
-                           (2 * DAY_MS,))
-        connection.execute("UPDATE messages SET ts = ts - ? WHERE text = 'yesterday'",
-                           (DAY_MS,))
-    server = await start_server(db=db)
-    app = make_app(server.url + "/lobby", "alice")
-    async with app.run_test(size=(100, 30)) as pilot:
-        await online(pilot)
-        text = log_text(app)
-        days = [time.strftime("── %A %-d %B %Y ──", time.gmtime(time.time() - n * 86_400))
-                for n in (2, 1, 0)]
-        order = [days[0], "bob long ago", "bob also long ago", days[1], "bob yesterday",
-                 days[2], "You joined lobby"]
-        positions = [text.find(piece) for piece in order]
-        assert -1 not in positions and positions == sorted(positions), text
-        assert text.count("──") == 6
 
 
 async def test_a_narrow_terminal_leaves_the_log_room(url) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterable
 from itertools import repeat
@@ -19,11 +20,13 @@ from textual.strip import Strip
 from tui_chat.render import (
     CONTINUATION,
     TAB_SIZE,
+    DayLine,
     DayMarks,
     MessageLine,
     Row,
     cells,
     line_plain,
+    other_day_name,
     row_plain,
     wrap_ranges,
 )
@@ -35,7 +38,8 @@ class ChatLog(ScrollView):
     last `max_lines` rows; follows new lines while the view is at the end, stays put once the
     user scrolls up (its border then counts the lines that arrived below), and follows again
     when they scroll back down. Lines are wrapped to the log's width and wrapped again when
-    that width changes."""
+    that width changes. While the top row on screen is from another day than today, and
+    the line naming that day is not in view, the border names it."""
 
     following = True
     unseen: reactive[int] = reactive(0)  # lines written below the view since it stopped following
@@ -55,6 +59,12 @@ class ChatLog(ScrollView):
         self._style: Style | None = None  # self.rich_style, while the styles stay the same
         self._selection_style: Style | None = None  # the screen's, looked up once
         self._days = DayMarks()
+        # The day lines among the rows, by row number (as `_removed` counts), in order.
+        self._day_rows: list[int] = []
+        self._day_lines: list[DayLine] = []
+
+    def on_mount(self) -> None:
+        self.set_interval(60, self._name_day)  # midnight can pass with nothing written
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
@@ -63,6 +73,28 @@ class ChatLog(ScrollView):
             self.unseen = 0
         elif new_value < old_value:
             self.following = False  # the user scrolled up
+        self._name_day()
+
+    def _name_day(self) -> None:
+        """Name the top row's day in the border, unless it is today or its day line shows."""
+        index = int(self.scroll_y)
+        title = ""
+        if index < len(self._rows):
+            row = self._rows[index]
+            if not isinstance(row[0] if isinstance(row, tuple) else row, DayLine):
+                day = self._day_of(self._removed + index)
+                if day is not None:
+                    title = other_day_name(day)
+        self.border_title = title
+
+    def _day_of(self, number: int) -> int | None:
+        """When the day of row `number` started (None: the log is empty)."""
+        before = bisect_right(self._day_rows, number)
+        if before:
+            return self._day_lines[before - 1].start
+        if self._day_lines:  # above the first day line still known
+            return self._day_lines[0].previous
+        return self._days.start  # no day line: every row is from the day the log started
 
     def watch_unseen(self, unseen: int) -> None:
         if not unseen:
@@ -126,6 +158,7 @@ class ChatLog(ScrollView):
             self._follow()
         elif excess > 0:  # keep what the user is reading in place
             self.scroll_to(y=max(0, self.scroll_y - excess), animate=False, immediate=True)
+        self._name_day()  # (the view may not have moved while its rows did)
         self.refresh()
 
     def _wrap(self, lines: Iterable[Text | MessageLine], width: int) -> None:
@@ -135,6 +168,9 @@ class ChatLog(ScrollView):
         last = len(rows)
         for line in lines:
             last = len(rows)
+            if isinstance(line, DayLine):
+                self._day_rows.append(self._removed + last)
+                self._day_lines.append(line)
             if isinstance(line, MessageLine):
                 plain = line.plain()
                 if plain.isascii() or "\t" not in line.message.text:  # plain is exact
@@ -170,6 +206,9 @@ class ChatLog(ScrollView):
                 rows.popleft()
                 excess += 1
         self._removed += excess
+        day_rows = self._day_rows
+        while len(day_rows) > 1 and day_rows[1] <= self._removed:  # the next one is the top's
+            del day_rows[0], self._day_lines[0]
         return excess
 
     def _rewrap(self, width: int) -> None:
@@ -178,9 +217,7 @@ class ChatLog(ScrollView):
         self._forget_selection()
         old_rows = len(self._rows)
         fraction = self.scroll_y / old_rows if old_rows else 0.0
-        self._rows.clear()
-        self._cache.clear()
-        self._removed = 0
+        self._clear_rows()
         self._width = width
         self._wrap(self._lines, width)
         self._trim()
@@ -190,7 +227,15 @@ class ChatLog(ScrollView):
             self.follow()
         else:
             self.scroll_to(y=y, animate=False, force=True, immediate=True)
+        self._name_day()
         self.refresh()
+
+    def _clear_rows(self) -> None:
+        self._rows.clear()
+        self._day_rows.clear()
+        self._day_lines.clear()
+        self._cache.clear()
+        self._removed = 0
 
     def _follow(self) -> None:
         """Show the last row now: forced, as the scrollbar may not be laid out yet."""
@@ -205,12 +250,11 @@ class ChatLog(ScrollView):
         self._forget_selection()
         self._days.reset()
         self._lines.clear()
-        self._rows.clear()
-        self._cache.clear()
-        self._removed = 0
+        self._clear_rows()
         self.virtual_size = Size(0, 0)
         self.following = True
         self.unseen = 0
+        self._name_day()
         self.refresh()
 
     def render_line(self, y: int) -> Strip:

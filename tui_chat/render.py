@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 import zlib
-from functools import lru_cache
 from bisect import bisect_right
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import accumulate
 
 from rich.cells import cell_len
@@ -14,8 +14,8 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 
-from tui_chat.protocol import BAD_PASSWORD, NICK_REGISTERED, NICK_UNCHANGED, Message, nick_key, now_ms
 from tui_chat.mentions import mentions
+from tui_chat.protocol import BAD_PASSWORD, NICK_REGISTERED, NICK_UNCHANGED, Message, nick_key, now_ms
 from tui_chat.updates import Joined, NickRefused, Refused
 
 # Readable on dark and light backgrounds; a nickname keeps its colour everywhere, always.
@@ -196,11 +196,28 @@ def error_line(text: str) -> Text:
     return system_line(text, style=ERROR_STYLE)
 
 
-def day_line(ts_ms: int) -> Text:
-    """The line that starts a new day in the log, naming it (`── Friday 20 November 2026 ──`)."""
+class DayLine(Text):
+    """The line that starts a new day in the log, naming it (`── Friday 20 November 2026 ──`):
+    `start` is when that day starts, `previous` when the day of the lines above it started
+    (None at the top of the log), so the day of any row can be told after the rows and day
+    lines above it are gone."""
+
+    def __init__(self, start: int, previous: int | None) -> None:
+        super().__init__(f"── {day_name(start)} ──", f"bold {TIME_STYLE}")
+        self.start = start
+        self.previous = previous
+
+
+def other_day_name(start: int) -> str:
+    """The name of the day that starts at `start`, or "" if that day is today."""
+    begin, end = day_bounds(start)
+    return "" if begin <= now_ms() < end else day_name(start)
+
+
+def day_name(ts_ms: int) -> str:
+    """The local day of `ts_ms` in words: `Friday 20 November 2026`."""
     day = time.localtime(ts_ms // 1000)
-    return Text(f"── {time.strftime('%A', day)} {day.tm_mday} {time.strftime('%B %Y', day)} ──",
-                f"bold {TIME_STYLE}")
+    return f"{time.strftime('%A', day)} {day.tm_mday} {time.strftime('%B %Y', day)}"
 
 
 def day_bounds(ts_ms: int) -> tuple[int, int]:
@@ -232,6 +249,11 @@ class DayMarks:
     def __init__(self) -> None:
         self._day: tuple[int, int] | None = None  # the day of the last message written
 
+    @property
+    def start(self) -> int | None:
+        """When the day of the last line marked started (None before the first line)."""
+        return self._day[0] if self._day else None
+
     def reset(self) -> None:
         """The log was cleared: its next line is the first again."""
         self._day = None
@@ -254,12 +276,12 @@ class DayMarks:
                 ts = now_ms()
                 if start - CLOCK_SKEW_MS <= ts < end + CLOCK_SKEW_MS:
                     continue
-            first = self._day is None
+            previous = self.start
             self._day = start, end = day_bounds(ts)
-            if first and start <= now_ms() < end:
+            if previous is None and start <= now_ms() < end:
                 continue  # the log starts today: nothing to say
             marked.extend(lines[rest:index])
-            marked.append(day_line(ts))
+            marked.append(DayLine(start, previous))
             rest = index
         if not marked:
             return lines
