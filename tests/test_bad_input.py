@@ -205,16 +205,30 @@ async def test_integers_past_what_json_keeps_exact_are_refused(join, chat_server
     assert (await client.expect("welcome"))["nick"] == "bob"
 
 
-@pytest.mark.parametrize("cid", ["m\x07", "\x1b[2Jm", "m\u202e"])
+@pytest.mark.parametrize("cid", [
+    "m\x07", "\x1b[2Jm", "m\u202e", "m\tn", "m\nn", "\x7fm", "\x85m",  # controls
+    "\u200bm", "\ufeffm", "\u00adm", "\u200em",  # formatting: zero-width, BOM, soft hyphen
+    "m\u2028", "\ud800m",  # a line separator; half of a surrogate pair, which UTF-8 cannot hold
+    "", "c" * 65,  # too short, too long
+])
 async def test_a_cid_with_control_characters_is_refused_not_cleaned(join, cid: str) -> None:
-    """Such a cid gets `bad_event`; it never becomes another cid, so a later message that
-    really uses that other cid is stored and acknowledged as new."""
+    """Such a cid (or one of a wrong length) gets `bad_event` with the cid exactly as sent; it
+    never becomes another cid, so a later message that really uses that other cid is stored
+    and acknowledged as new, and the connection stays."""
     alice = await join("alice")
     await alice.send(type="say", text="first", cid=cid)
     error = await alice.expect("error")
     assert (error["code"], error["cid"]) == ("bad_event", cid)  # as sent: it names the message
     ack = await alice.say("second", cid="m")
     assert (ack["text"], ack["cid"]) == ("second", "m")
+
+
+@pytest.mark.parametrize("cid", ["a b", "m\u00a0n", "日本語", "🙂", "\ue000"])
+async def test_a_cid_of_printable_characters_is_kept_as_sent(join, cid: str) -> None:
+    """Spaces, letters of any script, emoji and private-use characters are fine in a cid."""
+    alice = await join("alice")
+    ack = await alice.say("hello", cid=cid)
+    assert ack["cid"] == cid
 
 
 async def test_invalid_frames_count_against_the_rate_limit(start_server) -> None:

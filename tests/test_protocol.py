@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tui_chat import protocol
@@ -145,6 +147,22 @@ def test_decode_error_carries_the_cid_it_answers() -> None:
     with pytest.raises(ProtocolError) as caught:
         decode_client('{"type":"say","text":null,"cid":"abc"}')
     assert caught.value.cid == "abc"
+
+
+def test_a_frame_without_a_type_is_told_so() -> None:
+    """A missing `type` is named as missing, not quoted as the word None."""
+    with pytest.raises(ProtocolError) as caught:
+        decode_client('{"text":"no type"}')
+    assert caught.value.message.startswith("Missing 'type': expected one of hello, say")
+    with pytest.raises(ProtocolError) as caught:
+        decode_client('{"type":"shout"}')
+    assert caught.value.message.startswith("Unknown 'type' 'shout': expected one of")
+
+
+def test_an_error_is_written_so_that_any_cid_survives_utf8() -> None:
+    """An error echoing half of a surrogate pair is still valid UTF-8 and decodes to it."""
+    frame = encode(Error("bad_event", "No.", "\ud800x"))
+    assert json.loads(frame.encode("utf-8"))["cid"] == "\ud800x"
 
 
 def test_decode_client_ignores_unknown_fields() -> None:

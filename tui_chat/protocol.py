@@ -91,8 +91,15 @@ def clean_text(text: str) -> str:
 
 
 def valid_cid(cid: object) -> bool:
-    """A `cid` as a client may choose it: 1 to MAX_CID characters, none of them cleaned away."""
-    return type(cid) is str and 0 < len(cid) <= MAX_CID and clean_text(cid) == cid
+    """A `cid` as a client may choose it: 1 to MAX_CID characters, none of them a control,
+    a formatting character (zero-width space, byte order mark, soft hyphen, direction marks),
+    a line or paragraph separator, or half of a surrogate pair (_NOT_IN_CID)."""
+    return type(cid) is str and 0 < len(cid) <= MAX_CID and (
+        cid.isprintable()  # the common case, which has none of them
+        or not any(unicodedata.category(char) in _NOT_IN_CID for char in cid))
+
+
+_NOT_IN_CID = frozenset(("Cc", "Cf", "Cs", "Zl", "Zp"))  # Unicode's general categories
 
 
 def valid_sender_key(key: object) -> bool:
@@ -335,8 +342,10 @@ _JSON_NAMES = {"str": "a string", "int": f"a whole number from 0 to {MAX_INT}",
 
 
 def encode(event: ClientEvent | ServerEvent) -> str:
-    """One event as the text of one JSON frame (fields that are None are left out)."""
-    return json.dumps(_to_dict(event), ensure_ascii=False, separators=(",", ":"))
+    """One event as the text of one JSON frame (fields that are None are left out). An
+    error's `cid` is as the client sent it, which may hold half of a surrogate pair: UTF-8
+    cannot carry that, so errors are written in ASCII, with `\\u` escapes."""
+    return json.dumps(_to_dict(event), ensure_ascii=type(event) is Error, separators=(",", ":"))
 
 
 def _to_dict(event: Any) -> dict[str, Any]:
@@ -407,15 +416,12 @@ def _from_dict(data: Any, events: dict[str, type]) -> Any:
     if not isinstance(data, dict):
         raise ProtocolError(BAD_JSON, "Each frame must be a JSON object with a 'type' field.")
     cid = data.get("cid")
-    cid = cid if isinstance(cid, str) and 0 < len(cid) <= MAX_CID else None  # echoed as sent
-    cls = events.get(data.get("type")) if isinstance(data.get("type"), str) else None
+    cid = cid if isinstance(cid, str) else None  # echoed exactly as sent, valid or not
+    kind = data.get("type")
+    cls = events.get(kind) if isinstance(kind, str) else None
     if cls is None:
-        raise ProtocolError(
-            UNKNOWN_TYPE,
-            f"Unknown or missing 'type' {_quote(str(data.get('type')))}:"
-            f" expected one of {', '.join(events)}.",
-            cid,
-        )
+        given = "Missing 'type'" if kind is None else f"Unknown 'type' {_quote(str(kind))}"
+        raise ProtocolError(UNKNOWN_TYPE, f"{given}: expected one of {', '.join(events)}.", cid)
     values: dict[str, Any] = {}
     for item in fields(cls):
         value = data.get(item.name)
@@ -454,7 +460,7 @@ def _check(event: Any, cid: str | None) -> None:
     given = getattr(event, "cid", None)
     if given is not None and not valid_cid(given):
         raise ProtocolError(BAD_EVENT, f"'cid' must be 1 to {MAX_CID} characters, none of them"
-                            " control or formatting characters.", cid)
+                            " a control, formatting or line separator character.", cid)
     if isinstance(event, Hello) and event.sender_key is not None and not valid_sender_key(
             event.sender_key):
         raise ProtocolError(BAD_EVENT, f"'sender_key' must be {MIN_SENDER_KEY} to {MAX_CID}"
