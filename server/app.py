@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import http
 import logging
-import os
 import ssl
 from dataclasses import dataclass
 
@@ -16,12 +14,6 @@ from websockets.frames import CloseCode
 from websockets.headers import parse_subprotocol
 from websockets.http11 import Request, Response
 
-from .accounts import Accounts
-from .history import History, unopenable
-from .hub import Hub, Limits
-from .limits import ConnectionCounter
-from .sessions import JsonSession, PlainSession, Session, token_matches
-from .transport import ChatConnection, peer_name
 from tui_chat.protocol import (
     DEFAULT_MAX_FRAME,
     DEFAULT_MAX_TEXT,
@@ -29,6 +21,14 @@ from tui_chat.protocol import (
     ProtocolError,
     room_from_path,
 )
+
+from .accounts import Accounts
+from .history import History, unopenable
+from .hub import Hub, Limits
+from .limits import ConnectionCounter
+from .sessions import JsonSession, PlainSession, Session, token_matches
+from .tls import tls_context
+from .transport import ChatConnection, peer_name
 
 log = logging.getLogger("tui_chat.server")
 
@@ -171,24 +171,7 @@ class ChatServer:
                     connection.abort()
 
     def _tls_context(self) -> ssl.SSLContext | None:
-        if not self.config.certfile:
-            return None
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        certfile, keyfile = self.config.certfile, self.config.keyfile
-        try:
-            if keyfile is None and not os.path.isfile(certfile):
-                # One pipe (`<(vault read ...)`) with the key in it: OpenSSL reads the file
-                # for the certificates and again for the key, and a pipe reads only once.
-                # Read it here, into memory: the key never touches the disk.
-                with open(certfile, "rb") as pipe, _memory_file(pipe.read()) as copy:
-                    context.load_cert_chain(copy)
-            else:
-                context.load_cert_chain(certfile, keyfile)
-        except ssl.SSLError:
-            raise
-        except OSError as error:  # a file it cannot read: say which, not "cannot listen"
-            raise ssl.SSLError(f"{error.filename or certfile}: {error.strerror or error}") from None
-        return context
+        return tls_context(self.config.certfile, self.config.keyfile) if self.config.certfile else None
 
     @property
     def port(self) -> int:
@@ -326,16 +309,3 @@ def _close_description(connection: ChatConnection) -> str:
     if code is None:
         return "no close frame"
     return f"code {code}" + (f" ({reason})" if reason else "")
-
-
-@contextlib.contextmanager
-def _memory_file(data: bytes):
-    """The path of a file holding `data` in memory only (Linux), for as long as it is open."""
-    if not hasattr(os, "memfd_create"):
-        raise OSError("a certificate and key in one pipe need Linux; give --keyfile")
-    descriptor = os.memfd_create("tui-chat-certificate")
-    try:
-        os.write(descriptor, data)
-        yield f"/proc/self/fd/{descriptor}"
-    finally:
-        os.close(descriptor)

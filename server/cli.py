@@ -62,6 +62,9 @@ _count = _non_negative(int, "a whole number")
 _seconds = _non_negative(float, "a number of seconds")
 
 
+MIN_FRAME = 1024  # bytes: room for a hello with every field, and a message's JSON around its text
+
+
 def build_parser() -> argparse.ArgumentParser:
     defaults = ServerConfig()
     parser = argparse.ArgumentParser(
@@ -96,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--max-text", type=_count, default=defaults.max_text, metavar="CHARS",
         help="longest message accepted, in characters (default: %(default)s)")
     add("--max-frame", type=_count, default=defaults.max_frame, metavar="BYTES",
-        help="largest WebSocket frame accepted; bigger ones close with 1009 (default: %(default)s)")
+        help="largest WebSocket frame accepted, at least 1024 and 4 bytes a --max-text"
+             " character more; bigger ones close with 1009 (default: %(default)s)")
     add("--rate", type=_non_negative(float, "a number"), default=defaults.rate, metavar="PER_SECOND",
         help="messages a connection may send per second, on average; faster ones wait their"
              " turn, in order (default: %(default)s)")
@@ -116,10 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--ping-timeout", type=_seconds, default=defaults.ping_timeout, metavar="SECONDS",
         help="drop a peer that has not answered a ping after this long (default: %(default)s)")
     access = parser.add_argument_group("access")
+    secret = access.add_mutually_exclusive_group()  # (one or the other, never both)
+    secret.add_argument("--token", help="shared secret clients must present (prefer --token-file:"
+                                        " command lines are visible to other users)")
+    secret.add_argument("--token-file", type=Path, metavar="PATH",
+                        help="read the shared secret from a file")
     add = access.add_argument
-    add("--token", help="shared secret clients must present (prefer --token-file: command lines"
-                        " are visible to other users)")
-    add("--token-file", type=Path, metavar="PATH", help="read the shared secret from a file")
     add("--certfile", metavar="PEM", help="certificate chain: serve wss:// (TLS)")
     add("--keyfile", metavar="PEM", help="private key of --certfile (if not in that file)")
     add("--allow-origin", action="append", default=[], metavar="ORIGIN",
@@ -169,6 +175,14 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
             parser.error(f"--token-file: {error.strerror}: {args.token_file}")
         if not token:
             parser.error(f"--token-file: {args.token_file} is empty")
+    if args.max_frame and args.max_frame < MIN_FRAME:
+        parser.error(f"--max-frame {args.max_frame} is too small: a client's hello alone can take"
+                     f" hundreds of bytes; give at least {MIN_FRAME} (or 0 for no limit)")
+    if args.max_frame and args.max_text and args.max_frame < 4 * args.max_text + MIN_FRAME:
+        parser.error(f"--max-frame {args.max_frame} is too small for --max-text {args.max_text}:"
+                     f" a message of that length can take up to {4 * args.max_text:,} bytes"
+                     f" (4 a character in UTF-8); give --max-frame"
+                     f" {4 * args.max_text + MIN_FRAME} or more, or a lower --max-text")
     if args.keyfile and not args.certfile:
         parser.error("--keyfile needs --certfile")
     for option, path in (("--certfile", args.certfile), ("--keyfile", args.keyfile)):

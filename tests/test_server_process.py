@@ -185,6 +185,12 @@ def test_user_accepts_db_before_or_after_its_command(tmp_path) -> None:
     (["--certfile", "/nonexistent/cert.pem"], "--certfile: no such file: /nonexistent/cert.pem"),
     (["--allow-origin", "https://chat.example.org/"], "is not an origin"),
     (["--allow-origin", "chat.example.org"], "is not an origin"),
+    (["--token", "a", "--token-file", "secret.txt"],
+     "argument --token-file: not allowed with argument --token"),
+    (["--max-frame", "10"], "--max-frame 10 is too small: a client's hello alone"),
+    (["--max-frame", "20000", "--max-text", "5000"],
+     "--max-frame 20000 is too small for --max-text 5000: a message of that length can take up"
+     " to 20,000 bytes (4 a character in UTF-8); give --max-frame 21024 or more"),
 ])
 def test_bad_option_values_are_refused(argv: list[str], message: str) -> None:
     """Negative sizes, ports out of range and an empty token are usage errors (exit 2)
@@ -333,3 +339,41 @@ def test_a_data_directory_that_cannot_be_made_is_a_clear_error(tmp_path) -> None
     assert result.returncode == 1
     assert "cannot open the database" in result.stderr and "Not a directory" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_certificate_files_that_do_not_fit_say_what_is_wrong(tmp_path) -> None:
+    """A certificate without its key, a key given as the certificate, a key of another
+    certificate and a key locked with a passphrase are each named, with what to do."""
+    import ssl
+
+    import trustme
+    from cryptography.hazmat.primitives import serialization
+
+    from tui_chat_server.tls import tls_context
+
+    authority = trustme.CA()
+    cert, other = authority.issue_cert("localhost"), authority.issue_cert("localhost")
+    files = {"cert": cert.cert_chain_pems[0].bytes(), "key": cert.private_key_pem.bytes(),
+             "other-key": other.private_key_pem.bytes(), "junk": b"not a PEM file\n",
+             "locked-key": serialization.load_pem_private_key(
+                 cert.private_key_pem.bytes(), None).private_bytes(
+                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                 serialization.BestAvailableEncryption(b"secret"))}
+    for name, pem in files.items():
+        (tmp_path / f"{name}.pem").write_bytes(pem)
+
+    def refusal(certfile: str, keyfile: str | None) -> str:
+        with pytest.raises(ssl.SSLError) as caught:
+            tls_context(str(tmp_path / certfile), keyfile and str(tmp_path / keyfile))
+        return str(caught.value.args[0]).replace(f"{tmp_path}/", "")
+
+    assert refusal("cert.pem", None) == (
+        "cert.pem holds no private key: give the key with --keyfile")
+    assert refusal("key.pem", "key.pem") == (
+        "key.pem holds no certificate (PEM, '-----BEGIN CERTIFICATE-----')")
+    assert refusal("cert.pem", "junk.pem") == "junk.pem holds no private key"
+    assert refusal("cert.pem", "other-key.pem") == (
+        "the private key in other-key.pem is not the key of the certificate in cert.pem")
+    assert refusal("cert.pem", "locked-key.pem").startswith(
+        "the private key in locked-key.pem is encrypted with a passphrase")
+    assert tls_context(str(tmp_path / "cert.pem"), str(tmp_path / "key.pem"))

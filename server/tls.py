@@ -1,0 +1,61 @@
+"""The server's TLS context, with errors that say what is wrong with the files given."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import ssl
+
+
+def tls_context(certfile: str, keyfile: str | None) -> ssl.SSLContext:
+    """A server context for `certfile` (the certificate chain, and the private key too when
+    `keyfile` is None). ssl.SSLError names the file at fault and what it lacks."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        with open(certfile, "rb") as source:
+            chain = source.read()  # read once: `certfile` may be a pipe, as <(vault read ...)
+        key = chain
+        if keyfile is not None:
+            with open(keyfile, "rb") as source:
+                key = source.read()
+    except OSError as error:  # a file it cannot read: say which, not "cannot listen"
+        raise ssl.SSLError(f"{error.filename or certfile}: {error.strerror or error}") from None
+    if b"-----BEGIN CERTIFICATE-----" not in chain:
+        raise ssl.SSLError(f"{certfile} holds no certificate (PEM, '-----BEGIN CERTIFICATE-----')")
+    if b"PRIVATE KEY-----" not in key:
+        raise ssl.SSLError(f"{keyfile} holds no private key" if keyfile else
+                           f"{certfile} holds no private key: give the key with --keyfile")
+    if b"ENCRYPTED" in key:
+        raise ssl.SSLError(f"the private key in {keyfile or certfile} is encrypted with a"
+                           " passphrase, which a server cannot type: decrypt it, e.g."
+                           " openssl pkey -in KEY -out KEY-PLAIN (and keep that file private)")
+    try:
+        with _memory_file(chain) as chain_path, _memory_file(key) as key_path:
+            context.load_cert_chain(chain_path, key_path)
+    except ssl.SSLError as error:
+        if error.reason == "KEY_VALUES_MISMATCH":
+            raise ssl.SSLError(f"the private key in {keyfile or certfile} is not the key of the"
+                               f" certificate in {certfile}") from None
+        raise ssl.SSLError(f"{certfile}: {error.strerror or error}") from None
+    return context
+
+
+@contextlib.contextmanager
+def _memory_file(data: bytes):
+    """The path of a file holding `data` in memory only, for as long as it is open (Linux;
+    elsewhere a private temporary file, removed at once after use)."""
+    if hasattr(os, "memfd_create"):
+        descriptor = os.memfd_create("tui-chat-certificate")
+        try:
+            os.write(descriptor, data)
+            yield f"/proc/self/fd/{descriptor}"
+        finally:
+            os.close(descriptor)
+        return
+    import tempfile
+    with tempfile.NamedTemporaryFile(delete=False) as copy:  # created readable by us alone
+        copy.write(data)
+    try:
+        yield copy.name
+    finally:
+        os.unlink(copy.name)
