@@ -9,9 +9,6 @@ import re
 
 from websockets.frames import CloseCode
 
-from .hub import Greeting, Hub, unavailable
-from .limits import TokenBucket
-from .rooms import Dialect, Member, Room
 from tui_chat.protocol import (
     ALREADY_JOINED,
     BAD_PASSWORD,
@@ -32,15 +29,21 @@ from tui_chat.protocol import (
     Users,
     Who,
     check_nick,
+    clean_text,
     decode_client,
     encode,
     plain_line,
     server_line,
 )
 
+from .hub import Greeting, Hub, unavailable
+from .limits import TokenBucket
+from .rooms import Dialect, Member, Room
+
 log = logging.getLogger("tui_chat.server")
 REPLACED = 4000  # close code: the client took this member's place from a newer connection
 MAX_UNSETTLED = 64  # a client's messages waiting for their commit before it must wait
+NO_SPACES = "a nickname cannot contain spaces"
 
 
 def token_matches(given: str | None, expected: str) -> bool:
@@ -216,7 +219,7 @@ class Session:
         assert self.room is not None and self.member is not None
         if not await self.check_password(nick, password) and password is not None:
             raise ProtocolError(NICK_INVALID, f"{check_nick(nick)!r} is not registered, so it"
-                                " takes no password (a nickname cannot contain spaces).")
+                                f" takes no password ({NO_SPACES}).")
         if not self.connection.is_open():
             return  # it left while its password was checked, and its member went with it
         old = self.member.nick
@@ -322,13 +325,18 @@ class PlainSession(Session):
             await self.fail(error)
 
     def name_and_password(self, text: str) -> tuple[str, str | None]:
-        """`NAME PASSWORD` for a registered name; otherwise the whole text is the name (so a
-        space in it is refused as a space, not taken for a password)."""
+        """`NAME PASSWORD` for a registered name; text without a space is a name. Anything
+        else is refused, saying both what a name may not hold and that NAME is not one
+        that takes a password (as the JSON dialect says of a `nick` with a password)."""
         name, space, password = text.strip().partition(" ")
+        if not space:
+            return text, None
         accounts = self.hub.accounts
-        if space and accounts is not None and accounts.find(name) is not None:
+        if accounts is not None and accounts.find(name) is not None:
             return name, password.strip()
-        return text, None
+        raise ProtocolError(NICK_INVALID, f"{clean_text(text.strip())[:40]!r}: {NO_SPACES}"
+                            f" (and {check_nick(name)!r} is not registered, so it takes no"
+                            " password).")
 
     async def command(self, name: str, argument: str) -> None:
         assert self.room is not None

@@ -182,7 +182,13 @@ async def test_plain_clients_log_in_with_name_and_password(start_server, account
     assert (await plain.recv()).startswith("[Server]: Welcome to lobby, alice!")
     other = await PlainClient.connect(server.url)
     await other.send("john smith")
-    assert "not allowed" in await other.recv()
+    assert await other.recv() == ("[Server]: 'john smith': a nickname cannot contain spaces (and"
+                                  " 'john' is not registered, so it takes no password).")
+    await other.send("john")
+    assert (await other.recv()).startswith("[Server]: Welcome to lobby, john!")
+    await other.send("/nick zed pw")
+    assert await other.recv() == ("[Server]: 'zed pw': a nickname cannot contain spaces (and"
+                                  " 'zed' is not registered, so it takes no password).")
     await plain.close()
     await other.close()
 

@@ -66,9 +66,10 @@ def test_room_from_path_refuses_invalid_names(path: str) -> None:
 
 
 @pytest.mark.parametrize("nick", ["alice", "Bob_2", "a.b-c", "Zoë", "漢字", "x" * 24, " padded ",
-                                  "Дмитрий", "Σωκράτης", "田中taro"])
+                                  "Дмитрий", "Σωκράτης", "田中taro", "_7", ".x", "٣"])
 def test_check_nick_accepts_valid_names(nick: str) -> None:
-    """Letters (any script), digits, '_', '-' and '.', 1 to 24 characters, trimmed."""
+    """Letters (any script), digits, '_', '-' and '.', 1 to 24 characters with at least one
+    letter or digit, trimmed."""
     assert check_nick(nick) == nick.strip()
 
 
@@ -78,7 +79,8 @@ def test_check_nick_accepts_valid_names(nick: str) -> None:
      ("a b", "nick_invalid"), ("a\x1b[31m", "nick_invalid"), ("[bold]", "nick_invalid"),
      ("a\u202eb", "nick_invalid"), ("server", "nick_reserved"), ("ADMIN", "nick_reserved"),
      ("Ｓｙｓｔｅｍ", "nick_reserved"), ("\u0405erver", "nick_invalid"),
-     ("\u0430lice", "nick_invalid"), ("\u3164", "nick_invalid"), ("a\u115f", "nick_invalid")],
+     ("\u0430lice", "nick_invalid"), ("\u3164", "nick_invalid"), ("a\u115f", "nick_invalid"),
+     (".", "nick_invalid"), ("-", "nick_invalid"), ("...", "nick_invalid"), ("_-_", "nick_invalid")],
 )
 def test_check_nick_refuses_invalid_and_reserved_names(nick: str, code: str) -> None:
     """Bad nicknames get a specific code and a sentence saying what is wrong."""

@@ -182,6 +182,8 @@ def check_nick(nick: str) -> str:
                 f"Nickname {_quote(shown)} has a character that is not allowed"
                 f" ({'U+%04X' % ord(char)}): use letters, digits, '_', '-' and '.'.",
             )
+    if not any(char.isalnum() for char in shown):
+        raise ProtocolError(NICK_INVALID, f"Nickname {_quote(shown)} needs a letter or a digit.")
     if len(_lookalike_scripts(shown)) > 1:
         raise ProtocolError(
             NICK_INVALID,
