@@ -334,7 +334,7 @@ class PlainSession(Session):
         accounts = self.hub.accounts
         if accounts is not None and accounts.find(name) is not None:
             return name, password.strip()
-        raise ProtocolError(NICK_INVALID, f"{clean_text(text.strip())[:40]!r}: {NO_SPACES}"
+        raise ProtocolError(NICK_INVALID, f"{clean_text(text.strip()[:40])!r}: {NO_SPACES}"
                             f" (and {check_nick(name)!r} is not registered, so it takes no"
                             " password).")
 

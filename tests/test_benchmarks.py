@@ -75,3 +75,12 @@ def test_client_benchmark_absorbs_a_burst_and_answers_keys(tmp_path: Path) -> No
     assert figures["messages"] == 3000 and figures["log_lines"] == 1000
     assert figures["keys_sent"] > 0 and figures["keys_unanswered"] == 0
     assert figures["absorbed_msgs_per_s"] > 0 and figures["launch_to_interactive_s"] > 0
+
+
+def test_hostile_text_benchmark_times_every_case() -> None:
+    """The hostile-text benchmark decodes, vets and cleans each of its frames and prints a
+    time for each."""
+    run = run_benchmark("tests.benchmarks.hostile_text", "--bytes", "2000", "--repeat", "1")
+    assert run.returncode == 0, run.stderr
+    rows = run.stdout.splitlines()[1:]
+    assert len(rows) == 8 and all(row.split()[-1].replace(".", "").isdigit() for row in rows)

@@ -144,6 +144,27 @@ def test_decode_client_refuses_bad_frames_with_a_code(frame: str | bytes, code: 
     assert caught.value.message.endswith(".")
 
 
+@pytest.mark.parametrize(("raw", "clean"), [
+    ("\x9d" * 5000, ""), ("\x9da" * 3, "aaa"), ("\x1b]" * 5000, ""), ("\x1bP" * 3 + "x", "x"),
+    ("\x1b]x\x1b" * 3, "xxx"), ("\x1b]0;t\x1bX\x07after", "0;tafter"),
+])
+def test_unterminated_string_sequences_lose_their_introducers(raw: str, clean: str) -> None:
+    """An OSC, DCS, SOS, PM or APC without its terminator (many of them, as a hostile client
+    sends to make cleaning slow) loses its introducer, and what follows stays as text; a
+    body is never read past another ESC (tests/benchmarks/hostile_text.py times these)."""
+    assert clean_text(raw) == clean
+
+
+def test_a_messages_text_is_left_for_the_server_to_measure_before_cleaning() -> None:
+    """`say` and `me` text is decoded as sent (the server checks its length, then cleans it);
+    any other string field of a client's event over 1,024 characters is refused."""
+    assert decode_client('{"type":"say","text":"\\u001b[31mred"}').text == "\x1b[31mred"
+    with pytest.raises(ProtocolError) as caught:
+        decode_client(json.dumps({"type": "hello", "nick": "\x9d" * 1025}))
+    assert (caught.value.code, caught.value.message) == (
+        "bad_event", "In 'hello', 'nick' is over 1,024 characters long.")
+
+
 def test_decode_error_carries_the_cid_it_answers() -> None:
     """An invalid `say` with a cid is answered with that cid, so the sender can match it."""
     with pytest.raises(ProtocolError) as caught:

@@ -20,6 +20,7 @@ DEFAULT_MAX_TEXT = 4000
 DEFAULT_MAX_FRAME = 64 * 1024
 MAX_NICK = 24
 MAX_CID = 64
+MAX_FIELD = 1024  # characters in a client's string field other than a message's text
 MIN_SENDER_KEY = 16  # long enough that two clients never choose the same one
 MAX_INT = 2**53 - 1  # the largest integer every JSON reader keeps exact
 SERVER_NAME = "Server"
@@ -62,15 +63,20 @@ class ProtocolError(ValueError):
 
 # -- untrusted text ------------------------------------------------------------------------
 
+# Every alternative runs in time linear in what it looks at, and a string sequence's body
+# stops at the next ESC or 8-bit introducer, so no input can make cleaning slow (a lazy `.*?`
+# to the terminator scanned to the end of the text again from every unterminated
+# introducer: seconds for one frame). An unterminated one loses its introducer only, and
+# whatever is left of any sequence is removed with the controls below.
 _ESCAPE_SEQUENCE = re.compile(
     r"""
       \x1b\[[0-?]*[ -/]*[@-~]                     # CSI: ESC [ parameters intermediates final
     | \x9b[0-?]*[ -/]*[@-~]                       # 8-bit CSI
-    | \x1b[\]PX^_].*?(?:\x07|\x1b\\|\x9c)         # OSC, DCS, SOS, PM, APC ... BEL or ST
-    | [\x90\x98\x9d\x9e\x9f].*?(?:\x07|\x1b\\|\x9c)  # their 8-bit introducers
+    | (?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])     # OSC, DCS, SOS, PM, APC (7- or 8-bit)
+      [^\x07\x1b\x90\x98\x9c-\x9f]*(?:\x07|\x1b\\|\x9c)  # ... up to BEL or ST
     | \x1b[ -/]*[0-~]                             # every other escape sequence
     """,
-    re.VERBOSE | re.DOTALL,
+    re.VERBOSE,
 )
 # C0 except tab and newline, DEL, C1, and the bidi embedding/override/isolate controls.
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
@@ -442,6 +448,11 @@ def _convert(event_type: str, name: str, value: Any, cid: str | None) -> Any:
     if name in ("cid", "sender_key") and isinstance(value, str):
         return value  # never altered: the sender matches its acknowledgements on it (_check)
     if kind == "str" and isinstance(value, str):
+        if name == "text" and event_type in ("say", "me"):
+            return value  # its receiver checks its length, then cleans it (Hub.vet_text)
+        if len(value) > MAX_FIELD and event_type in CLIENT_EVENTS:
+            raise ProtocolError(BAD_EVENT, f"In '{event_type}', '{name}' is over {MAX_FIELD:,}"
+                                " characters long.", cid)
         return clean_text(value)
     if (kind == "int" and isinstance(value, int) and not isinstance(value, bool)
             and 0 <= value <= MAX_INT):
