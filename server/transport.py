@@ -93,6 +93,7 @@ class ChatConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.protocol.receive_eof()  # idempotent: makes the protocol state CLOSED
+        self.protocol.data_to_send()  # output that can no longer be sent (see below)
         if self.timer is not None:
             self.timer.cancel()
         if self.on_lost is not None:
@@ -102,6 +103,13 @@ class ChatConnection(asyncio.Protocol):
             self.server.closed(self)
         if not self.closed_waiter.done():
             self.closed_waiter.set_result(None)
+        # The session refers back to this connection, and websockets' protocol object to
+        # itself (through its parser): cycles that live until the garbage collector's next
+        # full pass, which the quiet collector makes rare. Let go of what they would keep:
+        # the output not sent (a catch-up of megabytes, for a client that hung up), the
+        # transport and the session.
+        self.transport = None
+        self.session = None
 
     def pause_writing(self) -> None:
         self.paused = True
@@ -204,6 +212,9 @@ class ChatConnection(asyncio.Protocol):
     def _write_protocol_output(self) -> None:
         transport = self.transport
         if transport is None or transport.is_closing():
+            # Nowhere to go: drop it, rather than let websockets keep it (its protocol
+            # object lives in a cycle with its parser until the next full collection).
+            self.protocol.data_to_send()
             return
         for data in self.protocol.data_to_send():
             if data:

@@ -254,3 +254,31 @@ async def test_a_refused_handshake_is_not_counted(start_server) -> None:
         assert server.counter.count == 1
     with pytest.raises(ConnectionClosed):
         await first.connection.recv()
+
+
+async def test_output_for_a_connection_that_is_gone_is_not_kept(start_server) -> None:
+    """What is sent to a connection after its socket failed (as a long catch-up goes on
+    being written after its client hung up) is dropped at once, not kept with the connection
+    until some later full garbage collection, which the quiet collector makes rare: before,
+    each such join of a client to a big history kept its whole catch-up, 30 MB, until then."""
+    import gc
+    import tracemalloc
+
+    server = await start_server(max_text=60_000, max_frame=256 * 1024)
+    client = await JsonClient.connect(server.url, "leaving")
+    (connection,) = server._live
+    gc.collect()
+    gc.disable()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        connection.transport.abort()  # as on a reset: closing, and connection_lost to come
+        for _ in range(20):
+            connection.send("x" * 100_000)  # (2 MB in all)
+        await client.connection.wait_closed()
+        await asyncio.sleep(0.1)
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+        gc.enable()
+    assert kept < 200_000, f"{kept:,} of 2,000,000 bytes sent after the socket failed were kept"
