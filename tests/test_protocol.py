@@ -95,6 +95,62 @@ def test_nick_key_folds_case_and_compatibility_forms() -> None:
     assert nick_key("Alice") == nick_key("ALICE") == nick_key("ａｌｉｃｅ")
     assert nick_key("Straße") == nick_key("STRASSE")
     assert nick_key("alice") != nick_key("alicia")
+    assert nick_key("alice\u034f") == nick_key("al\u200bice") == nick_key("alice")
+    assert nick_key("e\u034f\u0301") == nick_key("\u00e9")
+
+
+@pytest.mark.parametrize(
+    ("nick", "code_point"),
+    [("Server\u034f", "U+034F"), ("alice\u034f", "U+034F"), ("alice\ufe0f", "U+FE0F"),
+     ("alice\ufe00", "U+FE00"), ("alice\U000e0100", "U+E0100"), ("alice\U000e01ef", "U+E01EF"),
+     ("alice\u180b", "U+180B"), ("alice\u180f", "U+180F"), ("alice\u17b4", "U+17B4"),
+     ("alice\u17b5", "U+17B5"), ("a\u200db", "U+200D"), ("a\u2060b", "U+2060"),
+     ("a\u00adb", "U+00AD"), ("\u3164", "U+3164"), ("a\u115f", "U+115F")],
+)
+def test_check_nick_refuses_invisible_characters(nick: str, code_point: str) -> None:
+    """A default-ignorable character, shown as nothing, is refused anywhere, naming it."""
+    with pytest.raises(ProtocolError) as caught:
+        check_nick(nick)
+    assert caught.value.code == "nick_invalid"
+    assert f"invisible character ({code_point})" in caught.value.message
+
+
+@pytest.mark.parametrize("nick", ["Server.", "server_", "s.e.r.v.e.r", "-admin-", "SYS_TEM",
+                                  "ｓｅｒｖｅｒ_", "ADMIN.."])
+def test_check_nick_refuses_reserved_names_with_separators(nick: str) -> None:
+    """A reserved name is still reserved with '_', '-' or '.' anywhere in it."""
+    with pytest.raises(ProtocolError) as caught:
+        check_nick(nick)
+    assert caught.value.code == "nick_reserved"
+    assert "reserved: it reads as" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("nick", "scripts"),
+    [("b\u0585b", "Latin and Armenian"), ("\u13aalice", "Cherokee and Latin"),
+     ("bob\u0661", "Latin and Arabic"), ("user\u09ea", "Latin and Bengali"),
+     ("a\u0947b", "Latin and Devanagari"), ("\u0430lice", "Cyrillic and Latin"),
+     ("\u05d0lice", "Hebrew and Latin"), ("\u0e1bob", "Thai and Latin"),
+     ("漢字ㄅ한", "Han, Bopomofo and Hangul"), ("さくら한", "Hiragana and Hangul"),
+     ("\u30fc\u0431", "Katakana and Cyrillic"), ("\u3005\u0431", "Han and Cyrillic")],
+)
+def test_check_nick_refuses_mixed_scripts(nick: str, scripts: str) -> None:
+    """Letters of two scripts are refused, naming them, unless they mix as in Japanese,
+    Chinese or Korean."""
+    with pytest.raises(ProtocolError) as caught:
+        check_nick(nick)
+    assert caught.value.code == "nick_invalid"
+    assert f"mixes {scripts} letters" in caught.value.message
+
+
+@pytest.mark.parametrize("nick", ["佐々木", "ラーメン", "すずきー", "鈴木ラーメン", "田中さんtaro",
+                                  "김민준", "Kim민준", "李ㄇ", "عمر", "محمد٣", "שלום", "สมศักดิ์",
+                                  "देवनागरी", "Ｔａｒｏ", "ｶﾀｶﾅ", "ʻIolani", "Łukasz", "Zoë2",
+                                  "Ⅎlip", "Հայկ"])
+def test_check_nick_accepts_one_script_or_a_cjk_mix(nick: str) -> None:
+    """One script, with common digits, marks and modifier letters, or Han with kana,
+    Bopomofo or Hangul and Latin, is a valid name."""
+    assert check_nick(nick) == nick
 
 
 def test_every_event_round_trips_through_json() -> None:
