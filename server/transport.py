@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("tui_chat.server")
 OPEN, CONNECTING = State.OPEN, State.CONNECTING
 INBOX_HIGH, INBOX_LOW = 64, 16  # stop reading from a client with this many messages waiting
+# Input is parsed this many bytes at a time, so that one read (up to 256 KiB) cannot put
+# thousands of tiny frames in the inbox at once: at most INBOX_HIGH + FEED / 6 wait.
+FEED = 1024
 
 
 def peer_name(connection: Any) -> str:
@@ -47,7 +50,7 @@ class ChatConnection(asyncio.Protocol):
     __slots__ = ("server", "protocol", "transport", "remote_address", "session", "inbox",
                  "worker", "fragments", "fragments_opcode", "timer", "greeting", "authorized", "paused",
                  "allowance", "reading", "awaiting_pong", "subprotocol", "on_lost", "closed_waiter",
-                 "delivered")
+                 "delivered", "held")
 
     def __init__(self, server: Any) -> None:
         self.server = server
@@ -68,6 +71,7 @@ class ChatConnection(asyncio.Protocol):
         self.subprotocol: str | None = None
         self.on_lost: Any = None
         self.delivered = 0  # how far this member has been sent its room's stream (fanout.py)
+        self.held = b""  # input read but not parsed yet, while the inbox is full
         self.closed_waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     # -- asyncio callbacks ------------------------------------------------------------------
@@ -82,8 +86,25 @@ class ChatConnection(asyncio.Protocol):
             self.timer = asyncio.get_running_loop().call_later(timeout, self._handshake_timeout)
 
     def data_received(self, data: bytes) -> None:
-        self.protocol.receive_data(data)
-        self._handle_events()
+        if self.held:  # (read before reading paused): after what is already held
+            self.held += data
+            return
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        """Parse `data` FEED bytes at a time; once the inbox is full, hold the rest until
+        the worker has made room (`_work`)."""
+        protocol = self.protocol
+        if len(data) <= FEED:
+            protocol.receive_data(data)
+            self._handle_events()
+        else:
+            for start in range(0, len(data), FEED):
+                if len(self.inbox) >= INBOX_HIGH:
+                    self.held = data[start:]
+                    break
+                protocol.receive_data(data[start:start + FEED])
+                self._handle_events()
         self._write_protocol_output()
 
     def eof_received(self) -> None:
@@ -200,8 +221,12 @@ class ChatConnection(asyncio.Protocol):
             while self.inbox and session is not None:
                 await session.on_frame(self.inbox.popleft())
                 if not self.reading and len(self.inbox) <= INBOX_LOW and self.is_open():
-                    self.transport.resume_reading()  # type: ignore[union-attr]
-                    self.reading = True
+                    held, self.held = self.held, b""
+                    if held:
+                        self._feed(held)
+                    if len(self.inbox) < INBOX_HIGH and self.is_open():
+                        self.transport.resume_reading()  # type: ignore[union-attr]
+                        self.reading = True
         except Exception:  # a bug: say so and close, rather than leave the client waiting
             log.exception("%s: internal error; connection closed", peer_name(self))
             self.inbox.clear()

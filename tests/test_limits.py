@@ -282,3 +282,31 @@ async def test_output_for_a_connection_that_is_gone_is_not_kept(start_server) ->
         tracemalloc.stop()
         gc.enable()
     assert kept < 200_000, f"{kept:,} of 2,000,000 bytes sent after the socket failed were kept"
+
+
+async def test_one_read_of_many_tiny_frames_fills_the_inbox_only_to_its_bound(
+        start_server) -> None:
+    """Thousands of tiny frames arriving in one read are parsed only while fewer than 64 wait
+    (a little more: what one slice of input holds), not all at once; the rest follow, in
+    order, as the paced ones are handled."""
+    from tui_chat_server.transport import FEED, INBOX_HIGH
+
+    server = await start_server(rate=50, burst=1)
+    pat = await PlainClient.connect(server.url, "pat")
+    reader = await PlainClient.connect(server.url, "reader")
+    connection = next(c for c in server._live if c.session.member.nick == "pat")
+    frames = b"".join(_masked_text_frame(f"{number}".encode()) for number in range(3000))
+    pat.connection.transport.write(frames)  # one write of 3,000 frames, about 27 KB
+    most = 0
+    for _ in range(20):
+        await asyncio.sleep(0.02)
+        most = max(most, len(connection.inbox))
+    assert 0 < most <= INBOX_HIGH + FEED // 6
+    assert [await reader.recv() for _ in range(5)] == [f"[pat]: {n}" for n in range(5)]
+    await pat.close()
+    await reader.close()
+
+
+def _masked_text_frame(payload: bytes) -> bytes:
+    """A client's text frame (short, masked with a zero key), as it goes on the wire."""
+    return bytes([0x81, 0x80 | len(payload)]) + b"\0\0\0\0" + payload
