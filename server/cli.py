@@ -281,10 +281,11 @@ def manage_users(argv: list[str]) -> int:
                     before.name != stored) else ""
                 print(f"{stored} was registered already: its password is changed{renamed}.")
         elif args.command == "remove":
-            if not accounts.remove(args.name):
+            account = accounts.find(args.name)  # (as written when it was registered)
+            if account is None or not accounts.remove(account.name):
                 print(f"{args.name} is not registered.", file=sys.stderr)
                 return 1
-            print(f"Removed {args.name}.")
+            print(f"Removed {account.name}.")
         else:
             names = accounts.names()
             for name in names:

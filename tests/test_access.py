@@ -212,7 +212,8 @@ def test_user_command_adds_lists_and_removes(tmp_path) -> None:
     short = run("add", "bob", "--password-stdin", stdin="short\n")
     assert short.returncode == 1 and "at least 8" in short.stderr
     assert run("add", "bad name", "--password-stdin", stdin="long enough\n").returncode == 1
-    assert run("remove", "ALICE").returncode == 0
+    removed = run("remove", "ALICE")
+    assert removed.returncode == 0 and removed.stdout == "Removed Alice.\n"  # as registered
     assert run("list").stdout.split() == []
     assert Accounts(db).find("alice") is None
 

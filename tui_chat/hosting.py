@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import socket
 import time
 from dataclasses import dataclass
@@ -57,8 +58,10 @@ async def host(address: str, port: int, db: str | None = None,
         server = ChatServer(ServerConfig(host=address, port=port, **options))
         await server.start()
     except (OSError, StorageError) as error:
-        reason = getattr(error, "strerror", None) or error
-        if getattr(error, "errno", None) == errno.EADDRINUSE:
+        code = getattr(error, "errno", None)
+        # (asyncio's strerror for a port in use names the address again, as a Python tuple)
+        reason = os.strerror(code) if code else getattr(error, "strerror", None) or error
+        if code == errno.EADDRINUSE:
             reason = f"{reason} (if a tui-chat server runs there, join it: tui-chat {url})"
         raise CannotServe(f"tui-chat: cannot serve on {address}:{port}: {reason}") from error
     others = f"tui-chat {server.url}/lobby"

@@ -136,8 +136,11 @@ def _quote(value: str, limit: int = 40) -> str:
 
 
 def room_from_path(path: str) -> str:
-    """The room named by a WebSocket request path (`/` is the lobby); ProtocolError if invalid."""
+    """The room named by a WebSocket request path (`/` is the lobby, `/dev/` is `/dev`);
+    ProtocolError if invalid."""
     name = path.partition("?")[0].partition("#")[0].removeprefix("/")
+    if name.endswith("/") and "/" not in name[:-1]:
+        name = name[:-1]  # one slash after the name, as a browser or a shell may add
     if not name:
         return DEFAULT_ROOM
     room = name.lower() if name.isascii() else name  # /Dev is the room dev
