@@ -30,32 +30,33 @@ def tls_context(certfile: str, keyfile: str | None) -> ssl.SSLContext:
                            " passphrase, which a server cannot type: decrypt it, e.g."
                            " openssl pkey -in KEY -out KEY-PLAIN (and keep that file private)")
     try:
-        with _memory_file(chain) as chain_path, _memory_file(key) as key_path:
+        with _loadable(certfile, chain) as chain_path, \
+                _loadable(keyfile or certfile, key) as key_path:
             context.load_cert_chain(chain_path, key_path)
     except ssl.SSLError as error:
         if error.reason == "KEY_VALUES_MISMATCH":
             raise ssl.SSLError(f"the private key in {keyfile or certfile} is not the key of the"
                                f" certificate in {certfile}") from None
         raise ssl.SSLError(f"{certfile}: {error.strerror or error}") from None
+    except OSError as error:  # (a pipe, where there is no memory file to copy it to)
+        raise ssl.SSLError(str(error)) from None
     return context
 
 
 @contextlib.contextmanager
-def _memory_file(data: bytes):
-    """The path of a file holding `data` in memory only, for as long as it is open (Linux;
-    elsewhere a private temporary file, removed at once after use)."""
-    if hasattr(os, "memfd_create"):
-        descriptor = os.memfd_create("tui-chat-certificate")
-        try:
-            os.write(descriptor, data)
-            yield f"/proc/self/fd/{descriptor}"
-        finally:
-            os.close(descriptor)
+def _loadable(path: str, data: bytes):
+    """A path OpenSSL can read `data` (read from `path`) at: `path` itself for a regular
+    file; for a pipe, which can be read only once, a file in memory only, so that a key
+    never touches the disk (Linux)."""
+    if os.path.isfile(path):
+        yield path
         return
-    import tempfile
-    with tempfile.NamedTemporaryFile(delete=False) as copy:  # created readable by us alone
-        copy.write(data)
+    if not hasattr(os, "memfd_create"):
+        raise OSError(f"{path}: reading a certificate or key from a pipe needs Linux; give"
+                      " a file")
+    descriptor = os.memfd_create("tui-chat-certificate")
     try:
-        yield copy.name
+        os.write(descriptor, data)
+        yield f"/proc/self/fd/{descriptor}"
     finally:
-        os.unlink(copy.name)
+        os.close(descriptor)
