@@ -9,8 +9,10 @@ import os
 import sqlite3
 from dataclasses import dataclass
 
+from tui_chat.nicknames import check_nick, nick_key
+from tui_chat.protocol import now_ms
+
 from .history import connect_database
-from tui_chat.protocol import check_nick, nick_key, now_ms
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (

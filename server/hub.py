@@ -11,10 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .accounts import Accounts
-from .fanout import Delivery, Stream, text_frame
-from .history import History, StorageError, Stored
-from .rooms import Dialect, Member, Room, Rooms, sender_scope
+from tui_chat.cleaning import clean_text, is_blank
+from tui_chat.nicknames import nick_key
 from tui_chat.protocol import (
     DEFAULT_MAX_FRAME,
     DEFAULT_MAX_TEXT,
@@ -25,14 +23,16 @@ from tui_chat.protocol import (
     Presence,
     ProtocolError,
     Welcome,
-    clean_text,
     encode,
-    is_blank,
-    nick_key,
     plain_line,
     presence_sentence,
     server_line,
 )
+
+from .accounts import Accounts
+from .fanout import Delivery, Stream, text_frame
+from .history import History, StorageError, Stored
+from .rooms import Dialect, Member, Room, Rooms, sender_scope
 
 log = logging.getLogger("tui_chat.server")
 _yield_core = getattr(os, "sched_yield", lambda: None)  # not on Windows

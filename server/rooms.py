@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from tui_chat.protocol import NICK_TAKEN, NICK_UNCHANGED, ProtocolError, check_nick, nick_key
+from tui_chat.nicknames import check_nick, nick_key
+from tui_chat.protocol import NICK_TAKEN, NICK_UNCHANGED, ProtocolError
 
 
 class Dialect(Enum):

@@ -9,6 +9,8 @@ import re
 
 from websockets.frames import CloseCode
 
+from tui_chat.cleaning import clean_text
+from tui_chat.nicknames import check_nick
 from tui_chat.protocol import (
     ALREADY_JOINED,
     BAD_PASSWORD,
@@ -28,8 +30,6 @@ from tui_chat.protocol import (
     Say,
     Users,
     Who,
-    check_nick,
-    clean_text,
     decode_client,
     encode,
     plain_line,

@@ -45,7 +45,7 @@ def test_serve_address_parsing() -> None:
 
 def test_default_nick_is_a_valid_nickname() -> None:
     """The login name is reduced to allowed characters (or 'guest')."""
-    from tui_chat.protocol import check_nick
+    from tui_chat.nicknames import check_nick
 
     assert check_nick(default_nick())
 

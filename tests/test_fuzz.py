@@ -12,12 +12,12 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tui_chat.cleaning import clean_text
+from tui_chat.nicknames import check_nick
 from tui_chat.protocol import (
     CLIENT_EVENTS,
     SERVER_EVENTS,
     ProtocolError,
-    check_nick,
-    clean_text,
     decode_client,
     decode_server,
     encode,

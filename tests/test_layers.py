@@ -14,6 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 HEADLESS = {
     "tui_chat/protocol.py": {"textual", "websockets", "rich"},
+    "tui_chat/nicknames.py": {"textual", "websockets", "rich"},
+    "tui_chat/cleaning.py": {"textual", "websockets", "rich"},
     "tui_chat/client.py": {"textual", "rich"},
     "tui_chat/updates.py": {"textual", "rich", "websockets"},
     "tui_chat/outbox.py": {"textual", "rich"},

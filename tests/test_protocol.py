@@ -7,10 +7,24 @@ import json
 import pytest
 
 from tui_chat import protocol
+from tui_chat.cleaning import clean_text
+from tui_chat.nicknames import check_nick, nick_key
 from tui_chat.protocol import (
-    Error, Hello, Message, Presence, ProtocolError, Say, Users, Welcome, Who,
-    check_nick, clean_text, decode_client, decode_server, encode, nick_key, plain_line,
-    presence_sentence, room_from_path,
+    Error,
+    Hello,
+    Message,
+    Presence,
+    ProtocolError,
+    Say,
+    Users,
+    Welcome,
+    Who,
+    decode_client,
+    decode_server,
+    encode,
+    plain_line,
+    presence_sentence,
+    room_from_path,
 )
 
 

@@ -8,8 +8,9 @@ from textual.geometry import Size
 from textual.reactive import Reactive
 from textual.widgets import Input
 
+from tui_chat.cleaning import clean_text
 from tui_chat.commands import complete
-from tui_chat.protocol import clean_text, nick_key
+from tui_chat.nicknames import nick_key
 
 NEWLINE_MARK = "\u2424"  # ␤ SYMBOL FOR NEWLINE: a pasted line break, in the one-line input
 

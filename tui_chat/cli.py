@@ -16,7 +16,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from tui_chat import __version__
 from tui_chat.client import ChatClient
-from tui_chat.protocol import MAX_NICK, ProtocolError, check_nick, room_from_path
+from tui_chat.nicknames import MAX_NICK, check_nick
+from tui_chat.protocol import ProtocolError, room_from_path
 
 DEFAULT_URL = "ws://127.0.0.1:8765/lobby"
 DEFAULT_SERVE = "127.0.0.1:8765"

@@ -22,23 +22,23 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.frames import CloseCode
 
 from tui_chat import __version__
+from tui_chat.cleaning import clean_text
+from tui_chat.nicknames import nick_key
 from tui_chat.position import Position
-from tui_chat.reasons import close_reason, describe, refused_status
-from tui_chat.renames import Rename, replay
 from tui_chat.protocol import (
     BAD_PASSWORD,
     BAD_ROOM,
     MAX_CID,
-    NICK_REGISTERED,
-    RATE_LIMITED,
-    UNAUTHORIZED,
-    UNAVAILABLE,
     NICK_INVALID,
+    NICK_REGISTERED,
     NICK_RESERVED,
     NICK_TAKEN,
     NICK_UNCHANGED,
+    RATE_LIMITED,
     SUBPROTOCOL,
     TOO_LONG,
+    UNAUTHORIZED,
+    UNAVAILABLE,
     Error,
     Hello,
     Me,
@@ -50,18 +50,17 @@ from tui_chat.protocol import (
     Users,
     Welcome,
     Who,
-    clean_text,
     decode_server,
     encode,
-    nick_key,
 )
-
+from tui_chat.reasons import close_reason, describe, refused_status
+from tui_chat.renames import Rename, replay
 from tui_chat.updates import (
     Backoff,
     Joined,
     NickRefused,
-    Outgoing,
     OutboxChanged,
+    Outgoing,
     PresenceChanged,
     Received,
     Refused,

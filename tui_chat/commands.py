@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tui_chat.protocol import nick_key
+from tui_chat.nicknames import nick_key
 
 COMMANDS: dict[str, str] = {
     "/nick": "/nick NAME [PASSWORD]: change your nickname (a registered one needs its password)",

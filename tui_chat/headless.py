@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TextIO
 
 from tui_chat.client import ChatClient
-from tui_chat.protocol import MAX_NICK, NICK_TAKEN, Message, encode, now_ms, plain_line
+from tui_chat.nicknames import MAX_NICK
+from tui_chat.protocol import NICK_TAKEN, Message, encode, now_ms, plain_line
 from tui_chat.reasons import TOKEN_HINT
 from tui_chat.updates import Joined, NickRefused, Received, Refused, State, StateChanged, Update
 

@@ -6,7 +6,8 @@ import re
 import unicodedata
 from functools import lru_cache
 
-from tui_chat.protocol import Message, nick_key
+from tui_chat.nicknames import nick_key
+from tui_chat.protocol import Message
 
 SHORT_NICK = 2  # a name this light is too common a word: only `@a`, or `a:` first, names it
 SHORT_FOLLOWERS = (":", ",", "、")  # what may follow a short name first in the line

@@ -12,7 +12,9 @@ from typing import IO
 
 from platformdirs import user_data_path
 
-from tui_chat.protocol import clean_text, nick_key, valid_cid, valid_sender_key
+from tui_chat.cleaning import clean_text
+from tui_chat.nicknames import nick_key
+from tui_chat.protocol import valid_cid, valid_sender_key
 from tui_chat.updates import Outgoing
 
 try:

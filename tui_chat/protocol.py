@@ -14,17 +14,17 @@ import unicodedata
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar, Union
 
+from tui_chat.cleaning import clean_text
+
 SUBPROTOCOL = "tui-chat.v1"
 DEFAULT_ROOM = "lobby"
 DEFAULT_MAX_TEXT = 4000
 DEFAULT_MAX_FRAME = 64 * 1024
-MAX_NICK = 24
 MAX_CID = 64
 MAX_FIELD = 1024  # characters in a client's string field other than a message's text
 MIN_SENDER_KEY = 16  # long enough that two clients never choose the same one
 MAX_INT = 2**53 - 1  # the largest integer every JSON reader keeps exact
 SERVER_NAME = "Server"
-RESERVED_NICKS = frozenset({"server", "system", "admin"})
 KINDS = ("chat", "action", "system")
 PRESENCE_EVENTS = ("join", "leave", "rename")
 
@@ -61,39 +61,7 @@ class ProtocolError(ValueError):
         self.cid = cid
 
 
-# -- untrusted text ------------------------------------------------------------------------
-
-# Every alternative runs in time linear in what it looks at, and a string sequence's body
-# stops at the next ESC or 8-bit introducer, so no input can make cleaning slow (a lazy `.*?`
-# to the terminator scanned to the end of the text again from every unterminated
-# introducer: seconds for one frame). An unterminated one loses its introducer only, and
-# whatever is left of any sequence is removed with the controls below.
-_ESCAPE_SEQUENCE = re.compile(
-    r"""
-      \x1b\[[0-?]*[ -/]*[@-~]                     # CSI: ESC [ parameters intermediates final
-    | \x9b[0-?]*[ -/]*[@-~]                       # 8-bit CSI
-    | (?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])     # OSC, DCS, SOS, PM, APC (7- or 8-bit)
-      [^\x07\x1b\x90\x98\x9c-\x9f]*(?:\x07|\x1b\\|\x9c)  # ... up to BEL or ST
-    | \x1b[ -/]*[0-~]                             # every other escape sequence
-    """,
-    re.VERBOSE,
-)
-# C0 except tab and newline, DEL, C1, and the bidi embedding/override/isolate controls.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-_NEWLINES = re.compile(r"\r\n?|[\u2028\u2029]")
-# Half of a UTF-16 surrogate pair: JSON can spell one ("\ud800"), UTF-8 cannot encode it.
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def clean_text(text: str) -> str:
-    """Return `text` with escape sequences and control characters removed, newlines
-    normalised, and lone surrogates (which no terminal or database can encode) replaced."""
-    if text.isprintable():  # the common case: nothing to remove
-        return text
-    text = _NEWLINES.sub("\n", text)
-    text = _ESCAPE_SEQUENCE.sub("", text)
-    text = _LONE_SURROGATE.sub("\ufffd", text)
-    return _CONTROL.sub("", text)
+# -- ids a client chooses ------------------------------------------------------------------
 
 
 def valid_cid(cid: object) -> bool:
@@ -120,17 +88,12 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def is_blank(text: str) -> bool:
-    """True when `text` has nothing to show."""
-    return not text.strip()
-
-
-# -- rooms and nicknames ---------------------------------------------------------------------
+# -- rooms ---------------------------------------------------------------------
 
 _ROOM = re.compile(r"[a-z0-9_-]{1,32}")
 
 
-def _quote(value: str, limit: int = 40) -> str:
+def quoted(value: str, limit: int = 40) -> str:
     shown = clean_text(value)
     return repr(shown if len(shown) <= limit else shown[:limit] + "...")
 
@@ -147,120 +110,10 @@ def room_from_path(path: str) -> str:
     if not _ROOM.fullmatch(room):
         raise ProtocolError(
             BAD_ROOM,
-            f"Invalid room name {_quote(name)}: use 1-32 letters a-z (in either case, they"
+            f"Invalid room name {quoted(name)}: use 1-32 letters a-z (in either case, they"
             " are the same room), digits, '-' or '_'.",
         )
     return room
-
-
-def nick_key(nick: str) -> str:
-    """The form nicknames are compared in: invisible characters (_INVISIBLE) dropped, then
-    NFKC-normalised and case-folded (Unicode's NFKC_Casefold, near enough)."""
-    if nick.isascii():
-        return nick.lower()  # the same, sooner
-    nick = _INVISIBLE.sub("", nick)
-    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", nick).casefold())
-
-
-# Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt): shown as nothing at all,
-# such as the soft hyphen, zero-width joiners, direction marks, the combining grapheme
-# joiner, variation selectors, Mongolian free variation selectors and the Hangul fillers.
-_INVISIBLE = re.compile(
-    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
-    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3"
-    "\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
-)
-_SEPARATORS = str.maketrans("", "", "_-.")  # a reserved name with these in it is still reserved
-
-# A character's script, near enough: the first word of its Unicode name (LATIN, CYRILLIC,
-# ARMENIAN, HIRAGANA, HANGUL, ...), as Python's unicodedata has no Script property. These
-# words are not a script's name: they are mapped to the script, or to "" for the digits,
-# combining marks and modifier letters every script uses (Unicode's Common and Inherited).
-_SCRIPT_OF_WORD = {
-    "CJK": "HAN", "IDEOGRAPHIC": "HAN", "VIETNAMESE": "HAN",  # 々 IDEOGRAPHIC ITERATION MARK
-    "KATAKANA-HIRAGANA": "KATAKANA", "VERTICAL": "KATAKANA", "MASU": "KATAKANA",  # ー, 〱, 〼
-    "HENTAIGANA": "HIRAGANA", "ARABIC-INDIC": "ARABIC", "EXTENDED": "ARABIC",  # digits: ٣, ۴
-    "TURNED": "LATIN", "ROMAN": "LATIN",  # Ⅎ TURNED CAPITAL F, Ↄ ROMAN NUMERAL REVERSED ONE HUNDRED
-    "DIGIT": "", "COMBINING": "", "MODIFIER": "", "CARON": "", "MUSICAL": "", "VEDIC": "",
-    "ZNAMENNY": "", "PHAISTOS": "",
-}
-# The scripts a name may mix (Unicode UTS #39's "highly restrictive" level): Japanese,
-# Chinese and Korean with Latin. Any other name is written in one script.
-_SCRIPT_MIXES = (
-    frozenset({"LATIN", "HAN", "HIRAGANA", "KATAKANA"}),
-    frozenset({"LATIN", "HAN", "BOPOMOFO"}),
-    frozenset({"LATIN", "HAN", "HANGUL"}),
-)
-
-
-def _nick_char_ok(index: int, char: str) -> bool:
-    if char.isalpha() or char.isdecimal() or char in "_-.":
-        return True
-    return index > 0 and unicodedata.category(char).startswith("M")  # accents on a letter
-
-
-def _scripts(nick: str) -> list[str]:
-    """The scripts of the letters, digits and marks of `nick` (after NFKC), in order, once each,
-    in capitals as in Unicode's names; characters every script uses are left out."""
-    found: dict[str, None] = {}
-    for char in unicodedata.normalize("NFKC", nick):
-        if char.isalpha() or char.isdecimal() or unicodedata.category(char).startswith("M"):
-            word = unicodedata.name(char, "OTHER").partition(" ")[0]
-            found[_SCRIPT_OF_WORD.get(word, word)] = None
-    found.pop("", None)
-    return list(found)
-
-
-def _mixed_scripts(nick: str) -> list[str]:
-    """The scripts of `nick` if it mixes them in a way no language does, else []."""
-    scripts = _scripts(nick)
-    if len(scripts) <= 1 or any(mix.issuperset(scripts) for mix in _SCRIPT_MIXES):
-        return []
-    return scripts
-
-
-def check_nick(nick: str) -> str:
-    """Return the nickname as it will be shown (trimmed, NFC) or raise ProtocolError."""
-    shown = unicodedata.normalize("NFC", nick.strip())
-    if not shown:
-        raise ProtocolError(NICK_INVALID, "A nickname cannot be empty.")
-    if len(shown) > MAX_NICK:
-        raise ProtocolError(NICK_INVALID, f"A nickname is at most {MAX_NICK} characters.")
-    invisible = _INVISIBLE.search(shown)
-    if invisible:
-        raise ProtocolError(
-            NICK_INVALID,
-            f"Nickname {_quote(shown)} has an invisible character"
-            f" (U+{ord(invisible.group()):04X}), which could make it pass for another"
-            " name: leave it out.",
-        )
-    for index, char in enumerate(shown):
-        if not _nick_char_ok(index, char):
-            raise ProtocolError(
-                NICK_INVALID,
-                f"Nickname {_quote(shown)} has a character that is not allowed"
-                f" ({'U+%04X' % ord(char)}): use letters, digits, '_', '-' and '.'.",
-            )
-    if not any(char.isalnum() for char in shown):
-        raise ProtocolError(NICK_INVALID, f"Nickname {_quote(shown)} needs a letter or a digit.")
-    mixed = [] if shown.isascii() else _mixed_scripts(shown)
-    if mixed:
-        raise ProtocolError(
-            NICK_INVALID,
-            f"Nickname {_quote(shown)} mixes {', '.join(s.title() for s in mixed[:-1])} and"
-            f" {mixed[-1].title()} letters, which can make it pass for another name: write it"
-            " in one script (Han may go with kana, Bopomofo or Hangul, and Latin, as in Japanese,"
-            " Chinese and Korean names).",
-        )
-    key = nick_key(shown)
-    bare = key.translate(_SEPARATORS)
-    if bare in RESERVED_NICKS:
-        raise ProtocolError(
-            NICK_RESERVED,
-            f"The nickname {shown!r} is reserved."
-            if bare == key else f"The nickname {shown!r} is reserved: it reads as {bare!r}.",
-        )
-    return shown
 
 
 # -- events ---------------------------------------------------------------------------------
@@ -490,7 +343,7 @@ def _from_dict(data: Any, events: dict[str, type]) -> Any:
     kind = data.get("type")
     cls = events.get(kind) if isinstance(kind, str) else None
     if cls is None:
-        given = "Missing 'type'" if kind is None else f"Unknown 'type' {_quote(str(kind))}"
+        given = "Missing 'type'" if kind is None else f"Unknown 'type' {quoted(str(kind))}"
         raise ProtocolError(UNKNOWN_TYPE, f"{given}: expected one of {', '.join(events)}.", cid)
     values: dict[str, Any] = {}
     for item in fields(cls):

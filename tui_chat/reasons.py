@@ -12,8 +12,7 @@ from websockets.exceptions import InvalidMessage
 from websockets.frames import CloseCode
 from websockets.http11 import Response
 
-from tui_chat.protocol import clean_text
-
+from tui_chat.cleaning import clean_text
 
 TOKEN_HINT = "Give it with --token-file PATH or the TUI_CHAT_TOKEN variable."
 NOT_TLS_HINT = "if the server does not use TLS, try ws://"  # after wss:// fails early

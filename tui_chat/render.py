@@ -15,7 +15,8 @@ from rich.style import Style
 from rich.text import Text
 
 from tui_chat.mentions import mentions
-from tui_chat.protocol import BAD_PASSWORD, NICK_REGISTERED, NICK_UNCHANGED, Message, nick_key, now_ms
+from tui_chat.nicknames import nick_key
+from tui_chat.protocol import BAD_PASSWORD, NICK_REGISTERED, NICK_UNCHANGED, Message, now_ms
 from tui_chat.updates import Joined, NickRefused, Refused
 
 # Readable on dark and light backgrounds; a nickname keeps its colour everywhere, always.
@@ -209,9 +210,16 @@ class DayLine(Text):
 
 
 def other_day_name(start: int) -> str:
-    """The name of the day that starts at `start`, or "" if that day is today."""
-    begin, end = day_bounds(start)
-    return "" if begin <= now_ms() < end else day_name(start)
+    """The name of the day that starts at `start` (a day's start, as `day_bounds` gives),
+    or "" if that day is today. Cheap: the log asks on every write and scroll."""
+    name, end = _named_day(start, (time.tzname, time.timezone, time.altzone))
+    return "" if start <= now_ms() < end else name
+
+
+@lru_cache(maxsize=64)
+def _named_day(start: int, zone: tuple) -> tuple[str, int]:
+    """The name and the end of the local day starting at `start` in the time `zone`."""
+    return day_name(start), day_bounds(start)[1]
 
 
 def day_name(ts_ms: int) -> str:

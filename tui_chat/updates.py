@@ -7,7 +7,8 @@ import time
 from dataclasses import dataclass
 from enum import Enum
 
-from tui_chat.protocol import Error, Message, Presence, Users, Welcome, nick_key
+from tui_chat.nicknames import nick_key
+from tui_chat.protocol import Error, Message, Presence, Users, Welcome
 
 
 class State(Enum):

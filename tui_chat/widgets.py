@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from tui_chat.protocol import nick_key
+from tui_chat.nicknames import nick_key
 from tui_chat.render import TAB_SIZE, nick_colour
 from tui_chat.updates import Outgoing, State
 

@@ -15,9 +15,11 @@ import argparse
 import json
 import time
 
-from tui_chat.protocol import ProtocolError, clean_text, decode_client
 from tui_chat_server.history import History
 from tui_chat_server.hub import Hub, Limits
+
+from tui_chat.cleaning import clean_text
+from tui_chat.protocol import ProtocolError, decode_client
 
 
 def cases(size: int) -> dict[str, str]:

@@ -1,0 +1,42 @@
+"""Untrusted text made safe to show: escape sequences and control characters removed (pure)."""
+
+from __future__ import annotations
+
+import re
+
+# Every alternative runs in time linear in what it looks at, and a string sequence's body
+# stops at the next ESC or 8-bit introducer, so no input can make cleaning slow (a lazy `.*?`
+# to the terminator scanned to the end of the text again from every unterminated
+# introducer: seconds for one frame). An unterminated one loses its introducer only, and
+# whatever is left of any sequence is removed with the controls below.
+_ESCAPE_SEQUENCE = re.compile(
+    r"""
+      \x1b\[[0-?]*[ -/]*[@-~]                     # CSI: ESC [ parameters intermediates final
+    | \x9b[0-?]*[ -/]*[@-~]                       # 8-bit CSI
+    | (?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])     # OSC, DCS, SOS, PM, APC (7- or 8-bit)
+      [^\x07\x1b\x90\x98\x9c-\x9f]*(?:\x07|\x1b\\|\x9c)  # ... up to BEL or ST
+    | \x1b[ -/]*[0-~]                             # every other escape sequence
+    """,
+    re.VERBOSE,
+)
+# C0 except tab and newline, DEL, C1, and the bidi embedding/override/isolate controls.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_NEWLINES = re.compile(r"\r\n?|[\u2028\u2029]")
+# Half of a UTF-16 surrogate pair: JSON can spell one ("\ud800"), UTF-8 cannot encode it.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """Return `text` with escape sequences and control characters removed, newlines
+    normalised, and lone surrogates (which no terminal or database can encode) replaced."""
+    if text.isprintable():  # the common case: nothing to remove
+        return text
+    text = _NEWLINES.sub("\n", text)
+    text = _ESCAPE_SEQUENCE.sub("", text)
+    text = _LONE_SURROGATE.sub("\ufffd", text)
+    return _CONTROL.sub("", text)
+
+
+def is_blank(text: str) -> bool:
+    """True when `text` has nothing to show."""
+    return not text.strip()
