@@ -124,7 +124,8 @@ class ChatServer:
             self.history,
             Limits(max_text=self.config.max_text, backlog=self.config.backlog,
                    rate=self.config.rate, burst=self.config.burst,
-                   presence_limit=self.config.presence_limit, max_frame=self.config.max_frame),
+                   presence_limit=self.config.presence_limit, max_frame=self.config.max_frame,
+                   max_pending=self.config.max_pending),
             self.accounts,
             self.config.token,
         )

@@ -15,10 +15,15 @@ of members at a time, and the event loop reads between slices, so an event that 
 mid-round is in the very next write to every member the round has not reached yet; the
 members it has passed get it at the start of the next round. No event waits for a round to
 finish before it starts going out, and every member gets it within one round.
+
+A member still being sent its catch-up (catchup.py) is *held*: rounds pass it by, and the
+stream keeps what it lacks until it is released and sent all of it in one write. A held
+member that falls more than `hold_limit` bytes behind is a slow consumer and is dropped.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +32,7 @@ from websockets.protocol import State
 
 OPEN = State.OPEN
 SLICE = 16  # members written per step; the event loop reads new events between steps
+HELD = sys.maxsize  # a held member's `delivered`: every round passes it by
 
 
 def text_frame(payload: str) -> bytes:
@@ -53,9 +59,9 @@ class Stream:
     """
 
     __slots__ = ("deliveries", "base", "subjects", "position", "round_head", "round_lists",
-                 "active")
+                 "active", "holds", "hold_limit")
 
-    def __init__(self) -> None:
+    def __init__(self, hold_limit: int = 0) -> None:
         self.deliveries: list[Delivery] = []  # deliveries[0] is number `base`
         self.base = 0
         self.subjects: dict[Any, int] = {}  # a subject's connection -> its last delivery
@@ -63,6 +69,9 @@ class Stream:
         self.round_head = 0  # head when this round started
         self.round_lists: tuple[list[Any], list[Any]] | None = None
         self.active = False  # deliveries wait: `step` must be called until it returns False
+        # Held members: connection -> [the first delivery it lacks, bytes held for it].
+        self.holds: dict[Any, list[int]] = {}
+        self.hold_limit = hold_limit  # 0: none
 
     @property
     def head(self) -> int:
@@ -74,6 +83,8 @@ class Stream:
         if delivery.subject is not None:
             self.subjects[delivery.subject] = self.head
         self.deliveries.append(delivery)
+        if self.holds:
+            self._count_held(delivery)
         if self.active:
             return False
         self.active = True
@@ -104,20 +115,65 @@ class Stream:
     def _end_round(self, lists: tuple[list[Any], list[Any]]) -> bool:
         head = self.head
         if self.round_head < 0:  # membership changed: see how far everyone really is
-            floor = min((c.delivered for members in lists for c in members), default=head)
+            reached = min((c.delivered for members in lists for c in members), default=head)
         else:  # everyone is at least where this round started
-            floor = self.round_head
-        if floor >= head:  # everyone has everything: all done
-            self.deliveries.clear()
-            self.subjects.clear()
-            self.base, self.round_lists, self.active = head, None, False
+            reached = self.round_head
+        self._drop_sent(reached)
+        if reached >= head:  # everyone not held has everything: all done
+            self.round_lists, self.active = None, False
             return False
-        floor = max(floor, self.base)  # drop what every member has
-        del self.deliveries[:floor - self.base]
-        self.base = floor
-        self.subjects = {key: last for key, last in self.subjects.items() if last >= floor}
         self.round_lists, self.position, self.round_head = lists, 0, head
         return True
+
+    def _drop_sent(self, reached: int) -> None:
+        """Drop the deliveries every member has been sent: all up to `reached`, except what
+        a held member still lacks."""
+        floor = min(reached, self.head)
+        if self.holds:
+            floor = min(floor, min(hold[0] for hold in self.holds.values()))
+        if floor <= self.base:
+            return
+        del self.deliveries[:floor - self.base]
+        self.base = floor
+        if self.deliveries:
+            self.subjects = {key: last for key, last in self.subjects.items() if last >= floor}
+        else:
+            self.subjects.clear()
+
+    # -- held members ------------------------------------------------------------------
+
+    def hold(self, connection: Any) -> None:
+        """Pass `connection` by from now on, keeping what it lacks (it joins at `head`)."""
+        self.holds[connection] = [self.head, 0]
+        connection.delivered = HELD
+
+    def release(self, connection: Any, is_json: bool) -> None:
+        """Send a held connection, in one write, everything it lacks; it is live again."""
+        hold = self.holds.pop(connection, None)
+        if hold is None:
+            return
+        mark, head = hold[0], self.head
+        connection.delivered = head
+        if mark < head and connection.protocol.state is OPEN:
+            data = _for_subject(self.deliveries[mark - self.base:], connection, is_json)
+            if data:
+                connection.transport.write(data)
+        if not self.active:  # nobody else lacks anything
+            self._drop_sent(head)
+
+    def unhold(self, connection: Any) -> None:
+        """Forget a held connection (it left, or was dropped)."""
+        if self.holds.pop(connection, None) is not None and not self.active:
+            self._drop_sent(self.head)
+
+    def _count_held(self, delivery: Delivery) -> None:
+        size = len(delivery.json) or len(delivery.for_subject)
+        limit = self.hold_limit
+        for connection, hold in list(self.holds.items()):
+            hold[1] += size
+            if limit and hold[1] > limit:
+                del self.holds[connection]
+                connection.too_slow(f"its catch-up and over {limit} bytes of messages since")
 
     def _write(self, connections: list[Any], start: int, end: int, is_json: bool) -> None:
         head = self.head

@@ -41,15 +41,20 @@ CREATE UNIQUE INDEX IF NOT EXISTS messages_by_cid ON messages (room, sender, cid
 """
 _COLUMNS = "id, ts, nick, text, kind, cid"
 _COLUMNS_CIDS_OF_ONE = "id, ts, nick, text, kind, CASE WHEN sender = ? THEN cid END"
+# A page of history: what a joining client's welcome holds, then what a catch-up reads at a
+# time (catchup.py). A message counts its text, its nickname and 80 characters for the rest;
+# a page holds at least one message.
+PAGE_ROWS, PAGE_CHARS = 256, 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
 class Backlog:
     """Messages to replay to a joining client; `recovered` says whether `since` was honoured."""
 
-    messages: tuple[Message, ...]
+    messages: tuple[Message, ...]  # the first of them (see `more`)
     recovered: bool | None
     upto: int  # the last id it covers: every message after it is still to be delivered
+    more: bool = False  # more follow `messages`: read them with History.page
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +149,8 @@ class History:
         self._copies: dict[asyncio.Future[Stored], list[asyncio.Future[Stored]]] = {}
         self._flusher: asyncio.Task[None] | None = None
         self._next_trim: dict[str, int] = {}  # per room, the id at which to trim again
+        self._trimmed: dict[str, int] = {}  # per room, ids up to this are (being) trimmed
+        self._holds: dict[str, int] = {}  # per room, catch-ups reading it: no trims meanwhile
         self.commits = 0  # transactions committed, for logs and benchmarks
 
     def _load_epoch(self) -> str:
@@ -207,11 +214,12 @@ class History:
         try:
             while self._batch:
                 batch, self._batch = self._batch, []
+                trims = self._trims(batch)
                 try:
                     if self.in_memory:
-                        originals = self._commit(batch)
+                        originals = self._commit(batch, trims)
                     else:
-                        originals = await asyncio.to_thread(self._commit, batch)
+                        originals = await asyncio.to_thread(self._commit, batch, trims)
                 except Exception as error:  # noqa: BLE001 - no batch may wait forever
                     # What arrived meanwhile fails too: stored now, it would come before
                     # messages of its senders that were not (each sender's order holds).
@@ -239,11 +247,27 @@ class History:
         finally:
             self._flusher = None
 
-    def _commit(self, batch: list[tuple[str, str, Message, asyncio.Future[Stored]]]
-                ) -> dict[tuple[str, int], Message]:
-        """Store the batch in one transaction. Returns, for each message whose cid its
-        sender had already stored, the message stored then (keyed by room and the id the
-        repeat was given, which stays unused)."""
+    def _trims(self, batch: list[tuple[str, str, Message, asyncio.Future[Stored]]]
+               ) -> list[tuple[str, int]]:
+        """The rooms the batch's commit trims, and up to which id: retention in chunks (at
+        most one DELETE per tenth of the limit), and never in a room a catch-up reads. Said
+        here, in the event loop, before the commit runs: a catch-up starting meanwhile
+        starts after what is being trimmed."""
+        last_ids: dict[str, int] = {}
+        for room, _, message, _ in batch:
+            last_ids[room] = message.id
+        trims = [(room, last - self.limit) for room, last in last_ids.items()
+                 if last >= self._next_trim.get(room, 0) and room not in self._holds]
+        for room, upto in trims:
+            self._trimmed[room] = upto
+            self._next_trim[room] = last_ids[room] + max(100, self.limit // 10)
+        return trims
+
+    def _commit(self, batch: list[tuple[str, str, Message, asyncio.Future[Stored]]],
+                trims: list[tuple[str, int]] = ()) -> dict[tuple[str, int], Message]:
+        """Store the batch in one transaction, and trim `trims`. Returns, for each message
+        whose cid its sender had already stored, the message stored then (keyed by room
+        and the id the repeat was given, which stays unused)."""
         rows = [(room, m.id, m.ts, m.nick, sender, m.text, m.kind, m.cid)
                 for room, sender, m, _ in batch]
         last_ids: dict[str, int] = {}
@@ -264,13 +288,9 @@ class History:
                 " ON CONFLICT (room) DO UPDATE SET last_id = excluded.last_id",
                 last_ids.items(),
             )
-            trims = [(room, last - self.limit) for room, last in last_ids.items()
-                     if last >= self._next_trim.get(room, 0)]
-            if trims:  # retention in chunks: at most one DELETE per tenth of the limit
+            if trims:
                 db.executemany("DELETE FROM messages WHERE room = ? AND id <= ?", trims)
             db.execute("COMMIT")
-            for room, _ in trims:
-                self._next_trim[room] = last_ids[room] + max(100, self.limit // 10)
         except BaseException:
             db.execute("ROLLBACK")
             raise
@@ -303,26 +323,61 @@ class History:
         """What a joining client is sent: everything after `since` if it comes from this
         epoch and is all still kept (`recovered`), else the last `count` messages; only
         messages with ids up to `upto`. Given `cids_of`, only that sender's messages keep
-        their `cid`."""
+        their `cid`. Holds the first page of them; `page` reads the rest."""
         upto = self.last_id(room) if upto is None else upto
-        floor = upto - self.limit  # older ids are past retention, even before the next trim
-        columns, scope = _COLUMNS, ()
-        if cids_of is not None:
-            columns, scope = _COLUMNS_CIDS_OF_ONE, (cids_of,)
+        # Older ids are past retention, even before the next trim (or about to be trimmed).
+        floor = max(upto - self.limit, self._trimmed.get(room, 0))
         # Every id after `since` is still kept unless retention has already passed it.
         if since is not None and epoch == self.epoch and (
                 since >= upto or since >= self.last_id(room) - self.limit):
-            rows = self._reader.execute(
-                f"SELECT {columns} FROM messages WHERE room = ? AND id > ? AND id <= ?"
-                " ORDER BY id", (*scope, room, since, upto),
-            ).fetchall()
-            return Backlog(tuple(Message(*row) for row in rows), True, upto)
-        rows = self._reader.execute(
-            f"SELECT {columns} FROM messages WHERE room = ? AND id <= ? AND id > ?"
-            " ORDER BY id DESC LIMIT ?", (*scope, room, upto, floor, count),
-        ).fetchall()
-        return Backlog(tuple(Message(*row) for row in reversed(rows)),
-                       None if since is None else False, upto)
+            after, recovered = since, True
+        else:
+            after, recovered = self._start_of_last(room, count, floor, upto), (
+                None if since is None else False)
+        messages = self.page(room, after, upto, cids_of)
+        more = bool(messages) and messages[-1].id < upto
+        return Backlog(messages, recovered, upto, more)
+
+    def _start_of_last(self, room: str, count: int, floor: int, upto: int) -> int:
+        """The id after which the last `count` messages up to `upto` (and above `floor`) are."""
+        if count <= 0:
+            return upto
+        row = self._reader.execute(
+            "SELECT id FROM messages WHERE room = ? AND id <= ? AND id > ?"
+            " ORDER BY id DESC LIMIT 1 OFFSET ?", (room, upto, floor, count - 1),
+        ).fetchone()
+        return row[0] - 1 if row else floor
+
+    def page(self, room: str, after: int, upto: int, cids_of: str | None = None,
+             count: int = PAGE_ROWS, chars: int = PAGE_CHARS) -> tuple[Message, ...]:
+        """The messages of `room` after id `after` and up to `upto`, in order: up to
+        `count` of them, those that start within `chars` characters (at least one).
+        Given `cids_of`, only that sender's keep their `cid`. Messages are not trimmed from
+        a room while a catch-up holds it (`hold`)."""
+        columns, scope = _COLUMNS, ()
+        if cids_of is not None:
+            columns, scope = _COLUMNS_CIDS_OF_ONE, (cids_of,)
+        cursor = self._reader.execute(  # read row by row: no further than the page
+            f"SELECT {columns} FROM messages WHERE room = ? AND id > ? AND id <= ?"
+            " ORDER BY id LIMIT ?", (*scope, room, after, upto, count),
+        )
+        messages, used = [], 0
+        for row in cursor:
+            messages.append(Message(*row))
+            used += len(row[3]) + len(row[2]) + 80
+            if used >= chars:
+                break
+        cursor.close()
+        return tuple(messages)
+
+    def hold(self, room: str) -> None:
+        """A catch-up is reading `room`: trim none of it until `release`."""
+        self._holds[room] = self._holds.get(room, 0) + 1
+
+    def release(self, room: str) -> None:
+        left = self._holds.pop(room, 0) - 1
+        if left > 0:
+            self._holds[room] = left
 
     async def close(self) -> None:
         """Wait for the last commit, then close the database."""

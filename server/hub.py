@@ -38,9 +38,6 @@ log = logging.getLogger("tui_chat.server")
 _yield_core = getattr(os, "sched_yield", lambda: None)  # not on Windows
 
 
-WELCOME_BUDGET = 256 * 1024  # history characters in the welcome; the rest follows as messages
-
-
 @dataclass(frozen=True)
 class Limits:
     """What the server accepts and how much it replays."""
@@ -51,14 +48,18 @@ class Limits:
     burst: int = 10
     presence_limit: int = 500
     max_frame: int = DEFAULT_MAX_FRAME
+    max_pending: int = 1024 * 1024  # output bytes that may wait for a client (0: no limit)
 
 
 @dataclass(frozen=True)
 class Greeting:
-    """What a joining member is sent: the welcome, then any history that did not fit in it."""
+    """What a joining member is sent: the welcome, then, if `paged`, the history that did
+    not fit in it, a page at a time (catchup.py). Until then the member is held (fanout.py),
+    and so is its room's retention (history.py); `Hub.caught_up` lets go of both."""
 
     welcome: Welcome
-    more: tuple[Message, ...] = ()
+    paged: bool = False
+    scope: str | None = None  # whose cids the pages keep
     count: int = 0  # people in the room (the welcome may name only some of them)
     replaced: Member | None = None  # the earlier member whose place this one took
 
@@ -97,9 +98,10 @@ class Hub:
             shown = room.vet_nick(nick, holder_ok=replaced)  # its own name, held by itself
             scope = sender_scope(sender_key)
             # The newcomer's own messages keep their cids, for it to match acknowledgements.
+            cids_of = scope or nick_key(shown)
             backlog = self.history.backlog(
                 room.name, since, epoch, self.limits.backlog, self._published.get(room.name),
-                cids_of=scope or nick_key(shown),
+                cids_of=cids_of,
             )
         except Exception:
             self._discard_if_empty(room)
@@ -111,23 +113,39 @@ class Hub:
         resume = replaced.resume if replaced is not None else (
             secrets.token_urlsafe(16) if dialect is Dialect.JSON else "")
         member = Member(shown, dialect, connection, peer, resume, scope)
-        connection.delivered = self._stream(room.name).head  # live from here on
         room.join(member)
-        history = backlog.messages
-        fits = _fitting(history, WELCOME_BUDGET)
+        history = backlog.messages  # as much as a welcome holds
+        stream = self._stream(room.name)
+        if backlog.more:  # live from the end of its catch-up on
+            stream.hold(connection)
+            self.history.hold(room.name)
+        else:  # live from here on
+            connection.delivered = stream.head
         announce = self._announces(room)
         # A plain newcomer to a crowd gets a head count, not ten thousand names.
         users = room.users() if dialect is Dialect.JSON or announce else room.users(limit=20)
         welcome = Welcome(
             nick=shown, room=room.name, users=users, epoch=self.history.epoch,
-            history=history[:fits], recovered=backlog.recovered,
+            history=history, recovered=backlog.recovered,
             max_text=self.limits.max_text, resume=member.resume or None,
             max_frame=self.limits.max_frame, last_id=backlog.upto, keyed=bool(scope) or None,
         )
         if announce:
             self._announce(room, Presence("join", shown, room.users()), member, b"")
-        return room, member, Greeting(welcome, history[fits:], len(room.members),
+        return room, member, Greeting(welcome, backlog.more, cids_of, len(room.members),
                                       replaced)
+
+    def caught_up(self, room_name: str, connection: Any, is_json: bool | None) -> None:
+        """A catch-up is over: send the held member what it lacks (`is_json`: in which
+        dialect; None: it is gone, send nothing), and let the room's retention go on."""
+        self.history.release(room_name)
+        stream = self._streams.get(room_name)
+        if stream is None:
+            return
+        if is_json is None:
+            stream.unhold(connection)
+        else:
+            stream.release(connection, is_json)
 
     def leave(self, room: Room, member: Member) -> None:
         """Remove a member (if it is one) and tell the others."""
@@ -244,7 +262,7 @@ class Hub:
     def _stream(self, room_name: str) -> Stream:
         stream = self._streams.get(room_name)
         if stream is None:
-            stream = self._streams[room_name] = Stream()
+            stream = self._streams[room_name] = Stream(self.limits.max_pending)
         return stream
 
     def _queue(self, room_name: str, delivery: Delivery, message_id: int | None = None) -> None:
@@ -276,15 +294,3 @@ def unavailable(cid: str | None) -> ProtocolError:
     """The refusal of a message the server could not store (nor send, so nobody saw it)."""
     return ProtocolError(UNAVAILABLE, "The server could not store your message; it was not"
                          " sent. Try again.", cid)
-
-
-def _fitting(messages: tuple[Message, ...], budget: int) -> int:
-    """How many of `messages`, from the start, fit in `budget` characters."""
-    used = 0
-    for index, message in enumerate(messages):
-        used += len(message.text) + len(message.nick) + 80
-        if used > budget:
-            return index
-    return len(messages)
-
-

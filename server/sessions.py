@@ -36,6 +36,7 @@ from tui_chat.protocol import (
     server_line,
 )
 
+from .catchup import Catchup
 from .hub import Greeting, Hub, unavailable
 from .limits import TokenBucket
 from .rooms import Dialect, Member, Room
@@ -165,18 +166,35 @@ class Session:
             await greeting.replaced.connection.close(REPLACED, "replaced by a newer connection")
 
     def greet(self, greeting: Greeting) -> None:
-        """Send the greeting; a long history may exceed the output bound while it drains."""
+        """Send the greeting: the welcome at once, and any history that did not fit in it as
+        a catch-up (catchup.py), which the member's live traffic waits behind."""
         connection = self.connection
-        connection.greeting = True
-        self.write_greeting(greeting)
+        connection.greeting = True  # a welcome of 256K characters may be over the limit
+        last = self.write_greeting(greeting)
         connection.greeting = False
-        if connection.paused:
-            connection.allow_greeting_backlog()
+        if greeting.paged:
+            welcome = greeting.welcome
+            Catchup(self.hub, welcome.room, connection, self.dialect is Dialect.JSON,
+                    self.render_message, welcome.history[-1].id, welcome.last_id or 0,
+                    greeting.scope, last).start()
+        else:
+            if last is not None:
+                self.send(last)
+            if connection.paused:
+                connection.allow_greeting_backlog()
 
-    def write_greeting(self, greeting: Greeting) -> None:
+    def write_greeting(self, greeting: Greeting) -> str | None:
+        """Write what comes before the catch-up; return what comes after it, if anything."""
+        raise NotImplementedError
+
+    @staticmethod
+    def render_message(message: Message) -> str:
         raise NotImplementedError
 
     def leave(self) -> None:
+        catchup = self.connection.catchup
+        if catchup is not None:
+            catchup.stop()
         if self.room is not None and self.member is not None:
             self.hub.leave(self.room, self.member)
 
@@ -279,8 +297,8 @@ class JsonSession(Session):
 
     def write_greeting(self, greeting: Greeting) -> None:
         self.send(encode(greeting.welcome))
-        for message in greeting.more:
-            self.send(encode(message))
+
+    render_message = staticmethod(encode)
 
 
 _COMMAND = re.compile(r"/([A-Za-z]+)(?:\s+(.*))?", re.DOTALL)
@@ -352,13 +370,16 @@ class PlainSession(Session):
         else:
             raise ProtocolError(UNKNOWN_COMMAND, f"Unknown command /{name}. {PLAIN_HELP}")
 
-    def write_greeting(self, greeting: Greeting) -> None:
+    def write_greeting(self, greeting: Greeting) -> str:
+        """History lines, then (after any catch-up) the welcome line."""
         welcome = greeting.welcome
-        for message in welcome.history + greeting.more:
+        for message in welcome.history:
             self.send(plain_line(message))
         others = greeting.count - len(welcome.users)
         here = ", ".join(welcome.users) + (f" and {others:,} more" if others > 0 else "")
-        self.send(server_line(
+        return server_line(
             f"Welcome to {welcome.room}, {welcome.nick}! Here now: {here}."
             " Type /help for commands."
-        ))
+        )
+
+    render_message = staticmethod(plain_line)

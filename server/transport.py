@@ -43,14 +43,15 @@ class ChatConnection(asyncio.Protocol):
     the session (`opened`) and forgets it (`closed`).
 
     Output may not pile up: once more than the write limit waits for a client that does not
-    read, the client is disconnected and its memory freed. A greeting (a long history replay)
-    may exceed the limit; until it has drained, the limit counts from the end of it.
+    read, the client is disconnected and its memory freed. A greeting may exceed the limit
+    (a welcome of up to 256K characters, then what was held during a catch-up); until it has
+    drained, the limit counts from the end of it.
     """
 
     __slots__ = ("server", "protocol", "transport", "remote_address", "session", "inbox",
                  "worker", "fragments", "fragments_opcode", "timer", "greeting", "authorized", "paused",
                  "allowance", "reading", "awaiting_pong", "subprotocol", "on_lost", "closed_waiter",
-                 "delivered", "held")
+                 "delivered", "held", "catchup")
 
     def __init__(self, server: Any) -> None:
         self.server = server
@@ -72,6 +73,7 @@ class ChatConnection(asyncio.Protocol):
         self.on_lost: Any = None
         self.delivered = 0  # how far this member has been sent its room's stream (fanout.py)
         self.held = b""  # input read but not parsed yet, while the inbox is full
+        self.catchup: Any = None  # the catch-up being written to it (catchup.py)
         self.closed_waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     # -- asyncio callbacks ------------------------------------------------------------------
@@ -135,12 +137,17 @@ class ChatConnection(asyncio.Protocol):
     def pause_writing(self) -> None:
         self.paused = True
         if not self.greeting:
-            log.warning("%s slow consumer: over %d bytes of output waiting; disconnected",
-                        peer_name(self), self.server.config.max_pending)
-            self.abort()
+            self.too_slow(f"over {self.server.config.max_pending} bytes of output")
 
     def resume_writing(self) -> None:
         self.paused = False
+        if self.catchup is not None:
+            self.catchup.resume()
+
+    def too_slow(self, waiting: str) -> None:
+        """Disconnect a slow consumer, which has `waiting` waiting for it."""
+        log.warning("%s slow consumer: %s waiting; disconnected", peer_name(self), waiting)
+        self.abort()
 
     def allow_greeting_backlog(self) -> None:
         """The greeting just written is over the output limit: it may drain, but what follows
@@ -152,9 +159,8 @@ class ChatConnection(asyncio.Protocol):
         """Disconnect a client whose output still waits behind its greeting and has grown
         past the limit since."""
         if self.transport is not None and self.transport.get_write_buffer_size() > self.allowance:
-            log.warning("%s slow consumer: its greeting and over %d bytes of output waiting;"
-                        " disconnected", peer_name(self), self.server.config.max_pending)
-            self.abort()
+            self.too_slow(f"its greeting and over {self.server.config.max_pending} bytes of"
+                          " output")
 
     # -- from the protocol ---------------------------------------------------------------
 

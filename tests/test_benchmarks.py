@@ -84,3 +84,12 @@ def test_hostile_text_benchmark_times_every_case() -> None:
     assert run.returncode == 0, run.stderr
     rows = run.stdout.splitlines()[1:]
     assert len(rows) == 8 and all(row.split()[-1].replace(".", "").isdigit() for row in rows)
+
+
+def test_catchup_benchmark_measures_memory_and_a_whole_catch_up() -> None:
+    """The catch-up benchmark fills a room, reports the memory its non-readers hold and how
+    long one reader takes to get all of it."""
+    run = run_benchmark("tests.benchmarks.catchup", "--messages", "300", "--chars", "2000",
+                        "--stalled", "2")
+    assert run.returncode == 0, run.stderr
+    assert "MB per client" in run.stdout and "one client reading all of it:" in run.stdout

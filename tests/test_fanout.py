@@ -31,9 +31,13 @@ class Member:
         self.writes: list[bytes] = []
         self.delivered = stream.head
         self.paused = False  # as a connection whose output is within its limit
+        self.dropped = ""  # what it had waiting when it was dropped as a slow consumer
 
     def write(self, data: bytes) -> None:
         self.writes.append(data)
+
+    def too_slow(self, waiting: str) -> None:
+        self.dropped = waiting
 
 
 def run_round(stream: Stream, json: list, plain: list, count: int = 2) -> int:
@@ -119,6 +123,55 @@ def test_under_steady_churn_the_stream_is_trimmed_and_goes_idle() -> None:
             members = list(members)
     assert steps < 20 and not stream.active and stream.deliveries == []
     assert all(m.delivered == stream.head for m in members)
+
+
+def test_a_held_member_is_passed_by_then_sent_all_it_lacks_in_one_write() -> None:
+    """While a member's catch-up is written, rounds pass it by; released, it gets what came
+    meanwhile in one write, in order, its own version in place; then the stream is empty."""
+    stream = Stream()
+    alice, late = Member("alice", stream), Member("late", stream)
+    stream.hold(late)
+    stream.add(Delivery(b"J1", b"P1", late, b""))  # its own join: not for itself
+    stream.add(Delivery(b"J2", b"P2"))
+    run_round(stream, [alice, late], [])
+    assert alice.writes == [b"J1J2"] and late.writes == []
+    assert len(stream.deliveries) == 2 and not stream.active  # kept for it, and idle
+    stream.add(Delivery(b"J3", b"P3"))
+    run_round(stream, [alice, late], [])
+    stream.release(late, is_json=True)
+    assert late.writes == [b"J2J3"] and late.delivered == stream.head
+    assert stream.deliveries == []
+    stream.add(Delivery(b"J4", b"P4"))
+    run_round(stream, [alice, late], [])
+    assert late.writes == [b"J2J3", b"J4"] and alice.writes == [b"J1J2", b"J3", b"J4"]
+
+
+def test_a_held_member_that_leaves_keeps_nothing_in_the_stream() -> None:
+    """What was kept for a held member is dropped once it is gone."""
+    stream = Stream()
+    alice, late = Member("alice", stream), Member("late", stream)
+    stream.hold(late)
+    stream.add(Delivery(b"J1", b"P1"))
+    run_round(stream, [alice, late], [])
+    assert len(stream.deliveries) == 1
+    stream.unhold(late)
+    assert stream.deliveries == [] and late.writes == []
+
+
+def test_a_held_member_more_than_the_hold_limit_behind_is_dropped() -> None:
+    """What is kept for a held member is bounded: past `hold_limit` bytes it is a slow
+    consumer, and the stream keeps nothing more for it."""
+    stream = Stream(hold_limit=1000)
+    alice, late = Member("alice", stream), Member("late", stream)
+    stream.hold(late)
+    for _ in range(9):
+        stream.add(Delivery(b"x" * 100, b"y" * 90))
+        run_round(stream, [alice, late], [])
+    assert not late.dropped and len(stream.deliveries) == 9
+    stream.add(Delivery(b"x" * 200, b"y" * 190))
+    assert "over 1000 bytes" in late.dropped
+    run_round(stream, [alice, late], [])
+    assert stream.deliveries == [] and late.writes == []
 
 
 def test_nothing_is_written_to_a_connection_that_is_not_open() -> None:

@@ -88,6 +88,22 @@ async def test_backlog_stops_at_upto(memory) -> None:
     assert [m.id for m in memory.backlog("r", 1, memory.epoch, 10, upto=3).messages] == [2, 3]
 
 
+async def test_a_backlog_too_long_for_one_page_says_more_follows(memory) -> None:
+    """A backlog holds what fits in a welcome and says whether more follows; `page` reads
+    the rest: messages that start within its characters, and at least one."""
+    for number in range(1, 41):
+        await memory.submit("r", "alice", "alice", f"{number} " + "x" * 20_000, "chat", None)
+    backlog = memory.backlog("r", 0, memory.epoch, 50)
+    # Each counts 20,088 characters: the 14th starts within 256 KiB, the 15th would not.
+    assert [m.id for m in backlog.messages] == list(range(1, 15))
+    assert backlog.more and backlog.recovered and backlog.upto == 40
+    assert [m.id for m in memory.page("r", 14, 40, count=64, chars=50_000)] == [15, 16, 17]
+    assert [m.id for m in memory.page("r", 14, 40, count=2, chars=10**6)] == [15, 16]
+    assert [m.id for m in memory.page("r", 14, 40, chars=1)] == [15]
+    assert memory.page("r", 40, 40) == ()
+    assert not memory.backlog("r", 30, memory.epoch, 50).more
+
+
 async def test_a_repeated_cid_returns_the_original_and_stores_nothing(memory) -> None:
     """The same sender and cid give back the first message; another sender's cid is separate."""
     first = await memory.submit("r", "alice", "alice", "hello", "chat", "c1")

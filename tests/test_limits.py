@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import socket
 
 import pytest
 from websockets.asyncio.client import connect
@@ -14,7 +12,6 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from tui_chat_server import ServerConfig
 from tui_chat_server.limits import ConnectionCounter, TokenBucket
 from tests.helpers import JsonClient, PlainClient, sender_reader_stalled
-from tui_chat.protocol import SUBPROTOCOL
 
 
 def test_the_defaults_are_the_documented_ones() -> None:
@@ -181,38 +178,6 @@ async def test_a_client_that_stops_reading_is_disconnected(start_server, caplog)
     assert (await sender.say("still flowing"))["text"] == "still flowing"
     stalled.connection.transport.abort()
     await asyncio.gather(sender.close(), reader.close())
-
-
-async def test_a_client_that_stops_reading_after_a_long_greeting_is_disconnected(
-        start_server, caplog) -> None:
-    """A greeting may exceed --max-pending while it drains, but a client that never reads it
-    is still dropped once what follows the greeting passes the limit."""
-    server = await start_server(max_pending=64 * 1024, max_text=60_000, max_frame=128 * 1024)
-    writer = await JsonClient.connect(server.url, "writer")
-    for number in range(120):  # 7.2 MB of history: more than any socket buffer holds
-        await writer.say("h" * 60_000, cid=f"h{number}")
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", server.port))
-    frozen = await connect(server.url, sock=sock, subprotocols=[SUBPROTOCOL], max_size=None)
-    await frozen.send(json.dumps({"type": "hello", "nick": "frozen", "since": 0,
-                                  "epoch": writer.welcome["epoch"]}))
-    frozen.transport.pause_reading()
-    await writer.expect("presence")
-    sent = 0
-    while sent < 100:  # ~400 KB after the greeting: 6 times the limit
-        await writer.send(type="say", text="x" * 3900, cid=f"x{sent}")
-        sent += 1
-        event = await writer.recv()
-        if event["type"] == "presence":
-            assert (event["event"], event["nick"]) == ("leave", "frozen")
-            break
-    else:
-        raise AssertionError("the client that never read was kept")
-    assert any("greeting" in r.getMessage() and "slow consumer" in r.getMessage()
-               for r in caplog.records)
-    frozen.transport.abort()
-    await writer.close()
 
 
 async def test_a_handshake_that_never_finishes_is_closed(start_server, caplog) -> None:

@@ -1,0 +1,110 @@
+"""Catch-up: the history a joining client missed, written a page at a time as it reads it,
+while the room's live traffic waits behind it (a held member, fanout.py).
+
+A client that asks for everything since yesterday may be owed --history messages, tens of
+megabytes. They are read from the database a page at a time (history.py: up to 256 KiB) and
+written only while the client's output is below WATER, so a client that does not read holds
+about a page and WATER of it in the server (and, held back meanwhile, at most --max-pending
+of live traffic).
+The room's retention is not trimmed while a catch-up reads it (history.py), so nothing
+between its start and the live traffic is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from tui_chat.protocol import Message
+
+if TYPE_CHECKING:
+    from .hub import Hub
+
+WATER = 256 * 1024  # output waiting for the client before the catch-up waits for it to read
+TURN = 256 * 1024  # bytes written before other connections get a turn of the event loop
+
+
+class Catchup:
+    """One client's catch-up: the messages after id `after` up to `upto`, then `last` (a
+    closing line, or None), then its held live traffic."""
+
+    __slots__ = ("hub", "room", "connection", "is_json", "render", "pending", "after", "upto",
+                 "paged", "scope", "last", "scheduled", "done")
+
+    def __init__(self, hub: Hub, room: str, connection: Any, is_json: bool,
+                 render: Callable[[Message], str], after: int, upto: int, scope: str | None,
+                 last: str | None) -> None:
+        self.hub = hub
+        self.room = room
+        self.connection = connection
+        self.is_json = is_json
+        self.render = render
+        self.pending: tuple[Message, ...] = ()  # read, not written yet
+        self.after = after  # the last message id written (the next page follows it)
+        self.paged = True  # more may wait in the database after `pending`
+        self.upto = upto
+        self.scope = scope
+        self.last = last
+        self.scheduled = self.done = False
+
+    def start(self) -> None:
+        """Begin (after the welcome)."""
+        connection = self.connection
+        connection.catchup = self
+        connection.greeting = True  # its output may wait while it drains: no slow-consumer drop
+        connection.transport.set_write_buffer_limits(high=WATER)
+        self.pump()
+
+    def resume(self) -> None:
+        """The client has read what was waiting: go on, on the loop's next turn."""
+        if not self.scheduled and not self.done:
+            self.scheduled = True
+            asyncio.get_running_loop().call_soon(self.pump)
+
+    def pump(self) -> None:
+        """Write messages while the client's output is below WATER; finish when none are left."""
+        self.scheduled = False
+        connection = self.connection
+        written = 0
+        while not self.done and connection.is_open():
+            if not self.pending:
+                if self.paged:
+                    self.pending = self.hub.history.page(self.room, self.after, self.upto,
+                                                         self.scope)
+                    self.paged = bool(self.pending) and self.pending[-1].id < self.upto
+                if not self.pending:
+                    self.finish()
+                    return
+            for index, message in enumerate(self.pending):
+                if connection.paused:  # resume() is called once it has drained
+                    self.pending = self.pending[index:]
+                    return
+                payload = self.render(message)
+                connection.send(payload)
+                self.after = message.id
+                written += len(payload)
+            self.pending = ()
+            if written >= TURN:
+                self.resume()
+                return
+
+    def finish(self) -> None:
+        """Write the closing line and the live traffic held meanwhile; the client is live."""
+        connection = self.connection
+        if self.last is not None:
+            connection.send(self.last)
+        self.stop(deliver=True)
+        limit = self.hub.limits.max_pending
+        connection.transport.set_write_buffer_limits(high=limit or 2**62)
+        connection.greeting = False
+        if connection.paused:  # what was held may be over the limit while it drains
+            connection.allow_greeting_backlog()
+
+    def stop(self, deliver: bool = False) -> None:
+        """End the catch-up (`deliver`: sending the held traffic; else the client is gone)."""
+        if self.done:
+            return
+        self.done = True
+        self.connection.catchup = None
+        self.hub.caught_up(self.room, self.connection, self.is_json if deliver else None)

@@ -1,0 +1,193 @@
+"""Catch-up: a long history is written a page at a time as the client reads it, and what
+the room says meanwhile follows it, whole and in order."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import sqlite3
+
+import pytest
+from websockets.asyncio.client import connect
+
+from tui_chat.protocol import SUBPROTOCOL
+from tui_chat_server.catchup import WATER
+from tests.helpers import JsonClient
+
+BIG = 60_000  # characters in each history message: a few of them fill any socket buffer
+LIMITS = {"max_text": BIG, "max_frame": 256 * 1024}
+
+
+@pytest.fixture(autouse=True)
+def capture_server_logs(caplog) -> None:
+    caplog.set_level(logging.INFO, logger="tui_chat.server")
+
+
+async def fill(writer: JsonClient, count: int, size: int = BIG, tag: str = "h") -> None:
+    for number in range(count):
+        await writer.say(f"{tag}{number} " + "x" * (size - 10), cid=f"{tag}{number}")
+
+
+async def stalled_reader(server, epoch: str, nick: str = "late", plain: bool = False):
+    """A client whose socket takes little and which reads nothing until resumed; it asks for
+    the whole history (JSON) or joins with its nickname (plain)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    protocols = None if plain else [SUBPROTOCOL]
+    client = await connect(server.url, sock=sock, subprotocols=protocols, max_size=None)
+    if plain:
+        await client.send(nick)
+    else:
+        await client.send(json.dumps({"type": "hello", "nick": nick, "since": 0, "epoch": epoch}))
+    client.transport.pause_reading()
+    return client
+
+
+def server_side(server, nick: str):
+    """The server's connection of the member called `nick` in the lobby."""
+    return server.hub.rooms.find("lobby").members[nick].connection
+
+
+async def receive_json(client, stop) -> list[dict]:
+    """Events until `stop(event)` is true, that one included."""
+    events = []
+    while not events or not stop(events[-1]):
+        events.append(json.loads(await asyncio.wait_for(client.recv(), 10)))
+    return events
+
+
+async def test_a_long_catch_up_arrives_whole_and_what_was_said_meanwhile_follows_it(
+        start_server) -> None:
+    """Messages, a rename and a join during a catch-up reach the late client after the last
+    message of its catch-up, in the order they happened, each once."""
+    server = await start_server(**LIMITS)
+    writer = await JsonClient.connect(server.url, "writer")
+    await fill(writer, 80)  # 4.8 MB
+    late = await stalled_reader(server, writer.welcome["epoch"])
+    await writer.expect("presence")
+    for number in range(3):
+        await writer.say(f"live {number}")
+    await writer.send(type="nick", nick="scribe")
+    await writer.expect("presence")
+    bob = await JsonClient.connect(server.url, "bob")
+    late.transport.resume_reading()
+    events = await receive_json(late, lambda e: e.get("event") == "join")
+    welcome, rest = events[0], events[1:]
+    history = welcome["history"] + [e for e in rest if e["type"] == "message"][:80 - len(
+        welcome["history"])]
+    assert [m["text"].split()[0] for m in history] == [f"h{n}" for n in range(80)]
+    after = rest[80 - len(welcome["history"]):]
+    assert [(e["type"], e.get("text") or e.get("event")) for e in after] == [
+        ("message", "live 0"), ("message", "live 1"), ("message", "live 2"),
+        ("presence", "rename"), ("presence", "join")]
+    assert all(m["id"] <= welcome["last_id"] for m in history)
+    assert (await writer.say("and now"))["text"] == "and now"
+    assert json.loads(await asyncio.wait_for(late.recv(), 5))["text"] == "and now"
+    # Held to --max-pending again, not to the catch-up's lower mark.
+    limits = server_side(server, "late").transport.get_write_buffer_limits()
+    assert limits[1] == server.config.max_pending
+    await late.close()
+    await asyncio.gather(writer.close(), bob.close())
+
+
+async def test_a_plain_client_gets_its_catch_up_then_the_welcome_then_what_came_meanwhile(
+        start_server) -> None:
+    """The plain dialect's history lines (the last --backlog) come first and the welcome line
+    after all of them, then the lines said while they were being written."""
+    server = await start_server(**LIMITS)
+    writer = await JsonClient.connect(server.url, "writer")
+    await fill(writer, 80)
+    late = await stalled_reader(server, "", nick="raw", plain=True)
+    await writer.expect("presence")
+    await writer.say("live")
+    late.transport.resume_reading()
+    lines = [await asyncio.wait_for(late.recv(), 10) for _ in range(52)]
+    assert [line.split()[1] for line in lines[:50]] == [f"h{n}" for n in range(30, 80)]
+    assert lines[50].startswith("[Server]: Welcome to lobby, raw!")
+    assert lines[51] == "[writer]: live"
+    await late.close()
+    await writer.close()
+
+
+async def test_a_client_that_does_not_read_its_catch_up_holds_little_of_it_in_the_server(
+        start_server) -> None:
+    """However long the catch-up, what waits in the server for a client that does not read
+    it is about WATER, not the whole history."""
+    server = await start_server(**LIMITS)
+    writer = await JsonClient.connect(server.url, "writer")
+    await fill(writer, 120)  # 7.2 MB
+    late = await stalled_reader(server, writer.welcome["epoch"])
+    await writer.expect("presence")
+    await asyncio.sleep(0.5)  # let it write all it will
+    waiting = server_side(server, "late").transport.get_write_buffer_size()
+    assert waiting <= WATER + BIG + 1024, waiting
+    late.transport.abort()
+    await writer.close()
+
+
+async def test_retention_waits_while_a_catch_up_reads_the_room(start_server, tmp_path) -> None:
+    """Messages the catch-up has yet to send are not trimmed, even when the room says more
+    than --history meanwhile; once it is over, retention trims again."""
+    db = str(tmp_path / "history.db")
+    server = await start_server(db=db, history=100, **LIMITS)
+    writer = await JsonClient.connect(server.url, "writer")
+    await fill(writer, 100)  # 6 MB: the late client's catch-up cannot all be written at once
+    late = await stalled_reader(server, writer.welcome["epoch"])
+    await writer.expect("presence")
+    await fill(writer, 250, size=20, tag="n")  # past retention: trimmed, but for the catch-up
+    late.transport.resume_reading()
+    events = await receive_json(late, lambda e: e.get("text", "").startswith("n249"))
+    texts = [m["text"].split()[0] for m in events[0]["history"]]
+    texts += [e["text"].split()[0] for e in events[1:] if e["type"] == "message"]
+    assert texts == [f"h{n}" for n in range(100)] + [f"n{n}" for n in range(250)]
+    await fill(writer, 200, size=20, tag="m")  # the catch-up is over: trimmed as usual
+    with sqlite3.connect(db) as database:
+        kept = database.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+    assert kept <= 100 + 100, kept  # the limit, and at most one chunk not trimmed yet
+    await late.close()
+    await writer.close()
+
+
+async def test_a_client_that_leaves_during_its_catch_up_lets_retention_go_on(
+        start_server, tmp_path) -> None:
+    """A catch-up cut short by its client leaving holds the room's retention no longer."""
+    db = str(tmp_path / "history.db")
+    server = await start_server(db=db, history=100, **LIMITS)
+    writer = await JsonClient.connect(server.url, "writer")
+    await fill(writer, 100)
+    late = await stalled_reader(server, writer.welcome["epoch"])
+    await writer.expect("presence")
+    late.transport.abort()
+    assert (await writer.expect("presence"))["event"] == "leave"
+    await fill(writer, 300, size=20, tag="n")
+    with sqlite3.connect(db) as database:
+        kept = database.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+    assert kept <= 100 + 100, kept
+    assert server.hub.rooms.find("lobby").users() == ("writer",)
+    await writer.close()
+
+
+async def test_a_client_that_never_reads_is_dropped_once_what_waits_behind_its_catch_up_passes_the_limit(
+        start_server, caplog) -> None:
+    """A catch-up may take as long as its client needs, but the room's messages held back
+    behind it may not grow past --max-pending: then the client is a slow consumer."""
+    server = await start_server(max_pending=64 * 1024, **LIMITS)
+    writer = await JsonClient.connect(server.url, "writer")
+    await fill(writer, 120)
+    late = await stalled_reader(server, writer.welcome["epoch"], nick="frozen")
+    await writer.expect("presence")
+    for sent in range(100):  # ~400 KB held back: 6 times the limit
+        await writer.send(type="say", text="x" * 3900, cid=f"x{sent}")
+        event = await writer.recv()
+        if event["type"] == "presence":
+            assert (event["event"], event["nick"]) == ("leave", "frozen")
+            break
+    else:
+        raise AssertionError("the client that never read was kept")
+    assert any("catch-up" in r.getMessage() and "slow consumer" in r.getMessage()
+               for r in caplog.records)
+    late.transport.abort()
+    await writer.close()
