@@ -14,6 +14,7 @@ from typing import Any
 from tui_chat.cleaning import clean_text, is_blank
 from tui_chat.nicknames import nick_key
 from tui_chat.protocol import (
+    CID_REUSED,
     DEFAULT_MAX_FRAME,
     DEFAULT_MAX_TEXT,
     EMPTY,
@@ -218,18 +219,28 @@ class Hub:
         posted: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         stored = self.history.submit(name, member.nick, member.sender, text, kind, cid,
                                      on_failure)
-        stored.add_done_callback(lambda done: self._deliver(done, name, member, cid, posted))
+        stored.add_done_callback(
+            lambda done: self._deliver(done, name, member, cid, posted, (text, kind)))
         return posted
 
     def _deliver(self, stored_future: asyncio.Future[Stored], room_name: str, member: Member,
-                 cid: str | None, posted: asyncio.Future[Message]) -> None:
+                 cid: str | None, posted: asyncio.Future[Message], sent: tuple[str, str],
+                 ) -> None:
         """Once committed: queue the message for the room (or a repeated cid's answer for its
-        sender), then resolve `posted`, which is resolved whatever happens."""
+        sender), then resolve `posted`, which is resolved whatever happens. A cid repeated
+        with other text (`sent`: text and kind) is not a resend: it is refused."""
         try:
             stored = stored_future.result()
         except StorageError as error:
             log.error("%s: %s", member.peer, error)
             posted.set_exception(unavailable(cid))
+            return
+        original = stored.message
+        if stored.duplicate and (original.text, original.kind) != sent:
+            posted.set_exception(ProtocolError(
+                CID_REUSED, f"The cid {cid!r} is taken by another of your messages in this room"
+                f" (id {original.id}); this one was not sent: give each message a cid of its"
+                " own.", cid))
             return
         try:
             self._queue_stored(room_name, member, cid, stored)

@@ -54,6 +54,25 @@ async def test_a_cid_is_another_senders_under_another_key_even_with_the_same_nam
     assert "keyed" not in keyless.welcome
 
 
+async def test_a_cid_reused_for_other_text_is_refused_not_swallowed(join, chat_server) -> None:
+    """A bot without a key, run again under the same name with its cid counter back at 1,
+    is told its cid is taken instead of being answered with its first run's message (its
+    new text would be lost); a real resend, same text, still gets the original."""
+    first = await join("bot")
+    original = await first.say("first run", cid="1")
+    await first.close()
+    second = await join("bot")
+    await second.send(type="say", text="second run", cid="1")
+    refusal = await second.expect("error")
+    assert (refusal["code"], refusal["cid"]) == ("cid_reused", "1")
+    assert f"id {original['id']}" in refusal["message"]
+    assert (await second.say("first run", cid="1"))["id"] == original["id"]
+    await second.send(type="me", text="first run", cid="1")  # an action is other text
+    assert (await second.expect("error"))["code"] == "cid_reused"
+    assert (await second.say("second run", cid="2"))["text"] == "second run"
+    assert stored(chat_server) == [("bot", "first run"), ("bot", "second run")]
+
+
 @pytest.mark.parametrize("key", ["short", "k" * 65, "sixteen-chars-\x07x", 12, " " * 16,
                                  "k" * 15 + "\n", "\u200b" + "k" * 16, "clé-à-seize-lettres"])
 async def test_a_malformed_sender_key_is_refused_and_the_client_may_try_again(join, key) -> None:

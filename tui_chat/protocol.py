@@ -49,6 +49,7 @@ UNAUTHORIZED = "unauthorized"
 NICK_REGISTERED = "nick_registered"
 BAD_PASSWORD = "bad_password"
 UNAVAILABLE = "unavailable"
+CID_REUSED = "cid_reused"
 
 
 class ProtocolError(ValueError):
