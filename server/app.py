@@ -65,13 +65,13 @@ class ServerConfig:
 
 
 def default_db_path() -> str:
-    """Where history lives unless --db says otherwise; its directory is created if need be
-    (a path given with --db must be in a directory that exists). StorageError, saying why,
-    if it cannot be."""
+    """Where history lives unless --db says otherwise; its directory is created if need be,
+    private to its owner (a path given with --db must be in a directory that exists).
+    StorageError, saying why, if it cannot be."""
     directory = user_data_path("tui-chat", appauthor=False)
     path = str(directory / "history.db")
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # others' messages: private
     except OSError as error:
         raise unopenable(path, error) from None
     return path

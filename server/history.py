@@ -9,6 +9,7 @@ waits for the disk; `:memory:` commits inline.
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import sqlite3
 from collections.abc import Callable
@@ -92,7 +93,7 @@ def lock_database(path: str):
         return None
     _check_parent(path)
     try:
-        lock = open(f"{path}.lock", "w")  # noqa: SIM115 - held for the server's lifetime
+        lock = os.fdopen(os.open(f"{path}.lock", os.O_WRONLY | os.O_CREAT, 0o600), "w")
     except OSError as error:
         raise unopenable(path, error) from None
     try:
@@ -107,6 +108,17 @@ def lock_database(path: str):
 SYNC_MODES = ("full", "normal")
 
 
+def _create_private(path: str) -> None:
+    """Create the database file, if it does not exist, readable by its owner alone: it holds
+    every room's messages and the password hashes of registered nicknames. (SQLite gives its
+    WAL and shared-memory files the database's permissions.) An existing file is left as
+    its owner set it."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
 def connect_database(path: str, sync: str = "full") -> sqlite3.Connection:
     """Open (creating if needed) a tui-chat database in WAL mode. `full`: every commit is
     fsynced and survives power loss; `normal`: commits survive a crash of the process, and
@@ -114,6 +126,8 @@ def connect_database(path: str, sync: str = "full") -> sqlite3.Connection:
     if path != ":memory:":
         _check_parent(path)
     try:
+        if path != ":memory:":
+            _create_private(path)
         connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=" + ("NORMAL" if sync == "normal" else "FULL"))

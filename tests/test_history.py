@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
+from pathlib import Path
 
 import pytest
 
+from tui_chat_server.app import default_db_path
 from tui_chat_server.history import History, StorageError
 
 
@@ -270,3 +274,25 @@ def failing_history(tmp_path) -> History:
                   " BEGIN SELECT RAISE(ABORT, 'disk trouble'); END")
     fault.close()
     return history
+
+
+async def test_a_new_database_is_readable_by_its_owner_alone(tmp_path) -> None:
+    """Messages and password hashes are nobody else's business: a database the server
+    creates, its WAL, shared memory and lock files are 0600 whatever the umask, in a data
+    directory of 0700; a database that exists keeps the mode its owner gave it."""
+    saved = os.umask(0o022)
+    try:
+        history = History(str(tmp_path / "new.db"))
+        await history.submit("r", "alice", "alice", "private", "chat", None)
+        existing = tmp_path / "old.db"
+        existing.touch(mode=0o640)
+        await History(str(existing)).close()
+        data_dir = Path(default_db_path()).parent
+    finally:
+        os.umask(saved)
+    modes = {path.name: oct(stat.S_IMODE(path.stat().st_mode)) for path in tmp_path.iterdir()
+             if path.name.startswith("new.db")}
+    await history.close()
+    assert modes == dict.fromkeys(["new.db", "new.db-wal", "new.db-shm", "new.db.lock"], "0o600")
+    assert oct(stat.S_IMODE(existing.stat().st_mode)) == "0o640"
+    assert oct(stat.S_IMODE(data_dir.stat().st_mode)) == "0o700"
