@@ -13,6 +13,7 @@ from tui_chat.nicknames import check_nick, nick_key
 from tui_chat.protocol import now_ms
 
 from .history import connect_database
+from .limits import FailedLogins
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
@@ -28,6 +29,8 @@ CREATE TABLE IF NOT EXISTS users (
 """
 # scrypt cost: about 50 ms and 16 MiB per check, so guessing is slow; run off the event loop.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+# Checks at once: a flood of logins from many addresses may not take every core from chat.
+CONCURRENT_CHECKS = max(1, (os.cpu_count() or 2) // 2)
 MIN_PASSWORD = 8
 
 
@@ -57,6 +60,8 @@ class Accounts:
     """The registered nicknames of one database file (none for `:memory:`)."""
 
     def __init__(self, path: str) -> None:
+        self.failures = FailedLogins()
+        self._checking: asyncio.Semaphore | None = None
         self._db: sqlite3.Connection | None = None
         if path != ":memory:":
             self._db = connect_database(path)
@@ -94,9 +99,18 @@ class Accounts:
                                (nick_key(nick),)).fetchone()
         return Account(*row) if row else None
 
-    async def verify(self, account: Account, password: str) -> bool:
-        """Check a password on a worker thread, so the server keeps serving meanwhile."""
-        return await asyncio.to_thread(account.check, password)
+    async def verify(self, account: Account, password: str, address: str = "") -> bool:
+        """Check a password on a worker thread, so the server keeps serving meanwhile, and
+        count a wrong one against the client's `address` (see `failures`)."""
+        if self._checking is None:
+            self._checking = asyncio.Semaphore(CONCURRENT_CHECKS)
+        async with self._checking:
+            right = await asyncio.to_thread(account.check, password)
+        if right:
+            self.failures.succeeded(address)
+        else:
+            self.failures.failed(address)
+        return right
 
     def _require(self) -> sqlite3.Connection:
         if self._db is None:

@@ -57,3 +57,34 @@ class ConnectionCounter:
         else:
             self.by_address.pop(address, None)
         self.count -= 1
+
+
+class FailedLogins:
+    """Wrong passwords per client address. After `free` in a row, the address must wait
+    before its next password is even checked: `first` seconds, twice as long after each
+    further wrong one, up to `cap`. A right password, or a quiet `cap` after the wait,
+    clears it. At most `keep` addresses are remembered (the oldest are forgotten first)."""
+
+    def __init__(self, free: int = 3, first: float = 1.0, cap: float = 60.0, keep: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.free, self.first, self.cap, self.keep, self.clock = free, first, cap, keep, clock
+        self.by_address: dict[str, tuple[int, float]] = {}  # address -> (failures, until)
+
+    def wait(self, address: str) -> float:
+        """Seconds before a password from `address` may be checked (0: now)."""
+        entry = self.by_address.get(address)
+        return max(0.0, entry[1] - self.clock()) if entry else 0.0
+
+    def failed(self, address: str) -> None:
+        now = self.clock()
+        count, until = self.by_address.pop(address, (0, now))
+        if now > until + self.cap:  # quiet for long enough: start afresh
+            count = 0
+        count += 1
+        delay = 0.0 if count <= self.free else min(self.cap, self.first * 2 ** (count - self.free - 1))
+        self.by_address[address] = (count, now + delay)
+        while len(self.by_address) > self.keep:
+            del self.by_address[next(iter(self.by_address))]
+
+    def succeeded(self, address: str) -> None:
+        self.by_address.pop(address, None)

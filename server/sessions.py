@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import math
 import re
 
 from websockets.frames import CloseCode
@@ -140,7 +141,12 @@ class Session:
         if password is None:
             raise ProtocolError(NICK_REGISTERED, f"The nickname {account.name!r} is registered:"
                                 " give its password to use it.")
-        if not await accounts.verify(account, password):
+        address = self.connection.remote_address[0] if self.connection.remote_address else ""
+        wait = accounts.failures.wait(address)
+        if wait:
+            raise ProtocolError(BAD_PASSWORD, "Too many wrong passwords from your address: wait"
+                                f" {math.ceil(wait)} s before trying again.")
+        if not await accounts.verify(account, password, address):
             raise ProtocolError(BAD_PASSWORD, f"Wrong password for {account.name!r}.")
         return True
 

@@ -138,6 +138,30 @@ async def test_a_registered_nickname_needs_its_password(start_server, accounts_d
     await free.close()
 
 
+async def test_an_address_guessing_passwords_waits_longer_after_each_wrong_one(
+        start_server, accounts_db) -> None:
+    """After three wrong passwords from one address the next is not even checked until a
+    wait is over (the right one too), in either dialect; then the right one gets in."""
+    server = await start_server(db=accounts_db)
+    guesser = await JsonClient.connect(server.url)
+    for guess in ("one", "two", "three"):
+        await guesser.send(type="hello", nick="alice", password=guess)
+        assert (await guesser.expect("error"))["message"] == "Wrong password for 'alice'."
+    await guesser.send(type="hello", nick="alice", password="four")
+    assert (await guesser.expect("error"))["code"] == "bad_password"
+    await guesser.send(type="hello", nick="alice", password="correct horse")
+    refusal = await guesser.expect("error")
+    assert refusal == {"type": "error", "code": "bad_password", "message":
+                       "Too many wrong passwords from your address: wait 1 s before trying again."}
+    plain = await PlainClient.connect(server.url)
+    await plain.send("alice correct horse")
+    assert "Too many wrong passwords" in await plain.recv()
+    await asyncio.sleep(1.1)
+    await guesser.send(type="hello", nick="alice", password="correct horse")
+    assert (await guesser.expect("welcome"))["nick"] == "alice"
+    await asyncio.gather(guesser.close(), plain.close())
+
+
 async def test_leaving_while_the_password_is_checked_leaves_no_ghost(start_server,
                                                                      accounts_db) -> None:
     """A client that disconnects while its password is being checked never joins: the name

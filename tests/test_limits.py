@@ -10,7 +10,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tui_chat_server import ServerConfig
-from tui_chat_server.limits import ConnectionCounter, TokenBucket
+from tui_chat_server.limits import ConnectionCounter, FailedLogins, TokenBucket
 from tests.helpers import JsonClient, PlainClient, sender_reader_stalled
 
 
@@ -36,6 +36,31 @@ def test_token_bucket_allows_a_burst_then_the_rate() -> None:
     now[0] += 100
     assert sum(bucket.reserve() == 0 for _ in range(20)) == 10
     assert all(TokenBucket(rate=0, burst=1).reserve() == 0 for _ in range(100))
+
+
+def test_wrong_passwords_past_the_free_ones_make_an_address_wait_longer_each_time() -> None:
+    """Three wrong passwords cost nothing; then 1 s, 2 s, 4 s ... up to the cap, per
+    address. A right one clears it, and so does a quiet spell as long as the cap."""
+    now = [0.0]
+    failures = FailedLogins(free=3, first=1.0, cap=8.0, keep=3, clock=lambda: now[0])
+    waits = []
+    for _ in range(7):
+        failures.failed("a")
+        waits.append(failures.wait("a"))
+    assert waits == [0, 0, 0, 1, 2, 4, 8]
+    assert failures.wait("b") == 0  # another address is not held up
+    now[0] += 3
+    assert failures.wait("a") == 5
+    failures.succeeded("a")
+    assert failures.wait("a") == 0
+    for _ in range(4):
+        failures.failed("a")
+    now[0] += 1 + 8.5  # the wait, then a quiet spell longer than the cap
+    failures.failed("a")
+    assert failures.wait("a") == 0  # counted afresh: the first of three free ones
+    for address in "bcd":
+        failures.failed(address)
+    assert list(failures.by_address) == ["b", "c", "d"]  # at most `keep`, oldest forgotten
 
 
 def test_connection_counter_limits_per_address_and_in_total() -> None:
