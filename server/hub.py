@@ -154,7 +154,8 @@ class Hub:
         self._discard_if_empty(room)
 
     def _remove(self, room: Room, member: Member) -> None:
-        if room.leave(member) and not self.closing and self._announces(room):
+        announce = self._announces(room)  # counted with the member, as its join was
+        if room.leave(member) and not self.closing and announce:
             self._announce(room, Presence("leave", member.nick, room.users()), None, b"")
 
     def _discard_if_empty(self, room: Room) -> None:
@@ -176,7 +177,8 @@ class Hub:
         self._queue(room.name, Delivery(b"", b"", member.connection, text_frame(payload)))
 
     def _announces(self, room: Room) -> bool:
-        """Joins and leaves are announced in rooms up to the presence limit (0: always)."""
+        """Joins and leaves are announced in rooms up to the presence limit (0: always),
+        counting the member who comes or goes: a leave is announced if its join was."""
         limit = self.limits.presence_limit
         return not limit or len(room.members) <= limit
 

@@ -164,6 +164,21 @@ async def test_crowded_rooms_stop_announcing_joins(start_server) -> None:
         await client.close()
 
 
+async def test_a_leave_is_announced_exactly_when_its_join_was(start_server) -> None:
+    """With --presence-limit 2, the third member's join is not announced, so neither is its
+    leave (the room is then back at the limit); the second's leave is, as its join was."""
+    server = await start_server(presence_limit=2)
+    first = await PlainClient.connect(server.url, "a1")
+    second = await PlainClient.connect(server.url, "a2")
+    assert await first.recv() == "[Server]: a2 has joined the chat."
+    third = await PlainClient.connect(server.url, "a3")
+    await third.close()
+    assert await first.silent(0.3)
+    await second.close()
+    assert await first.recv() == "[Server]: a2 has left the chat."
+    await first.close()
+
+
 async def test_answers_come_in_the_order_the_lines_were_sent(join_plain) -> None:
     """A line, /who, /help and a bad command sent at once are answered in that order."""
     alice = await join_plain("alice")
