@@ -35,11 +35,15 @@ def test_bad_urls_are_refused_with_a_reason(bad: str) -> None:
 
 
 def test_serve_address_parsing() -> None:
-    """HOST:PORT, including IPv6 in brackets; anything else is refused."""
+    """HOST:PORT, :PORT, PORT or HOST (the others from the default), IPv6 alone or in
+    brackets with a port; anything else is refused with an example."""
     assert parse_serve("0.0.0.0:9000") == ("0.0.0.0", 9000)
     assert parse_serve("[::1]:8765") == ("::1", 8765)
-    for bad in ("9000", "host:", "host:port", "host:70000"):
-        with pytest.raises(ValueError):
+    assert parse_serve(":9000") == parse_serve("9000") == ("127.0.0.1", 9000)
+    assert parse_serve("0.0.0.0") == parse_serve("0.0.0.0:") == ("0.0.0.0", 8765)
+    assert parse_serve("[::1]") == parse_serve("::1") == ("::1", 8765)
+    for bad in ("host:port", "host:70000", "[::1]9000", "[::1", "99999"):
+        with pytest.raises(ValueError, match="for example 0.0.0.0:9000"):
             parse_serve(bad)
 
 
@@ -67,7 +71,7 @@ def test_help_shows_usage_and_examples() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [(["ftp://x"], "ws:// or wss://"), (["--nick", "bad name"], "not allowed"),
-     (["--serve", "nope"], "HOST:PORT"), (["ws://x/y", "--serve"], "not both"),
+     (["--serve", "nope:x"], "HOST:PORT"), (["ws://x/y", "--serve"], "not both"),
      (["--scrollback", "0"], "at least 1"), (["--nick", ""], "cannot be empty"),
      (["ws://x/y", "--cafile", "ca.pem"], "for wss:// URLs"),
      (["wss://x/y", "--cafile", "/nonexistent/ca.pem"], "--cafile"),

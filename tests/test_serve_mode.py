@@ -13,6 +13,7 @@ from websockets.exceptions import InvalidStatus
 
 from tests.apptools import SIZE, farewells, log_text, make_app, online, until
 from tests.helpers import JsonClient
+from tui_chat.hosting import CannotServe, host
 
 
 async def test_serve_mode_hosts_a_room_others_can_join(join) -> None:
@@ -77,6 +78,16 @@ async def test_serve_mode_on_a_busy_port_exits_saying_why() -> None:
                               " use (if a tui-chat server runs there, join it:")
     assert f"tui-chat ws://127.0.0.1:{port}/lobby" in said[0]
     assert "('127.0.0.1'" not in said[0]  # asyncio's own sentence names it as a tuple
+
+
+async def test_serving_on_a_host_that_does_not_resolve_says_so_in_words() -> None:
+    """A mistyped --serve host is named, with the resolver's reason, not 'Unknown error'."""
+    with pytest.raises(CannotServe) as refused:
+        await host("no-such-host.invalid", 0)
+    message = str(refused.value)
+    assert message.startswith("tui-chat: cannot serve on no-such-host.invalid:0: no such"
+                              " address here (")
+    assert "Unknown error" not in message
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="a pseudo-terminal is POSIX")

@@ -70,10 +70,25 @@ def normalise_url(text: str) -> str:
 
 
 def parse_serve(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"{text!r}: expected HOST:PORT, for example 127.0.0.1:8765")
-    return host.strip("[]"), int(port)
+    """Where --serve listens: HOST:PORT, :PORT or PORT (on the default host), or HOST (on
+    the default port); an IPv6 address with a port goes in brackets ([::1]:8765)."""
+    default_host, _, default_port = DEFAULT_SERVE.rpartition(":")
+    given = text.strip()
+    if given.isdigit():
+        host, port = "", given
+    elif given.startswith("["):
+        host, bracket, rest = given[1:].partition("]")
+        port = rest[1:] if bracket and rest.startswith(":") else ("" if bracket and not rest
+                                                                  else "?")
+    elif given.count(":") > 1:  # an IPv6 address alone
+        host, port = given, ""
+    else:
+        host, _, port = given.partition(":")
+    port = port or default_port
+    if not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{text!r}: expected HOST:PORT, :PORT or HOST, for example"
+                         " 0.0.0.0:9000 (the port a number from 0 to 65535)")
+    return host or default_host, int(port)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("url", nargs="?", metavar="URL",
                         help=f"room to join: ws://HOST:PORT/ROOM (default: {DEFAULT_URL})")
     parser.add_argument("--serve", nargs="?", const=DEFAULT_SERVE, metavar="HOST:PORT",
-                        help=f"host the server in this process and join it (default: {DEFAULT_SERVE});"
+                        help="host the server in this process and join it, on HOST:PORT,"
+                             f" :PORT or HOST (default: {DEFAULT_SERVE});"
                              " with --token-file or TUI_CHAT_TOKEN, everyone needs that token")
     parser.add_argument("--db", metavar="PATH",
                         help="with --serve: the server's history database (default: history.db"

@@ -61,7 +61,9 @@ async def host(address: str, port: int, db: str | None = None,
         code = getattr(error, "errno", None)
         # (asyncio's strerror for a port in use names the address again, as a Python tuple)
         reason = os.strerror(code) if code else getattr(error, "strerror", None) or error
-        if code == errno.EADDRINUSE:
+        if isinstance(error, socket.gaierror):  # (its errno is the resolver's, not the OS's)
+            reason = f"no such address here ({error.strerror})"
+        elif code == errno.EADDRINUSE:
             reason = f"{reason} (if a tui-chat server runs there, join it: tui-chat {url})"
         raise CannotServe(f"tui-chat: cannot serve on {address}:{port}: {reason}") from error
     others = f"tui-chat {server.url}/lobby"
