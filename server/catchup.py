@@ -13,14 +13,20 @@ between its start and the live traffic is lost.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from websockets.frames import CloseCode
+
 from tui_chat.protocol import Message
+
+from .transport import peer_name
 
 if TYPE_CHECKING:
     from .hub import Hub
 
+log = logging.getLogger("tui_chat.server")
 WATER = 256 * 1024  # output waiting for the client before the catch-up waits for it to read
 TURN = 256 * 1024  # bytes written before other connections get a turn of the event loop
 
@@ -52,6 +58,7 @@ class Catchup:
         """Begin (after the welcome)."""
         connection = self.connection
         connection.catchup = self
+        self.hub.history.hold(self.room, self)  # nothing after `after` is trimmed meanwhile
         connection.greeting = True  # its output may wait while it drains: no slow-consumer drop
         connection.transport.set_write_buffer_limits(high=WATER)
         self.pump()
@@ -63,8 +70,19 @@ class Catchup:
             asyncio.get_running_loop().call_soon(self.pump)
 
     def pump(self) -> None:
-        """Write messages while the client's output is below WATER; finish when none are left."""
+        """Write messages while the client's output is below WATER; finish when none are left.
+        Should that fail (a bug, or the database), the client is told and disconnected: a
+        catch-up that stopped would hold its live traffic until --max-pending dropped it."""
         self.scheduled = False
+        try:
+            self._pump()
+        except Exception:
+            log.exception("%s: the catch-up failed; connection closed",
+                          peer_name(self.connection))
+            self.stop()
+            asyncio.ensure_future(self.connection.close(CloseCode.INTERNAL_ERROR, "internal error"))
+
+    def _pump(self) -> None:
         connection = self.connection
         written = 0
         while not self.done and connection.is_open():
@@ -107,4 +125,5 @@ class Catchup:
             return
         self.done = True
         self.connection.catchup = None
+        self.hub.history.release(self.room, self)
         self.hub.caught_up(self.room, self.connection, self.is_json if deliver else None)

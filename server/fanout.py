@@ -69,7 +69,8 @@ class Stream:
         self.round_head = 0  # head when this round started
         self.round_lists: tuple[list[Any], list[Any]] | None = None
         self.active = False  # deliveries wait: `step` must be called until it returns False
-        # Held members: connection -> [the first delivery it lacks, bytes held for it].
+        # Held members: connection -> [the first delivery it lacks, bytes held for it, 1 if
+        # it speaks JSON (else 0)].
         self.holds: dict[Any, list[int]] = {}
         self.hold_limit = hold_limit  # 0: none
 
@@ -142,9 +143,9 @@ class Stream:
 
     # -- held members ------------------------------------------------------------------
 
-    def hold(self, connection: Any) -> None:
+    def hold(self, connection: Any, is_json: bool) -> None:
         """Pass `connection` by from now on, keeping what it lacks (it joins at `head`)."""
-        self.holds[connection] = [self.head, 0]
+        self.holds[connection] = [self.head, 0, int(is_json)]
         connection.delivered = HELD
 
     def release(self, connection: Any, is_json: bool) -> None:
@@ -167,10 +168,14 @@ class Stream:
             self._drop_sent(self.head)
 
     def _count_held(self, delivery: Delivery) -> None:
-        size = len(delivery.json) or len(delivery.for_subject)
+        """Count what each held member will be sent of `delivery` (an answer to another
+        member is nothing to it); drop any that this takes past `hold_limit`."""
         limit = self.hold_limit
         for connection, hold in list(self.holds.items()):
-            hold[1] += size
+            if delivery.subject is connection:
+                hold[1] += len(delivery.for_subject)
+            else:
+                hold[1] += len(delivery.json if hold[2] else delivery.plain)
             if limit and hold[1] > limit:
                 del self.holds[connection]
                 connection.too_slow(f"its catch-up and over {limit} bytes of messages since")

@@ -15,6 +15,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 try:
     import fcntl
@@ -164,7 +165,7 @@ class History:
         self._flusher: asyncio.Task[None] | None = None
         self._next_trim: dict[str, int] = {}  # per room, the id at which to trim again
         self._trimmed: dict[str, int] = {}  # per room, ids up to this are (being) trimmed
-        self._holds: dict[str, int] = {}  # per room, catch-ups reading it: no trims meanwhile
+        self._readers: dict[str, set[Any]] = {}  # per room, the catch-ups reading it (`hold`)
         self.commits = 0  # transactions committed, for logs and benchmarks
 
     def _load_epoch(self) -> str:
@@ -264,17 +265,23 @@ class History:
     def _trims(self, batch: list[tuple[str, str, Message, asyncio.Future[Stored]]]
                ) -> list[tuple[str, int]]:
         """The rooms the batch's commit trims, and up to which id: retention in chunks (at
-        most one DELETE per tenth of the limit), and never in a room a catch-up reads. Said
-        here, in the event loop, before the commit runs: a catch-up starting meanwhile
-        starts after what is being trimmed."""
+        most one DELETE per tenth of the limit), and never past what a catch-up reading the
+        room has yet to send. Said here, in the event loop, before the commit runs: a
+        catch-up starting meanwhile starts after what is being trimmed."""
         last_ids: dict[str, int] = {}
         for room, _, message, _ in batch:
             last_ids[room] = message.id
-        trims = [(room, last - self.limit) for room, last in last_ids.items()
-                 if last >= self._next_trim.get(room, 0) and room not in self._holds]
-        for room, upto in trims:
-            self._trimmed[room] = upto
-            self._next_trim[room] = last_ids[room] + max(100, self.limit // 10)
+        trims = []
+        for room, last in last_ids.items():
+            if last < self._next_trim.get(room, 0):
+                continue
+            upto = last - self.limit
+            readers = self._readers.get(room)
+            if readers:
+                upto = min(upto, min(reader.after for reader in readers))
+            trims.append((room, upto))
+            self._trimmed[room] = max(self._trimmed.get(room, 0), upto)
+            self._next_trim[room] = last + max(100, self.limit // 10)
         return trims
 
     def _commit(self, batch: list[tuple[str, str, Message, asyncio.Future[Stored]]],
@@ -384,14 +391,17 @@ class History:
         cursor.close()
         return tuple(messages)
 
-    def hold(self, room: str) -> None:
-        """A catch-up is reading `room`: trim none of it until `release`."""
-        self._holds[room] = self._holds.get(room, 0) + 1
+    def hold(self, room: str, reader: Any) -> None:
+        """A catch-up is reading `room`: until `release`, no message after `reader.after`
+        (the last id it has sent, as it goes on) is trimmed."""
+        self._readers.setdefault(room, set()).add(reader)
 
-    def release(self, room: str) -> None:
-        left = self._holds.pop(room, 0) - 1
-        if left > 0:
-            self._holds[room] = left
+    def release(self, room: str, reader: Any) -> None:
+        readers = self._readers.get(room)
+        if readers is not None:
+            readers.discard(reader)
+            if not readers:
+                del self._readers[room]
 
     async def close(self) -> None:
         """Wait for the last commit, then close the database."""

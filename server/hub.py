@@ -55,8 +55,8 @@ class Limits:
 @dataclass(frozen=True)
 class Greeting:
     """What a joining member is sent: the welcome, then, if `paged`, the history that did
-    not fit in it, a page at a time (catchup.py). Until then the member is held (fanout.py),
-    and so is its room's retention (history.py); `Hub.caught_up` lets go of both."""
+    not fit in it, a page at a time (catchup.py). Until then the member is held (fanout.py)
+    and `Hub.caught_up` lets go of it; the catch-up holds back retention (history.py)."""
 
     welcome: Welcome
     paged: bool = False
@@ -118,8 +118,7 @@ class Hub:
         history = backlog.messages  # as much as a welcome holds
         stream = self._stream(room.name)
         if backlog.more:  # live from the end of its catch-up on
-            stream.hold(connection)
-            self.history.hold(room.name)
+            stream.hold(connection, dialect is Dialect.JSON)
         else:  # live from here on
             connection.delivered = stream.head
         announce = self._announces(room)
@@ -138,8 +137,7 @@ class Hub:
 
     def caught_up(self, room_name: str, connection: Any, is_json: bool | None) -> None:
         """A catch-up is over: send the held member what it lacks (`is_json`: in which
-        dialect; None: it is gone, send nothing), and let the room's retention go on."""
-        self.history.release(room_name)
+        dialect; None: it is gone, send nothing)."""
         stream = self._streams.get(room_name)
         if stream is None:
             return

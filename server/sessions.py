@@ -177,17 +177,17 @@ class Session:
         connection = self.connection
         connection.greeting = True  # a welcome of 256K characters may be over the limit
         last = self.write_greeting(greeting)
-        connection.greeting = False
         if greeting.paged:
             welcome = greeting.welcome
             Catchup(self.hub, welcome.room, connection, self.dialect is Dialect.JSON,
                     self.render_message, welcome.history[-1].id, welcome.last_id or 0,
                     greeting.scope, last).start()
-        else:
-            if last is not None:
-                self.send(last)
-            if connection.paused:
-                connection.allow_greeting_backlog()
+            return
+        if last is not None:
+            self.send(last)
+        connection.greeting = False
+        if connection.paused:
+            connection.allow_greeting_backlog()
 
     def write_greeting(self, greeting: Greeting) -> str | None:
         """Write what comes before the catch-up; return what comes after it, if anything."""

@@ -11,6 +11,7 @@ import sqlite3
 
 import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from tui_chat.protocol import SUBPROTOCOL
 from tui_chat_server.catchup import WATER
@@ -190,4 +191,82 @@ async def test_a_client_that_never_reads_is_dropped_once_what_waits_behind_its_c
     assert any("catch-up" in r.getMessage() and "slow consumer" in r.getMessage()
                for r in caplog.records)
     late.transport.abort()
+    await writer.close()
+
+
+async def test_a_plain_welcome_that_fits_in_one_page_may_exceed_the_limit_while_it_drains(
+        start_server) -> None:
+    """History short enough to need no catch-up, but over --max-pending in a full socket:
+    the welcome line after it is part of the greeting, not a slow consumer's output."""
+    server = await start_server(max_pending=64 * 1024, **LIMITS)
+    writer = await JsonClient.connect(server.url, "writer")
+    await fill(writer, 4)  # 240K characters: one page
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    raw = await connect(server.url, sock=sock, max_size=None)
+    for connection in server._live:  # as on a slow link: the server's socket takes little
+        connection.transport.get_extra_info("socket").setsockopt(
+            socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+    raw.transport.pause_reading()
+    await raw.send("raw")
+    await writer.expect("presence")
+    await asyncio.sleep(0.3)
+    raw.transport.resume_reading()
+    lines = [await asyncio.wait_for(raw.recv(), 10) for _ in range(5)]
+    assert lines[4].startswith("[Server]: Welcome to lobby, raw!")
+    assert server.hub.rooms.find("lobby").users() == ("raw", "writer")
+    await raw.close()
+    await writer.close()
+
+
+async def test_answers_to_others_do_not_count_against_a_member_catching_up(
+        start_server) -> None:
+    """What waits for a held member is what it will be sent: answers to someone else's
+    requests are nothing to it, however many."""
+    server = await start_server(max_pending=64 * 1024, **LIMITS)
+    writer = await JsonClient.connect(server.url, "writer")
+    await fill(writer, 120)
+    late = await stalled_reader(server, writer.welcome["epoch"])
+    await writer.expect("presence")
+    for _ in range(1500):  # ~100 KB of answers, to the writer alone
+        await writer.send(type="who")
+    for _ in range(1500):
+        await writer.expect("users")
+    late.transport.resume_reading()
+    events = await receive_json(late, lambda e: e.get("type") == "message"
+                                and e["text"].startswith("h119"))
+    assert events[-1]["text"].startswith("h119")
+    await late.close()
+    await writer.close()
+
+
+async def test_a_catch_up_that_fails_closes_its_connection(start_server, monkeypatch,
+                                                           caplog) -> None:
+    """Should reading a page fail, the client is disconnected (1011) rather than left held,
+    never to be sent anything again, and the room hears it leave."""
+    server = await start_server(**LIMITS)
+    writer = await JsonClient.connect(server.url, "writer")
+    await fill(writer, 10)
+
+    first_page = server.hub.history.page  # the welcome's page is read; the next one fails
+
+    def broken(*args, **kwargs):
+        monkeypatch.setattr(server.hub.history, "page", failing)
+        return first_page(*args, **kwargs)
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(server.hub.history, "page", broken)
+    async with connect(server.url, subprotocols=[SUBPROTOCOL], max_size=None) as late:
+        await late.send(json.dumps({"type": "hello", "nick": "late", "since": 0,
+                                    "epoch": writer.welcome["epoch"]}))
+        assert json.loads(await late.recv())["type"] == "welcome"
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(late.recv(), 5)
+    assert closed.value.rcvd.code == 1011
+    assert (await writer.expect("presence"))["event"] == "join"
+    assert (await writer.expect("presence"))["event"] == "leave"
+    assert any("catch-up failed" in r.getMessage() for r in caplog.records)
     await writer.close()

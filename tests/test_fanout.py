@@ -130,7 +130,7 @@ def test_a_held_member_is_passed_by_then_sent_all_it_lacks_in_one_write() -> Non
     meanwhile in one write, in order, its own version in place; then the stream is empty."""
     stream = Stream()
     alice, late = Member("alice", stream), Member("late", stream)
-    stream.hold(late)
+    stream.hold(late, is_json=True)
     stream.add(Delivery(b"J1", b"P1", late, b""))  # its own join: not for itself
     stream.add(Delivery(b"J2", b"P2"))
     run_round(stream, [alice, late], [])
@@ -150,7 +150,7 @@ def test_a_held_member_that_leaves_keeps_nothing_in_the_stream() -> None:
     """What was kept for a held member is dropped once it is gone."""
     stream = Stream()
     alice, late = Member("alice", stream), Member("late", stream)
-    stream.hold(late)
+    stream.hold(late, is_json=True)
     stream.add(Delivery(b"J1", b"P1"))
     run_round(stream, [alice, late], [])
     assert len(stream.deliveries) == 1
@@ -163,7 +163,7 @@ def test_a_held_member_more_than_the_hold_limit_behind_is_dropped() -> None:
     consumer, and the stream keeps nothing more for it."""
     stream = Stream(hold_limit=1000)
     alice, late = Member("alice", stream), Member("late", stream)
-    stream.hold(late)
+    stream.hold(late, is_json=True)
     for _ in range(9):
         stream.add(Delivery(b"x" * 100, b"y" * 90))
         run_round(stream, [alice, late], [])

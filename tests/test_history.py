@@ -108,6 +108,31 @@ async def test_a_backlog_too_long_for_one_page_says_more_follows(memory) -> None
     assert not memory.backlog("r", 30, memory.epoch, 50).more
 
 
+class Reader:
+    """A catch-up as history sees one: how far it has sent."""
+
+    after = 0
+
+
+async def test_retention_trims_up_to_where_a_catch_up_has_read_and_no_further(tmp_path) -> None:
+    """A catch-up reading a room keeps what it has yet to send, not the whole room: what it
+    has sent is trimmed as usual, and once it is released, the rest too."""
+    history = History(str(tmp_path / "h.db"), limit=10)
+    await fill(history, "r", 30)
+    reader = Reader()
+    reader.after = 15  # it has sent up to id 15
+    history.hold("r", reader)
+    await fill(history, "r", 200, start=31)
+    assert [m.id for m in history.page("r", 0, 230, count=3)] == [16, 17, 18]
+    reader.after = 25
+    await fill(history, "r", 200, start=231)
+    assert [m.id for m in history.page("r", 0, 430, count=3)] == [26, 27, 28]
+    history.release("r", reader)
+    await fill(history, "r", 200, start=431)
+    assert history.page("r", 0, 630, count=1)[0].id > 500  # the limit, and a chunk
+    await history.close()
+
+
 async def test_a_repeated_cid_returns_the_original_and_stores_nothing(memory) -> None:
     """The same sender and cid give back the first message; another sender's cid is separate."""
     first = await memory.submit("r", "alice", "alice", "hello", "chat", "c1")
