@@ -23,7 +23,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tui_chat.server")
 OPEN, CONNECTING = State.OPEN, State.CONNECTING
-INBOX_HIGH, INBOX_LOW = 64, 16  # stop reading from a client with this many messages waiting
+# Stop reading from a client with this many messages, or bytes of them, waiting; go on below
+# the low marks. Generous in messages, so that a bot that sends a few hundred at once is
+# still read (and its pings answered) while they wait their turn under the rate limit.
+INBOX_HIGH, INBOX_LOW = 1024, 256
+INBOX_HIGH_BYTES, INBOX_LOW_BYTES = 256 * 1024, 64 * 1024
 # Input is parsed this many bytes at a time, so that one read (up to 256 KiB) cannot put
 # thousands of tiny frames in the inbox at once: at most INBOX_HIGH + FEED / 6 wait.
 FEED = 1024
@@ -51,7 +55,7 @@ class ChatConnection(asyncio.Protocol):
     __slots__ = ("server", "protocol", "transport", "remote_address", "session", "inbox",
                  "worker", "fragments", "fragments_opcode", "timer", "greeting", "authorized", "paused",
                  "allowance", "reading", "awaiting_pong", "subprotocol", "on_lost", "closed_waiter",
-                 "delivered", "held", "catchup")
+                 "delivered", "held", "catchup", "inbox_bytes")
 
     def __init__(self, server: Any) -> None:
         self.server = server
@@ -62,6 +66,7 @@ class ChatConnection(asyncio.Protocol):
         self.remote_address: Any = None
         self.session: Session | None = None
         self.inbox: deque[str | bytes] = deque()
+        self.inbox_bytes = 0  # (characters of text, bytes of binary)
         self.worker: asyncio.Task[None] | None = None
         self.fragments: list[bytes] | None = None
         self.fragments_opcode = Opcode.TEXT
@@ -102,7 +107,7 @@ class ChatConnection(asyncio.Protocol):
             self._handle_events()
         else:
             for start in range(0, len(data), FEED):
-                if len(self.inbox) >= INBOX_HIGH:
+                if self._inbox_full():
                     self.held = data[start:]
                     break
                 protocol.receive_data(data[start:start + FEED])
@@ -208,6 +213,7 @@ class ChatConnection(asyncio.Protocol):
         if self.session is None:
             return
         self.inbox.append(message)
+        self.inbox_bytes += len(message)
         if self.worker is None:
             worker = asyncio.get_running_loop().create_task(self._work())
             # A loop that starts tasks eagerly (Textual's, on Python 3.12+, when the app
@@ -216,26 +222,33 @@ class ChatConnection(asyncio.Protocol):
                 self.worker = worker
                 self.server.workers.add(worker)  # stop() waits for it, even once we are gone
                 worker.add_done_callback(self.server.workers.discard)
-        if self.reading and len(self.inbox) >= INBOX_HIGH and self.transport is not None:
+        if self.reading and self._inbox_full() and self.transport is not None:
             self.transport.pause_reading()  # a client may not queue unbounded work
             self.reading = False
+
+    def _inbox_full(self) -> bool:
+        return len(self.inbox) >= INBOX_HIGH or self.inbox_bytes >= INBOX_HIGH_BYTES
 
     async def _work(self) -> None:
         """Handle waiting messages one by one, in order; ends when none are left."""
         session = self.session
         try:
             while self.inbox and session is not None:
-                await session.on_frame(self.inbox.popleft())
-                if not self.reading and len(self.inbox) <= INBOX_LOW and self.is_open():
+                frame = self.inbox.popleft()
+                self.inbox_bytes -= len(frame)
+                await session.on_frame(frame)
+                if (not self.reading and len(self.inbox) <= INBOX_LOW
+                        and self.inbox_bytes <= INBOX_LOW_BYTES and self.is_open()):
                     held, self.held = self.held, b""
                     if held:
                         self._feed(held)
-                    if len(self.inbox) < INBOX_HIGH and self.is_open():
+                    if not self._inbox_full() and self.is_open():
                         self.transport.resume_reading()  # type: ignore[union-attr]
                         self.reading = True
         except Exception:  # a bug: say so and close, rather than leave the client waiting
             log.exception("%s: internal error; connection closed", peer_name(self))
             self.inbox.clear()
+            self.inbox_bytes = 0
             await self.close(CloseCode.INTERNAL_ERROR, "internal error")
         finally:
             self.worker = None

@@ -276,23 +276,57 @@ async def test_output_for_a_connection_that_is_gone_is_not_kept(start_server) ->
 
 async def test_one_read_of_many_tiny_frames_fills_the_inbox_only_to_its_bound(
         start_server) -> None:
-    """Thousands of tiny frames arriving in one read are parsed only while fewer than 64 wait
-    (a little more: what one slice of input holds), not all at once; the rest follow, in
-    order, as the paced ones are handled."""
+    """Thousands of tiny frames arriving in one read are parsed only while fewer than 1,024
+    wait (a little more: what one slice of input holds), not all at once; the rest follow,
+    in order, as the paced ones are handled."""
     server = await start_server(rate=50, burst=1)
     pat = await PlainClient.connect(server.url, "pat")
     reader = await PlainClient.connect(server.url, "reader")
     connection = next(c for c in server._live if c.session.member.nick == "pat")
-    frames = b"".join(_masked_text_frame(f"{number}".encode()) for number in range(3000))
-    pat.connection.transport.write(frames)  # one write of 3,000 frames, about 27 KB
+    frames = b"".join(_masked_text_frame(f"{number}".encode()) for number in range(5000))
+    pat.connection.transport.write(frames)  # one write of 5,000 frames, about 47 KB
     most = 0
     for _ in range(20):
         await asyncio.sleep(0.02)
         most = max(most, len(connection.inbox))
-    assert 0 < most <= 64 + 1024 // 6  # docs/protocol.md: "no more than about 230 ever wait"
+    assert 1024 <= most <= 1024 + 1024 // 6  # docs: "no more than about 1,200 ever wait"
     assert [await reader.recv() for _ in range(5)] == [f"[pat]: {n}" for n in range(5)]
     await pat.close()
     await reader.close()
+
+
+async def test_big_frames_fill_the_inbox_only_to_its_bound_in_bytes(start_server) -> None:
+    """However few, the frames waiting for one client hold no more than about 256 KiB."""
+    server = await start_server(rate=1, burst=1, max_text=60_000, max_frame=256 * 1024)
+    pat = await PlainClient.connect(server.url, "pat")
+    connection = next(iter(server._live))
+    for number in range(40):  # 2.4 MB
+        await pat.send(f"{number} " + "x" * 59_990)
+    await asyncio.sleep(0.3)
+    assert 256 * 1024 <= connection.inbox_bytes <= 256 * 1024 + 60_000
+    await pat.close()
+
+
+async def test_a_bot_that_sends_hundreds_at_once_is_paced_and_keeps_its_connection(
+        start_server) -> None:
+    """300 messages sent at once to a rate-limited server are all read while they wait
+    their turn, so the bot's keepalive pings are answered and every message is stored;
+    with the inbox stopping at 64, its own client closed the connection (1011)."""
+    server = await start_server(rate=100, burst=1)
+    async with connect(server.url, ping_interval=0.3, ping_timeout=1) as bot:
+        await bot.send("bot")
+        while not (await bot.recv()).startswith("[Server]: Welcome"):
+            pass
+        for number in range(300):  # 3 s of work at the rate
+            await bot.send(f"line {number}")
+        await asyncio.sleep(3.5)
+        await bot.send("/who")
+        assert (await asyncio.wait_for(bot.recv(), 5)).startswith("[Server]: In lobby (1)")
+    assert stored_count(server) == 300
+
+
+def stored_count(server) -> int:
+    return server.hub.history.last_id("lobby")
 
 
 def _masked_text_frame(payload: bytes) -> bytes:
