@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from tui_chat.nicknames import check_nick, nick_key
 from tui_chat.protocol import now_ms
 
-from .history import connect_database
+from .database import connect_database
 from .limits import FailedLogins
 
 SCHEMA = """

@@ -23,7 +23,8 @@ from tui_chat.protocol import (
 )
 
 from .accounts import Accounts
-from .history import History, unopenable
+from .database import unopenable
+from .history import History
 from .hub import Hub, Limits
 from .limits import ConnectionCounter
 from .sessions import JsonSession, PlainSession, Session, token_matches
