@@ -29,7 +29,7 @@ from .hub import Hub, Limits
 from .limits import ConnectionCounter
 from .sessions import JsonSession, PlainSession, Session, token_matches
 from .tls import tls_context
-from .transport import ChatConnection, peer_name
+from .transport import ChatConnection, client_address, peer_name
 
 log = logging.getLogger("tui_chat.server")
 
@@ -260,7 +260,7 @@ class ChatServer:
                     "This server needs a token: send the header Authorization: Bearer TOKEN.\n",
                 )
             connection.authorized = given is not None
-        address = connection.remote_address[0] if connection.remote_address else "?"
+        address = client_address(connection)
         refused = self.counter.admit(address)
         if refused == ConnectionCounter.TOTAL:
             log.warning("%s refused: the server is full (%d clients)", peer, self.counter.count)

@@ -126,4 +126,7 @@ class Catchup:
         self.done = True
         self.connection.catchup = None
         self.hub.history.release(self.room, self)
-        self.hub.caught_up(self.room, self.connection, self.is_json if deliver else None)
+        if deliver:
+            self.hub.caught_up(self.room, self.connection, self.is_json)
+        else:
+            self.hub.forget_held(self.room, self.connection)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .accounts import Accounts
 from .app import ChatServer, ServerConfig, default_db_path
-from .history import StorageError
+from .database import StorageError
 from .origins import origin_of
 from tui_chat import __version__, collector
 from tui_chat.protocol import MAX_INT

@@ -149,12 +149,13 @@ class History:
         try:
             while self._batch:
                 batch, self._batch = self._batch, []
-                trims = self._trims(batch)
+                last_ids = {room: message.id for room, _, message, _ in batch}  # (in order)
+                trims = self._trims(last_ids)
                 try:
                     if self.in_memory:
-                        originals = self._commit(batch, trims)
+                        originals = self._commit(batch, last_ids, trims)
                     else:
-                        originals = await asyncio.to_thread(self._commit, batch, trims)
+                        originals = await asyncio.to_thread(self._commit, batch, last_ids, trims)
                 except Exception as error:  # noqa: BLE001 - no batch may wait forever
                     # What arrived meanwhile fails too: stored now, it would come before
                     # messages of its senders that were not (each sender's order holds).
@@ -182,15 +183,12 @@ class History:
         finally:
             self._flusher = None
 
-    def _trims(self, batch: list[tuple[str, str, Message, asyncio.Future[Stored]]]
-               ) -> list[tuple[str, int]]:
-        """The rooms the batch's commit trims, and up to which id: retention in chunks (at
-        most one DELETE per tenth of the limit), and never past what a catch-up reading the
-        room has yet to send. Said here, in the event loop, before the commit runs: a
-        catch-up starting meanwhile starts after what is being trimmed."""
-        last_ids: dict[str, int] = {}
-        for room, _, message, _ in batch:
-            last_ids[room] = message.id
+    def _trims(self, last_ids: dict[str, int]) -> list[tuple[str, int]]:
+        """The rooms a batch (`last_ids`: its last id in each room) trims, and up to which
+        id: retention in chunks (at most one DELETE per tenth of the limit), and never past
+        what a catch-up reading the room has yet to send. Said here, in the event loop,
+        before the commit runs: a catch-up starting meanwhile starts after what is being
+        trimmed."""
         trims = []
         for room, last in last_ids.items():
             if last < self._next_trim.get(room, 0):
@@ -205,15 +203,14 @@ class History:
         return trims
 
     def _commit(self, batch: list[tuple[str, str, Message, asyncio.Future[Stored]]],
-                trims: list[tuple[str, int]] = ()) -> dict[tuple[str, int], Message]:
-        """Store the batch in one transaction, and trim `trims`. Returns, for each message
+                last_ids: dict[str, int], trims: list[tuple[str, int]],
+                ) -> dict[tuple[str, int], Message]:
+        """Store the batch in one transaction (`last_ids`: each room's last id in it), and
+        trim `trims`. Returns, for each message
         whose cid its sender had already stored, the message stored then (keyed by room
         and the id the repeat was given, which stays unused)."""
         rows = [(room, m.id, m.ts, m.nick, sender, m.text, m.kind, m.cid)
                 for room, sender, m, _ in batch]
-        last_ids: dict[str, int] = {}
-        for room, _, message, _ in batch:
-            last_ids[room] = message.id
         db = self._writer
         originals: dict[tuple[str, int], Message] = {}
         db.execute("BEGIN IMMEDIATE")
@@ -293,8 +290,8 @@ class History:
              count: int = PAGE_ROWS, chars: int = PAGE_CHARS) -> tuple[Message, ...]:
         """The messages of `room` after id `after` and up to `upto`, in order: up to
         `count` of them, those that start within `chars` characters (at least one).
-        Given `cids_of`, only that sender's keep their `cid`. Messages are not trimmed from
-        a room while a catch-up holds it (`hold`)."""
+        Given `cids_of`, only that sender's keep their `cid`. What a catch-up reading the
+        room has yet to send is not trimmed meanwhile (`hold`)."""
         columns, scope = _COLUMNS, ()
         if cids_of is not None:
             columns, scope = _COLUMNS_CIDS_OF_ONE, (cids_of,)

@@ -32,7 +32,8 @@ from tui_chat.protocol import (
 
 from .accounts import Accounts
 from .fanout import Delivery, Stream, text_frame
-from .history import History, StorageError, Stored
+from .database import StorageError
+from .history import History, Stored
 from .rooms import Dialect, Member, Room, Rooms, sender_scope
 
 log = logging.getLogger("tui_chat.server")
@@ -135,16 +136,17 @@ class Hub:
         return room, member, Greeting(welcome, backlog.more, cids_of, len(room.members),
                                       replaced)
 
-    def caught_up(self, room_name: str, connection: Any, is_json: bool | None) -> None:
-        """A catch-up is over: send the held member what it lacks (`is_json`: in which
-        dialect; None: it is gone, send nothing)."""
+    def caught_up(self, room_name: str, connection: Any, is_json: bool) -> None:
+        """A catch-up is over: send the held member, in its dialect, all it lacks."""
         stream = self._streams.get(room_name)
-        if stream is None:
-            return
-        if is_json is None:
-            stream.unhold(connection)
-        else:
+        if stream is not None:
             stream.release(connection, is_json)
+
+    def forget_held(self, room_name: str, connection: Any) -> None:
+        """A catch-up ended with its client gone: keep nothing more for it."""
+        stream = self._streams.get(room_name)
+        if stream is not None:
+            stream.unhold(connection)
 
     def leave(self, room: Room, member: Member) -> None:
         """Remove a member (if it is one) and tell the others."""

@@ -41,6 +41,7 @@ from .catchup import Catchup
 from .hub import Greeting, Hub, unavailable
 from .limits import TokenBucket
 from .rooms import Dialect, Member, Room
+from .transport import client_address
 
 log = logging.getLogger("tui_chat.server")
 REPLACED = 4000  # close code: the client took this member's place from a newer connection
@@ -141,7 +142,7 @@ class Session:
         if password is None:
             raise ProtocolError(NICK_REGISTERED, f"The nickname {account.name!r} is registered:"
                                 " give its password to use it.")
-        address = self.connection.remote_address[0] if self.connection.remote_address else ""
+        address = client_address(self.connection)
         wait = accounts.failures.wait(address)
         if wait:
             raise ProtocolError(BAD_PASSWORD, "Too many wrong passwords from your address: wait"

@@ -33,6 +33,12 @@ INBOX_HIGH_BYTES, INBOX_LOW_BYTES = 256 * 1024, 64 * 1024
 FEED = 1024
 
 
+def client_address(connection: Any) -> str:
+    """The other end's address without its port: what limits count per client."""
+    address = connection.remote_address
+    return str(address[0]) if isinstance(address, tuple) and address else str(address or "?")
+
+
 def peer_name(connection: Any) -> str:
     """`host:port` of the other end, for log lines."""
     address = connection.remote_address

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from tui_chat_server.app import default_db_path
-from tui_chat_server.history import History, StorageError
+from tui_chat_server.database import StorageError
+from tui_chat_server.history import History
 
 
 async def fill(history: History, room: str, count: int, start: int = 1) -> None:

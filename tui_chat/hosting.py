@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 
 from tui_chat_server import ChatServer, ServerConfig
-from tui_chat_server.history import StorageError
+from tui_chat_server.database import StorageError
 
 WILDCARD_HOSTS = ("0.0.0.0", "::")  # --serve on every interface
 QUIT_CONFIRM = 5.0  # seconds: with others connected, a second quit within this goes ahead
