@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import http
 import logging
+import os
+import socket
 import ssl
 from dataclasses import dataclass
 
@@ -76,6 +78,14 @@ def default_db_path() -> str:
     except OSError as error:
         raise unopenable(path, error) from None
     return path
+
+
+def cannot_listen(error: OSError) -> str:
+    """Why the server could not listen, in words (asyncio's own sentence for a port in use
+    names the address again, as a Python tuple; a resolver's errno is not the system's)."""
+    if isinstance(error, socket.gaierror):
+        return f"no such address here ({error.strerror})"
+    return os.strerror(error.errno) if error.errno else error.strerror or str(error)
 
 
 def choose_dialect(connection: ChatConnection, offered: list[str]) -> str | None:

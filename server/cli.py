@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from .accounts import Accounts
-from .app import ChatServer, ServerConfig, default_db_path
+from .app import ChatServer, ServerConfig, cannot_listen, default_db_path
 from .database import StorageError
 from .origins import origin_of
 from tui_chat import __version__, collector
@@ -322,6 +322,6 @@ def main(argv: list[str] | None = None) -> int:
         log.error("cannot use the certificate: %s", error)
         return 1
     except OSError as error:
-        log.error("cannot listen on %s:%s: %s", args.host, args.port, error.strerror or error)
+        log.error("cannot listen on %s:%s: %s", args.host, args.port, cannot_listen(error))
         return 1
     return 0

@@ -16,6 +16,8 @@ HEADLESS = {
     "tui_chat/protocol.py": {"textual", "websockets", "rich"},
     "tui_chat/nicknames.py": {"textual", "websockets", "rich"},
     "tui_chat/cleaning.py": {"textual", "websockets", "rich"},
+    "tui_chat/mentions.py": {"textual", "websockets", "rich"},
+    "tui_chat/hosting.py": {"textual", "rich"},
     "tui_chat/client.py": {"textual", "rich"},
     "tui_chat/updates.py": {"textual", "rich", "websockets"},
     "tui_chat/outbox.py": {"textual", "rich"},

@@ -42,7 +42,6 @@ from tui_chat.updates import (
 from tui_chat.commands import HELP, UnknownCommand, parse_input
 from tui_chat.outbox import OutboxStore, farewell
 from tui_chat.protocol import presence_sentence, room_from_path
-from tui_chat.mentions import mentions
 from tui_chat.render import (
     MessageLine,
     error_line,
@@ -230,6 +229,8 @@ class ChatApp(App[None]):
             else:
                 lines.extend(self._apply(update))
         self._log(lines)
+        if any(isinstance(update, (PresenceChanged, Joined)) for update in message.updates):
+            self._show_users()  # once for the lot: they show the client's list as it is now
         if named and time.monotonic() >= self._quiet_until:
             self.bell()  # once for the lot, and not again for a few seconds (a flood)
             self._quiet_until = time.monotonic() + BELL_GAP
@@ -238,13 +239,12 @@ class ChatApp(App[None]):
         """A message as a log line, judged by who we were when it came (a rename may follow
         it in the same batch): it names us unless it is our own."""
         me = update.me or self.client.nick
-        return MessageLine(update.message, me, not update.mine and mentions(update.message, me))
+        return MessageLine.seen_by(update.message, me, update.mine)
 
     def _apply(self, update: Update) -> list[Text | MessageLine]:
         """Bring the screen up to date with one update other than a message (`_received`);
         returns the log lines it adds."""
         if isinstance(update, PresenceChanged):
-            self._show_users()
             if update.you:
                 return [system_line(f"You are now known as {update.presence.nick}.")]
             return [system_line(presence_sentence(update.presence))]
@@ -254,7 +254,7 @@ class ChatApp(App[None]):
         if isinstance(update, StateChanged):
             return self._state_changed(update)
         if isinstance(update, Joined):
-            return self._joined(update)
+            return joined_lines(update)
         if isinstance(update, UsersListed):
             users = update.users.users
             return [system_line(f"In {update.users.room} ({len(users)}): {', '.join(users)}")]
@@ -263,10 +263,6 @@ class ChatApp(App[None]):
         if isinstance(update, Refused):
             return refused_lines(update)
         return []
-
-    def _joined(self, update: Joined) -> list[Text | MessageLine]:
-        self._show_users()
-        return joined_lines(update)
 
     def _state_changed(self, update: StateChanged) -> list[Text]:
         self.retry_at = update.retry_at  # before the state: its watcher redraws the header

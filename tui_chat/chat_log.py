@@ -85,7 +85,8 @@ class ChatLog(ScrollView):
                 day = self._day_of(self._removed + index)
                 if day is not None:
                     title = other_day_name(day)
-        self.border_title = title
+        if title != self.border_title:  # (asked on every write and scroll; a set redraws)
+            self.border_title = title
 
     def _day_of(self, number: int) -> int | None:
         """When the day of row `number` started (None: the log is empty)."""

@@ -99,11 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("url", nargs="?", metavar="URL",
-                        help=f"room to join: ws://HOST:PORT/ROOM (default: {DEFAULT_URL})")
+                        help="room to join: ws://HOST:PORT/ROOM, wss:// for TLS (http:// and"
+                             " https:// are read as those; HOST:PORT alone is the lobby there)"
+                             f" (default: {DEFAULT_URL})")
     parser.add_argument("--serve", nargs="?", const=DEFAULT_SERVE, metavar="HOST:PORT",
                         help="host the server in this process and join it, on HOST:PORT,"
                              f" :PORT or HOST (default: {DEFAULT_SERVE});"
-                             " with --token-file or TUI_CHAT_TOKEN, everyone needs that token")
+                             " with --token-file or TUI_CHAT_TOKEN, everyone needs that token;"
+                             " while others are connected, quitting takes a second Ctrl+Q")
     parser.add_argument("--db", metavar="PATH",
                         help="with --serve: the server's history database (default: history.db"
                              " in your data directory; :memory: keeps no history)")

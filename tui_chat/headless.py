@@ -68,8 +68,7 @@ class Watch:
                 if message.ts >= self.oldest_ms:
                     self.on_message(message)
         elif isinstance(update, Refused) and update.outgoing is not None and not update.retrying:
-            preview = update.outgoing.text.splitlines()[0][:40] if update.outgoing.text else ""
-            self.problems.append(f"not sent ({preview!r}): {update.error.message}")
+            self.problems.append(f"not sent ({update.outgoing.preview!r}): {update.error.message}")
         elif isinstance(update, NickRefused) and update.kept is None:
             if not self._numbered_again(update):
                 self.problems.append(f"{update.error.message} Choose another with --nick NAME.")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import errno
-import os
 import socket
 import time
 from dataclasses import dataclass
 
 from tui_chat_server import ChatServer, ServerConfig
+from tui_chat_server.app import cannot_listen
 from tui_chat_server.database import StorageError
 
 WILDCARD_HOSTS = ("0.0.0.0", "::")  # --serve on every interface
@@ -58,12 +58,8 @@ async def host(address: str, port: int, db: str | None = None,
         server = ChatServer(ServerConfig(host=address, port=port, **options))
         await server.start()
     except (OSError, StorageError) as error:
-        code = getattr(error, "errno", None)
-        # (asyncio's strerror for a port in use names the address again, as a Python tuple)
-        reason = os.strerror(code) if code else getattr(error, "strerror", None) or error
-        if isinstance(error, socket.gaierror):  # (its errno is the resolver's, not the OS's)
-            reason = f"no such address here ({error.strerror})"
-        elif code == errno.EADDRINUSE:
+        reason = cannot_listen(error) if isinstance(error, OSError) else str(error)
+        if isinstance(error, OSError) and error.errno == errno.EADDRINUSE:
             reason = f"{reason} (if a tui-chat server runs there, join it: tui-chat {url})"
         raise CannotServe(f"tui-chat: cannot serve on {address}:{port}: {reason}") from error
     others = f"tui-chat {server.url}/lobby"

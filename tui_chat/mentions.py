@@ -60,7 +60,6 @@ def _name_starts(text: str, at: int) -> bool:
     before = _letter_before(text, at)
     if before >= 0 and text[before] == ".":
         before = _letter_before(text, before)
-        return before < 0 or not _continues(text[before], after=False)
     return before < 0 or not _continues(text[before], after=False)
 
 
@@ -92,11 +91,6 @@ def _short(key: str) -> bool:
     return weight <= SHORT_NICK
 
 
-def _folded(text: str) -> str:
-    """`text` in the form nicknames are compared in (`nick_key`), cheaply for ASCII."""
-    return text.lower() if text.isascii() else nick_key(text)
-
-
 _key = lru_cache(maxsize=16)(nick_key)  # your own name, looked up for every line
 
 
@@ -109,7 +103,7 @@ def mentions(message: Message, me: str) -> bool:
     or `,`."""
     if message.kind == "system" or not me:
         return False
-    key, text = _key(me), _folded(message.text)
+    key, text = _key(me), nick_key(message.text)
     at = text.find(key)
     if at < 0 or nick_key(message.nick) == key:
         return False

@@ -1,4 +1,5 @@
-"""The tui-chat wire protocol: events, their JSON codec, and the text, nickname and room rules.
+"""The tui-chat wire protocol: events, their JSON codec, the plain dialect and room names
+(the nickname rules are in nicknames.py, text cleaning in cleaning.py).
 
 This module is pure: no sockets, no `websockets`, no `textual`. The server and the client both
 use it, so the rules in `docs/protocol.md` are implemented exactly once, here.

@@ -75,6 +75,11 @@ class MessageLine:
     me: str
     mentioned: bool = False
 
+    @classmethod
+    def seen_by(cls, message: Message, me: str, mine: bool = False) -> MessageLine:
+        """`message` as shown to `me`: it names `me` unless it is `mine` (our own echo)."""
+        return cls(message, me, not mine and mentions(message, me))
+
     def pieces(self) -> list[tuple[str, str]]:
         """The line as (text, style) pieces, the message's own text last (unexpanded tabs)."""
         message = self.message
@@ -316,8 +321,7 @@ def refused_lines(update: Refused) -> list[Text]:
     if update.retrying:
         return [error_line(f"{update.error.message} It will be sent again shortly.")]
     if update.outgoing is not None:
-        preview = update.outgoing.text.splitlines()[0][:40] if update.outgoing.text else ""
-        return [error_line(f"Not sent ({preview!r}): {update.error.message}")]
+        return [error_line(f"Not sent ({update.outgoing.preview!r}): {update.error.message}")]
     return [error_line(update.error.message)]
 
 
@@ -328,7 +332,7 @@ def joined_lines(update: Joined) -> list[Text | MessageLine]:
     lines: list[Text | MessageLine] = []
     if update.gap:
         lines.append(error_line("Earlier messages are not available."))
-    lines.extend(MessageLine(m, welcome.nick, mentions(m, welcome.nick)) for m in welcome.history)
+    lines.extend(MessageLine.seen_by(m, welcome.nick) for m in welcome.history)
     verb = "Reconnected to" if update.rejoined else "You joined"
     count = len(welcome.users)
     lines.append(system_line(f"{verb} {welcome.room} as {welcome.nick}."

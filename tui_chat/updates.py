@@ -41,6 +41,11 @@ class Outgoing:
     text: str
     kind: str = "chat"  # or "action"
 
+    @property
+    def preview(self) -> str:
+        """Its first line, cut to 40 characters: enough to say which message is meant."""
+        return self.text.splitlines()[0][:40] if self.text else ""
+
 
 # -- updates reported to the UI -------------------------------------------------------------
 
