@@ -60,14 +60,14 @@ class ConnectionCounter:
 
 
 class FailedLogins:
-    """Wrong passwords per client address. After `free` in a row, the address must wait
+    """Wrong passwords per client address. After `tries` in a row, the address must wait
     before its next password is even checked: `first` seconds, twice as long after each
     further wrong one, up to `cap`. A right password, or a quiet `cap` after the wait,
     clears it. At most `keep` addresses are remembered (the oldest are forgotten first)."""
 
-    def __init__(self, free: int = 3, first: float = 1.0, cap: float = 60.0, keep: int = 10_000,
+    def __init__(self, tries: int = 3, first: float = 1.0, cap: float = 60.0, keep: int = 10_000,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.free, self.first, self.cap, self.keep, self.clock = free, first, cap, keep, clock
+        self.tries, self.first, self.cap, self.keep, self.clock = tries, first, cap, keep, clock
         self.by_address: dict[str, tuple[int, float]] = {}  # address -> (failures, until)
 
     def wait(self, address: str) -> float:
@@ -81,7 +81,7 @@ class FailedLogins:
         if now > until + self.cap:  # quiet for long enough: start afresh
             count = 0
         count += 1
-        delay = 0.0 if count <= self.free else min(self.cap, self.first * 2 ** (count - self.free - 1))
+        delay = 0.0 if count < self.tries else min(self.cap, self.first * 2 ** (count - self.tries))
         self.by_address[address] = (count, now + delay)
         while len(self.by_address) > self.keep:
             del self.by_address[next(iter(self.by_address))]

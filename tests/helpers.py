@@ -11,9 +11,10 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 
 from tui_chat.protocol import SUBPROTOCOL
-from tui_chat.updates import Update
+from tui_chat.updates import Backoff, Update
 
 TIMEOUT = 5.0
+SLOW = Backoff(first=120, cap=120)  # a client's next attempt waits a minute or two
 _CIDS = itertools.count(1)
 
 

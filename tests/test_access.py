@@ -147,8 +147,6 @@ async def test_an_address_guessing_passwords_waits_longer_after_each_wrong_one(
     for guess in ("one", "two", "three"):
         await guesser.send(type="hello", nick="alice", password=guess)
         assert (await guesser.expect("error"))["message"] == "Wrong password for 'alice'."
-    await guesser.send(type="hello", nick="alice", password="four")
-    assert (await guesser.expect("error"))["code"] == "bad_password"
     await guesser.send(type="hello", nick="alice", password="correct horse")
     refusal = await guesser.expect("error")
     assert refusal == {"type": "error", "code": "bad_password", "message":

@@ -7,11 +7,10 @@ from textual.widgets import Footer
 
 from tui_chat_server import ChatServer, ServerConfig
 from tests.apptools import SIZE, log_text, make_app, online, outbox, type_line, until, users_text
-from tests.helpers import Relay
+from tests.helpers import SLOW, Relay
 from tui_chat.app import ChatApp
 from tui_chat.updates import Backoff
 
-SLOW = Backoff(first=120, cap=120)  # the next attempt waits a minute or two
 
 
 def footer_offers_reconnect(app: ChatApp) -> bool:

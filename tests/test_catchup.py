@@ -31,14 +31,19 @@ async def fill(writer: JsonClient, count: int, size: int = BIG, tag: str = "h") 
         await writer.say(f"{tag}{number} " + "x" * (size - 10), cid=f"{tag}{number}")
 
 
-async def stalled_reader(server, epoch: str, nick: str = "late", plain: bool = False):
+async def stalled_reader(server, epoch: str, nick: str = "late", plain: bool = False,
+                         server_sndbuf: int = 0):
     """A client whose socket takes little and which reads nothing until resumed; it asks for
-    the whole history (JSON) or joins with its nickname (plain)."""
+    the whole history (JSON) or joins with its nickname (plain). With `server_sndbuf`, the
+    server's end of every connection takes little too, as on a slow link."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", server.port))
     protocols = None if plain else [SUBPROTOCOL]
     client = await connect(server.url, sock=sock, subprotocols=protocols, max_size=None)
+    for connection in server._live if server_sndbuf else ():
+        connection.transport.get_extra_info("socket").setsockopt(
+            socket.SOL_SOCKET, socket.SO_SNDBUF, server_sndbuf)
     if plain:
         await client.send(nick)
     else:
@@ -201,15 +206,7 @@ async def test_a_plain_welcome_that_fits_in_one_page_may_exceed_the_limit_while_
     server = await start_server(max_pending=64 * 1024, **LIMITS)
     writer = await JsonClient.connect(server.url, "writer")
     await fill(writer, 4)  # 240K characters: one page
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", server.port))
-    raw = await connect(server.url, sock=sock, max_size=None)
-    for connection in server._live:  # as on a slow link: the server's socket takes little
-        connection.transport.get_extra_info("socket").setsockopt(
-            socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
-    raw.transport.pause_reading()
-    await raw.send("raw")
+    raw = await stalled_reader(server, "", nick="raw", plain=True, server_sndbuf=16384)
     await writer.expect("presence")
     await asyncio.sleep(0.3)
     raw.transport.resume_reading()

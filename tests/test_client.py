@@ -48,6 +48,23 @@ async def test_the_client_joins_and_its_message_is_acknowledged(chat_server, run
     assert client.outbox == {}
 
 
+async def test_each_message_carries_the_nickname_the_client_had_when_it_came(
+        chat_server, run_client, join) -> None:
+    """A message is stamped with who we were when it arrived, so that a rename reported in
+    the same batch does not change whether it names us."""
+    client, seen = run_client(chat_server.url + "/lobby", "alice")
+    await seen.until(lambda: client.state is State.ONLINE)
+    bob = await join("bob")
+    await bob.say("before")
+    await seen.until(lambda: any(u.message.text == "before" for u in seen.of(Received)))
+    client.rename("carol")
+    await seen.until(lambda: client.nick == "carol")
+    await bob.say("after")
+    await seen.until(lambda: any(u.message.text == "after" for u in seen.of(Received)))
+    assert [(u.message.text, u.me) for u in seen.of(Received)] == [
+        ("before", "alice"), ("after", "carol")]
+
+
 async def test_messages_typed_before_joining_are_sent_after_the_welcome(chat_server, run_client) -> None:
     """Nothing typed early is lost: the outbox is flushed in order once joined."""
     client, seen = run_client(chat_server.url + "/lobby", "alice")

@@ -7,10 +7,9 @@ import asyncio
 import sqlite3
 
 from tui_chat_server import ChatServer, ServerConfig
-from tests.helpers import JsonClient, Relay, server_where_alice_said, stored
+from tests.helpers import SLOW, JsonClient, Relay, server_where_alice_said, stored
 from tui_chat.updates import Backoff, Joined, NickRefused, Received, Refused, State
 
-SLOW = Backoff(first=120, cap=120)  # the next attempt waits a minute or two
 
 
 async def test_a_rename_while_offline_does_not_store_an_unacknowledged_message_twice(

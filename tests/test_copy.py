@@ -11,7 +11,9 @@ from tui_chat.chat_log import ChatLog
 
 
 async def select(pilot: Pilot, log: ChatLog, start: tuple[int, int], end: tuple[int, int]) -> str:
-    """Drag over the log's rows from `start` to `end` (column, row; inclusive) and copy."""
+    """Drag over the log's rows from `start` to `end` (column, row; inclusive) and copy;
+    what was copied ("" if nothing was: the clipboard is emptied first)."""
+    pilot.app.copy_to_clipboard("")
     inset = log.scrollable_content_region.offset - log.region.offset
     await pilot.mouse_down(log, offset=(inset.x + start[0], inset.y + start[1]))
     await pilot.hover(log, offset=(inset.x + end[0], inset.y + end[1]))

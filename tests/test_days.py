@@ -50,7 +50,7 @@ async def test_a_backlog_from_earlier_days_is_headed_by_its_days(start_server, t
         positions = [text.find(piece) for piece in order]
         assert -1 not in positions and positions == sorted(positions), text
         assert text.count("──") == 6
-        assert app.query_one(ChatLog).border_title == ""  # today's lines are at the top
+        assert app.query_one(ChatLog).border_title == ""  # the top row is a day line
 
 
 async def test_the_border_names_the_day_at_the_top_of_the_view_unless_it_is_today(

@@ -38,26 +38,26 @@ def test_token_bucket_allows_a_burst_then_the_rate() -> None:
     assert all(TokenBucket(rate=0, burst=1).reserve() == 0 for _ in range(100))
 
 
-def test_wrong_passwords_past_the_free_ones_make_an_address_wait_longer_each_time() -> None:
-    """Three wrong passwords cost nothing; then 1 s, 2 s, 4 s ... up to the cap, per
+def test_three_wrong_passwords_in_a_row_make_an_address_wait_longer_each_time() -> None:
+    """After three wrong passwords in a row, 1 s, then 2 s, 4 s ... up to the cap, per
     address. A right one clears it, and so does a quiet spell as long as the cap."""
     now = [0.0]
-    failures = FailedLogins(free=3, first=1.0, cap=8.0, keep=3, clock=lambda: now[0])
+    failures = FailedLogins(tries=3, first=1.0, cap=8.0, keep=3, clock=lambda: now[0])
     waits = []
     for _ in range(7):
         failures.failed("a")
         waits.append(failures.wait("a"))
-    assert waits == [0, 0, 0, 1, 2, 4, 8]
+    assert waits == [0, 0, 1, 2, 4, 8, 8]
     assert failures.wait("b") == 0  # another address is not held up
     now[0] += 3
     assert failures.wait("a") == 5
     failures.succeeded("a")
     assert failures.wait("a") == 0
-    for _ in range(4):
+    for _ in range(3):
         failures.failed("a")
     now[0] += 1 + 8.5  # the wait, then a quiet spell longer than the cap
     failures.failed("a")
-    assert failures.wait("a") == 0  # counted afresh: the first of three free ones
+    assert failures.wait("a") == 0  # counted afresh: the first of three
     for address in "bcd":
         failures.failed(address)
     assert list(failures.by_address) == ["b", "c", "d"]  # at most `keep`, oldest forgotten

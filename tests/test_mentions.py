@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 from rich.style import Style
 
-from tests.apptools import drawn_on, log_text, make_app, online, type_line, until
-from tests.helpers import JsonClient
+from tests.apptools import SIZE, drawn_on, fill_backlog, log_text, make_app, online, type_line, until
 from tui_chat.app import ChatApp, NetworkUpdates
 from tui_chat.mentions import mentions
 from tui_chat.protocol import Message, now_ms
@@ -15,7 +14,6 @@ from tui_chat.render import MENTION_STYLE
 from tui_chat.updates import Received
 from tui_chat.chat_log import ChatLog
 
-SIZE = (100, 30)
 MENTION = Style.parse(MENTION_STYLE)
 TS = 1_763_717_400_000
 
@@ -61,7 +59,8 @@ def test_a_line_names_you_when_your_nickname_is_a_word_of_it(me: str, text: str,
 
 
 def test_your_own_lines_and_the_servers_notices_never_name_you() -> None:
-    """What you say (under any case of your name) and server notices do not count."""
+    """What you say (under any case of your name) and server notices do not count; a name
+    with a full stop is matched as written, the stop no wildcard."""
     assert not mentions(Message(1, TS, "ALICE", "alice here"), "alice")
     assert not mentions(Message(1, TS, "Server", "alice is away", "system"), "alice")
     assert mentions(Message(1, TS, "bob", "hey a.b!"), "a.b")  # a name with a full stop
@@ -109,9 +108,7 @@ async def test_a_line_that_names_you_stands_out_and_rings_the_bell_once(url, joi
 async def test_a_backlog_that_names_you_stands_out_without_a_bell(url) -> None:
     """What was said before you joined is highlighted where it names you, but only what
     arrives live rings."""
-    bob = await JsonClient.connect(url, "bob")
-    await bob.say("@alice see you at ten")
-    await bob.close()
+    await fill_backlog(url, ["@alice see you at ten"])
     app = make_app(url, "alice")
     rung = counting_bells(app)
     async with app.run_test(size=SIZE) as pilot:
@@ -125,10 +122,7 @@ async def test_a_backlog_that_names_you_stands_out_without_a_bell(url) -> None:
 async def test_scrolled_up_the_border_counts_the_new_lines_that_name_you(url, join) -> None:
     """Reading further up, the count of new lines below says how many name you, and the
     count goes once you are back at the end."""
-    bob = await JsonClient.connect(url, "bob")
-    for number in range(40):
-        await bob.say(f"old {number}", cid=f"old{number}")
-    await bob.close()
+    await fill_backlog(url, [f"old {number}" for number in range(40)])
     app = make_app(url, "alice")
     async with app.run_test(size=SIZE) as pilot:
         await online(pilot)
@@ -177,8 +171,9 @@ async def test_an_action_that_names_you_stands_out(url, join) -> None:
 
 async def test_lines_are_judged_by_the_name_you_had_when_they_came(url, join) -> None:
     """What you said just before renaming yourself, in the same batch as the rename, is
-    yours: it neither stands out nor rings; a line naming your old name that came before
-    the rename does."""
+    yours: it neither stands out nor rings; a line that came before the rename is judged
+    by your old name: naming the new one, it does not stand out, naming the old one, it
+    does."""
     app = make_app(url, "alice")
     rung = counting_bells(app)
     async with app.run_test(size=SIZE) as pilot:
@@ -186,6 +181,11 @@ async def test_lines_are_judged_by_the_name_you_had_when_they_came(url, join) ->
         app.client.say("call me carol")
         app.client.rename("carol")
         await until(pilot, lambda: "You are now known as carol." in log_text(app))
+        await pilot.pause(0.05)
+        assert highlighted(app) == "" and rung == []
+        app.post_message(NetworkUpdates([
+            Received(Message(10**6 - 1, now_ms(), "bob", "carol, hi"), False, me="alice")]))
+        await until(pilot, lambda: "carol, hi" in log_text(app))
         await pilot.pause(0.05)
         assert highlighted(app) == "" and rung == []
         app.post_message(NetworkUpdates([

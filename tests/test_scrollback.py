@@ -49,7 +49,7 @@ async def test_scrollback_is_bounded(url, join) -> None:
 
 async def test_a_message_longer_than_the_scrollback_is_kept_whole(url, join) -> None:
     """With a scrollback shorter than a message, the newest message still shows from its
-    first row; the next line trims the log back to the scrollback."""
+    first row; the next line trims it away whole (the log keeps whole messages)."""
     app = make_app(url, "alice", scrollback=3)
     async with app.run_test(size=SIZE) as pilot:
         await online(pilot)

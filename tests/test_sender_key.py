@@ -125,7 +125,7 @@ async def alice_unacknowledged(server, run_client, **options):
     connection = client._connection
     connection.transport.pause_reading()  # its acknowledgement is never read
     client.say("stored, unacknowledged")
-    await asyncio.sleep(0.2)
+    await seen.until(lambda: stored(server) == [("alice", "stored, unacknowledged")])
     connection.transport.abort()
     await seen.until(lambda: client._connection is None)
     other = await JsonClient.connect(server.url + "/lobby", "alice")
