@@ -84,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
              " ':memory:' keeps history in memory only (default: history.db in your data"
              " directory)")
     add("--history", type=_count, default=defaults.history, metavar="N",
-        help="messages kept per room, 0 for none (default: %(default)s)")
+        help="messages kept per room, 0 for none; a resent message is recognised for 7"
+             " days all the same, by the digest of its text (default: %(default)s)")
     add("--sync", choices=["full", "normal"], default=defaults.sync,
         help="full: an acknowledged message survives power loss (an fsync per commit);"
              " normal: it survives a crash of the server, not of the machine"

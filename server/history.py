@@ -9,6 +9,7 @@ waits for the disk; `:memory:` commits inline.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import secrets
 import sqlite3
 from collections.abc import Callable
@@ -35,13 +36,35 @@ CREATE TABLE IF NOT EXISTS messages (
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS messages_by_cid ON messages (room, sender, cid)
     WHERE cid IS NOT NULL;
+-- The cids of messages retention has dropped, kept for a while (`cids_kept_ms`) so that a
+-- resend is still recognised: with the digest of the text, not the text itself.
+CREATE TABLE IF NOT EXISTS retired_cids (
+    room TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    cid TEXT NOT NULL,
+    id INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    nick TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    digest BLOB NOT NULL,
+    PRIMARY KEY (room, sender, cid)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS retired_cids_by_ts ON retired_cids (ts);
 """
+# How long a resend is recognised after retention dropped its original (see retired_cids).
+CIDS_KEPT_MS = 7 * 24 * 3600 * 1000
+RETIRED_LOOKUP = 300  # cids looked up in `retired_cids` per query
 _COLUMNS = "id, ts, nick, text, kind, cid"
 _COLUMNS_CIDS_OF_ONE = "id, ts, nick, text, kind, CASE WHEN sender = ? THEN cid END"
 # A page of history: what a joining client's welcome holds, then what a catch-up reads at a
 # time (catchup.py). A message counts its text, its nickname and 80 characters for the rest;
 # a page holds at least one message.
 PAGE_ROWS, PAGE_CHARS = 256, 256 * 1024
+
+
+def text_digest(text: str) -> bytes:
+    """What `retired_cids` keeps of a message's text: enough to tell a resend."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,13 +88,16 @@ class Stored:
 class History:
     """Each room's last `limit` messages. Ids strictly increase per room within an epoch."""
 
-    def __init__(self, path: str = ":memory:", limit: int = 10_000, sync: str = "full") -> None:
+    def __init__(self, path: str = ":memory:", limit: int = 10_000, sync: str = "full",
+                 cids_kept_ms: int = CIDS_KEPT_MS) -> None:
         self.path = path
         self.limit = limit
         self.sync = sync
+        self.cids_kept_ms = cids_kept_ms
         self.in_memory = path == ":memory:"
         self._lock = lock_database(path)
         self._writer = connect_database(path, sync, SCHEMA)
+        self._writer.create_function("text_digest", 1, text_digest, deterministic=True)
         # Readers use their own connection: WAL lets them read while a commit is running.
         self._reader = self._writer if self.in_memory else connect_database(path)
         self.epoch = self._load_epoch()
@@ -212,26 +238,64 @@ class History:
         rows = [(room, m.id, m.ts, m.nick, sender, m.text, m.kind, m.cid)
                 for room, sender, m, _ in batch]
         db = self._writer
-        originals: dict[tuple[str, int], Message] = {}
         db.execute("BEGIN IMMEDIATE")
         try:
+            originals = self._retired(db, batch)
+            if originals:  # resends of messages retention has dropped: not stored again
+                rows = [row for row in rows if (row[0], row[1]) not in originals]
             before = db.total_changes
             db.executemany(
                 "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (room, sender, cid) WHERE cid IS NOT NULL DO NOTHING", rows)
             if db.total_changes - before < len(rows):  # some cids were stored before
-                originals = self._originals(db, batch)
+                originals.update(self._originals(db, batch))
             db.executemany(
                 "INSERT INTO rooms (room, last_id) VALUES (?, ?)"
                 " ON CONFLICT (room) DO UPDATE SET last_id = excluded.last_id",
                 last_ids.items(),
             )
             if trims:
-                db.executemany("DELETE FROM messages WHERE room = ? AND id <= ?", trims)
+                self._retire(db, trims)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        return originals
+
+    def _retire(self, db: sqlite3.Connection, trims: list[tuple[str, int]]) -> None:
+        """Drop the messages `trims` names, keeping their cids (and their texts' digests)
+        in `retired_cids` until they are `cids_kept_ms` old, and forget those older."""
+        oldest = now_ms() - self.cids_kept_ms
+        db.execute("DELETE FROM retired_cids WHERE ts < ?", (oldest,))
+        db.executemany(
+            "INSERT OR REPLACE INTO retired_cids SELECT room, sender, cid, id, ts, nick, kind,"
+            " text_digest(text) FROM messages WHERE room = ? AND id <= ? AND cid IS NOT NULL"
+            " AND ts >= ?", [(room, upto, oldest) for room, upto in trims])
+        db.executemany("DELETE FROM messages WHERE room = ? AND id <= ?", trims)
+
+    @staticmethod
+    def _retired(db: sqlite3.Connection, batch: list[tuple[str, str, Message, asyncio.Future[Stored]]]
+                 ) -> dict[tuple[str, int], Message]:
+        """The messages of `batch` whose cid names one retention has dropped (`retired_cids`),
+        each mapped to that original: with the text sent now if that is its text (by its
+        digest), else with none, a `cid` reused. A query per batch, not per message."""
+        wanted = [(room, sender, message.cid, message.id, message.text)
+                  for room, sender, message, _ in batch if message.cid is not None]
+        originals = {}
+        for start in range(0, len(wanted), RETIRED_LOOKUP):
+            chunk = wanted[start:start + RETIRED_LOOKUP]
+            resent = {(room, sender, cid): (message_id, text)
+                      for room, sender, cid, message_id, text in chunk}
+            found = db.execute(
+                "WITH wanted (room, sender, cid) AS (VALUES "
+                + ", ".join(["(?, ?, ?)"] * len(chunk)) + ") SELECT r.room, r.sender, r.cid,"
+                " r.id, r.ts, r.nick, r.kind, r.digest FROM wanted CROSS JOIN retired_cids r"
+                " ON r.room = wanted.room AND r.sender = wanted.sender AND r.cid = wanted.cid",
+                [value for room, sender, cid, *_ in chunk for value in (room, sender, cid)])
+            for room, sender, cid, message_id, ts, nick, kind, digest in found:
+                resend_id, text = resent[(room, sender, cid)]
+                text = text if digest == text_digest(text) else ""
+                originals[(room, resend_id)] = Message(message_id, ts, nick, text, kind, cid)
         return originals
 
     @staticmethod
