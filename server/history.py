@@ -329,9 +329,11 @@ class History:
         upto = self.last_id(room) if upto is None else upto
         # Older ids are past retention, even before the next trim (or about to be trimmed).
         floor = max(upto - self.limit, self._trimmed.get(room, 0))
-        # Every id after `since` is still kept unless retention has already passed it.
-        if since is not None and epoch == self.epoch and (
-                since >= upto or since >= self.last_id(room) - self.limit):
+        # Every id after `since` is still kept unless retention has already passed it; a
+        # `since` past every id handed out is from a history that went back (a backup).
+        last = self.last_id(room)
+        if since is not None and epoch == self.epoch and since <= last and (
+                since >= upto or since >= last - self.limit):
             after, recovered = since, True
         else:
             after, recovered = self._start_of_last(room, count, floor, upto), (

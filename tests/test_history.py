@@ -76,6 +76,16 @@ async def test_a_gap_past_retention_gets_the_recent_backlog_not_everything_kept(
     assert backlog.recovered is False
 
 
+async def test_since_past_the_newest_id_is_not_recovered(memory) -> None:
+    """A `since` beyond every id this epoch has handed out in the room (a database restored
+    from a backup) is not honoured: the recent backlog, recovered False."""
+    await fill(memory, "r", 5)
+    backlog = memory.backlog("r", 8, memory.epoch, 3)
+    assert [m.id for m in backlog.messages] == [3, 4, 5]
+    assert backlog.recovered is False
+    assert memory.backlog("r", 5, memory.epoch, 3).recovered is True
+
+
 async def test_since_from_another_epoch_is_not_recovered(memory) -> None:
     """A `since` from another history gets the recent backlog, recovered False."""
     other = History(":memory:", limit=100)

@@ -166,6 +166,17 @@ async def test_since_from_an_old_epoch_is_flagged_not_recovered(join) -> None:
     assert [m["text"] for m in back.welcome["history"]] == ["after restart"]
 
 
+async def test_since_past_every_id_of_the_epoch_is_flagged_not_recovered(join) -> None:
+    """A `since` beyond the room's newest id (the server's database was restored from a
+    backup and has had new messages since) gets the recent backlog with recovered false,
+    not an empty catch-up that would skip those messages."""
+    alice = await join("alice")
+    await alice.say("after the restore")
+    back = await join("bob", since=41, epoch=alice.welcome["epoch"])
+    assert back.welcome["recovered"] is False
+    assert [m["text"] for m in back.welcome["history"]] == ["after the restore"]
+
+
 async def test_own_messages_in_the_backlog_keep_their_cid(join) -> None:
     """Your own replayed messages carry your cid, so a reconnecting client can match acks."""
     alice = await join("alice")
