@@ -104,8 +104,17 @@ class MessageLine:
 
     def plain(self) -> str:
         """The line's text exactly as `to_text()` lays it out, without styles (tabs are
-        expanded by character count, which is exact for the ASCII text it is wrapped for)."""
-        return self._plain(self.pieces())
+        expanded by character count, which is exact for the ASCII text it is wrapped for).
+        The pieces' texts joined, without working out their styles: every message is laid
+        out from this as it arrives."""
+        message = self.message
+        if message.kind == "system":
+            plain = f"{clock(message.ts)} — {body(message.text)}"
+        elif message.kind == "action":
+            plain = f"{clock(message.ts)} * {message.nick} {body(message.text)}"
+        else:
+            plain = f"{clock(message.ts)} {message.nick} {body(message.text)}"
+        return plain.expandtabs(TAB_SIZE) if "\t" in message.text else plain
 
     def _plain(self, pieces: list[tuple[str, str]]) -> str:
         plain = "".join([piece for piece, _ in pieces])
