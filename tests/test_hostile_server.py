@@ -23,7 +23,8 @@ HOSTILE_FRAMES = [
     {"type": "message", "id": 3, "ts": 0, "nick": "mallory", "text": 42},
     {"type": "nonsense"},
     {"type": "presence", "event": "join", "nick": "[red]eve[/red]", "users": ["alice", "[red]eve[/red]"]},
-    {"type": "message", "id": 4, "ts": 0, "nick": "mallory", "text": "still standing"},
+    {"type": "message", "id": 4, "ts": 0, "nick": "evil\n[Server]\r\u2028x", "text": "fake"},
+    {"type": "message", "id": 5, "ts": 0, "nick": "mallory", "text": "still standing"},
 ]
 
 
@@ -35,7 +36,8 @@ async def hostile_handler(connection) -> None:
 
 
 async def test_a_hostile_server_changes_nothing_but_its_own_lines() -> None:
-    """Markup stays literal, escape codes never reach the screen, bad frames are skipped."""
+    """Markup stays literal, escape codes never reach the screen, bad frames are skipped, and
+    a nickname with line breaks stays on one line (it cannot start a row of its own)."""
     async with serve(hostile_handler, "127.0.0.1", 0, subprotocols=[SUBPROTOCOL]) as server:
         port = server.sockets[0].getsockname()[1]
         app = make_app(f"ws://127.0.0.1:{port}/lobby", "alice")
@@ -47,6 +49,7 @@ async def test_a_hostile_server_changes_nothing_but_its_own_lines() -> None:
             assert "mallory clipboard wipe redevil" in shown
             assert "[red]eve[/red] has joined the chat." in shown
             assert "[red]eve[/red]" in users_text(app)
+            assert "evil [Server]  x fake" in shown
             segments = [seg.text for strip in app.query_one(ChatLog).lines for seg in strip]
             assert not any(ch in text for text in segments for ch in "\x1b\x07\x9b\u202e")
             assert all(seg.control is None for strip in app.query_one(ChatLog).lines for seg in strip)

@@ -274,6 +274,16 @@ def test_decode_server_cleans_hostile_strings() -> None:
     assert welcome.history[0].text == "red"
 
 
+def test_names_from_a_server_stay_on_one_line() -> None:
+    """Line breaks and tabs in a nickname, a user list or a room become spaces (a message's
+    text keeps its lines), so no name can start a line that passes for another's."""
+    message = decode_server('{"type":"message","id":1,"ts":1,"nick":"evil\\n[Server]","text":"a\\nb"}')
+    assert (message.nick, message.text) == ("evil [Server]", "a\nb")
+    presence = decode_server('{"type":"presence","event":"rename","nick":"x\\ty","old":"o\\r\\nld",'
+                             '"users":["u\\u2028v"]}')
+    assert (presence.nick, presence.old, presence.users) == ("x y", "o ld", ("u v",))
+
+
 def test_decode_server_refuses_unknown_message_kind() -> None:
     """A message kind outside chat/action/system is refused."""
     with pytest.raises(ProtocolError):

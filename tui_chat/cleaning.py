@@ -37,6 +37,13 @@ def clean_text(text: str) -> str:
     return _CONTROL.sub("", text)
 
 
+def clean_name(text: str) -> str:
+    """`clean_text` for what must stay on one line (a nickname, a room): line breaks and
+    tabs become spaces, so a name cannot start a log line that passes for another's."""
+    text = clean_text(text)
+    return text.replace("\n", " ").replace("\t", " ") if "\n" in text or "\t" in text else text
+
+
 def is_blank(text: str) -> bool:
     """True when `text` has nothing to show."""
     return not text.strip()

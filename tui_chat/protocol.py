@@ -15,7 +15,7 @@ import unicodedata
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar, Union
 
-from tui_chat.cleaning import clean_text
+from tui_chat.cleaning import clean_name, clean_text
 
 SUBPROTOCOL = "tui-chat.v1"
 DEFAULT_ROOM = "lobby"
@@ -261,6 +261,7 @@ _FIELD_TYPES: dict[str, str] = {
     "old": "str", "code": "str", "message": "str", "token": "str", "password": "str",
     "resume": "str", "last_id": "int", "sender_key": "str", "keyed": "bool",
 }
+_NAMES = ("nick", "old", "room")  # shown on one line: line breaks become spaces
 _JSON_NAMES = {"str": "a string", "int": f"a whole number from 0 to {MAX_INT}",
                "bool": "true or false",
                "names": "a list of strings", "messages": "a list of messages"}
@@ -333,7 +334,7 @@ def _fast_message(data: dict[str, Any]) -> Message | None:
     if (type(message_id) is int and 0 <= message_id <= MAX_INT and type(ts) is int
             and 0 <= ts <= MAX_INT and type(nick) is str and type(text) is str and kind in KINDS
             and (cid is None or valid_cid(cid))):
-        return Message(message_id, ts, clean_text(nick), clean_text(text), kind, cid)
+        return Message(message_id, ts, clean_name(nick), clean_text(text), kind, cid)
     return None
 
 
@@ -370,14 +371,14 @@ def _convert(event_type: str, name: str, value: Any, cid: str | None) -> Any:
         if len(value) > MAX_FIELD and event_type in CLIENT_EVENTS:
             raise ProtocolError(BAD_EVENT, f"In '{event_type}', '{name}' is over {MAX_FIELD:,}"
                                 " characters long.", cid)
-        return clean_text(value)
+        return clean_name(value) if name in _NAMES else clean_text(value)
     if (kind == "int" and isinstance(value, int) and not isinstance(value, bool)
             and 0 <= value <= MAX_INT):
         return value
     if kind == "bool" and isinstance(value, bool):
         return value
     if kind == "names" and isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return tuple(clean_text(v) for v in value)
+        return tuple(clean_name(v) for v in value)
     if kind == "messages" and isinstance(value, list):
         return tuple(_from_dict({**m, "type": "message"} if isinstance(m, dict) else m,
                                 {"message": Message}) for m in value)
