@@ -18,6 +18,8 @@ from tui_chat.protocol import (
     BINARY_FRAME,
     NICK_INVALID,
     NICK_REGISTERED,
+    NICK_RESERVED,
+    NICK_TAKEN,
     NOT_JOINED,
     UNAUTHORIZED,
     UNAVAILABLE,
@@ -314,6 +316,8 @@ PLAIN_HELP = (
     " Start a line with // to send it with one '/' removed."
 )
 
+PLAIN_RETRY = "Send your nickname again (NAME, or NAME PASSWORD for a registered one)."
+
 
 class PlainSession(Session):
     """The plain-text dialect: the first line is the nickname (and the password of a registered
@@ -336,7 +340,7 @@ class PlainSession(Session):
                 raise ProtocolError(BINARY_FRAME, "Binary frames are not supported: send text.")
             text = frame.rstrip("\r\n")
             if self.member is None:
-                await self.join(*self.name_and_password(text))
+                await self.join_as(text)
             elif not text.strip():
                 return  # an empty line from a raw client: nothing to send, nothing to refuse
             elif text.startswith("//"):
@@ -348,6 +352,17 @@ class PlainSession(Session):
                 await self.post(text, "chat")
         except ProtocolError as error:
             await self.fail(error)
+
+    async def join_as(self, text: str) -> None:
+        """Join with the first line; a name refused says that the next line is a new try
+        (a raw client's user would otherwise take it for a chat line)."""
+        try:
+            await self.join(*self.name_and_password(text))
+        except ProtocolError as error:
+            if error.code not in (NICK_INVALID, NICK_RESERVED, NICK_TAKEN, NICK_REGISTERED,
+                                  BAD_PASSWORD):
+                raise
+            raise ProtocolError(error.code, f"{error.message} {PLAIN_RETRY}") from None
 
     def name_and_password(self, text: str) -> tuple[str, str | None]:
         """`NAME PASSWORD` for a registered name; text without a space is a name. Anything

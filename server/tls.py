@@ -7,9 +7,17 @@ import os
 import ssl
 
 
+class CertificateError(ssl.SSLError):
+    """What is wrong with the certificate or key files, as one sentence (an SSLError made
+    from a message alone would print as a Python tuple)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 def tls_context(certfile: str, keyfile: str | None) -> ssl.SSLContext:
     """A server context for `certfile` (the certificate chain, and the private key too when
-    `keyfile` is None). ssl.SSLError names the file at fault and what it lacks."""
+    `keyfile` is None). CertificateError names the file at fault and what it lacks."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
         with open(certfile, "rb") as source:
@@ -19,14 +27,14 @@ def tls_context(certfile: str, keyfile: str | None) -> ssl.SSLContext:
             with open(keyfile, "rb") as source:
                 key = source.read()
     except OSError as error:  # a file it cannot read: say which, not "cannot listen"
-        raise ssl.SSLError(f"{error.filename or certfile}: {error.strerror or error}") from None
+        raise CertificateError(f"{error.filename or certfile}: {error.strerror or error}") from None
     if b"-----BEGIN CERTIFICATE-----" not in chain:
-        raise ssl.SSLError(f"{certfile} holds no certificate (PEM, '-----BEGIN CERTIFICATE-----')")
+        raise CertificateError(f"{certfile} holds no certificate (PEM, '-----BEGIN CERTIFICATE-----')")
     if b"PRIVATE KEY-----" not in key:
-        raise ssl.SSLError(f"{keyfile} holds no private key" if keyfile else
+        raise CertificateError(f"{keyfile} holds no private key" if keyfile else
                            f"{certfile} holds no private key: give the key with --keyfile")
     if b"ENCRYPTED" in key:
-        raise ssl.SSLError(f"the private key in {keyfile or certfile} is encrypted with a"
+        raise CertificateError(f"the private key in {keyfile or certfile} is encrypted with a"
                            " passphrase, which a server cannot type: decrypt it, e.g."
                            " openssl pkey -in KEY -out KEY-PLAIN (and keep that file private)")
     try:
@@ -35,11 +43,11 @@ def tls_context(certfile: str, keyfile: str | None) -> ssl.SSLContext:
             context.load_cert_chain(chain_path, key_path)
     except ssl.SSLError as error:
         if error.reason == "KEY_VALUES_MISMATCH":
-            raise ssl.SSLError(f"the private key in {keyfile or certfile} is not the key of the"
+            raise CertificateError(f"the private key in {keyfile or certfile} is not the key of the"
                                f" certificate in {certfile}") from None
-        raise ssl.SSLError(f"{certfile}: {error.strerror or error}") from None
+        raise CertificateError(f"{certfile}: {error.strerror or error}") from None
     except OSError as error:  # (a pipe, where there is no memory file to copy it to)
-        raise ssl.SSLError(str(error)) from None
+        raise CertificateError(str(error)) from None
     return context
 
 

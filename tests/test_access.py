@@ -205,7 +205,9 @@ async def test_plain_clients_log_in_with_name_and_password(start_server, account
     other = await PlainClient.connect(server.url)
     await other.send("john smith")
     assert await other.recv() == ("[Server]: 'john smith': a nickname cannot contain spaces (and"
-                                  " 'john' is not registered, so it takes no password).")
+                                  " 'john' is not registered, so it takes no password). Send"
+                                  " your nickname again (NAME, or NAME PASSWORD for a"
+                                  " registered one).")
     await other.send("john")
     assert (await other.recv()).startswith("[Server]: Welcome to lobby, john!")
     await other.send("/nick zed pw")

@@ -25,7 +25,8 @@ async def test_lines_go_to_the_others_not_back_to_the_sender(join_plain) -> None
 
 
 async def test_a_refused_nickname_is_explained_and_the_next_line_is_a_new_attempt(join_plain) -> None:
-    """A taken, reserved or invalid name gets `[Server]: <reason>`; then another try works."""
+    """A taken, reserved or invalid name gets `[Server]: <reason>` and says that the next
+    line is a new try; then another try works."""
     await join_plain("alice")
     newcomer = await join_plain(None)
     for attempt in ("ALICE", "server", "has space", "x" * 30):
@@ -33,6 +34,8 @@ async def test_a_refused_nickname_is_explained_and_the_next_line_is_a_new_attemp
         reason = await newcomer.recv()
         assert reason.startswith("[Server]: "), reason
         assert len(reason) > len("[Server]: ") + 10
+        assert reason.endswith("Send your nickname again (NAME, or NAME PASSWORD for a"
+                               " registered one)."), reason
     await newcomer.send("carol")
     assert (await newcomer.lines_until("[Server]: Welcome"))[-1].startswith("[Server]: Welcome")
 
