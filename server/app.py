@@ -29,7 +29,8 @@ from .database import unopenable
 from .history import History
 from .hub import Hub, Limits
 from .limits import ConnectionCounter
-from .sessions import JsonSession, PlainSession, Session, token_matches
+from .plain import PlainSession
+from .sessions import JsonSession, Session, token_matches
 from .tls import tls_context
 from .transport import ChatConnection, client_address, peer_name
 
