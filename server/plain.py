@@ -23,6 +23,7 @@ from tui_chat.protocol import (
 from .hub import Greeting
 from .rooms import Dialect
 from .sessions import NO_SPACES, Session
+
 _COMMAND = re.compile(r"/([A-Za-z]+)(?:\s+(.*))?", re.DOTALL)
 PLAIN_HELP = (
     "Commands: /me ACTION, /nick NAME [PASSWORD], /who, /help."
