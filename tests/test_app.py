@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 
 from textual import events
+from textual.command import CommandList, CommandPalette
 
 from tests.apptools import (
     SIZE,
@@ -332,10 +333,12 @@ async def test_the_command_palette_offers_the_chats_commands(url, join) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await online(pilot)
         await pilot.press("ctrl+p")
-        await pilot.pause(0.2)
+        await until(pilot, lambda: isinstance(app.screen, CommandPalette))
         for key in "who is":
             await pilot.press("space" if key == " " else key)
-        await pilot.pause(0.3)
+        commands = app.screen.query_one(CommandList)
+        await until(pilot, lambda: commands.highlighted is not None and "Who is here" in str(
+            commands.get_option_at_index(commands.highlighted).prompt))
         await pilot.press("enter")
         await until(pilot, lambda: "In lobby (2): alice, bob" in log_text(app))
 

@@ -7,8 +7,9 @@ from textual.widgets import Footer
 
 from tui_chat_server import ChatServer, ServerConfig
 from tests.apptools import SIZE, log_text, make_app, online, outbox, type_line, until, users_text
-from tests.helpers import SLOW, Relay
+from tests.helpers import SLOW, JsonClient, Relay
 from tui_chat.app import ChatApp
+from tui_chat.chat_input import ChatInput
 from tui_chat.updates import Backoff
 
 
@@ -115,3 +116,29 @@ async def test_the_reconnect_command_says_when_there_is_nothing_to_wait_for(url)
         await online(pilot)
         await type_line(pilot, "/reconnect")
         await until(pilot, lambda: "Already online." in log_text(app))
+
+
+async def test_refused_its_name_on_rejoining_the_app_is_no_one_in_the_room() -> None:
+    """Back after a restart to find its nickname taken, the app marks no one as you, and
+    Tab completes the name's new holder, who is someone else."""
+    first = ChatServer(ServerConfig(port=0, rate=0))
+    await first.start()
+    port = first.port
+    app = make_app(f"ws://127.0.0.1:{port}/lobby", "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        await first.stop()
+        await until(pilot, lambda: "reconnecting" in app.sub_title)
+        second = ChatServer(ServerConfig(port=port, rate=0))
+        await second.start()
+        holder = await JsonClient.connect(f"ws://127.0.0.1:{port}/lobby", "alice")
+        try:
+            await until(pilot, lambda: "is taken" in log_text(app))
+            await pilot.pause(0.05)
+            assert "(you)" not in users_text(app)
+            await pilot.press("a", "l", "tab")
+            assert app.query_one(ChatInput).value == "alice: "
+        finally:
+            await holder.close()
+            await app.client.stop()
+            await second.stop()

@@ -221,6 +221,7 @@ class ChatApp(App[None]):
     def on_network_updates(self, message: NetworkUpdates) -> None:
         lines: list[Text | MessageLine] = []
         named = False  # a line that names you arrived live
+        users_changed = False  # who is here, or who you are
         for update in message.updates:
             if isinstance(update, Received):
                 line = self._received(update)
@@ -228,8 +229,10 @@ class ChatApp(App[None]):
                 lines.append(line)
             else:
                 lines.extend(self._apply(update))
+                users_changed = users_changed or isinstance(
+                    update, (PresenceChanged, Joined, StateChanged))
         self._log(lines)
-        if any(isinstance(update, (PresenceChanged, Joined)) for update in message.updates):
+        if users_changed:
             self._show_users()  # once for the lot: they show the client's list as it is now
         if named and time.monotonic() >= self._quiet_until:
             self.bell()  # once for the lot, and not again for a few seconds (a flood)
@@ -285,10 +288,12 @@ class ChatApp(App[None]):
         return []
 
     def _show_users(self) -> None:
+        # While your nickname is refused you are no one in the room: its holder is another.
+        me = "" if self.state is State.NICKNAME else self.client.nick
         users = self.query_one(UserList)
-        users.users, users.me = self.client.users, self.client.nick
+        users.users, users.me = self.client.users, me
         chat_input = self.query_one(ChatInput)
-        chat_input.users, chat_input.me = self.client.users, self.client.nick
+        chat_input.users, chat_input.me = self.client.users, me
 
     def _log(self, lines: list[Text | MessageLine]) -> None:
         self.query_one(ChatLog).write_lines(lines)

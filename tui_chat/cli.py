@@ -32,7 +32,8 @@ examples:
 
 In the app: /nick NAME, /me ACTION, /who, /help, /clear, /quit (Ctrl+Q);
 Up/Down recall what you sent; Tab completes nicknames and commands; Ctrl+R
-(or /reconnect) tries to reconnect at once instead of waiting.
+(or /reconnect) tries to reconnect at once instead of waiting; Ctrl+P finds
+any command.
 
 For scripts: tui-chat send URL [TEXT ...] and tui-chat tail URL
 (see tui-chat send --help and tui-chat tail --help).
@@ -55,7 +56,7 @@ def normalise_url(text: str) -> str:
     if "://" not in text:
         text = "ws://" + text
     parts = urlsplit(text)
-    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme.lower(), parts.scheme.lower())
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)  # (lower case)
     if scheme not in ("ws", "wss"):
         raise ValueError(f"{text!r}: the URL must start with ws:// or wss:// (or http://,"
                          " https://)")

@@ -116,16 +116,12 @@ class MessageLine:
             plain = f"{clock(message.ts)} {message.nick} {body(message.text)}"
         return plain.expandtabs(TAB_SIZE) if "\t" in message.text else plain
 
-    def _plain(self, pieces: list[tuple[str, str]]) -> str:
-        plain = "".join([piece for piece, _ in pieces])
-        return plain.expandtabs(TAB_SIZE) if "\t" in self.message.text else plain
-
     def segments(self, start: int, end: int | None, indent: int, base: Style) -> list[Segment]:
         """Characters `start` to `end` (None: the end) of `plain()` as one screen row, after
         `indent` spaces, with the styles `to_text()` gives them over `base` (the log's own
         style). Exact where `plain()` is: what `wrap_ranges` lays out."""
         pieces = self.pieces()
-        plain = self._plain(pieces)  # tabs expanded: only the last piece (the text) grows
+        plain = self.plain()  # tabs expanded: only the last piece (the text) grows
         end = len(plain) if end is None else end
         row = [Segment(" " * indent, base)] if indent else []
         position, last, unstyled = 0, len(pieces) - 1, bool(indent)

@@ -12,8 +12,7 @@ from tui_chat.updates import Outgoing, State
 
 
 class UserList(Static):
-    """Everyone in the room, sorted, with a count; you are marked (unless your nickname was
-    refused: then you are no one in the room)."""
+    """Everyone in the room, sorted, with a count; you (`me`) are marked."""
 
     users: reactive[tuple[str, ...]] = reactive(())
     me: reactive[str] = reactive("")
@@ -21,7 +20,7 @@ class UserList(Static):
 
     def render(self) -> Text:
         text = Text(no_wrap=True, overflow="ellipsis")
-        me = nick_key(self.me) if self.state is not State.NICKNAME else None
+        me = nick_key(self.me) if self.me else None
         for nick in sorted(self.users, key=nick_key):
             if text:
                 text.append("\n")
