@@ -100,16 +100,18 @@ class Accounts:
         return Account(*row) if row else None
 
     async def verify(self, account: Account, password: str, address: str = "") -> bool:
-        """Check a password on a worker thread, so the server keeps serving meanwhile, and
-        count a wrong one against the client's `address` (see `failures`)."""
+        """Check a password on a worker thread, so the server keeps serving meanwhile. It
+        counts as wrong against the client's `address` (see `failures`) from the start, so
+        that passwords sent at the same time are held up by each other; a right one is
+        uncounted once checked."""
+        name = nick_key(account.name)
+        self.failures.failed(address, name)  # before the first await: see `failures.wait`
         if self._checking is None:
             self._checking = asyncio.Semaphore(CONCURRENT_CHECKS)
         async with self._checking:
             right = await asyncio.to_thread(account.check, password)
         if right:
-            self.failures.succeeded(address)
-        else:
-            self.failures.failed(address)
+            self.failures.succeeded(address, name)
         return right
 
     def _require(self) -> sqlite3.Connection:

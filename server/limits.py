@@ -62,29 +62,36 @@ class ConnectionCounter:
 class FailedLogins:
     """Wrong passwords per client address. After `tries` in a row, the address must wait
     before its next password is even checked: `first` seconds, twice as long after each
-    further wrong one, up to `cap`. A right password, or a quiet `cap` after the wait,
-    clears it. At most `keep` addresses are remembered (the oldest are forgotten first)."""
+    further wrong one, up to `cap`. A quiet `cap` after the wait clears it, and so does a
+    right password for the name every wrong one was for (not one for another name: your
+    own account does not wipe out guesses at someone else's). At most `keep` addresses are
+    remembered (the oldest are forgotten first). A password is counted as wrong before it
+    is checked (`failed`), and uncounted if it was right, so guesses sent all at once are
+    held up too."""
 
     def __init__(self, tries: int = 3, first: float = 1.0, cap: float = 60.0, keep: int = 10_000,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.tries, self.first, self.cap, self.keep, self.clock = tries, first, cap, keep, clock
-        self.by_address: dict[str, tuple[int, float]] = {}  # address -> (failures, until)
+        # address -> (failures, until, the names they were for)
+        self.by_address: dict[str, tuple[int, float, frozenset[str]]] = {}
 
     def wait(self, address: str) -> float:
         """Seconds before a password from `address` may be checked (0: now)."""
         entry = self.by_address.get(address)
         return max(0.0, entry[1] - self.clock()) if entry else 0.0
 
-    def failed(self, address: str) -> None:
+    def failed(self, address: str, name: str = "") -> None:
         now = self.clock()
-        count, until = self.by_address.pop(address, (0, now))
+        count, until, names = self.by_address.pop(address, (0, now, frozenset()))
         if now > until + self.cap:  # quiet for long enough: start afresh
-            count = 0
+            count, names = 0, frozenset()
         count += 1
         delay = 0.0 if count < self.tries else min(self.cap, self.first * 2 ** (count - self.tries))
-        self.by_address[address] = (count, now + delay)
+        self.by_address[address] = (count, now + delay, names | {name})
         while len(self.by_address) > self.keep:
             del self.by_address[next(iter(self.by_address))]
 
-    def succeeded(self, address: str) -> None:
-        self.by_address.pop(address, None)
+    def succeeded(self, address: str, name: str = "") -> None:
+        entry = self.by_address.get(address)
+        if entry is not None and entry[2] <= {name}:
+            del self.by_address[address]

@@ -160,6 +160,38 @@ async def test_an_address_guessing_passwords_waits_longer_after_each_wrong_one(
     await asyncio.gather(guesser.close(), plain.close())
 
 
+async def test_guesses_sent_all_at_once_are_held_up_like_guesses_in_a_row(
+        start_server, accounts_db) -> None:
+    """Twelve connections from one address guessing at the same moment get three passwords
+    checked, as three in a row would; the rest are told to wait."""
+    server = await start_server(db=accounts_db)
+    guessers = [await JsonClient.connect(server.url) for _ in range(12)]
+    await asyncio.gather(*(guesser.send(type="hello", nick="alice", password=f"guess {number}")
+                           for number, guesser in enumerate(guessers)))
+    answers = [(await guesser.expect("error"))["message"] for guesser in guessers]
+    assert sum(answer == "Wrong password for 'alice'." for answer in answers) == 3, answers
+    assert sum(answer.startswith("Too many wrong passwords") for answer in answers) == 9
+    await asyncio.gather(*(guesser.close() for guesser in guessers))
+
+
+async def test_logging_in_to_your_own_name_does_not_clear_guesses_at_another(
+        start_server, accounts_db) -> None:
+    """Two wrong guesses at alice, then mallory's own right password, from one address:
+    the guesses still count, so the next guess at alice waits."""
+    accounts = Accounts(accounts_db)
+    accounts.add("mallory", "mallory's own")
+    accounts.close()
+    server = await start_server(db=accounts_db)
+    guesser = await JsonClient.connect(server.url)
+    for guess in ("one", "two"):
+        await guesser.send(type="hello", nick="alice", password=guess)
+        assert (await guesser.expect("error"))["message"] == "Wrong password for 'alice'."
+    mallory = await JsonClient.connect(server.url, "mallory", password="mallory's own")
+    await guesser.send(type="hello", nick="alice", password="three")
+    assert (await guesser.expect("error"))["message"].startswith("Too many wrong passwords")
+    await asyncio.gather(guesser.close(), mallory.close())
+
+
 async def test_leaving_while_the_password_is_checked_leaves_no_ghost(start_server,
                                                                      accounts_db) -> None:
     """A client that disconnects while its password is being checked never joins: the name

@@ -63,6 +63,21 @@ def test_three_wrong_passwords_in_a_row_make_an_address_wait_longer_each_time() 
     assert list(failures.by_address) == ["b", "c", "d"]  # at most `keep`, oldest forgotten
 
 
+def test_a_right_password_clears_only_the_wrong_ones_for_its_own_name() -> None:
+    """Logging in to your own account does not wipe out guesses at another's: a right
+    password clears the count only when every wrong one was for that same name."""
+    failures = FailedLogins(tries=3, first=1.0, cap=8.0, clock=lambda: 0.0)
+    failures.failed("a", "alice")
+    failures.failed("a", "alice")
+    failures.failed("a", "mallory")  # mallory's own password, counted before it is checked
+    failures.succeeded("a", "mallory")
+    assert failures.wait("a") == 1
+    failures.failed("b", "bob")
+    failures.failed("b", "bob")  # bob mistyped, then typed it right
+    failures.succeeded("b", "bob")
+    assert "b" not in failures.by_address
+
+
 def test_connection_counter_limits_per_address_and_in_total() -> None:
     """Admission stops at each limit and resumes once connections are released."""
     counter = ConnectionCounter(per_address=2, total=3)
