@@ -64,8 +64,7 @@ class Accounts:
         self._checking: asyncio.Semaphore | None = None
         self._db: sqlite3.Connection | None = None
         if path != ":memory:":
-            self._db = connect_database(path)
-            self._db.executescript(SCHEMA)
+            self._db = connect_database(path, schema=SCHEMA)
 
     def add(self, name: str, password: str) -> str:
         """Register `name` (or change its password); returns the name as stored."""

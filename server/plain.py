@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 
-from tui_chat.cleaning import clean_text
 from tui_chat.nicknames import check_nick
 from tui_chat.protocol import (
     BAD_PASSWORD,
@@ -17,6 +16,7 @@ from tui_chat.protocol import (
     UNKNOWN_COMMAND,
     ProtocolError,
     plain_line,
+    quoted,
     server_line,
 )
 
@@ -88,7 +88,7 @@ class PlainSession(Session):
         accounts = self.hub.accounts
         if accounts is not None and accounts.find(name) is not None:
             return name, password.strip()
-        raise ProtocolError(NICK_INVALID, f"{clean_text(text.strip()[:40])!r}: {NO_SPACES}"
+        raise ProtocolError(NICK_INVALID, f"{quoted(text.strip())}: {NO_SPACES}"
                             f" (and {check_nick(name)!r} is not registered, so it takes no"
                             " password).")
 
