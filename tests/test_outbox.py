@@ -7,6 +7,7 @@ import json
 
 from tests.apptools import SIZE, farewells, log_text, make_app, online, outbox, type_line, until
 from tests.helpers import JsonClient
+from tui_chat import app as app_module
 from tui_chat.client import ChatClient
 from tui_chat.updates import Backoff, Outgoing, Received, State
 from tui_chat.outbox import OutboxStore
@@ -103,6 +104,96 @@ async def test_a_second_app_for_the_same_room_and_nickname_keeps_its_outbox_in_m
         async with second.run_test(size=SIZE) as two:
             await until(two, lambda: "are not saved on disk" in log_text(second))
             assert second.client.store is None
+
+
+async def test_quitting_when_typed_messages_cannot_be_kept_asks_for_a_second_ctrl_q(
+        unused_port, monkeypatch) -> None:
+    """Another tui-chat holds the room's outbox, so a line typed offline lives in memory
+    only: the first Ctrl+Q says quitting loses it and does not quit, nor does one after the
+    confirmation has expired; one within it quits, and the farewell says it was lost."""
+    monkeypatch.setattr(app_module, "QUIT_CONFIRM", 0.3)
+    url = f"ws://127.0.0.1:{unused_port}/lobby"
+    holder = OutboxStore(url, "alice")
+    assert holder.claim()
+    app = make_app(url, "alice")
+    said = farewells(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await type_line(pilot, "written offline")
+        await until(pilot, lambda: len(outbox(app)) == 1)
+        await pilot.press("ctrl+q")
+        warning = ("1 message not yet acknowledged by the server could not be saved on disk:"
+                   " quitting now loses it. Press Ctrl+Q again within 0.3 s (or /quit) to quit.")
+        await until(pilot, lambda: warning in " ".join(log_text(app).split()))
+        await asyncio.sleep(0.4)
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: log_text(app).count("Press Ctrl+Q again") == 2)
+        assert app.is_running and not said
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: not app.is_running)
+    holder.release()
+    assert said[0].startswith("tui-chat: 1 message not yet acknowledged by the server was lost")
+
+
+async def test_with_nothing_to_lose_one_ctrl_q_quits(unused_port) -> None:
+    """A line typed offline that is kept on disk does not hold quitting up."""
+    url = f"ws://127.0.0.1:{unused_port}/lobby"
+    app = make_app(url, "alice")
+    said = farewells(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await type_line(pilot, "written offline")
+        await until(pilot, lambda: len(outbox(app)) == 1)
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: not app.is_running)
+    assert "1 message not yet acknowledged by the server was kept" in said[0]
+
+
+async def test_an_outbox_that_cannot_be_written_is_reported_and_then_its_recovery(
+        unused_port) -> None:
+    """When saving a typed line fails the log says why at once (quitting would lose it); once
+    saving works again it says so, and the file holds every pending line; Ctrl+Q, with
+    nothing to lose, quits at once."""
+    url = f"ws://127.0.0.1:{unused_port}/lobby"
+    app = make_app(url, "alice")
+    said = farewells(app)
+    async with app.run_test(size=SIZE) as pilot:
+        store = app.client.store
+        assert store is not None
+        obstacle = store.path.with_suffix(".tmp")
+        obstacle.mkdir(parents=True)  # where each save is written first
+        await type_line(pilot, "first")
+        await until(pilot, lambda: "Cannot keep pending messages on disk (Is a directory):"
+                    in " ".join(log_text(app).split()))
+        assert not store.path.exists()
+        await type_line(pilot, "second")
+        await until(pilot, lambda: len(outbox(app)) == 2)
+        assert log_text(app).count("Cannot keep pending") == 1, "said once, not per line"
+        obstacle.rmdir()
+        await type_line(pilot, "third")
+        await until(pilot, lambda: "Pending messages are saved on disk again." in log_text(app))
+        assert [o.text for o in OutboxStore(url, "alice").load()] == ["first", "second", "third"]
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: not app.is_running)
+    assert "3 messages not yet acknowledged by the server were kept" in said[0]
+
+
+async def test_quitting_saves_what_an_earlier_failure_left_unsaved(unused_port) -> None:
+    """A save failed, then the disk recovered with no new line typed: Ctrl+Q saves the
+    pending line before quitting, so it is kept, and one Ctrl+Q is enough."""
+    url = f"ws://127.0.0.1:{unused_port}/lobby"
+    app = make_app(url, "alice")
+    said = farewells(app)
+    async with app.run_test(size=SIZE) as pilot:
+        store = app.client.store
+        assert store is not None
+        obstacle = store.path.with_suffix(".tmp")
+        obstacle.mkdir(parents=True)
+        await type_line(pilot, "first")
+        await until(pilot, lambda: "Cannot keep pending" in log_text(app))
+        obstacle.rmdir()
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: not app.is_running)
+    assert "1 message not yet acknowledged by the server was kept" in said[0]
+    assert [o.text for o in OutboxStore(url, "alice").load()] == ["first"]
 
 
 async def run_until_empty(client: ChatClient) -> list[Received]:

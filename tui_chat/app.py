@@ -30,6 +30,7 @@ from tui_chat.updates import (
     Joined,
     NickRefused,
     OutboxChanged,
+    OutboxSaving,
     PresenceChanged,
     Received,
     Refused,
@@ -40,7 +41,7 @@ from tui_chat.updates import (
     state_text,
 )
 from tui_chat.commands import HELP, UnknownCommand, parse_input
-from tui_chat.outbox import OutboxStore, farewell
+from tui_chat.outbox import OutboxStore, cannot_keep, farewell, loss_warning
 from tui_chat.protocol import presence_sentence, room_from_path
 from tui_chat.render import (
     MessageLine,
@@ -56,6 +57,7 @@ from tui_chat.widgets import Outbox, UserList
 
 FLUSH_INTERVAL = 1 / 60  # incoming lines reach the log at most once per frame
 NEWS_DELAY = 0.5  # seconds: a connection failure retried sooner is not worth a log line
+QUIT_CONFIRM = 5.0  # seconds: after quitting was refused with a warning, a second quit goes ahead
 BELL_GAP = 3.0  # seconds: lines that name you ring the bell at most this often
 
 
@@ -112,6 +114,7 @@ class ChatApp(App[None]):
         self.address = address
         self.retry_at: float | None = None
         self._failure = ""  # the last reason shown for failing to connect
+        self._quit_told_until = 0.0  # time.monotonic() until which quitting goes ahead
         self.keep_outbox = keep_outbox
         self.client = ChatClient(self.url, nick, self._client_update, backoff=backoff,
                                  token=token, password=password, ssl_context=ssl_context)
@@ -156,13 +159,12 @@ class ChatApp(App[None]):
             if store.claim():
                 self.client.attach_store(store)
                 return
-            line, why = system_line, (f"Another tui-chat on this computer is in this room as"
-                                      f" {self.client.nick}, so messages waiting to be sent"
-                                      " are not saved on disk")
+            self._log([system_line(f"Another tui-chat on this computer is in this room as"
+                                   f" {self.client.nick}, so messages waiting to be sent are"
+                                   " not saved on disk: quitting before they are sent loses"
+                                   " them.")])
         except OSError as error:
-            reason = error.strerror or error
-            line, why = error_line, f"Cannot keep pending messages on disk ({reason})"
-        self._log([line(f"{why}: quitting before they are sent loses them.")])
+            self._log([error_line(cannot_keep(error.strerror or str(error)))])
 
     async def _start_server(self, address: str, port: int) -> None:
         logging.basicConfig(level=logging.INFO, handlers=[TextualHandler()], force=True)
@@ -180,15 +182,24 @@ class ChatApp(App[None]):
         return self.hosted.server if self.hosted is not None else None
 
     def action_quit(self) -> None:
-        """Quit, saying what is still waiting to be sent (and when it will be). Hosting a
-        server others are connected to, the first Ctrl+Q only says that quitting closes it
-        for them; a second one within a few seconds quits."""
+        """Quit, saying what is still waiting to be sent (kept on disk for the next run, or
+        lost). If quitting would lose typed messages (they cannot be saved on disk) or close
+        a hosted server others are connected to, the first Ctrl+Q only says so; a second one
+        within QUIT_CONFIRM seconds quits."""
+        kept = self.client.keep_pending()
+        pending = len(self.client.outbox)
+        warnings = [loss_warning(pending)] if pending and kept is None else []
         if self.hosted is not None:
-            warning = self.hosted.quit_warning(self.client.local_address)
-            if warning is not None:
-                self._log([system_line(warning)])
-                return
-        self.exit(message=farewell(len(self.client.outbox), self.client.store, self.url))
+            hosting = self.hosted.quit_warning(self.client.local_address)
+            warnings += [hosting] if hosting else []
+        now = time.monotonic()
+        if warnings and now > self._quit_told_until:
+            self._quit_told_until = now + QUIT_CONFIRM
+            line = error_line if kept is None and pending else system_line
+            again = f"Press Ctrl+Q again within {QUIT_CONFIRM:g} s (or /quit) to quit."
+            self._log([line(" ".join([*warnings, again]))])
+            return
+        self.exit(message=farewell(pending, kept, self.url))
 
     async def on_unmount(self) -> None:
         if self._quiet:
@@ -254,6 +265,10 @@ class ChatApp(App[None]):
         if isinstance(update, OutboxChanged):
             self.query_one(Outbox).pending = update.pending
             return []
+        if isinstance(update, OutboxSaving):
+            if update.failure is None:
+                return [system_line("Pending messages are saved on disk again.")]
+            return [error_line(cannot_keep(update.failure))]
         if isinstance(update, StateChanged):
             return self._state_changed(update)
         if isinstance(update, Joined):

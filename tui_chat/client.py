@@ -60,6 +60,7 @@ from tui_chat.updates import (
     Joined,
     NickRefused,
     OutboxChanged,
+    OutboxSaving,
     Outgoing,
     PresenceChanged,
     Received,
@@ -140,6 +141,7 @@ class ChatClient:
     def attach_store(self, store: OutboxStore) -> None:
         """Keep the outbox in `store`: what it holds from a previous run is pending again."""
         self.store = store
+        store.on_failure = lambda failure: self.on_update(OutboxSaving(failure))
         loaded = store.load()
         for outgoing in loaded:
             self.outbox.setdefault(outgoing.cid, outgoing)
@@ -147,6 +149,13 @@ class ChatClient:
         self._set_sender_key(store.sender_key if loaded else self.sender_key)
         if self.outbox:
             self._outbox_changed()
+
+    def keep_pending(self) -> OutboxStore | None:
+        """Save what is pending now (as quitting does): the store that keeps it, or None if it
+        is not kept on disk (there is no store, or it cannot be written)."""
+        if self.store is None or not self.store.save_now(self.outbox):
+            return None
+        return self.store
 
     @property
     def joined_once(self) -> bool:

@@ -13,7 +13,7 @@ COMMANDS: dict[str, str] = {
     "/reconnect": "/reconnect: connect now instead of waiting for the next attempt (Ctrl+R)",
     "/help": "/help: show this help",
     "/clear": "/clear: clear the message log on this screen",
-    "/quit": "/quit: leave (also Ctrl+Q; hosting others with --serve: twice)",
+    "/quit": "/quit: leave (also Ctrl+Q; twice if that would lose typed lines or close a server you host)",
 }
 KEYS = ("Keys: Enter send · Up/Down input history · Tab complete nicknames and commands"
         " · PgUp/PgDn scroll · Ctrl+End newest · Ctrl+R reconnect now · Ctrl+L clear"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import socket
-import time
 from dataclasses import dataclass
 
 from tui_chat_server import ChatServer, ServerConfig
@@ -12,7 +11,6 @@ from tui_chat_server.app import cannot_listen
 from tui_chat_server.database import StorageError
 
 WILDCARD_HOSTS = ("0.0.0.0", "::")  # --serve on every interface
-QUIT_CONFIRM = 5.0  # seconds: with others connected, a second quit within this goes ahead
 
 
 class CannotServe(Exception):
@@ -26,23 +24,19 @@ class Hosted:
     server: ChatServer
     url: str
     others: str
-    quit_told_until: float = 0.0  # time.monotonic() until which quitting goes ahead
 
     def serving_line(self) -> str:
         return f"Serving {self.server.url} in this process. Others join with: {self.others}"
 
     def quit_warning(self, own: tuple | None) -> str | None:
-        """What to say instead of quitting, if others are connected (besides the app's own
-        client, from address `own`) and have not just been told: quitting stops the server
-        for them. A second quit within QUIT_CONFIRM seconds goes ahead."""
+        """What quitting would do to others, if any are connected besides the app's own
+        client (from address `own`): close the server for them."""
         others = self.server.connections_besides(own)
-        now = time.monotonic()
-        if not others or now <= self.quit_told_until:
+        if not others:
             return None
-        self.quit_told_until = now + QUIT_CONFIRM
         people = "1 other is" if others == 1 else f"{others} others are"
         return (f"You are hosting this server and {people} connected: quitting closes it for"
-                f" everyone. Press Ctrl+Q again within {QUIT_CONFIRM:g} s (or /quit) to quit.")
+                " everyone.")
 
 
 async def host(address: str, port: int, db: str | None = None,

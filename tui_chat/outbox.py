@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO
 
@@ -44,6 +44,9 @@ class OutboxStore:
         self.sender_key: str | None = None
         self._lock: IO[str] | None = None
         self._pending: dict[str, Outgoing] | None = None  # to save on the next loop turn
+        self.failure: str | None = None  # why the last save failed; None once one succeeds
+        # Told when saving starts failing (with why) and when it works again (None).
+        self.on_failure: Callable[[str | None], None] | None = None
 
     def _path_for(self, nick: str) -> Path:
         name = hashlib.sha256(f"{self.url}\0{nick_key(nick)}".encode()).hexdigest()[:24]
@@ -52,9 +55,10 @@ class OutboxStore:
     def keep(self, pending: dict[str, Outgoing], at_once: bool = False) -> None:
         """Save `pending` (cid to message, in order): at once, for what was just typed, or
         on the next turn of the event loop, once for every change made until then. A save
-        that fails leaves the messages pending in memory; the next change tries again."""
+        that fails leaves the messages pending in memory (`on_failure` is told); the next
+        change tries again."""
         if at_once:
-            self._save_quietly(pending)
+            self.save_now(pending)
         elif self._pending is None:
             self._pending = pending
             asyncio.get_running_loop().call_soon(self._save_later)
@@ -62,13 +66,20 @@ class OutboxStore:
     def _save_later(self) -> None:
         pending, self._pending = self._pending, None
         if pending is not None:
-            self._save_quietly(pending)
+            self.save_now(pending)
 
-    def _save_quietly(self, pending: dict[str, Outgoing]) -> None:
+    def save_now(self, pending: dict[str, Outgoing]) -> bool:
+        """Save `pending` at once; False if it could not be written (`failure` says why)."""
         try:
             self.save(pending.values())
-        except OSError:
-            pass
+        except OSError as error:
+            failure: str | None = error.strerror or str(error)
+        else:
+            failure = None
+        was_failing, self.failure = self.failure is not None, failure
+        if was_failing != (failure is not None) and self.on_failure is not None:
+            self.on_failure(failure)
+        return failure is None
 
     def follow(self, nick: str, pending: Iterable[Outgoing]) -> bool:
         """The client is now called `nick`: keep its pending messages under that name from
@@ -153,6 +164,18 @@ class OutboxStore:
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, self.path)
+
+
+def cannot_keep(reason: str) -> str:
+    """What the log says when pending messages cannot be saved on disk, and why."""
+    return f"Cannot keep pending messages on disk ({reason}): quitting before they are sent loses them."
+
+
+def loss_warning(pending: int) -> str:
+    """What the first Ctrl+Q says when `pending` messages could not be kept on disk."""
+    messages, them = ("1 message", "it") if pending == 1 else (f"{pending} messages", "them")
+    return (f"{messages} not yet acknowledged by the server could not be saved on disk:"
+            f" quitting now loses {them}.")
 
 
 def farewell(pending: int, store: OutboxStore | None, url: str) -> str | None:

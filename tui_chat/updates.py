@@ -115,8 +115,13 @@ class OutboxChanged:
     pending: tuple[Outgoing, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxSaving:
+    failure: str | None  # why pending messages cannot be saved on disk; None: they are again
+
+
 Update = (StateChanged | Joined | Received | PresenceChanged | UsersListed | Refused
-          | NickRefused | OutboxChanged)
+          | NickRefused | OutboxChanged | OutboxSaving)
 
 
 class Backoff:
