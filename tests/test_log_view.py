@@ -79,7 +79,7 @@ async def test_the_log_rewraps_when_the_terminal_is_resized(url, join) -> None:
             await pilot.resize_terminal(width, 30)
             await pilot.pause(0.1)
             assert_rows_fit(app)
-            assert log_text(app).split().count("漢字") == 40
+            assert "".join(log_text(app).split()).count("漢字") == 40  # may break between them
             assert all(word in log_text(app).split() for word in WORDS.split())
             assert all(word in " ".join(shown_rows(app)).split() for word in WORDS.split())
             if width == 70:

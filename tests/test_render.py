@@ -73,6 +73,22 @@ def test_wrap_ranges_measure_wide_characters_in_cells() -> None:
     assert [text[s:e] for s, e, _ in wrap_ranges("名前", 1)] == ["名", "前"]
 
 
+def test_wrap_ranges_break_text_without_spaces_between_wide_characters() -> None:
+    """Japanese after a nickname fills the nickname's row instead of starting on the next
+    one; no row starts with a closing mark or ends with an opening one; a space still wins
+    when it comes later."""
+    text = "alice: 日本語の文章は空白なしで続きます。二行目「引用」です"
+    rows = [text[start:end] for start, end, _ in wrap_ranges(text, 20)]
+    # "す" fits the second row but would leave "。" to start the third: it moves down too.
+    assert rows == ["alice: 日本語の文章", "は空白なしで続きま", "す。二行目「引用」で", "す"]
+    quote = "ab 日本語「引用」"
+    opening = [quote[s:e] for s, e, _ in wrap_ranges(quote, 10)]
+    assert opening == ["ab 日本語", "「引用」"], "not ab 日本語「 with the mark left behind"
+    spaced = "名前 abc defgh"
+    mixed = [spaced[s:e] for s, e, _ in wrap_ranges(spaced, 9)]
+    assert mixed == ["名前 abc", "defgh"]
+
+
 @pytest.mark.parametrize("line", LINES, ids=lambda line: line.message.kind + str(line.message.id))
 def test_the_plain_text_a_line_is_wrapped_by_is_the_text_it_shows(line: MessageLine) -> None:
     """`plain()` is exactly what `to_text()` shows, for every kind of message (a system

@@ -154,9 +154,27 @@ def row_plain(row: Text | MessageLine | Row) -> str:
     return line_plain(row)
 
 
+# Kinsoku: what a row may not start with (closing marks, small kana) or end with (opening ones).
+NO_ROW_START = frozenset("、。，．・：；？！ー〜…‥）〕］｝〉》」』】〙〗’”ゝゞ々ぁぃぅぇぉっゃゅょゎァィゥェォッャュョヮヵヶ")
+NO_ROW_END = frozenset("（〔［｛〈《「『【〘〖‘“")
+
+
+def wide_break(plain: str, cells: list[int], after: int, end: int) -> int:
+    """The last place in (`after`, `end`] where a row may break without a space: next to a
+    wide character (ideographs, kana, hangul, emoji: text that is not split into words by
+    spaces), and not before a closing mark or after an opening one; 0 if there is none."""
+    for place in range(end, after, -1):
+        before, next_one = plain[place - 1], plain[place]
+        wide = cells[place] - cells[place - 1] == 2 or cells[place + 1] - cells[place] == 2
+        if wide and next_one not in NO_ROW_START and before not in NO_ROW_END and next_one != " ":
+            return place
+    return 0
+
+
 def wrap_ranges(plain: str, width: int, indent: int = 0) -> list[tuple[int, int, int]]:
     """Greedy word wrap: (start, end, indent) of each row, breaking at spaces (a space at a
-    break is dropped) and folding words longer than a row. A row that a paragraph wraps
+    break is dropped) or next to wide characters (as CJK text breaks, without spaces), and
+    folding words longer than a row. A row that a paragraph wraps
     onto is indented by `indent` cells, so it cannot pass for a line of its own. Widths are
     terminal cells (a wide character takes two)."""
     # Cells before each character (ASCII: one each, so the offsets themselves).
@@ -175,7 +193,11 @@ def wrap_ranges(plain: str, width: int, indent: int = 0) -> list[tuple[int, int,
                 end = max(bisect_right(cells, cells[start] + room, start, stop + 1) - 1,
                           start + 1)
             cut = plain.rfind(" ", max(start + 1, lead), end + 1)
-            if cut <= start:
+            after = max(cut, start, lead)  # a row never ends among leading spaces
+            if cells is not None and (wide := wide_break(plain, cells, after, min(end, stop - 1))):
+                ranges.append((start, wide, shift))  # nothing to drop between ideographs
+                start = wide
+            elif cut <= start:
                 ranges.append((start, end, shift))
                 start = end
             else:
