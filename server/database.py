@@ -28,6 +28,9 @@ def _check_parent(path: str) -> None:
     """Raise StorageError if the directory `path` is in is missing: a mistyped --db is not
     made into a new history somewhere unexpected."""
     parent = Path(path).parent
+    if Path(path).is_dir():
+        raise unopenable(path, "it is a directory (--db takes the database file's path, for"
+                         " example DIRECTORY/history.db)")
     if parent.exists() and not parent.is_dir():
         raise unopenable(path, f"{parent} is not a directory")
     if not parent.exists():

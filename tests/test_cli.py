@@ -27,11 +27,20 @@ def test_urls_are_completed(given: str, url: str) -> None:
     assert normalise_url(given) == url
 
 
-@pytest.mark.parametrize("bad", ["ftp://x/lobby", "ws:///lobby", "ws://x/Bad Room", "ws://x:99999/"])
-def test_bad_urls_are_refused_with_a_reason(bad: str) -> None:
-    """A wrong scheme, missing host, bad room or port is a ValueError with a sentence."""
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(("bad", "reason"), [
+    ("ftp://x/lobby", "must start with ws:// or wss://"),
+    ("ws:///lobby", "the URL has no host"),
+    ("ws://x/Bad Room", "Invalid room name 'Bad Room': use 1-32 letters"),
+    ("ws://x:99999/", "the port is not a number from 0 to 65535"),
+    ("ws://[::1/lobby", "an IPv6 address goes in brackets, as in ws://[::1]:8765/lobby"),
+    ("ws://::1/lobby", "an IPv6 address goes in brackets"),
+])
+def test_bad_urls_are_refused_with_a_reason(bad: str, reason: str) -> None:
+    """A wrong scheme, missing host, bad room or port, or an IPv6 address not (or not
+    properly) in brackets is a ValueError that says what is wrong."""
+    with pytest.raises(ValueError) as refused:
         normalise_url(bad)
+    assert reason in str(refused.value)
 
 
 def test_serve_address_parsing() -> None:

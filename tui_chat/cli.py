@@ -55,12 +55,19 @@ def normalise_url(text: str) -> str:
     (http:// and https:// are taken for ws:// and wss://: the same server, the same port)."""
     if "://" not in text:
         text = "ws://" + text
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # "Invalid IPv6 URL": a bracket not closed, or one out of place
+        raise ValueError(f"{text!r}: an IPv6 address goes in brackets, as in"
+                         " ws://[::1]:8765/lobby") from None
     scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)  # (lower case)
     if scheme not in ("ws", "wss"):
         raise ValueError(f"{text!r}: the URL must start with ws:// or wss:// (or http://,"
                          " https://)")
     if not parts.hostname:
+        if parts.netloc.count(":") > 1:  # ws://::1/lobby
+            raise ValueError(f"{text!r}: an IPv6 address goes in brackets, as in"
+                             " ws://[::1]:8765/lobby")
         raise ValueError(f"{text!r}: the URL has no host")
     try:
         parts.port  # noqa: B018 - raises on a bad port
