@@ -87,6 +87,35 @@ async def test_the_log_rewraps_when_the_terminal_is_resized(url, join) -> None:
         assert len(log_of(app).lines) == wide_rows
 
 
+async def test_scrolled_up_a_resize_keeps_the_line_at_the_top_of_the_view(url, join) -> None:
+    """Reading further up, narrowing or widening the terminal keeps the line at the top of
+    the view there (lines above it wrap onto more or fewer rows, which would move it)."""
+    app = make_app(url, "alice")
+    async with app.run_test(size=(120, 30)) as pilot:
+        await online(pilot)
+        bob = await join("bob")
+        for number in range(80):
+            await bob.say(f"line {number:02} " + WORDS[: 40 + number * 3 % 150])
+        await until(pilot, lambda: "line 79" in log_text(app))
+        log = log_of(app)
+        await pilot.pause(0.1)
+        y = log.max_scroll_y // 2
+        while True:  # up to a row that starts a line
+            log.scroll_to(y=y, animate=False, immediate=True)
+            await pilot.pause(0.05)
+            top = shown_rows(app)[0]
+            if " bob line " in top:
+                break
+            y -= 1
+        assert " bob line " in top, top
+        line = top.split(" bob ")[1][:7]  # "line NN"
+        for width in (70, 45, 100, 120):
+            await pilot.resize_terminal(width, 30)
+            await pilot.pause(0.1)
+            assert f" bob {line} " in shown_rows(app)[0], (width, shown_rows(app)[:2])
+            assert not log.following
+
+
 async def test_the_backlog_follows_the_end_and_uses_the_width_beside_the_scrollbar(url) -> None:
     """After joining a full backlog the newest lines are in view, and the rows written before
     the scrollbar appeared keep their last column (ASCII, accented and CJK alike)."""

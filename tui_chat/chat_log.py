@@ -5,7 +5,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterable
-from itertools import repeat
+from itertools import islice, repeat
 
 from rich.segment import Segment
 from rich.style import Style
@@ -30,6 +30,11 @@ from tui_chat.render import (
     row_plain,
     wrap_ranges,
 )
+
+
+def _starts_line(row: Text | MessageLine | Row) -> bool:
+    """Whether `row` is the first (or only) row of its line."""
+    return not isinstance(row, tuple) or row[1][0] == 0
 
 
 class ChatLog(ScrollView):
@@ -216,20 +221,47 @@ class ChatLog(ScrollView):
         """Wrap every line again for a new width, keeping the view at the end if it was
         following, else at about the same place."""
         self._forget_selection()
-        old_rows = len(self._rows)
-        fraction = self.scroll_y / old_rows if old_rows else 0.0
+        anchor = self._top_anchor()
         self._clear_rows()
         self._width = width
         self._wrap(self._lines, width)
         self._trim()
         self.virtual_size = Size(width, len(self._rows))
-        y = round(fraction * len(self._rows))
+        y = self._row_of(anchor)
         if self.following or y >= self.max_scroll_y:
             self.follow()
         else:
             self.scroll_to(y=y, animate=False, force=True, immediate=True)
         self._name_day()
         self.refresh()
+
+    def _top_anchor(self) -> tuple[int, int]:
+        """Where the top row in view is, in terms a rewrap keeps: how many lines come after
+        its line, and where in its line's text the row starts."""
+        rows, top = self._rows, int(self.scroll_y)
+        if top >= len(rows):
+            return 0, 0
+        row = rows[top]
+        offset = row[1][0] if isinstance(row, tuple) else 0
+        after = sum(1 for row in islice(rows, top + 1, None) if _starts_line(row))
+        return after, offset
+
+    def _row_of(self, anchor: tuple[int, int]) -> int:
+        """The row that now shows the place `_top_anchor` named (0 if its line is gone)."""
+        after, offset = anchor
+        rows = list(self._rows)
+        for start in range(len(rows) - 1, -1, -1):
+            if _starts_line(rows[start]):
+                if after == 0:
+                    break
+                after -= 1
+        else:
+            return 0
+        index = start  # then down its rows to the one holding `offset`
+        while (index + 1 < len(rows) and not _starts_line(rows[index + 1])
+               and rows[index + 1][1][0] <= offset):
+            index += 1
+        return index
 
     def _clear_rows(self) -> None:
         self._rows.clear()
