@@ -306,6 +306,7 @@ class ChatServer:
             return
         connection.session = session_class(self.hub, connection, room_name, peer)
         self._live.add(connection)
+        connection.session.start()
 
     def closed(self, connection: ChatConnection) -> None:
         """The TCP connection is gone: leave the room."""

@@ -30,7 +30,8 @@ PLAIN_HELP = (
     " Start a line with // to send it with one '/' removed."
 )
 
-PLAIN_RETRY = "Send your nickname again (NAME, or NAME PASSWORD for a registered one)."
+JOIN_FORM = "NAME, or NAME PASSWORD for a registered one"
+PLAIN_RETRY = f"Send your nickname again ({JOIN_FORM})."
 
 
 class PlainSession(Session):
@@ -45,6 +46,12 @@ class PlainSession(Session):
     @staticmethod
     def render_error(error: ProtocolError) -> str:
         return server_line(error.message)
+
+    def start(self) -> None:
+        """Tell a raw client's user what to send first: a nickname. (One without a token a
+        server needs was refused at the handshake: a raw client can give it only there.)"""
+        self.send(server_line(f"This is tui-chat, room {self.room_name}. Send your nickname"
+                              f" to join ({JOIN_FORM})."))
 
     async def on_frame(self, frame: str | bytes) -> None:
         try:

@@ -71,6 +71,9 @@ class Session:
         self._unsettled: list[asyncio.Future[Message]] = []  # a deque costs 600 bytes
         self._failed = False  # a message of its could not be stored: post no more
 
+    def start(self) -> None:
+        """The connection is open: say what to send first, if the dialect does."""
+
     async def on_frame(self, frame: str | bytes) -> None:
         raise NotImplementedError
 

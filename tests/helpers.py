@@ -77,13 +77,22 @@ class JsonClient(BaseClient):
 
 
 
+PROMPT = "[Server]: This is tui-chat, room "
+
+
 class PlainClient(BaseClient):
     """A raw WebSocket client without subprotocol, as wscat or a browser console would be."""
 
     @classmethod
-    async def connect(cls, url: str, nick: str | None = None) -> PlainClient:
+    async def connect(cls, url: str, nick: str | None = None, prompted: bool = True
+                      ) -> PlainClient:
+        """Connect, and read the line saying to send a nickname (unless not `prompted`: the
+        room is refused); with `nick`, join and read up to the welcome (`greeting`)."""
         client = cls(await connect(url, close_timeout=1))
         assert client.connection.subprotocol is None
+        if prompted:
+            client.prompt = await client.recv()
+            assert client.prompt.startswith(PROMPT), client.prompt
         if nick is not None:
             await client.send(nick)
             client.greeting = await client.lines_until("[Server]: Welcome")

@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tui_chat_server.accounts import Accounts
 from tests.apptools import SIZE, log_text, make_app, until
-from tests.helpers import JsonClient, PlainClient, Recorder
+from tests.helpers import PROMPT, JsonClient, PlainClient, Recorder
 from tui_chat.client import ChatClient
 from tui_chat.protocol import SUBPROTOCOL
 from tui_chat.updates import State, StateChanged
@@ -57,6 +57,7 @@ async def test_a_bearer_header_is_checked_at_the_handshake(start_server) -> None
         await json_ws.send('{"type":"hello","nick":"alice"}')
         assert '"welcome"' in await json_ws.recv()
     async with connect(server.url, additional_headers=good) as plain_ws:
+        assert (await plain_ws.recv()).startswith(PROMPT)
         await plain_ws.send("pat")
         assert (await plain_ws.recv()).startswith("[Server]: Welcome")
     for headers, subprotocols in (({"Authorization": "Bearer nope"}, [SUBPROTOCOL]),
@@ -380,12 +381,14 @@ async def test_only_allowed_browser_origins_get_in(start_server, caplog) -> None
     """With --allow-origin, a foreign Origin gets HTTP 403; no Origin (non-browsers) is fine."""
     server = await start_server(allow_origins=("https://chat.example.org",))
     async with connect(server.url, origin="https://chat.example.org") as allowed:
+        assert (await allowed.recv()).startswith(PROMPT)
         await allowed.send("alice")
         assert (await allowed.recv()).startswith("[Server]: Welcome")
     with pytest.raises(InvalidStatus) as refused:
         await connect(server.url, origin="https://evil.example.com")
     assert refused.value.response.status_code == 403
     async with connect(server.url) as tool:
+        assert (await tool.recv()).startswith(PROMPT)
         await tool.send("bob")
         assert (await tool.recv()).startswith("[Server]: Welcome")
     assert any("origin 'https://evil.example.com' is not allowed" in r.getMessage()

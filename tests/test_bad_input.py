@@ -10,7 +10,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError
 
-from tests.helpers import JsonClient, PlainClient
+from tests.helpers import PROMPT, JsonClient, PlainClient
 from tui_chat.protocol import SUBPROTOCOL
 
 
@@ -130,7 +130,7 @@ async def test_an_invalid_room_gets_a_clear_error_and_a_close(chat_server, path:
     json_client = await JsonClient.connect(chat_server.url + path)
     error = await json_client.expect("error")
     assert error["code"] == "bad_room" and "letters a-z" in error["message"]
-    plain = await PlainClient.connect(chat_server.url + path)
+    plain = await PlainClient.connect(chat_server.url + path, prompted=False)
     assert (await plain.recv()).startswith("[Server]: Invalid room name")
     for client in (json_client, plain):
         await client.connection.wait_closed()
@@ -181,6 +181,7 @@ async def test_an_unknown_subprotocol_falls_back_to_plain_text(chat_server) -> N
     """A client offering only other subprotocols still gets in, speaking plain text."""
     async with connect(chat_server.url + "/lobby", subprotocols=["chat"]) as connection:
         assert connection.subprotocol is None
+        assert (await connection.recv()).startswith(PROMPT)
         await connection.send("alice")
         assert (await connection.recv()).startswith("[Server]: Welcome")
 

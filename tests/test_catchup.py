@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed
 
 from tui_chat.protocol import SUBPROTOCOL
 from tui_chat_server.catchup import WATER
-from tests.helpers import JsonClient
+from tests.helpers import PROMPT, JsonClient
 
 BIG = 60_000  # characters in each history message: a few of them fill any socket buffer
 LIMITS = {"max_text": BIG, "max_frame": 256 * 1024}
@@ -45,6 +45,7 @@ async def stalled_reader(server, epoch: str, nick: str = "late", plain: bool = F
         connection.transport.get_extra_info("socket").setsockopt(
             socket.SOL_SOCKET, socket.SO_SNDBUF, server_sndbuf)
     if plain:
+        assert (await client.recv()).startswith(PROMPT)
         await client.send(nick)
     else:
         await client.send(json.dumps({"type": "hello", "nick": nick, "since": 0, "epoch": epoch}))

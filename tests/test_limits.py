@@ -11,7 +11,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tui_chat_server import ServerConfig
 from tui_chat_server.limits import ConnectionCounter, FailedLogins, TokenBucket
-from tests.helpers import JsonClient, PlainClient, sender_reader_stalled
+from tests.helpers import PROMPT, JsonClient, PlainClient, sender_reader_stalled
 
 
 def test_the_defaults_are_the_documented_ones() -> None:
@@ -254,6 +254,7 @@ async def test_a_refused_handshake_is_not_counted(start_server) -> None:
     await first.close()
     await asyncio.sleep(0.1)
     async with connect(server.url) as connection:
+        assert (await connection.recv()).startswith(PROMPT)
         await connection.send("b")
         assert (await connection.recv()).startswith("[Server]: Welcome")
         assert server.counter.count == 1

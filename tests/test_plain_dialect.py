@@ -24,6 +24,15 @@ async def test_lines_go_to_the_others_not_back_to_the_sender(join_plain) -> None
     assert await alice.silent()
 
 
+async def test_a_raw_client_is_told_at_once_to_send_its_nickname(join_plain) -> None:
+    """Before it sends anything, a raw client (wscat, a browser console) is told which room
+    it reached and that its first line is its nickname; nothing else comes until it does."""
+    newcomer = await join_plain(None, "/dev")
+    assert newcomer.prompt == ("[Server]: This is tui-chat, room dev. Send your nickname to"
+                               " join (NAME, or NAME PASSWORD for a registered one).")
+    assert await newcomer.silent()
+
+
 async def test_a_refused_nickname_is_explained_and_the_next_line_is_a_new_attempt(join_plain) -> None:
     """A taken, reserved or invalid name gets `[Server]: <reason>` and says that the next
     line is a new try; then another try works."""
