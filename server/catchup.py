@@ -35,16 +35,15 @@ class Catchup:
     """One client's catch-up: the messages after id `after` up to `upto`, then `last` (a
     closing line, or None), then its held live traffic."""
 
-    __slots__ = ("hub", "room", "connection", "is_json", "render", "pending", "after", "upto",
+    __slots__ = ("hub", "room", "connection", "render", "pending", "after", "upto",
                  "paged", "scope", "last", "scheduled", "done")
 
-    def __init__(self, hub: Hub, room: str, connection: Any, is_json: bool,
+    def __init__(self, hub: Hub, room: str, connection: Any,
                  render: Callable[[Message], str], after: int, upto: int, scope: str | None,
                  last: str | None) -> None:
         self.hub = hub
         self.room = room
         self.connection = connection
-        self.is_json = is_json
         self.render = render
         self.pending: tuple[Message, ...] = ()  # read, not written yet
         self.after = after  # the last message id written (the next page follows it)
@@ -127,6 +126,6 @@ class Catchup:
         self.connection.catchup = None
         self.hub.history.release(self.room, self)
         if deliver:
-            self.hub.caught_up(self.room, self.connection, self.is_json)
+            self.hub.caught_up(self.room, self.connection)
         else:
             self.hub.forget_held(self.room, self.connection)

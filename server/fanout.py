@@ -148,12 +148,13 @@ class Stream:
         self.holds[connection] = [self.head, 0, int(is_json)]
         connection.delivered = HELD
 
-    def release(self, connection: Any, is_json: bool) -> None:
-        """Send a held connection, in one write, everything it lacks; it is live again."""
+    def release(self, connection: Any) -> None:
+        """Send a held connection, in one write, everything it lacks (in the dialect it was
+        held in); it is live again."""
         hold = self.holds.pop(connection, None)
         if hold is None:
             return
-        mark, head = hold[0], self.head
+        mark, head, is_json = hold[0], self.head, bool(hold[2])
         connection.delivered = head
         if mark < head and connection.protocol.state is OPEN:
             data = _for_subject(self.deliveries[mark - self.base:], connection, is_json)

@@ -136,11 +136,11 @@ class Hub:
         return room, member, Greeting(welcome, backlog.more, cids_of, len(room.members),
                                       replaced)
 
-    def caught_up(self, room_name: str, connection: Any, is_json: bool) -> None:
+    def caught_up(self, room_name: str, connection: Any) -> None:
         """A catch-up is over: send the held member, in its dialect, all it lacks."""
         stream = self._streams.get(room_name)
         if stream is not None:
-            stream.release(connection, is_json)
+            stream.release(connection)
 
     def forget_held(self, room_name: str, connection: Any) -> None:
         """A catch-up ended with its client gone: keep nothing more for it."""
@@ -154,6 +154,9 @@ class Hub:
         self._discard_if_empty(room)
 
     def _remove(self, room: Room, member: Member) -> None:
+        stream = self._streams.get(room.name)
+        if stream is not None:  # held for a catch-up that never started: keep nothing for it
+            stream.unhold(member.connection)
         announce = self._announces(room)  # counted with the member, as its join was
         if room.leave(member) and not self.closing and announce:
             self._announce(room, Presence("leave", member.nick, room.users()), None, b"")

@@ -178,9 +178,8 @@ class Session:
         last = self.write_greeting(greeting)
         if greeting.paged:
             welcome = greeting.welcome
-            Catchup(self.hub, welcome.room, connection, self.dialect is Dialect.JSON,
-                    self.render_message, welcome.history[-1].id, welcome.last_id or 0,
-                    greeting.scope, last).start()
+            Catchup(self.hub, welcome.room, connection, self.render_message,
+                    welcome.history[-1].id, welcome.last_id or 0, greeting.scope, last).start()
             return
         if last is not None:
             self.send(last)

@@ -268,3 +268,32 @@ async def test_a_catch_up_that_fails_closes_its_connection(start_server, monkeyp
     assert (await writer.expect("presence"))["event"] == "leave"
     assert any("catch-up failed" in r.getMessage() for r in caplog.records)
     await writer.close()
+
+
+async def test_a_member_held_for_a_catch_up_that_never_started_is_forgotten_when_it_leaves(
+        start_server) -> None:
+    """Joining with more history than a welcome holds holds the member's live traffic for
+    its catch-up; should it leave before the catch-up starts (its greeting failed), the room
+    keeps nothing for it, so what the others were sent is not kept for a member gone."""
+    from types import SimpleNamespace
+
+    from websockets.protocol import State
+
+    from tui_chat_server.rooms import Dialect
+
+    server = await start_server(**LIMITS)
+    writer = await JsonClient.connect(server.url, "writer")
+    await fill(writer, 80)
+    hub = server.hub
+    class StandIn:  # a connection as the room sees one, whose greeting will never be sent
+        protocol = SimpleNamespace(state=State.OPEN)
+        transport = SimpleNamespace(write=lambda data: None)
+        delivered, paused = 0, False
+
+    stand_in = StandIn()
+    room, member, greeting = hub.join("lobby", "ghost", Dialect.JSON, stand_in, "test", since=0)
+    assert greeting.paged and stand_in in hub._streams["lobby"].holds
+    hub.leave(room, member)
+    await writer.say("after")
+    assert hub._streams["lobby"].holds == {}
+    await writer.close()

@@ -138,7 +138,7 @@ def test_a_held_member_is_passed_by_then_sent_all_it_lacks_in_one_write() -> Non
     assert len(stream.deliveries) == 2 and not stream.active  # kept for it, and idle
     stream.add(Delivery(b"J3", b"P3"))
     run_round(stream, [alice, late], [])
-    stream.release(late, is_json=True)
+    stream.release(late)
     assert late.writes == [b"J2J3"] and late.delivered == stream.head
     assert stream.deliveries == []
     stream.add(Delivery(b"J4", b"P4"))
