@@ -205,10 +205,15 @@ class Recorder:
         return [u for u in self.updates if isinstance(u, kind)]
 
     async def until(self, predicate: Callable[[], bool], timeout: float = 5) -> None:
-        async def wait() -> None:
-            while not predicate():
-                await asyncio.sleep(0.01)
-        await asyncio.wait_for(wait(), timeout)
+        await eventually(predicate, timeout)
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float = 5) -> None:
+    """Return once `predicate()` is true (checked every 10 ms); TimeoutError after `timeout`."""
+    async def wait() -> None:
+        while not predicate():
+            await asyncio.sleep(0.01)
+    await asyncio.wait_for(wait(), timeout)
 
 
 async def server_where_alice_said(run_client, db: str, text: str):

@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed
 
 from tui_chat.protocol import SUBPROTOCOL
 from tui_chat_server.catchup import WATER
-from tests.helpers import PROMPT, JsonClient
+from tests.helpers import PROMPT, JsonClient, eventually
 
 BIG = 60_000  # characters in each history message: a few of them fill any socket buffer
 LIMITS = {"max_text": BIG, "max_frame": 256 * 1024}
@@ -128,8 +128,10 @@ async def test_a_client_that_does_not_read_its_catch_up_holds_little_of_it_in_th
     await fill(writer, 120)  # 7.2 MB
     late = await stalled_reader(server, writer.welcome["epoch"])
     await writer.expect("presence")
-    await asyncio.sleep(0.5)  # let it write all it will
-    waiting = server_side(server, "late").transport.get_write_buffer_size()
+    connection = server_side(server, "late")
+    await eventually(lambda: connection.paused)  # it writes no more until the client reads
+    await asyncio.sleep(0.05)  # (were it to go on regardless, it would show here)
+    waiting = connection.transport.get_write_buffer_size()
     assert waiting <= WATER + BIG + 1024, waiting
     late.transport.abort()
     await writer.close()
@@ -209,7 +211,8 @@ async def test_a_plain_welcome_that_fits_in_one_page_may_exceed_the_limit_while_
     await fill(writer, 4)  # 240K characters: one page
     raw = await stalled_reader(server, "", nick="raw", plain=True, server_sndbuf=16384)
     await writer.expect("presence")
-    await asyncio.sleep(0.3)
+    held = server_side(server, "raw").transport
+    await eventually(lambda: held.get_write_buffer_size() > 64 * 1024)  # over --max-pending
     raw.transport.resume_reading()
     lines = [await asyncio.wait_for(raw.recv(), 10) for _ in range(5)]
     assert lines[4].startswith("[Server]: Welcome to lobby, raw!")
