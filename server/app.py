@@ -56,6 +56,7 @@ class ServerConfig:
     max_clients: int = 10_000
     max_pending: int = 1024 * 1024
     handshake_timeout: float = 10.0
+    join_timeout: float = 120.0  # seconds from the handshake to the hello (or nickname)
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
     close_timeout: float = 1.0

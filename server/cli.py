@@ -116,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
              " (default: %(default)s)")
     add("--handshake-timeout", type=_seconds, default=defaults.handshake_timeout,
         metavar="SECONDS", help="close connections whose handshake takes longer (default: %(default)s)")
+    add("--join-timeout", type=_seconds, default=defaults.join_timeout, metavar="SECONDS",
+        help="close connections that have not asked to join (sent their hello, or a raw"
+             " client its nickname) this long after connecting; 0: never (default: %(default)s)")
     add("--ping-interval", type=_seconds, default=defaults.ping_interval, metavar="SECONDS",
         help="keepalive ping interval (default: %(default)s)")
     add("--ping-timeout", type=_seconds, default=defaults.ping_timeout, metavar="SECONDS",
@@ -199,7 +202,8 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         presence_limit=args.presence_limit,
         max_text=args.max_text, max_frame=args.max_frame, rate=args.rate, burst=args.burst,
         max_per_ip=args.max_per_ip, max_clients=args.max_clients, max_pending=args.max_pending,
-        handshake_timeout=args.handshake_timeout, ping_interval=args.ping_interval,
+        handshake_timeout=args.handshake_timeout, join_timeout=args.join_timeout,
+        ping_interval=args.ping_interval,
         ping_timeout=args.ping_timeout, token=token or None, certfile=args.certfile,
         keyfile=args.keyfile, allow_origins=origins,
     )

@@ -50,6 +50,7 @@ class PlainSession(Session):
     def start(self) -> None:
         """Tell a raw client's user what to send first: a nickname. (One without a token a
         server needs was refused at the handshake: a raw client can give it only there.)"""
+        super().start()
         self.send(server_line(f"This is tui-chat, room {self.room_name}. Send your nickname"
                               f" to join ({JOIN_FORM})."))
 
@@ -77,6 +78,7 @@ class PlainSession(Session):
     async def join_as(self, text: str) -> None:
         """Join with the first line; a name refused says that the next line is a new try
         (a raw client's user would otherwise take it for a chat line)."""
+        self._stop_deadline()  # whatever the name, someone is there
         try:
             await self.join(*self.name_and_password(text))
         except ProtocolError as error:

@@ -53,7 +53,7 @@ class Session:
     """What both dialects share: the connection, the room it asked for, membership, limits."""
 
     __slots__ = ("hub", "connection", "room_name", "peer", "room", "member", "bucket",
-                 "_throttled", "_unsettled", "_failed")
+                 "_throttled", "_unsettled", "_failed", "_deadline")
     dialect: Dialect
     resent: bool  # its client sends again what was not acknowledged (pace drops, not waits)
 
@@ -70,9 +70,29 @@ class Session:
         # for each other's commit (they share one), but anything else it sends waits for them.
         self._unsettled: list[asyncio.Future[Message]] = []  # a deque costs 600 bytes
         self._failed = False  # a message of its could not be stored: post no more
+        self._deadline: asyncio.TimerHandle | None = None  # to join by (--join-timeout)
 
     def start(self) -> None:
-        """The connection is open: say what to send first, if the dialect does."""
+        """The connection is open: it has --join-timeout seconds to ask to join (a client
+        whose name is refused may take its time over the next)."""
+        timeout = self.connection.server.config.join_timeout
+        if timeout:
+            self._deadline = asyncio.get_running_loop().call_later(
+                timeout, self._not_joined_in_time, timeout)
+
+    def _not_joined_in_time(self, timeout: float) -> None:
+        self._deadline = None
+        if self.member is None and self.connection.is_open():
+            what = "hello" if self.dialect is Dialect.JSON else "nickname"
+            self.refuse(ProtocolError(NOT_JOINED, f"No {what} within {timeout:g} s: closing."
+                                      " Connect again to join."))
+            asyncio.ensure_future(self.connection.close(CloseCode.POLICY_VIOLATION,
+                                                        "did not join in time"))
+
+    def _stop_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
 
     async def on_frame(self, frame: str | bytes) -> None:
         raise NotImplementedError
@@ -152,6 +172,7 @@ class Session:
     async def join(self, nick: str, password: str | None = None, since: int | None = None,
                    epoch: str | None = None, resume: str | None = None,
                    sender_key: str | None = None) -> None:
+        self._stop_deadline()  # it has asked to join: a client, not an idle connection
         if self.hub.token and not self.connection.authorized:
             raise ProtocolError(UNAUTHORIZED, "This server needs a valid token"
                                 " (in hello or an Authorization: Bearer header).")
@@ -196,6 +217,7 @@ class Session:
         raise NotImplementedError
 
     def leave(self) -> None:
+        self._stop_deadline()
         catchup = self.connection.catchup
         if catchup is not None:
             catchup.stop()
