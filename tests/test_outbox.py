@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
+
+import pytest
 
 from tests.apptools import SIZE, farewells, log_text, make_app, online, outbox, type_line, until
 from tests.helpers import JsonClient
@@ -134,66 +137,43 @@ async def test_quitting_when_typed_messages_cannot_be_kept_asks_for_a_second_ctr
     assert said[0].startswith("tui-chat: 1 message not yet acknowledged by the server was lost")
 
 
-async def test_with_nothing_to_lose_one_ctrl_q_quits(unused_port) -> None:
-    """A line typed offline that is kept on disk does not hold quitting up."""
-    url = f"ws://127.0.0.1:{unused_port}/lobby"
-    app = make_app(url, "alice")
-    said = farewells(app)
-    async with app.run_test(size=SIZE) as pilot:
-        await type_line(pilot, "written offline")
-        await until(pilot, lambda: len(outbox(app)) == 1)
-        await pilot.press("ctrl+q")
-        await until(pilot, lambda: not app.is_running)
-    assert "1 message not yet acknowledged by the server was kept" in said[0]
+def block_saving(app) -> Path:
+    """Make every save of the app's outbox fail, with a directory where each is written
+    first; removing it lets saves work again."""
+    assert app.client.store is not None
+    obstacle = app.client.store.path.with_suffix(".tmp")
+    obstacle.mkdir(parents=True)
+    return obstacle
 
 
+@pytest.mark.parametrize("typed_after_recovery", [True, False])
 async def test_an_outbox_that_cannot_be_written_is_reported_and_then_its_recovery(
-        unused_port) -> None:
-    """When saving a typed line fails the log says why at once (quitting would lose it); once
-    saving works again it says so, and the file holds every pending line; Ctrl+Q, with
-    nothing to lose, quits at once."""
+        unused_port, typed_after_recovery: bool) -> None:
+    """When saving a typed line fails the log says why at once (quitting would lose it);
+    once saving works again, the next line typed says so and saves every pending line, and
+    without one, quitting saves them; either way one Ctrl+Q quits and they are kept."""
     url = f"ws://127.0.0.1:{unused_port}/lobby"
     app = make_app(url, "alice")
     said = farewells(app)
     async with app.run_test(size=SIZE) as pilot:
-        store = app.client.store
-        assert store is not None
-        obstacle = store.path.with_suffix(".tmp")
-        obstacle.mkdir(parents=True)  # where each save is written first
+        obstacle = block_saving(app)
         await type_line(pilot, "first")
         await until(pilot, lambda: "Cannot keep pending messages on disk (Is a directory):"
                     in " ".join(log_text(app).split()))
-        assert not store.path.exists()
+        assert not app.client.store.path.exists()
         await type_line(pilot, "second")
         await until(pilot, lambda: len(outbox(app)) == 2)
         assert log_text(app).count("Cannot keep pending") == 1, "said once, not per line"
         obstacle.rmdir()
-        await type_line(pilot, "third")
-        await until(pilot, lambda: "Pending messages are saved on disk again." in log_text(app))
-        assert [o.text for o in OutboxStore(url, "alice").load()] == ["first", "second", "third"]
+        if typed_after_recovery:
+            await type_line(pilot, "third")
+            await until(pilot, lambda: "Pending messages are saved on disk again." in log_text(app))
+            assert len(OutboxStore(url, "alice").load()) == 3
         await pilot.press("ctrl+q")
         await until(pilot, lambda: not app.is_running)
-    assert "3 messages not yet acknowledged by the server were kept" in said[0]
-
-
-async def test_quitting_saves_what_an_earlier_failure_left_unsaved(unused_port) -> None:
-    """A save failed, then the disk recovered with no new line typed: Ctrl+Q saves the
-    pending line before quitting, so it is kept, and one Ctrl+Q is enough."""
-    url = f"ws://127.0.0.1:{unused_port}/lobby"
-    app = make_app(url, "alice")
-    said = farewells(app)
-    async with app.run_test(size=SIZE) as pilot:
-        store = app.client.store
-        assert store is not None
-        obstacle = store.path.with_suffix(".tmp")
-        obstacle.mkdir(parents=True)
-        await type_line(pilot, "first")
-        await until(pilot, lambda: "Cannot keep pending" in log_text(app))
-        obstacle.rmdir()
-        await pilot.press("ctrl+q")
-        await until(pilot, lambda: not app.is_running)
-    assert "1 message not yet acknowledged by the server was kept" in said[0]
-    assert [o.text for o in OutboxStore(url, "alice").load()] == ["first"]
+    kept = ["first", "second", "third"][:3 if typed_after_recovery else 2]
+    assert f"{len(kept)} messages not yet acknowledged by the server were kept" in said[0]
+    assert [o.text for o in OutboxStore(url, "alice").load()] == kept
 
 
 async def run_until_empty(client: ChatClient) -> list[Received]:
