@@ -3,6 +3,8 @@ servers, who came and went meanwhile, and reconnecting at once (Ctrl+R, /reconne
 
 from __future__ import annotations
 
+import asyncio
+
 from textual.widgets import Footer
 
 from tui_chat_server import ChatServer, ServerConfig
@@ -142,3 +144,22 @@ async def test_refused_its_name_on_rejoining_the_app_is_no_one_in_the_room() -> 
             await holder.close()
             await app.client.stop()
             await second.stop()
+
+
+async def test_quitting_the_app_closes_its_connection_normally(chat_server, url, caplog) -> None:
+    """Ctrl+Q ends the connection with a normal close (1000), not as an internal error
+    (1011), which a server's log would report as a client failing."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="tui_chat.server")
+    app = make_app(url, "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        await pilot.press("ctrl+q")
+    closes = []
+    for _ in range(100):
+        closes = [r.getMessage() for r in caplog.records if "disconnected" in r.getMessage()]
+        if closes:
+            break
+        await asyncio.sleep(0.02)
+    assert closes and closes[0].endswith("disconnected: code 1000"), closes

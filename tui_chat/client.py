@@ -248,6 +248,22 @@ class ChatClient:
                 self._waiting = False
         self._set_state(State.OFFLINE, reason="disconnected")
 
+    async def _receive_all(self, connection: ClientConnection) -> tuple[str, bool]:
+        """Handle what arrives until the connection closes: (why it ended, whether to stop
+        retrying)."""
+        turn = 0
+        async for frame in connection:
+            if self._stopped:  # read to the server's close, but report nothing
+                continue
+            final = self._receive(frame)
+            if final:
+                return final, True
+            turn += 1
+            if turn == FRAMES_PER_TURN:
+                turn = 0
+                await asyncio.sleep(0)
+        return close_reason(connection), False
+
     async def _connect_once(self) -> tuple[str, bool]:
         """One connection from open to close: (why it ended, whether to stop retrying)."""
         try:
@@ -266,18 +282,11 @@ class ChatClient:
                 self._connection = connection
                 self._set_state(State.JOINING)
                 self._send_hello()
-                turn = 0
-                async for frame in connection:
-                    if self._stopped:  # read to the server's close, but report nothing
-                        continue
-                    final = self._receive(frame)
-                    if final:
-                        return final, True
-                    turn += 1
-                    if turn == FRAMES_PER_TURN:
-                        turn = 0
-                        await asyncio.sleep(0)
-                return close_reason(connection), False
+                try:
+                    return await self._receive_all(connection)
+                except asyncio.CancelledError:  # the app is quitting: a normal close (1000),
+                    await connection.close()  # not the 1011 an exception out of `connect` sends
+                    raise
         except ConnectionClosed as closed:
             return close_reason(self._connection) if self._connection else describe(closed, self.url), False
         except InvalidURI as error:
