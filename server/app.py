@@ -128,20 +128,13 @@ def _is_upgrade(request: Request) -> bool:
 class ChatServer:
     """A running tui-chat server: `async with ChatServer(config) as server: ...`."""
 
-    def __init__(self, config: ServerConfig | None = None, history: History | None = None) -> None:
+    def __init__(self, config: ServerConfig | None = None) -> None:
         self.config = config or ServerConfig()
-        db = self.config.db or default_db_path()
-        self.history = history or History(db, self.config.history, self.config.sync)
-        self.accounts = Accounts(db)
-        self.hub = Hub(
-            self.history,
-            Limits(max_text=self.config.max_text, backlog=self.config.backlog,
-                   rate=self.config.rate, burst=self.config.burst,
-                   presence_limit=self.config.presence_limit, max_frame=self.config.max_frame,
-                   max_pending=self.config.max_pending),
-            self.accounts,
-            self.config.token,
-        )
+        # Opened by start(), once the port is ours: a server that cannot listen neither
+        # creates a database nor blames one that another server holds.
+        self.history: History
+        self.accounts: Accounts
+        self.hub: Hub
         self.counter = ConnectionCounter(self.config.max_per_ip, self.config.max_clients)
         self._server: asyncio.Server | None = None
         self._live: set[ChatConnection] = set()  # open, with a session
@@ -152,13 +145,23 @@ class ChatServer:
         self.workers: set[asyncio.Task[None]] = set()  # connections' frame handlers, running
 
     async def start(self) -> None:
+        """Listen, then open the history (StorageError if it cannot be), then serve; OSError
+        if the address cannot be listened on, ssl.SSLError for a bad certificate."""
         config = self.config
         loop = asyncio.get_running_loop()
         context = self._tls_context()
-        self._server = await loop.create_server(
+        server = await loop.create_server(
             lambda: ChatConnection(self), config.host, config.port, ssl=context,
             ssl_handshake_timeout=(config.handshake_timeout or None) if context else None,
+            start_serving=False,
         )
+        try:
+            await self._open_history()
+        except BaseException:
+            server.close()
+            raise
+        self._server = server
+        await server.start_serving()
         if config.ping_interval:
             self._keepalive = asyncio.create_task(self._keep_alive())
         log.info("listening on %s (history %s, epoch %s)", self.url, self.history.path,
@@ -183,6 +186,20 @@ class ChatServer:
                     log.info("%s keepalive: no answer to a ping within %g s; disconnected",
                              peer_name(connection), timeout)
                     connection.abort()
+
+    async def _open_history(self) -> None:
+        config = self.config
+        db = config.db or default_db_path()
+        self.history = History(db, config.history, config.sync)
+        try:
+            self.accounts = Accounts(db)
+        except BaseException:
+            await self.history.close()
+            raise
+        limits = Limits(max_text=config.max_text, backlog=config.backlog, rate=config.rate,
+                        burst=config.burst, presence_limit=config.presence_limit,
+                        max_frame=config.max_frame, max_pending=config.max_pending)
+        self.hub = Hub(self.history, limits, self.accounts, config.token)
 
     def _tls_context(self) -> ssl.SSLContext | None:
         return tls_context(self.config.certfile, self.config.keyfile) if self.config.certfile else None
@@ -225,9 +242,9 @@ class ChatServer:
                     await asyncio.wait(late)
             await self._server.wait_closed()
             self._server = None
-        await self.history.close()
-        self.accounts.close()
-        log.info("stopped")
+            await self.history.close()
+            self.accounts.close()
+            log.info("stopped")
 
     def connections_besides(self, address: tuple | None = None) -> int:
         """Open connections with a session (in a room, or saying who they are), leaving out

@@ -80,6 +80,25 @@ async def test_serve_mode_on_a_busy_port_exits_saying_why() -> None:
     assert "('127.0.0.1'" not in said[0]  # asyncio's own sentence names it as a tuple
 
 
+async def test_a_busy_port_is_named_before_a_database_in_use() -> None:
+    """With both the port and the default database taken (a tui-chat-server runs there),
+    the app names the port and how to join what serves there, not the database: moving
+    to another database would only lead to the port."""
+    from tui_chat_server.app import default_db_path
+    from tui_chat_server.history import History
+
+    holder = History(default_db_path())
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(CannotServe) as refused:
+            await host("127.0.0.1", port)
+    await holder.close()
+    assert "Address already in use (if a tui-chat server runs there, join it" in str(
+        refused.value)
+
+
 async def test_serving_on_a_host_that_does_not_resolve_says_so_in_words() -> None:
     """A mistyped --serve host is named, with the resolver's reason, not 'Unknown error'."""
     with pytest.raises(CannotServe) as refused:

@@ -105,16 +105,19 @@ def test_help_shows_options_and_examples() -> None:
 
 def test_a_busy_port_is_a_clear_error(tmp_path) -> None:
     """If the port is taken, the server says so in words and exits 1 instead of a
-    traceback (not with asyncio's sentence, which names the address as a Python tuple)."""
+    traceback (not with asyncio's sentence, which names the address as a Python tuple),
+    and leaves no database behind: it opens its history only once it listens."""
     import socket
 
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = subprocess.run([sys.executable, "-m", "tui_chat_server", "--port", str(port)],
+        result = subprocess.run([sys.executable, "-m", "tui_chat_server", "--port", str(port),
+                                 "--db", str(tmp_path / "h.db")],
                                 capture_output=True, text=True, timeout=10)
     assert result.returncode == 1
+    assert list(tmp_path.iterdir()) == []
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
     assert "Traceback" not in result.stderr and "('127.0.0.1'" not in result.stderr
 
