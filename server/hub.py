@@ -79,6 +79,7 @@ class Hub:
         self.accounts = accounts
         self.token = token
         self.closing = False
+        self.run = secrets.token_hex(8)  # this run of the server, told in every welcome
         # Per room, the last message id written to members. A joiner's backlog stops there,
         # so a message is either in the backlog or delivered live, never both.
         self._published: dict[str, int] = {}
@@ -130,6 +131,7 @@ class Hub:
             history=history, recovered=backlog.recovered,
             max_text=self.limits.max_text, resume=member.resume or None,
             max_frame=self.limits.max_frame, last_id=backlog.upto, keyed=bool(scope) or None,
+            run=self.run,
         )
         if announce:
             self._announce(room, Presence("join", shown, room.users()), member, b"")

@@ -163,3 +163,32 @@ async def test_quitting_the_app_closes_its_connection_normally(chat_server, url,
             break
         await asyncio.sleep(0.02)
     assert closes and closes[0].endswith("disconnected: code 1000"), closes
+
+
+async def test_a_restart_the_app_did_not_see_does_not_report_everyone_as_gone() -> None:
+    """The server was killed and restarted between two attempts (no close frame reached the
+    app and no connection was refused): back in, the app does not say that those not yet
+    back left, as the welcome's run id tells it the server restarted."""
+    first = ChatServer(ServerConfig(port=0, rate=0, db=":memory:"))
+    await first.start()
+    port = first.port
+    relay = await Relay(port).start()
+    app = make_app(f"ws://127.0.0.1:{relay.port}/lobby", "alice",
+                   backoff=Backoff(first=1.0, cap=1.0))  # back after the restart
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        bob = await JsonClient.connect(f"{first.url}/lobby", "bob")
+        await until(pilot, lambda: "bob" in app.client.users)
+        relay.sever()  # the app sees its connection die, with no close frame
+        await first.stop()
+        second = ChatServer(ServerConfig(port=port, rate=0, db=":memory:"))
+        await second.start()
+        try:
+            await until(pilot, lambda: "Reconnected to lobby" in log_text(app))
+            await pilot.pause(0.2)
+            assert "left" not in log_text(app).split("Reconnected to lobby")[1], log_text(app)
+        finally:
+            await app.client.stop()
+            await second.stop()
+            await relay.close()
+            await bob.close()

@@ -133,6 +133,7 @@ class ChatClient:
         self._deferred: list[Rename] = []
         self._renaming: list[Rename] = []
         self._server_was_down = False  # since the last welcome: the server stopped or refused
+        self._run: str | None = None  # the server's run id in the last welcome
         self._closing: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()  # ends the wait before the next attempt
         self._waiting = False  # for the next attempt (state RECONNECTING, retry_at set)
@@ -363,8 +364,10 @@ class ChatClient:
         rejoined = self.joined_once
         arrived, departed = comings_and_goings(self.users, welcome.users, (
             self.joined_nick, welcome.nick)) if rejoined else ((), ())
-        if self._server_was_down:  # everyone was dropped: who is not back yet did not leave
-            departed, self._server_was_down = (), False
+        restarted = rejoined and welcome.run != self._run  # (killed: no close, no refusal)
+        if self._server_was_down or restarted:  # everyone was dropped: who is not back yet
+            departed, self._server_was_down = (), False  # did not leave
+        self._run = welcome.run
         self.nick, self.users, self.max_text = welcome.nick, welcome.users, welcome.max_text
         self.resume, self.max_frame = welcome.resume, welcome.max_frame
         self.joined_nick = welcome.nick

@@ -209,6 +209,7 @@ class Welcome:
     max_frame: int | None = None  # the largest frame the server accepts, in bytes (0: any)
     last_id: int | None = None  # the last message sent to the room before you joined (0: none)
     keyed: bool | None = None  # true: your `sender_key` is what your cids belong to
+    run: str | None = None  # this run of the server: another value once it has restarted
 
     def __repr__(self) -> str:  # never print the secret
         return (f"Welcome(nick={self.nick!r}, room={self.room!r}, epoch={self.epoch!r},"
@@ -259,7 +260,7 @@ _FIELD_TYPES: dict[str, str] = {
     "history": "messages", "recovered": "bool", "max_text": "int", "max_frame": "int",
     "event": "str",
     "old": "str", "code": "str", "message": "str", "token": "str", "password": "str",
-    "resume": "str", "last_id": "int", "sender_key": "str", "keyed": "bool",
+    "resume": "str", "last_id": "int", "sender_key": "str", "keyed": "bool", "run": "str",
 }
 _NAMES = ("nick", "old", "room")  # shown on one line: line breaks become spaces
 _JSON_NAMES = {"str": "a string", "int": f"a whole number from 0 to {MAX_INT}",
