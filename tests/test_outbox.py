@@ -302,3 +302,29 @@ async def test_the_client_keeps_its_outbox_under_the_name_it_is_known_by(chat_se
         await client.stop()
         await task
         store.release()
+
+
+async def test_renamed_away_from_a_name_whose_outbox_is_held_the_app_keeps_one_again(
+        chat_server) -> None:
+    """Started under a name whose outbox another tui-chat holds, the app keeps pending
+    messages in memory; after /nick to a free name it keeps them on disk under that name,
+    so a line typed while the server is down survives quitting."""
+    url = chat_server.url + "/lobby"
+    holder = OutboxStore(url, "alice")
+    assert holder.claim()
+    app = make_app(url, "alice")
+    said = farewells(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        assert app.client.store is None
+        await type_line(pilot, "/nick alice2")
+        await until(pilot, lambda: "now saved on disk (as alice2's)" in " ".join(
+            log_text(app).split()))
+        await chat_server.stop()
+        await type_line(pilot, "written offline")
+        await until(pilot, lambda: len(outbox(app)) == 1)
+        assert [o.text for o in OutboxStore(url, "alice2").load()] == ["written offline"]
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: not app.is_running)
+    holder.release()
+    assert said[0].endswith(f"join {url} as alice2."), said

@@ -149,22 +149,36 @@ class ChatApp(App[None]):
         self._show_title()
         self.set_interval(1, self._show_title)  # the reconnect countdown
         if self.keep_outbox:
-            self._keep_outbox()
+            self._log(self._keep_outbox())
         self.run_client()
 
-    def _keep_outbox(self) -> None:
-        """Keep pending messages on disk, if this room and nickname's outbox is free."""
+    def _keep_outbox(self, renamed: bool = False) -> list[Text]:
+        """Keep pending messages on disk, if this room and nickname's outbox is free; the
+        log lines that say what came of it. After a rename (`renamed`), when there was no
+        outbox under the old name, only into an empty one (an earlier run's messages wait
+        there for a run under that name), and saying so only if it worked."""
         store = OutboxStore(self.url, self.client.nick)
         try:
             if store.claim():
+                if renamed and store.load():
+                    store.release()
+                    return []
                 self.client.attach_store(store)
-                return
-            self._log([system_line(f"Another tui-chat on this computer is in this room as"
-                                   f" {self.client.nick}, so messages waiting to be sent are"
-                                   " not saved on disk: quitting before they are sent loses"
-                                   " them.")])
+                return [system_line(f"Messages waiting to be sent are now saved on disk (as"
+                                    f" {self.client.nick}'s).")] if renamed else []
+            if renamed:
+                return []
+            return [system_line(f"Another tui-chat on this computer is in this room as"
+                                f" {self.client.nick}, so messages waiting to be sent are not"
+                                " saved on disk: quitting before they are sent loses them.")]
         except OSError as error:
-            self._log([error_line(cannot_keep(error.strerror or str(error)))])
+            return [] if renamed else [error_line(cannot_keep(error.strerror or str(error)))]
+
+    def _keep_outbox_as_renamed(self) -> list[Text]:
+        """Known by another name, with no outbox on disk: try that name's."""
+        if self.keep_outbox and self.client.store is None:
+            return self._keep_outbox(renamed=True)
+        return []
 
     async def _start_server(self, address: str, port: int) -> None:
         logging.basicConfig(level=logging.INFO, handlers=[TextualHandler()], force=True)
@@ -260,7 +274,8 @@ class ChatApp(App[None]):
         returns the log lines it adds."""
         if isinstance(update, PresenceChanged):
             if update.you:
-                return [system_line(f"You are now known as {update.presence.nick}.")]
+                return [system_line(f"You are now known as {update.presence.nick}."),
+                        *self._keep_outbox_as_renamed()]
             return [system_line(presence_sentence(update.presence))]
         if isinstance(update, OutboxChanged):
             self.query_one(Outbox).pending = update.pending
@@ -272,7 +287,7 @@ class ChatApp(App[None]):
         if isinstance(update, StateChanged):
             return self._state_changed(update)
         if isinstance(update, Joined):
-            return joined_lines(update)
+            return [*joined_lines(update), *self._keep_outbox_as_renamed()]
         if isinstance(update, UsersListed):
             users = update.users.users
             return [system_line(f"In {update.users.room} ({len(users)}): {', '.join(users)}")]
