@@ -15,6 +15,7 @@ from tui_chat.cli import default_nick, normalise_url, parse_serve
     ("given", "url"),
     [("ws://127.0.0.1:8765/lobby", "ws://127.0.0.1:8765/lobby"),
      ("127.0.0.1:9000", "ws://127.0.0.1:9000/lobby"),
+     (":9000", "ws://127.0.0.1:9000/lobby"),
      ("ws://example.org", "ws://example.org/lobby"),
      ("wss://chat.example.org/dev", "wss://chat.example.org/dev"),
      ("ws://[::1]:8765/x", "ws://[::1]:8765/x"),
@@ -22,8 +23,9 @@ from tui_chat.cli import default_nick, normalise_url, parse_serve
      ("HTTPS://chat.example.org", "wss://chat.example.org/lobby")],
 )
 def test_urls_are_completed(given: str, url: str) -> None:
-    """Scheme and room are filled in; a full URL is kept; an http(s) URL, as a browser shows
-    the server's address, means ws(s); a room in capitals is the same room in lowercase."""
+    """Scheme and room are filled in (and the host: :PORT is this computer, as with
+    --serve); a full URL is kept; an http(s) URL, as a browser shows the server's address,
+    means ws(s); a room in capitals is the same room in lowercase."""
     assert normalise_url(given) == url
 
 
@@ -31,7 +33,8 @@ def test_urls_are_completed(given: str, url: str) -> None:
     ("ftp://x/lobby", "must start with ws:// or wss://"),
     ("ws:///lobby", "the URL has no host"),
     ("ws://x/Bad Room", "Invalid room name 'Bad Room': use 1-32 letters"),
-    ("ws://x:99999/", "the port is not a number from 0 to 65535"),
+    ("ws://x:99999/", "the port is not a number from 1 to 65535"),
+    ("ws://x:0/lobby", "the port is not a number from 1 to 65535"),
     ("ws://[::1/lobby", "an IPv6 address goes in brackets, as in ws://[::1]:8765/lobby"),
     ("ws://::1/lobby", "an IPv6 address goes in brackets"),
 ])

@@ -51,8 +51,11 @@ def default_nick() -> str:
 
 
 def normalise_url(text: str) -> str:
-    """Accept `host:port`, `ws://host:port` or a full room URL; return `ws[s]://host:port/room`
+    """Accept `host:port`, `:port` (on this computer), `ws://host:port` or a full room URL;
+    return `ws[s]://host:port/room`
     (http:// and https:// are taken for ws:// and wss://: the same server, the same port)."""
+    if text.startswith(":"):  # :PORT, as --serve takes it: this computer
+        text = "127.0.0.1" + text
     if "://" not in text:
         text = "ws://" + text
     try:
@@ -70,9 +73,11 @@ def normalise_url(text: str) -> str:
                              " ws://[::1]:8765/lobby")
         raise ValueError(f"{text!r}: the URL has no host")
     try:
-        parts.port  # noqa: B018 - raises on a bad port
+        port = parts.port  # None when there is none
     except ValueError:
-        raise ValueError(f"{text!r}: the port is not a number from 0 to 65535") from None
+        port = 0
+    if port == 0:  # (no server listens on port 0: it would be retried for ever)
+        raise ValueError(f"{text!r}: the port is not a number from 1 to 65535")
     room = room_from_path(parts.path or "/")
     return urlunsplit((scheme, parts.netloc, "/" + room, parts.query, ""))
 
@@ -108,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("url", nargs="?", metavar="URL",
                         help="room to join: ws://HOST:PORT/ROOM, wss:// for TLS (http:// and"
-                             " https:// are read as those; HOST:PORT alone is the lobby there)"
+                             " https:// are read as those; HOST:PORT alone is the lobby there,"
+                             " :PORT the lobby on this computer)"
                              f" (default: {DEFAULT_URL})")
     parser.add_argument("--serve", nargs="?", const=DEFAULT_SERVE, metavar="HOST:PORT",
                         help="host the server in this process and join it, on HOST:PORT,"
