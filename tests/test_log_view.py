@@ -320,3 +320,19 @@ async def test_a_long_notice_wraps_under_its_text_too(url) -> None:
         rows = log_text(app).splitlines()
         assert len(rows) > 8  # the help wrapped
         assert all(re.match(r"\d\d:\d\d |      \S", row) for row in rows), rows
+
+
+async def test_a_long_nickname_takes_one_row_of_the_user_list_cut_with_an_ellipsis(
+        url, join) -> None:
+    """A 23-letter name does not continue on the next row, where its tail would pass for
+    another person: each person is one row, a name too long for it ends in '…'."""
+    app = make_app(url, "alice")
+    async with app.run_test(size=(120, 30)) as pilot:
+        await online(pilot)
+        await join("zzzzzzzzzzzzzzzzzzzzbob")
+        users = app.query_one(UserList)
+        await until(pilot, lambda: len(users.users) == 2)
+        await pilot.pause(0.1)
+        rows = [users.render_line(y).text.strip() for y in range(3)]
+        assert rows[0].startswith("● alice") and rows[1].startswith("zzzz"), rows
+        assert rows[1].endswith("…") and rows[2] == "", rows
