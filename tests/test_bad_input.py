@@ -262,3 +262,17 @@ async def test_a_bug_while_handling_a_frame_closes_with_1011_and_leaves_no_room(
         await client.recv()
     assert client.connection.close_code == 1011
     assert server.hub.rooms.find("lobby") is None
+
+
+def test_a_refused_value_is_named_with_its_escape_codes_visible_not_obeyed() -> None:
+    """A nickname holding an escape code is quoted with the code written out (`\\x1b`), so
+    the name in the message is the one refused, not a cleaned one that looks valid; the
+    message itself holds nothing a terminal would obey."""
+    from tui_chat.nicknames import check_nick
+    from tui_chat.protocol import ProtocolError
+
+    with pytest.raises(ProtocolError) as refused:
+        check_nick("a\x1b[31mb")
+    message = refused.value.message
+    assert message.startswith("Nickname 'a\\x1b[31mb' has a character that is not allowed")
+    assert message.isprintable()

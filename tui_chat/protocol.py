@@ -96,8 +96,10 @@ _ROOM = re.compile(r"[a-z0-9_-]{1,32}")
 
 
 def quoted(value: str, limit: int = 40) -> str:
-    shown = clean_text(value)
-    return repr(shown if len(shown) <= limit else shown[:limit] + "...")
+    """`value` in quotes for a message about it, cut after `limit` characters. What cannot
+    be shown as it is (escape codes, invisible characters) is written as Python writes it,
+    `\\x1b` or `\\u200b`: seen, not obeyed nor hidden."""
+    return repr(value if len(value) <= limit else value[:limit] + "...")
 
 
 def room_from_path(path: str) -> str:
