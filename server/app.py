@@ -160,8 +160,14 @@ class ChatServer:
         except BaseException:
             server.close()
             raise
+        try:
+            await server.start_serving()  # (listen(): another may have taken the port)
+        except BaseException:
+            server.close()
+            await self.history.close()
+            self.accounts.close()
+            raise
         self._server = server
-        await server.start_serving()
         if config.ping_interval:
             self._keepalive = asyncio.create_task(self._keep_alive())
         log.info("listening on %s (history %s, epoch %s)", self.url, self.history.path,

@@ -86,8 +86,8 @@ class Session:
             what = "hello" if self.dialect is Dialect.JSON else "nickname"
             self.refuse(ProtocolError(NOT_JOINED, f"No {what} within {timeout:g} s: closing."
                                       " Connect again to join."))
-            asyncio.ensure_future(self.connection.close(CloseCode.POLICY_VIOLATION,
-                                                        "did not join in time"))
+            # Closing now, not on a later turn: a hello handled meanwhile must not join.
+            self.connection.start_close(CloseCode.POLICY_VIOLATION, "did not join in time")
 
     def _stop_deadline(self) -> None:
         if self._deadline is not None:

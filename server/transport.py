@@ -306,6 +306,10 @@ class ChatConnection(asyncio.Protocol):
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Start the closing handshake (the client answers, then the TCP connection closes)."""
+        self.start_close(code, reason)
+
+    def start_close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """`close`, now: the connection is no longer open when this returns."""
         if self.protocol.state is OPEN:
             self.protocol.send_close(code, reason)
             self._write_protocol_output()
