@@ -6,6 +6,7 @@ from tui_chat_server import ChatServer, ServerConfig
 from tests.apptools import fill_backlog, log_text, make_app, online, outbox, type_line, until
 from tui_chat.app import ChatApp
 from tui_chat.chat_log import ChatLog
+from tui_chat.render import system_line
 from tui_chat.widgets import Outbox, UserList
 
 WORDS = " ".join(f"word{number:02}" for number in range(30))
@@ -114,6 +115,10 @@ async def test_scrolled_up_a_resize_keeps_the_line_at_the_top_of_the_view(url, j
             await pilot.pause(0.1)
             assert f" bob {line} " in shown_rows(app)[0], (width, shown_rows(app)[:2])
             assert not log.following
+        log._width += 1  # lines arrive before the log has seen a new width: it wraps anew
+        log.write_lines([system_line(f"meanwhile {number}") for number in range(5)])
+        await pilot.pause(0.1)
+        assert f" bob {line} " in shown_rows(app)[0], shown_rows(app)[:2]
 
 
 async def test_the_backlog_follows_the_end_and_uses_the_width_beside_the_scrollbar(url) -> None:

@@ -152,7 +152,7 @@ class ChatLog(ScrollView):
         if not width:  # not laid out yet: wrapped once the log has a size
             return
         if width != self._width:
-            self._rewrap(width)
+            self._rewrap(width, added=len(lines))
             return
         before = len(self._rows)
         self._wrap(lines, width)
@@ -217,11 +217,13 @@ class ChatLog(ScrollView):
             del day_rows[0], self._day_lines[0]
         return excess
 
-    def _rewrap(self, width: int) -> None:
+    def _rewrap(self, width: int, added: int = 0) -> None:
         """Wrap every line again for a new width, keeping the view at the end if it was
-        following, else at about the same place."""
+        following, else where it was (`added`: lines appended since the rows were wrapped,
+        which come after the top row too)."""
         self._forget_selection()
-        anchor = self._top_anchor()
+        after, offset = self._top_anchor()
+        anchor = after + added, offset
         self._clear_rows()
         self._width = width
         self._wrap(self._lines, width)
