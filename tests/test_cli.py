@@ -37,6 +37,10 @@ def test_urls_are_completed(given: str, url: str) -> None:
     ("ws://x:0/lobby", "the port is not a number from 1 to 65535"),
     ("ws://[::1/lobby", "an IPv6 address goes in brackets, as in ws://[::1]:8765/lobby"),
     ("ws://::1/lobby", "an IPv6 address goes in brackets"),
+    ("::1", "an IPv6 address goes in brackets"),
+    ("2001:db8::1:8765", "an IPv6 address goes in brackets"),
+    ("ws://h:/lobby", "the port is not a number from 1 to 65535"),
+    (":", "the URL has no host"),
 ])
 def test_bad_urls_are_refused_with_a_reason(bad: str, reason: str) -> None:
     """A wrong scheme, missing host, bad room or port, or an IPv6 address not (or not

@@ -84,6 +84,11 @@ def test_wrap_ranges_break_text_without_spaces_between_wide_characters() -> None
     quote = "ab 日本語「引用」"
     opening = [quote[s:e] for s, e, _ in wrap_ranges(quote, 10)]
     assert opening == ["ab 日本語", "「引用」"], "not ab 日本語「 with the mark left behind"
+    voiced = "あいうえ\u3099。かきく"  # え with a combining mark, then a closing one
+    assert [voiced[s:e] for s, e, _ in wrap_ranges(voiced, 8)] == ["あいう", "え\u3099。かき", "く"]
+    ascii_mark = "bob: 我们明天见吧!好的"
+    assert [ascii_mark[s:e] for s, e, _ in wrap_ranges(ascii_mark, 17)] == [
+        "bob: 我们明天见", "吧!好的"], "'!' does not start a row either"
     spaced = "名前 abc defgh"
     mixed = [spaced[s:e] for s, e, _ in wrap_ranges(spaced, 9)]
     assert mixed == ["名前 abc", "defgh"]

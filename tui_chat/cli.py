@@ -54,7 +54,7 @@ def normalise_url(text: str) -> str:
     """Accept `host:port`, `:port` (on this computer), `ws://host:port` or a full room URL;
     return `ws[s]://host:port/room`
     (http:// and https:// are taken for ws:// and wss://: the same server, the same port)."""
-    if text.startswith(":"):  # :PORT, as --serve takes it: this computer
+    if re.fullmatch(r":\d+(/.*)?", text, re.DOTALL):  # :PORT, as --serve takes it: this computer
         text = "127.0.0.1" + text
     if "://" not in text:
         text = "ws://" + text
@@ -67,16 +67,17 @@ def normalise_url(text: str) -> str:
     if scheme not in ("ws", "wss"):
         raise ValueError(f"{text!r}: the URL must start with ws:// or wss:// (or http://,"
                          " https://)")
+    host = parts.netloc.rpartition("@")[2]
+    if host.count(":") > 1 and not host.startswith("["):  # ws://::1/lobby
+        raise ValueError(f"{text!r}: an IPv6 address goes in brackets, as in"
+                         " ws://[::1]:8765/lobby")
     if not parts.hostname:
-        if parts.netloc.count(":") > 1:  # ws://::1/lobby
-            raise ValueError(f"{text!r}: an IPv6 address goes in brackets, as in"
-                             " ws://[::1]:8765/lobby")
         raise ValueError(f"{text!r}: the URL has no host")
     try:
         port = parts.port  # None when there is none
     except ValueError:
         port = 0
-    if port == 0:  # (no server listens on port 0: it would be retried for ever)
+    if port == 0 or host.endswith(":"):  # (nothing listens on port 0: retried for ever)
         raise ValueError(f"{text!r}: the port is not a number from 1 to 65535")
     room = room_from_path(parts.path or "/")
     return urlunsplit((scheme, parts.netloc, "/" + room, parts.query, ""))

@@ -155,8 +155,9 @@ def row_plain(row: Text | MessageLine | Row) -> str:
 
 
 # Kinsoku: what a row may not start with (closing marks, small kana) or end with (opening ones).
-NO_ROW_START = frozenset("、。，．・：；？！ー〜…‥）〕］｝〉》」』】〙〗’”ゝゞ々ぁぃぅぇぉっゃゅょゎァィゥェォッャュョヮヵヶ")
-NO_ROW_END = frozenset("（〔［｛〈《「『【〘〖‘“")
+NO_ROW_START = frozenset("、。，．・：；？！ー〜…‥）〕］｝〉》」』】〙〗’”ゝゞ々ぁぃぅぇぉっゃゅょゎァィゥェォッャュョヮヵヶ"
+                         ")]}.,;:!?%｡｣､")
+NO_ROW_END = frozenset("（〔［｛〈《「『【〘〖‘“([{｢")
 
 
 def wide_break(plain: str, cells: list[int], after: int, end: int) -> int:
@@ -165,8 +166,9 @@ def wide_break(plain: str, cells: list[int], after: int, end: int) -> int:
     spaces), and not before a closing mark or after an opening one; 0 if there is none."""
     for place in range(end, after, -1):
         before, next_one = plain[place - 1], plain[place]
-        wide = cells[place] - cells[place - 1] == 2 or cells[place + 1] - cells[place] == 2
-        if wide and next_one not in NO_ROW_START and before not in NO_ROW_END and next_one != " ":
+        width_next = cells[place + 1] - cells[place]  # 0: a mark that goes with the one before
+        wide = cells[place] - cells[place - 1] == 2 or width_next == 2
+        if wide and width_next and next_one not in NO_ROW_START and before not in NO_ROW_END and next_one != " ":
             return place
     return 0
 
