@@ -11,6 +11,7 @@ import pytest
 from tests.apptools import SIZE, farewells, log_text, make_app, online, outbox, type_line, until
 from tests.helpers import JsonClient
 from tui_chat import app as app_module
+from tui_chat.app import ChatApp
 from tui_chat.client import ChatClient
 from tui_chat.updates import Backoff, Outgoing, Received, State
 from tui_chat.outbox import OutboxStore
@@ -49,6 +50,21 @@ def test_a_damaged_entry_is_skipped_and_the_others_kept(tmp_path) -> None:
     assert store.load() == [Outgoing("a-1", "caf\ufffd"), Outgoing("a-3", "waves", "action")]
 
 
+def app_whose_outbox_is_held(url: str) -> tuple[OutboxStore, ChatApp, list[str]]:
+    """An app joining `url` as alice, whose outbox another tui-chat holds (the store
+    returned first), and the list its farewell will be in."""
+    holder = OutboxStore(url, "alice")
+    assert holder.claim()
+    app = make_app(url, "alice")
+    return holder, app, farewells(app)
+
+
+async def type_offline(pilot, text: str) -> None:
+    """Type a line that stays pending (the server is not there)."""
+    await type_line(pilot, text)
+    await until(pilot, lambda: len(outbox(pilot.app)) == 1)
+
+
 async def test_quitting_names_the_nickname_whose_outbox_keeps_what_is_pending(
         chat_server) -> None:
     """Typed offline, then /nick bob, then quit: the rename was not made, so the message is
@@ -59,8 +75,7 @@ async def test_quitting_names_the_nickname_whose_outbox_keeps_what_is_pending(
     app = make_app(url, "alice")
     said = farewells(app)
     async with app.run_test(size=SIZE) as pilot:
-        await type_line(pilot, "written offline")
-        await until(pilot, lambda: len(outbox(app)) == 1)
+        await type_offline(pilot, "written offline")
         await type_line(pilot, "/nick bob")
         await until(pilot, lambda: "You will be bob" in log_text(app))
         await pilot.press("ctrl+q")
@@ -78,8 +93,7 @@ async def test_a_nick_before_the_first_join_keeps_what_is_typed_under_the_new_na
     said = farewells(app)
     async with app.run_test(size=SIZE) as pilot:
         await type_line(pilot, "/nick bob")
-        await type_line(pilot, "written offline")
-        await until(pilot, lambda: len(outbox(app)) == 1)
+        await type_offline(pilot, "written offline")
         await pilot.press("ctrl+q")
     assert said[0].endswith(f"join {url} as bob."), said
     assert [o.text for o in OutboxStore(url, "bob").load()] == ["written offline"]
@@ -116,13 +130,9 @@ async def test_quitting_when_typed_messages_cannot_be_kept_asks_for_a_second_ctr
     confirmation has expired; one within it quits, and the farewell says it was lost."""
     monkeypatch.setattr(app_module, "QUIT_CONFIRM", 0.3)
     url = f"ws://127.0.0.1:{unused_port}/lobby"
-    holder = OutboxStore(url, "alice")
-    assert holder.claim()
-    app = make_app(url, "alice")
-    said = farewells(app)
+    holder, app, said = app_whose_outbox_is_held(url)
     async with app.run_test(size=SIZE) as pilot:
-        await type_line(pilot, "written offline")
-        await until(pilot, lambda: len(outbox(app)) == 1)
+        await type_offline(pilot, "written offline")
         await pilot.press("ctrl+q")
         warning = ("1 message not yet acknowledged by the server could not be saved on disk:"
                    " quitting now loses it. Press Ctrl+Q again within 0.3 s (or /quit) to quit.")
@@ -310,10 +320,7 @@ async def test_renamed_away_from_a_name_whose_outbox_is_held_the_app_keeps_one_a
     messages in memory; after /nick to a free name it keeps them on disk under that name,
     so a line typed while the server is down survives quitting."""
     url = chat_server.url + "/lobby"
-    holder = OutboxStore(url, "alice")
-    assert holder.claim()
-    app = make_app(url, "alice")
-    said = farewells(app)
+    holder, app, said = app_whose_outbox_is_held(url)
     async with app.run_test(size=SIZE) as pilot:
         await online(pilot)
         assert app.client.store is None
@@ -321,10 +328,24 @@ async def test_renamed_away_from_a_name_whose_outbox_is_held_the_app_keeps_one_a
         await until(pilot, lambda: "now saved on disk (as alice2's)" in " ".join(
             log_text(app).split()))
         await chat_server.stop()
-        await type_line(pilot, "written offline")
-        await until(pilot, lambda: len(outbox(app)) == 1)
+        await type_offline(pilot, "written offline")
         assert [o.text for o in OutboxStore(url, "alice2").load()] == ["written offline"]
         await pilot.press("ctrl+q")
         await until(pilot, lambda: not app.is_running)
     holder.release()
     assert said[0].endswith(f"join {url} as alice2."), said
+
+
+async def test_once_the_other_tui_chat_has_let_go_quitting_keeps_what_is_pending(
+        unused_port) -> None:
+    """The outbox was held by another tui-chat at start, which has quit since: Ctrl+Q takes
+    the outbox, keeps the pending line there and quits at once."""
+    url = f"ws://127.0.0.1:{unused_port}/lobby"
+    holder, app, said = app_whose_outbox_is_held(url)
+    async with app.run_test(size=SIZE) as pilot:
+        await type_offline(pilot, "written offline")
+        holder.release()
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: not app.is_running)
+    assert "1 message not yet acknowledged by the server was kept" in said[0]
+    assert [o.text for o in OutboxStore(url, "alice").load()] == ["written offline"]

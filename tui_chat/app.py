@@ -175,7 +175,8 @@ class ChatApp(App[None]):
             return [] if renamed else [error_line(cannot_keep(error.strerror or str(error)))]
 
     def _keep_outbox_as_renamed(self) -> list[Text]:
-        """Known by another name, with no outbox on disk: try that name's."""
+        """With no outbox on disk, try the current name's (known by another name now, or
+        the other tui-chat that held it has quit)."""
         if self.keep_outbox and self.client.store is None:
             return self._keep_outbox(renamed=True)
         return []
@@ -200,6 +201,7 @@ class ChatApp(App[None]):
         lost). If quitting would lose typed messages (they cannot be saved on disk) or close
         a hosted server others are connected to, the first Ctrl+Q only says so; a second one
         within QUIT_CONFIRM seconds quits."""
+        self._log(self._keep_outbox_as_renamed())  # the other tui-chat may have quit since
         kept = self.client.keep_pending()
         pending = len(self.client.outbox)
         warnings = [loss_warning(pending)] if pending and kept is None else []
