@@ -152,33 +152,30 @@ class ChatApp(App[None]):
             self._log(self._keep_outbox())
         self.run_client()
 
-    def _keep_outbox(self, renamed: bool = False) -> list[Text]:
+    def _keep_outbox(self, again: bool = False) -> list[Text]:
         """Keep pending messages on disk, if this room and nickname's outbox is free; the
-        log lines that say what came of it. After a rename (`renamed`), when there was no
-        outbox under the old name, only into an empty one (an earlier run's messages wait
-        there for a run under that name), and saying so only if it worked."""
+        log lines that say what came of it. Tried `again` later (under another name, or
+        once the tui-chat that held it has quit), only into an empty one, and saying so
+        only if it worked."""
         store = OutboxStore(self.url, self.client.nick)
         try:
-            if store.claim():
-                if renamed and store.load():
-                    store.release()
-                    return []
+            if store.claim(empty=again):
                 self.client.attach_store(store)
                 return [system_line(f"Messages waiting to be sent are now saved on disk (as"
-                                    f" {self.client.nick}'s).")] if renamed else []
-            if renamed:
+                                    f" {self.client.nick}'s).")] if again else []
+            if again:
                 return []
             return [system_line(f"Another tui-chat on this computer is in this room as"
                                 f" {self.client.nick}, so messages waiting to be sent are not"
                                 " saved on disk: quitting before they are sent loses them.")]
         except OSError as error:
-            return [] if renamed else [error_line(cannot_keep(error.strerror or str(error)))]
+            return [] if again else [error_line(cannot_keep(error.strerror or str(error)))]
 
-    def _keep_outbox_as_renamed(self) -> list[Text]:
+    def _keep_outbox_again(self) -> list[Text]:
         """With no outbox on disk, try the current name's (known by another name now, or
-        the other tui-chat that held it has quit)."""
+        the tui-chat that held it has quit)."""
         if self.keep_outbox and self.client.store is None:
-            return self._keep_outbox(renamed=True)
+            return self._keep_outbox(again=True)
         return []
 
     async def _start_server(self, address: str, port: int) -> None:
@@ -201,7 +198,7 @@ class ChatApp(App[None]):
         lost). If quitting would lose typed messages (they cannot be saved on disk) or close
         a hosted server others are connected to, the first Ctrl+Q only says so; a second one
         within QUIT_CONFIRM seconds quits."""
-        self._log(self._keep_outbox_as_renamed())  # the other tui-chat may have quit since
+        self._log(self._keep_outbox_again())  # the other tui-chat may have quit since
         kept = self.client.keep_pending()
         pending = len(self.client.outbox)
         warnings = [loss_warning(pending)] if pending and kept is None else []
@@ -277,7 +274,7 @@ class ChatApp(App[None]):
         if isinstance(update, PresenceChanged):
             if update.you:
                 return [system_line(f"You are now known as {update.presence.nick}."),
-                        *self._keep_outbox_as_renamed()]
+                        *self._keep_outbox_again()]
             return [system_line(presence_sentence(update.presence))]
         if isinstance(update, OutboxChanged):
             self.query_one(Outbox).pending = update.pending
@@ -289,7 +286,7 @@ class ChatApp(App[None]):
         if isinstance(update, StateChanged):
             return self._state_changed(update)
         if isinstance(update, Joined):
-            return [*joined_lines(update), *self._keep_outbox_as_renamed()]
+            return [*joined_lines(update), *self._keep_outbox_again()]
         if isinstance(update, UsersListed):
             users = update.users.users
             return [system_line(f"In {update.users.room} ({len(users)}): {', '.join(users)}")]

@@ -92,14 +92,11 @@ class OutboxStore:
             return True
         moved = OutboxStore(self.url, nick, self.directory)
         try:
-            if not moved.claim():
+            if not moved.claim(empty=True):
                 return False
         except OSError:
             return False
         try:
-            if moved.load():
-                moved.release()
-                return False
             moved.sender_key = self.sender_key
             moved.save(pending)
         except OSError:
@@ -111,20 +108,24 @@ class OutboxStore:
         old_path.unlink(missing_ok=True)
         return True
 
-    def claim(self) -> bool:
+    def claim(self, empty: bool = False) -> bool:
         """Take the store for this process; False if another running client holds it (two
-        clients sharing one outbox would each send, or overwrite, the other's messages).
-        OSError if its directory cannot be written."""
-        if fcntl is None:  # Windows: no advisory locks
-            return True
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        lock = open(self.path.with_suffix(".lock"), "w")  # noqa: SIM115 - held while running
-        try:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            lock.close()
+        clients sharing one outbox would each send, or overwrite, the other's messages),
+        or, with `empty`, if it holds an earlier run's messages (they wait there for a run
+        under that name, which sends them with their own sender key). OSError if its
+        directory cannot be written."""
+        if fcntl is not None:  # (Windows: no advisory locks)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            lock = open(self.path.with_suffix(".lock"), "w")  # noqa: SIM115 - held while running
+            try:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                lock.close()
+                return False
+            self._lock = lock
+        if empty and self.load():
+            self.release()
             return False
-        self._lock = lock
         return True
 
     def release(self) -> None:
