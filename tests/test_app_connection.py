@@ -45,20 +45,30 @@ async def test_a_reconnect_says_who_came_and_went_while_you_were_away(chat_serve
     await relay.close()
 
 
+async def started_server(port: int = 0) -> ChatServer:
+    """A server on `port` (0: any free one), history on disk, no rate limit."""
+    server = ChatServer(ServerConfig(port=port, rate=0))
+    await server.start()
+    return server
+
+
+async def gone(server: ChatServer, pilot) -> None:
+    """Stop `server` and wait until the app says it is reconnecting."""
+    await server.stop()
+    await until(pilot, lambda: "reconnecting" in pilot.app.sub_title)
+
+
 async def test_restart_reconnects_and_delivers_typed_lines_exactly_once() -> None:
     """The server stops and comes back; what was typed meanwhile is delivered once."""
-    first = ChatServer(ServerConfig(port=0, rate=0))
-    await first.start()
+    first = await started_server()
     port = first.port
     app = make_app(f"ws://127.0.0.1:{port}/lobby", "alice")
     async with app.run_test(size=SIZE) as pilot:
         await online(pilot)
-        await first.stop()
-        await until(pilot, lambda: "reconnecting" in app.sub_title)
+        await gone(first, pilot)
         await type_line(pilot, "typed while away")
         await until(pilot, lambda: len(outbox(app)) == 1)
-        second = ChatServer(ServerConfig(port=port, rate=0))
-        await second.start()
+        second = await started_server(port)
         try:
             await until(pilot, lambda: "alice typed while away" in log_text(app))
             await until(pilot, lambda: outbox(app) == ())
@@ -123,16 +133,13 @@ async def test_the_reconnect_command_says_when_there_is_nothing_to_wait_for(url)
 async def test_refused_its_name_on_rejoining_the_app_is_no_one_in_the_room() -> None:
     """Back after a restart to find its nickname taken, the app marks no one as you, and
     Tab completes the name's new holder, who is someone else."""
-    first = ChatServer(ServerConfig(port=0, rate=0))
-    await first.start()
+    first = await started_server()
     port = first.port
     app = make_app(f"ws://127.0.0.1:{port}/lobby", "alice")
     async with app.run_test(size=SIZE) as pilot:
         await online(pilot)
-        await first.stop()
-        await until(pilot, lambda: "reconnecting" in app.sub_title)
-        second = ChatServer(ServerConfig(port=port, rate=0))
-        await second.start()
+        await gone(first, pilot)
+        second = await started_server(port)
         holder = await JsonClient.connect(f"ws://127.0.0.1:{port}/lobby", "alice")
         try:
             await until(pilot, lambda: "is taken" in log_text(app))
