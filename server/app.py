@@ -164,8 +164,7 @@ class ChatServer:
             await server.start_serving()  # (listen(): another may have taken the port)
         except BaseException:
             server.close()
-            await self.history.close()
-            self.accounts.close()
+            await self._close_history()
             raise
         self._server = server
         if config.ping_interval:
@@ -206,6 +205,10 @@ class ChatServer:
                         burst=config.burst, presence_limit=config.presence_limit,
                         max_frame=config.max_frame, max_pending=config.max_pending)
         self.hub = Hub(self.history, limits, self.accounts, config.token)
+
+    async def _close_history(self) -> None:
+        await self.history.close()
+        self.accounts.close()
 
     def _tls_context(self) -> ssl.SSLContext | None:
         return tls_context(self.config.certfile, self.config.keyfile) if self.config.certfile else None
@@ -248,8 +251,7 @@ class ChatServer:
                     await asyncio.wait(late)
             await self._server.wait_closed()
             self._server = None
-            await self.history.close()
-            self.accounts.close()
+            await self._close_history()
             log.info("stopped")
 
     def connections_besides(self, address: tuple | None = None) -> int:
