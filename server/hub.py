@@ -90,11 +90,12 @@ class Hub:
     def join(
         self, room_name: str, nick: str, dialect: Dialect, connection: Any, peer: str,
         since: int | None = None, epoch: str | None = None, resume: str | None = None,
-        sender_key: str | None = None,
+        sender_key: str | None = None, quiet: bool = False,
     ) -> tuple[Room, Member, Greeting]:
-        """Vet `nick`, add the member, announce it; the caller sends the greeting at once.
-        With the `resume` secret of a member (whatever it is called now), the newcomer takes
-        its place: that member leaves (announced), and the caller closes its connection."""
+        """Vet `nick`, add the member, announce it (`quiet`: to user lists only); the caller
+        sends the greeting at once. With the `resume` secret of a member (whatever it is
+        called now), the newcomer takes its place: that member leaves (announced), and the
+        caller closes its connection."""
         room = self.rooms.get(room_name)
         replaced = room.resumable(resume)
         try:
@@ -115,7 +116,7 @@ class Hub:
         # holds the secret that takes its place back.
         resume = replaced.resume if replaced is not None else (
             secrets.token_urlsafe(16) if dialect is Dialect.JSON else "")
-        member = Member(shown, dialect, connection, peer, resume, scope)
+        member = Member(shown, dialect, connection, peer, resume, scope, quiet)
         room.join(member)
         history = backlog.messages  # as much as a welcome holds
         stream = self._stream(room.name)
@@ -134,7 +135,8 @@ class Hub:
             run=self.run,
         )
         if announce:
-            self._announce(room, Presence("join", shown, room.users()), member, b"")
+            self._announce(room, Presence("join", shown, room.users(), quiet=quiet or None),
+                           member, b"")
         return room, member, Greeting(welcome, backlog.more, cids_of, len(room.members),
                                       replaced)
 
@@ -161,7 +163,8 @@ class Hub:
             stream.unhold(member.connection)
         announce = self._announces(room)  # counted with the member, as its join was
         if room.leave(member) and not self.closing and announce:
-            self._announce(room, Presence("leave", member.nick, room.users()), None, b"")
+            self._announce(room, Presence("leave", member.nick, room.users(),
+                                          quiet=member.quiet or None), None, b"")
 
     def _discard_if_empty(self, room: Room) -> None:
         self.rooms.discard_if_empty(room)
@@ -189,9 +192,11 @@ class Hub:
 
     def _announce(self, room: Room, presence: Presence, subject: Member | None,
                   for_subject: bytes, json_frame: bytes | None = None) -> None:
+        """Tell the room; plain members are told nothing of a quiet join or leave (they
+        have no user list to update)."""
         self._queue(room.name, Delivery(
             json_frame or text_frame(encode(presence)),
-            text_frame(server_line(presence_sentence(presence))),
+            b"" if presence.quiet else text_frame(server_line(presence_sentence(presence))),
             subject.connection if subject else None,
             for_subject,
         ))

@@ -37,6 +37,7 @@ class Member:
     peer: str = ""
     resume: str = ""  # the secret its client may present to take its place (JSON only)
     scope: str = ""  # from the client's `sender_key`: its cids are its own under any name
+    quiet: bool = False  # its join and leave update user lists but are not announced
 
     @property
     def key(self) -> str:

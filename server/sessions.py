@@ -171,7 +171,7 @@ class Session:
 
     async def join(self, nick: str, password: str | None = None, since: int | None = None,
                    epoch: str | None = None, resume: str | None = None,
-                   sender_key: str | None = None) -> None:
+                   sender_key: str | None = None, quiet: bool = False) -> None:
         self._stop_deadline()  # it has asked to join: a client, not an idle connection
         if self.hub.token and not self.connection.authorized:
             raise ProtocolError(UNAUTHORIZED, "This server needs a valid token"
@@ -181,11 +181,12 @@ class Session:
             return  # it left while its password was checked: it must not join as a ghost
         room, member, greeting = self.hub.join(
             self.room_name, nick, self.dialect, self.connection, self.peer, since, epoch, resume,
-            sender_key,
+            sender_key, quiet,
         )
         self.room, self.member = room, member
         self.greet(greeting)  # before anything else can be written to this connection
-        log.info("%s joined %s as %s", self.peer, room.name, member.nick)
+        log.info("%s joined %s as %s%s", self.peer, room.name, member.nick,
+                 " (quiet)" if quiet else "")
         if greeting.replaced is not None:
             log.info("%s took the place of %s's earlier connection %s", self.peer,
                      member.nick, greeting.replaced.peer)
@@ -319,7 +320,7 @@ class JsonSession(Session):
         if token and not self.connection.authorized and token_matches(hello.token, token):
             self.connection.authorized = True
         await self.join(hello.nick, hello.password, hello.since, hello.epoch, hello.resume,
-                        hello.sender_key)
+                        hello.sender_key, bool(hello.quiet))
 
     def write_greeting(self, greeting: Greeting) -> None:
         self.send(encode(greeting.welcome))

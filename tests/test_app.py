@@ -101,6 +101,21 @@ async def test_the_user_list_follows_joins_leaves_and_renames(url, join) -> None
         assert app.query_one("UserList").border_title == "Users · 1"
 
 
+async def test_a_quiet_member_is_listed_but_its_coming_and_going_is_not_logged(url, join) -> None:
+    """A script that joins quietly (`tui-chat send`) appears in the user list while it is
+    here; the log shows its message, and no join or leave line."""
+    app = make_app(url, "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        ci = await join("ci", quiet=True)
+        await until(pilot, lambda: "ci" in users_text(app))
+        await ci.say("deploy finished")
+        await ci.close()
+        await until(pilot, lambda: "ci" not in users_text(app))
+        assert "deploy finished" in log_text(app)
+        assert "ci has" not in log_text(app)
+
+
 async def test_markup_like_text_arrives_literally_and_runs_nothing(url, join) -> None:
     """Markup and escape codes from another user are shown as text and cannot act."""
     app = make_app(url, "alice")

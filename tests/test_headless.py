@@ -42,6 +42,16 @@ async def test_send_stores_the_message_once_and_exits_0(chat_server, join) -> No
     assert [(m.nick, m.text) for m in history] == [("ci", "deploy finished")]
 
 
+async def test_send_joins_quietly_so_the_room_sees_only_its_message(chat_server, join_plain
+                                                                     ) -> None:
+    """A raw client in the room sees `send`'s message and no line saying it joined or left."""
+    reader = await join_plain("reader")
+    status, _, err = await tui_chat("send", f"{chat_server.url}/lobby", "deployed", "--nick", "ci")
+    assert (status, err) == (0, "")
+    assert await reader.recv() == "[ci]: deployed"
+    assert await reader.silent()
+
+
 async def test_send_reads_lines_from_stdin_in_order_and_skips_blank_ones(chat_server) -> None:
     """Without TEXT each line of standard input is a message; --me makes them actions."""
     status, _, err = await tui_chat("send", f"{chat_server.url}/lobby", "--nick", "ci", "--me",

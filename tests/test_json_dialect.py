@@ -34,6 +34,41 @@ async def test_others_see_a_join_presence_with_the_new_user_list(join) -> None:
     assert presence == {"type": "presence", "event": "join", "nick": "bob", "users": ["alice", "bob"]}
 
 
+async def test_a_quiet_join_and_leave_update_user_lists_and_say_nothing(join, join_plain) -> None:
+    """A `hello` with `quiet` (a script that posts and goes) is a presence marked quiet for
+    JSON members, who update their user list, and nothing at all for plain ones; its
+    messages reach everyone as any member's do."""
+    alice = await join("alice")
+    carol = await join_plain("carol")
+    await alice.expect("presence")
+    ci = await join("ci", quiet=True)
+    assert ci.welcome["users"] == ["alice", "carol", "ci"]
+    assert await alice.expect("presence") == {"type": "presence", "event": "join", "nick": "ci",
+                                              "users": ["alice", "carol", "ci"], "quiet": True}
+    await ci.say("deploy finished")
+    await ci.close()
+    assert await carol.recv() == "[ci]: deploy finished", "no join line before it"
+    assert (await alice.expect("message"))["text"] == "deploy finished"
+    assert await alice.expect("presence") == {"type": "presence", "event": "leave", "nick": "ci",
+                                              "users": ["alice", "carol"], "quiet": True}
+    await carol.send("/who")
+    assert await carol.recv() == "[Server]: In lobby (2): alice, carol.", "no leave line before it"
+
+
+async def test_a_quiet_member_holds_its_nickname_and_its_renames_are_announced(join) -> None:
+    """Quiet is only about coming and going: the name is taken while it is here, and a
+    rename is announced to everyone as anyone's is."""
+    alice = await join("alice")
+    ci = await join("ci", quiet=True)
+    await alice.expect("presence")
+    intruder = await join(None)
+    await intruder.send(type="hello", nick="CI")
+    assert (await intruder.expect("error"))["code"] == "nick_taken"
+    await ci.send(type="nick", nick="deploys")
+    presence = await alice.expect("presence")
+    assert (presence["event"], presence["old"], presence.get("quiet")) == ("rename", "ci", None)
+
+
 async def test_say_is_broadcast_and_acknowledged_with_the_cid(join) -> None:
     """The sender's echo carries its cid; others get the same message without it."""
     alice = await join("alice")

@@ -275,6 +275,8 @@ class ChatApp(App[None]):
             if update.you:
                 return [system_line(f"You are now known as {update.presence.nick}."),
                         *self._keep_outbox_again()]
+            if update.presence.quiet:  # a script posting: the user list says it is here
+                return []
             return [system_line(presence_sentence(update.presence))]
         if isinstance(update, OutboxChanged):
             self.query_one(Outbox).pending = update.pending

@@ -218,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
 
 HEADLESS = {
     "send": ("Send messages to a room from a script, and wait until the server has stored"
-             " every one (exactly once, across reconnects). Exit status 0 when all were"
+             " every one (exactly once, across reconnects). It joins quietly: the room is"
+             " not told it came and went. Exit status 0 when all were"
              " stored; 1, with the reasons on stderr, when one was refused or the server"
              " stopped acknowledging (messages not acknowledged may or may not be stored).",
              """\

@@ -102,11 +102,13 @@ class ChatClient:
         open_timeout: float = 10,
         token: str | None = None,
         password: str | None = None,
+        quiet: bool = False,
     ) -> None:
         self.url = url
         self.nick = nick
         self.token = token
         self.password = password
+        self.quiet = quiet  # join and leave without the room being told (a script's post)
         self.on_update = on_update
         self.backoff = backoff or Backoff()
         self.ssl_context = ssl_context
@@ -321,7 +323,7 @@ class ChatClient:
         self._hello_sent = self._send(Hello(
             self.nick, since=since, epoch=epoch,
             client=f"tui-chat/{__version__}", password=self.password, resume=self.resume,
-            sender_key=self.sender_key))
+            sender_key=self.sender_key, quiet=self.quiet or None))
         return self._hello_sent
 
     def _receive(self, frame: str | bytes) -> str | None:

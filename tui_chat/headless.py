@@ -18,7 +18,7 @@ from tui_chat.protocol import NICK_TAKEN, Message, encode, now_ms, plain_line
 from tui_chat.reasons import TOKEN_HINT
 from tui_chat.updates import Joined, NickRefused, Received, Refused, State, StateChanged, Update
 
-Connect = Callable[[Callable[[Update], None]], ChatClient]  # a client reporting to this callback
+Connect = Callable[..., ChatClient]  # a client reporting to its callback (and keyword options)
 
 
 class Watch:
@@ -109,9 +109,10 @@ async def send(connect: Connect, lines: AsyncIterator[str], action: bool,
     """Send each line as a message and wait until the server has acknowledged every one
     (each is stored exactly once, also across reconnects), giving up once no acknowledgement
     has come for `timeout` seconds (`numbered`: see Watch). It connects when the first line
-    comes, so that input with nothing to send never joins the room. Returns what went wrong."""
+    comes, so that input with nothing to send never joins the room, and joins quietly: the
+    room is not told it came and went. Returns what went wrong."""
     watch = Watch(numbered=numbered)
-    client = watch.client = connect(watch)
+    client = watch.client = connect(watch, quiet=True)
     runner: asyncio.Task[None] | None = None
     try:
         async for line in lines:

@@ -129,7 +129,8 @@ class Hello:
     is the server's shared secret, `password` the one of a registered nickname, `resume` the
     secret of an earlier welcome, to take over `nick` from that earlier connection, and
     `sender_key` the client's own secret, the same under every nickname it uses: the `cid`s
-    it sends are its own under that key, whatever it is called when it sends them again."""
+    it sends are its own under that key, whatever it is called when it sends them again.
+    `quiet`: join and leave unannounced (a script that posts and goes; it is listed)."""
 
     type: ClassVar[str] = "hello"
     nick: str
@@ -140,6 +141,7 @@ class Hello:
     password: str | None = None
     resume: str | None = None
     sender_key: str | None = None
+    quiet: bool | None = None
 
     def __repr__(self) -> str:  # never print secrets
         return f"Hello(nick={self.nick!r}, since={self.since!r}, epoch={self.epoch!r})"
@@ -220,13 +222,15 @@ class Welcome:
 
 @dataclass(frozen=True, slots=True)
 class Presence:
-    """Server: someone joined, left or was renamed (`old` is the previous nickname)."""
+    """Server: someone joined, left or was renamed (`old` is the previous nickname);
+    `quiet`: a join or leave of a quiet member, which updates the user list and says nothing."""
 
     type: ClassVar[str] = "presence"
     event: str
     nick: str
     users: tuple[str, ...]
     old: str | None = None
+    quiet: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +267,7 @@ _FIELD_TYPES: dict[str, str] = {
     "event": "str",
     "old": "str", "code": "str", "message": "str", "token": "str", "password": "str",
     "resume": "str", "last_id": "int", "sender_key": "str", "keyed": "bool", "run": "str",
+    "quiet": "bool",
 }
 _NAMES = ("nick", "old", "room")  # shown on one line: line breaks become spaces
 _JSON_NAMES = {"str": "a string", "int": f"a whole number from 0 to {MAX_INT}",
