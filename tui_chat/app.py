@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 import ssl
 import time
 from collections.abc import Iterable
@@ -59,6 +61,8 @@ FLUSH_INTERVAL = 1 / 60  # incoming lines reach the log at most once per frame
 NEWS_DELAY = 0.5  # seconds: a connection failure retried sooner is not worth a log line
 QUIT_CONFIRM = 5.0  # seconds: after quitting was refused with a warning, a second quit goes ahead
 BELL_GAP = 3.0  # seconds: lines that name you ring the bell at most this often
+# `kill`, systemd, `timeout`, a closed terminal: quit as Ctrl+Q does, without asking.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 @dataclass
@@ -151,6 +155,11 @@ class ChatApp(App[None]):
         if self.keep_outbox:
             self._log(self._keep_outbox())
         self.run_client()
+        for signum in STOP_SIGNALS:  # Textual leaves them to Python: no clean-up at all
+            try:
+                asyncio.get_running_loop().add_signal_handler(signum, self._stop_signal, signum)
+            except (NotImplementedError, RuntimeError, ValueError):  # Windows; not the main thread
+                pass
 
     def _keep_outbox(self, again: bool = False) -> list[Text]:
         """Keep pending messages on disk, if this room and nickname's outbox is free; the
@@ -214,7 +223,21 @@ class ChatApp(App[None]):
             return
         self.exit(message=farewell(pending, kept, self.url))
 
+    def _stop_signal(self, signum: int) -> None:
+        """Quit at once, as a second Ctrl+Q would: the terminal is restored, what is pending
+        is saved, and a server this app hosts closes in order. After SIGHUP the terminal
+        is gone: nothing is printed."""
+        kept = self.client.keep_pending()
+        pending = len(self.client.outbox)
+        self.exit(message=None if signum == getattr(signal, "SIGHUP", None)
+                  else farewell(pending, kept, self.url))
+
     async def on_unmount(self) -> None:
+        for signum in STOP_SIGNALS:
+            try:
+                asyncio.get_running_loop().remove_signal_handler(signum)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
         if self._quiet:
             collector.restore()
             self._quiet = False
