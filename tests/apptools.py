@@ -74,13 +74,13 @@ def farewells(app: ChatApp) -> list[str]:
     """A list that will hold the message the app exits with (what the terminal shows after
     it), once it exits."""
     said: list[str] = []
-    exit_app = app.exit
+    quit_saying = app.quit_saying
 
-    def exit_saying(*args, message=None, **options) -> None:
-        said.append(str(message))
-        exit_app(*args, message=message, **options)
+    def recorded(text: str | None, return_code: int = 0) -> None:
+        said.append(str(text))
+        quit_saying(text, return_code)
 
-    app.exit = exit_saying  # type: ignore[method-assign]
+    app.quit_saying = recorded  # type: ignore[method-assign]
     return said
 
 

@@ -161,6 +161,18 @@ async def test_serve_mode_with_a_database_in_use_exits_saying_why(tmp_path) -> N
         await online(pilot)
 
 
+def test_why_it_cannot_serve_is_printed_as_written_on_one_line(tmp_path, unused_port) -> None:
+    """What the app says on its way out is plain text: a path holding `[red]` and `:smile:`
+    comes out as typed (not as Rich markup and an emoji), unwrapped, even in a pipe."""
+    db = tmp_path / "no-such-dir" / "[red]a:smile:.db"
+    result = subprocess.run(
+        [sys.executable, "-m", "tui_chat", "--serve", f"127.0.0.1:{unused_port}", "--db", str(db)],
+        capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert f"cannot open the database {db}: there is no directory" in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+
+
 async def test_lines_written_before_layout_wrap_at_the_real_width() -> None:
     """The first lines (written while the screen is still being laid out) use the log's
     real width, not a narrow guess."""

@@ -119,6 +119,7 @@ class ChatApp(App[None]):
         self.retry_at: float | None = None
         self._failure = ""  # the last reason shown for failing to connect
         self._quit_told_until = 0.0  # time.monotonic() until which quitting goes ahead
+        self.exit_text: str | None = None  # what to print once the app is gone (quit_saying)
         self.keep_outbox = keep_outbox
         self.client = ChatClient(self.url, nick, self._client_update, backoff=backoff,
                                  token=token, password=password, ssl_context=ssl_context)
@@ -192,7 +193,7 @@ class ChatApp(App[None]):
         try:
             hosted = await host(address, port, self.serve_db, self.client.token)
         except CannotServe as error:
-            self.exit(return_code=1, message=str(error))
+            self.quit_saying(str(error), return_code=1)
             return
         self.hosted = hosted
         self.url = self.client.url = hosted.url
@@ -221,7 +222,14 @@ class ChatApp(App[None]):
             again = f"Press Ctrl+Q again within {QUIT_CONFIRM:g} s (or /quit) to quit."
             self._log([line(" ".join([*warnings, again]))])
             return
-        self.exit(message=farewell(pending, kept, self.url))
+        self.quit_saying(farewell(pending, kept, self.url))
+
+    def quit_saying(self, text: str | None, return_code: int = 0) -> None:
+        """Exit; `text` is what the terminal shows after the app. The command prints it as
+        it is (Textual's own exit message would read it as Rich markup and emoji codes, and
+        wrap it at 80 columns even in a pipe)."""
+        self.exit_text = text
+        self.exit(return_code=return_code)
 
     def _stop_signal(self, signum: int) -> None:
         """Quit at once, as a second Ctrl+Q would: the terminal is restored, what is pending
@@ -229,8 +237,8 @@ class ChatApp(App[None]):
         is gone: nothing is printed."""
         kept = self.client.keep_pending()
         pending = len(self.client.outbox)
-        self.exit(message=None if signum == getattr(signal, "SIGHUP", None)
-                  else farewell(pending, kept, self.url))
+        self.quit_saying(None if signum == getattr(signal, "SIGHUP", None)
+                         else farewell(pending, kept, self.url))
 
     async def on_unmount(self) -> None:
         for signum in STOP_SIGNALS:

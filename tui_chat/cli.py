@@ -213,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
                   scrollback=args.scrollback, token=connection.token,
                   password=connection.password, ssl_context=connection.ssl_context)
     app.run()
+    if app.exit_text:
+        print(app.exit_text, file=sys.stderr)
     return app.return_code or 0  # 1 when serving failed, or the app failed
 
 
