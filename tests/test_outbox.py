@@ -8,10 +8,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.apptools import SIZE, farewells, log_text, make_app, online, outbox, type_line, until
+from tests.apptools import (
+    SIZE,
+    farewells,
+    fill_backlog,
+    log_text,
+    make_app,
+    online,
+    outbox,
+    type_line,
+    until,
+)
 from tests.helpers import JsonClient
 from tui_chat import app as app_module
 from tui_chat.app import ChatApp
+from tui_chat.chat_log import ChatLog
 from tui_chat.client import ChatClient
 from tui_chat.updates import Backoff, Outgoing, Received, State
 from tui_chat.outbox import OutboxStore
@@ -121,6 +132,24 @@ async def test_a_second_app_for_the_same_room_and_nickname_keeps_its_outbox_in_m
         async with second.run_test(size=SIZE) as two:
             await until(two, lambda: "are not saved on disk" in log_text(second))
             assert second.client.store is None
+
+
+async def test_what_the_app_says_before_joining_comes_after_the_room_s_history(url) -> None:
+    """The room's recent history goes above the notices of the app's first moments (here,
+    that the outbox is not saved on disk), which stay in view at the end of the log, in
+    time order: history, notice, `You joined`."""
+    await fill_backlog(url, [f"old line {n}" for n in range(40)])
+    holder, app, _ = app_whose_outbox_is_held(url)
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        await until(pilot, lambda: "You joined" in log_text(app))
+        text = log_text(app)
+        assert (text.index("old line 39") < text.index("are not saved on disk")
+                < text.index("You joined lobby as alice"))
+        log = app.query_one(ChatLog)
+        in_view = log.text().splitlines()[round(log.scroll_y):][:log.size.height]
+        assert any("Another tui-chat" in row for row in in_view), in_view
+    holder.release()
 
 
 async def test_quitting_when_typed_messages_cannot_be_kept_asks_for_a_second_ctrl_q(

@@ -283,6 +283,9 @@ class ChatApp(App[None]):
                 named = named or (line.mentioned and not update.backlog)
                 lines.append(line)
             else:
+                if isinstance(update, Joined) and not update.rejoined:
+                    self._log(lines)  # the history goes above these too
+                    lines = []
                 lines.extend(self._apply(update))
                 users_changed = users_changed or isinstance(
                     update, (PresenceChanged, Joined, StateChanged))
@@ -319,7 +322,14 @@ class ChatApp(App[None]):
         if isinstance(update, StateChanged):
             return self._state_changed(update)
         if isinstance(update, Joined):
-            return [*joined_lines(update), *self._keep_outbox_again()]
+            history, lines = joined_lines(update)
+            if update.rejoined:  # what was missed: said after what the log already shows
+                return [*history, *lines, *self._keep_outbox_again()]
+            # The room's history goes above what this app has said since it started (that
+            # it serves, that messages cannot be kept...), which would otherwise be lost
+            # far above, behind the backlog, and out of time order.
+            self.query_one(ChatLog).write_above(history)
+            return [*lines, *self._keep_outbox_again()]
         if isinstance(update, UsersListed):
             users = update.users.users
             return [system_line(f"In {update.users.room} ({len(users)}): {', '.join(users)}")]

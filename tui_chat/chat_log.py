@@ -167,6 +167,14 @@ class ChatLog(ScrollView):
         self._name_day()  # (the view may not have moved while its rows did)
         self.refresh()
 
+    def write_above(self, lines: list[Text | MessageLine]) -> None:
+        """Put `lines` above every line written so far (a room's history, which arrives
+        after the app's first notices), and show the end of the log."""
+        later = [line for line in self._lines if not isinstance(line, DayLine)]
+        if later:
+            self.clear()
+        self.write_lines([*lines, *later])
+
     def _wrap(self, lines: Iterable[Text | MessageLine], width: int) -> None:
         """Append the rows of `lines` wrapped to `width` (tabs expanded)."""
         rows = self._rows

@@ -354,14 +354,15 @@ def refused_lines(update: Refused) -> list[Text]:
     return [error_line(update.error.message)]
 
 
-def joined_lines(update: Joined) -> list[Text | MessageLine]:
-    """What the log shows on joining: the history (or that some is missing), who is here,
-    and after a reconnect who came and went meanwhile."""
+def joined_lines(update: Joined) -> tuple[list[Text | MessageLine], list[Text]]:
+    """What the log shows on joining: the history (or that some is missing); then who is
+    here, and after a reconnect who came and went meanwhile."""
     welcome = update.welcome
-    lines: list[Text | MessageLine] = []
+    history: list[Text | MessageLine] = []
     if update.gap:
-        lines.append(error_line("Earlier messages are not available."))
-    lines.extend(MessageLine.seen_by(m, welcome.nick) for m in welcome.history)
+        history.append(error_line("Earlier messages are not available."))
+    history.extend(MessageLine.seen_by(m, welcome.nick) for m in welcome.history)
+    lines: list[Text] = []
     verb = "Reconnected to" if update.rejoined else "You joined"
     count = len(welcome.users)
     lines.append(system_line(f"{verb} {welcome.room} as {welcome.nick}."
@@ -370,4 +371,4 @@ def joined_lines(update: Joined) -> list[Text | MessageLine]:
                ((update.arrived, "joined"), (update.departed, "left")) if nicks]
     if changes:
         lines.append(system_line(f"While you were away: {'; '.join(changes)}."))
-    return lines
+    return history, lines
