@@ -38,16 +38,19 @@ def test_urls_are_completed(given: str, url: str) -> None:
     ("ws://[::1/lobby", "an IPv6 address goes in brackets, as in ws://[::1]:8765/lobby"),
     ("ws://::1/lobby", "an IPv6 address goes in brackets"),
     ("::1", "an IPv6 address goes in brackets"),
+    ("ws://admin:hunter2@127.0.0.1:8765/lobby", "the URL holds a user name or password"),
     ("2001:db8::1:8765", "an IPv6 address goes in brackets"),
     ("ws://h:/lobby", "the port is not a number from 1 to 65535"),
     (":", "the URL has no host"),
 ])
 def test_bad_urls_are_refused_with_a_reason(bad: str, reason: str) -> None:
-    """A wrong scheme, missing host, bad room or port, or an IPv6 address not (or not
-    properly) in brackets is a ValueError that says what is wrong."""
+    """A wrong scheme, missing host, bad room or port, an IPv6 address not (or not
+    properly) in brackets, or a password in the URL is a ValueError that says what is wrong
+    (without repeating a password)."""
     with pytest.raises(ValueError) as refused:
         normalise_url(bad)
     assert reason in str(refused.value)
+    assert "hunter2" not in str(refused.value)
 
 
 def test_serve_address_parsing() -> None:

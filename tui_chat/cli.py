@@ -67,7 +67,12 @@ def normalise_url(text: str) -> str:
     if scheme not in ("ws", "wss"):
         raise ValueError(f"{text!r}: the URL must start with ws:// or wss:// (or http://,"
                          " https://)")
-    host = parts.netloc.rpartition("@")[2]
+    if "@" in parts.netloc:  # (not quoted: it may hold a password)
+        raise ValueError("the URL holds a user name or password before its host (NAME@ or"
+                         " NAME:PASSWORD@), which tui-chat does not use and would show; give"
+                         " a registered nickname's password with --password-file or"
+                         " TUI_CHAT_PASSWORD")
+    host = parts.netloc
     if host.count(":") > 1 and not host.startswith("["):  # ws://::1/lobby
         raise ValueError(f"{text!r}: an IPv6 address goes in brackets, as in"
                          " ws://[::1]:8765/lobby")
