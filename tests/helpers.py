@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -235,3 +236,15 @@ async def server_where_alice_said(run_client, db: str, text: str):
 def stored(server, room: str = "lobby") -> list[tuple[str, str]]:
     """(nickname, text) of every message the server has stored in `room`, in id order."""
     return [(m.nick, m.text) for m in server.history.backlog(room, None, None, 100).messages]
+
+
+async def tui_chat(*args: str, stdin: str | None = None, timeout: float = 20
+                   ) -> tuple[int, str, str]:
+    """Run `tui-chat ARGS` as a process, to the end: exit status, stdout, stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tui_chat", *args, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(
+        process.communicate(stdin.encode() if stdin is not None else b""), timeout)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()

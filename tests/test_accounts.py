@@ -12,7 +12,7 @@ import pytest
 
 from tui_chat_server.accounts import Accounts
 from tests.apptools import SIZE, log_text, make_app, until
-from tests.helpers import JsonClient, PlainClient
+from tests.helpers import JsonClient, PlainClient, tui_chat
 
 
 @pytest.fixture(autouse=True)
@@ -125,6 +125,21 @@ async def test_the_app_says_how_to_give_a_registered_nicknames_password(start_se
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: "is registered" in log_text(app))
         assert "Give its password with /nick NAME PASSWORD" in log_text(app).replace("\n", " ")
+
+
+async def test_send_says_how_to_give_a_registered_nicknames_password(start_server, accounts_db,
+                                                                     tmp_path) -> None:
+    """`tui-chat send` under a registered nickname with a wrong password says to give the
+    right one (--password-file), not only to choose another name."""
+    server = await start_server(db=accounts_db)
+    wrong = tmp_path / "password"
+    wrong.write_text("not the password\n")
+    status, _, err = await tui_chat("send", f"{server.url}/lobby", "hi", "--nick", "alice",
+                                    "--password-file", str(wrong))
+    assert status == 1
+    assert err == ("tui-chat send: Wrong password for 'alice'. Give its password with"
+                   " --password-file PATH (or TUI_CHAT_PASSWORD), or choose another nickname"
+                   " with --nick NAME.\n")
 
 
 async def test_plain_clients_log_in_with_name_and_password(start_server, accounts_db) -> None:

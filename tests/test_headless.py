@@ -10,23 +10,12 @@ import sys
 
 import pytest
 
-from tests.helpers import JsonClient
+from tests.helpers import JsonClient, tui_chat
 from tui_chat.headless import Watch
 from tui_chat.protocol import Message, Welcome
 from tui_chat.updates import Joined
 
 TIMEOUT = 20
-
-
-async def tui_chat(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
-    """Run `tui-chat ARGS` to the end: exit status, stdout, stderr."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tui_chat", *args, stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(
-        process.communicate(stdin.encode() if stdin is not None else b""), TIMEOUT)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 async def test_send_stores_the_message_once_and_exits_0(chat_server, join) -> None:

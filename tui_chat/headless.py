@@ -14,7 +14,15 @@ from typing import TextIO
 
 from tui_chat.client import ChatClient
 from tui_chat.nicknames import MAX_NICK
-from tui_chat.protocol import NICK_TAKEN, Message, encode, now_ms, plain_line
+from tui_chat.protocol import (
+    BAD_PASSWORD,
+    NICK_REGISTERED,
+    NICK_TAKEN,
+    Message,
+    encode,
+    now_ms,
+    plain_line,
+)
 from tui_chat.reasons import TOKEN_HINT
 from tui_chat.updates import Joined, NickRefused, Received, Refused, State, StateChanged, Update
 
@@ -71,7 +79,7 @@ class Watch:
             self.problems.append(f"not sent ({update.outgoing.preview!r}): {update.error.message}")
         elif isinstance(update, NickRefused) and update.kept is None:
             if not self._numbered_again(update):
-                self.problems.append(f"{update.error.message} Choose another with --nick NAME.")
+                self.problems.append(f"{update.error.message} {_what_to_do(update)}")
                 self.over.set()
         elif isinstance(update, StateChanged):
             if update.state is State.OFFLINE and update.reason and not self.stopping:
@@ -102,6 +110,14 @@ class Watch:
     def _report(self, line: str) -> None:
         if self.report_failures:
             print(f"tui-chat {self.report_failures}: {line}", file=sys.stderr, flush=True)
+
+
+def _what_to_do(refused: NickRefused) -> str:
+    """What to do about a nickname the server refused (as the app says, with options)."""
+    if refused.error.code in (NICK_REGISTERED, BAD_PASSWORD):
+        return ("Give its password with --password-file PATH (or TUI_CHAT_PASSWORD), or"
+                " choose another nickname with --nick NAME.")
+    return "Choose another with --nick NAME."
 
 
 async def send(connect: Connect, lines: AsyncIterator[str], action: bool,
