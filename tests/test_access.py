@@ -122,11 +122,11 @@ def certificate_authority() -> trustme.CA:
     return trustme.CA()
 
 
-def tls_files(tmp_path, authority: trustme.CA, **validity: datetime.datetime
-              ) -> tuple[Path, Path, Path]:
-    """A certificate for 127.0.0.1 only (`not_before`, `not_after`: when it is valid), its
+def tls_files(tmp_path, authority: trustme.CA, name: str = "127.0.0.1",
+              **validity: datetime.datetime) -> tuple[Path, Path, Path]:
+    """A certificate for `name` only (`not_before`, `not_after`: when it is valid), its
     key, and the CA that signed it, as PEM files."""
-    cert = authority.issue_cert("127.0.0.1", **validity)
+    cert = authority.issue_cert(name, **validity)
     certfile, keyfile, cafile = (tmp_path / n for n in ("cert.pem", "key.pem", "ca.pem"))
     cert.cert_chain_pems[0].write_to_path(str(certfile))
     for pem in cert.cert_chain_pems[1:]:
@@ -179,8 +179,9 @@ async def test_wss_without_a_cafile_trusts_what_the_system_trusts(
 async def test_a_wrong_scheme_or_name_is_explained_with_what_to_try(
         start_server, tmp_path, certificate_authority, run_client) -> None:
     """ws:// to a TLS server says to try wss://, wss:// to a plain server says to try ws://,
-    a certificate for another name says so, and an expired one says to check the clock; the
-    client keeps trying meanwhile."""
+    a certificate for another name or address says so, an expired one says to check the
+    clock, and a web server that is not a WebSocket server is called that; the client keeps
+    trying meanwhile."""
     certfile, keyfile, cafile = tls_files(tmp_path, certificate_authority)
     tls = await start_server(certfile=str(certfile), keyfile=str(keyfile))
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -189,6 +190,9 @@ async def test_a_wrong_scheme_or_name_is_explained_with_what_to_try(
                           not_before=now - datetime.timedelta(days=30),
                           not_after=now - datetime.timedelta(days=1))
     expired = await start_server(certfile=str(old_files[0]), keyfile=str(old_files[1]))
+    (tmp_path / "named").mkdir()
+    named_files = tls_files(tmp_path / "named", certificate_authority, name="localhost")
+    named = await start_server(certfile=str(named_files[0]), keyfile=str(named_files[1]))
     plain = await start_server()
     context = ssl.create_default_context(cafile=str(cafile))
 
@@ -197,8 +201,15 @@ async def test_a_wrong_scheme_or_name_is_explained_with_what_to_try(
         writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
         writer.close()
 
+    async def http_1_0(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(100)  # python -m http.server
+        writer.write(b"HTTP/1.0 404 File not found\r\nContent-Length: 0\r\n\r\n")
+        writer.close()
+
     web = await asyncio.start_server(http_only, "127.0.0.1", 0)
     web_port = web.sockets[0].getsockname()[1]
+    old_web = await asyncio.start_server(http_1_0, "127.0.0.1", 0)
+    old_web_port = old_web.sockets[0].getsockname()[1]
     cases = [
         (tls.url.replace("wss://", "ws://"), {}, r"; if the server uses TLS, try wss://$"),
         (plain.url.replace("ws://", "wss://"), {}, r"; if the server does not use TLS, try ws://$"),
@@ -210,6 +221,14 @@ async def test_a_wrong_scheme_or_name_is_explained_with_what_to_try(
         (tls.url.replace("127.0.0.1", "localhost"), {"ssl_context": context},
          re.escape("the server's certificate is for another name (Hostname mismatch, certificate"
                    " is not valid for 'localhost'); connect by a name it was issued for")),
+        (named.url, {"ssl_context": context},
+         re.escape("the server's certificate is for another name (IP address mismatch,"
+                   " certificate is not valid for '127.0.0.1'); connect by a name it was"
+                   " issued for")),
+        (f"ws://127.0.0.1:{old_web_port}", {}, re.escape(
+            "the server answered in HTTP, not WebSocket (unsupported protocol; expected"
+            " HTTP/1.1: HTTP/1.0 404 File not found); check that this is the address of a"
+            " tui-chat server")),
     ]
     for url, options, hint in cases:
         client, seen = run_client(url + "/lobby", "alice", **options)
@@ -217,6 +236,7 @@ async def test_a_wrong_scheme_or_name_is_explained_with_what_to_try(
             re.search(hint, u.reason) for u in seen.of(StateChanged)))
         assert client.state is State.RECONNECTING
     web.close()
+    old_web.close()
 
 
 async def test_only_allowed_browser_origins_get_in(start_server, caplog) -> None:

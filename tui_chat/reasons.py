@@ -18,7 +18,7 @@ TOKEN_HINT = "Give it with --token-file PATH or the TUI_CHAT_TOKEN variable."
 NOT_TLS_HINT = "if the server does not use TLS, try ws://"  # after wss:// fails early
 
 # OpenSSL's X509_V_ERR_* codes (`verify_code`) that have advice of their own.
-HOSTNAME_MISMATCH = 62  # a certificate for other names
+NAME_MISMATCH = (62, 64)  # a certificate for other names, or other IP addresses
 CERT_NOT_YET_VALID, CERT_HAS_EXPIRED = 9, 10
 UNKNOWN_ISSUER = (2, 18, 19, 20)  # issuer unknown here, self-signed (leaf or in the chain)
 
@@ -53,7 +53,7 @@ def describe(error: BaseException, url: str = "") -> str:
         why = one_line(error.verify_message or error.reason or "").rstrip(".")
         detail = f" ({why})" if why else ""
         code = error.verify_code
-        if code == HOSTNAME_MISMATCH:
+        if code in NAME_MISMATCH:
             return (f"the server's certificate is for another name{detail}; connect by a name"
                     " it was issued for")
         if code in (CERT_NOT_YET_VALID, CERT_HAS_EXPIRED):
@@ -69,6 +69,10 @@ def describe(error: BaseException, url: str = "") -> str:
     if isinstance(error, ConnectionResetError):
         return f"the connection was reset; {NOT_TLS_HINT}" if tls else "the connection was reset"
     if isinstance(error, InvalidMessage) and url.startswith("ws:"):
+        answer = one_line(str(error.__cause__ or ""))
+        if "HTTP/" in answer:  # a web server, but not one that speaks WebSocket
+            return (f"the server answered in HTTP, not WebSocket ({answer}); check that this"
+                    " is the address of a tui-chat server")
         return f"{one_line(str(error))}; if the server uses TLS, try wss://"
     return one_line(str(error)) or type(error).__name__
 
