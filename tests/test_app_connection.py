@@ -92,6 +92,22 @@ async def test_a_server_that_cannot_be_reached_is_explained_once(unused_port) ->
         assert "retrying" in app.sub_title and "reconnecting" not in app.sub_title
 
 
+async def test_who_while_offline_lists_who_was_there_or_says_nobody_is_known(unused_port) -> None:
+    """/who with no connection lists the room as last seen, and before any join says that
+    nobody is known yet (not an empty list)."""
+    never = make_app(f"ws://127.0.0.1:{unused_port}/lobby", "alice")
+    async with never.run_test(size=SIZE) as pilot:
+        await type_line(pilot, "/who")
+        await until(pilot, lambda: "Not in the room yet: nobody known." in log_text(never))
+    server = await started_server()
+    app = make_app(f"ws://127.0.0.1:{server.port}/lobby", "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        await gone(server, pilot)
+        await type_line(pilot, "/who")
+        await until(pilot, lambda: "Last known (1): alice" in log_text(app))
+
+
 async def test_a_missing_token_is_one_clear_line(start_server) -> None:
     """Joining a server that needs a token without one says so once, with how to give it."""
     server = await start_server(token="s3cret-token-value")

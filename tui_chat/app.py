@@ -466,7 +466,8 @@ class ChatApp(App[None]):
         """List who is in the room (offline: who was, when last known)."""
         if not self.client.who():
             users = self.client.users
-            self._log([system_line(f"Last known ({len(users)}): {', '.join(users)}")])
+            self._log([system_line(f"Last known ({len(users)}): {', '.join(users)}" if users else
+                                   "Not in the room yet: nobody known.")])
 
     def action_help(self) -> None:
         self._log([system_line(line) for line in HELP])
