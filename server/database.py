@@ -24,13 +24,24 @@ def unopenable(path: str, reason: object) -> StorageError:
     return StorageError(f"cannot open the database {path}: {reason}")
 
 
-def _check_parent(path: str) -> None:
-    """Raise StorageError if the directory `path` is in is missing: a mistyped --db is not
-    made into a new history somewhere unexpected."""
+# Files SQLite and the server keep beside a database: never a database of their own.
+_COMPANIONS = {"-wal": "write-ahead log", "-shm": "shared memory", "-journal": "journal",
+               ".lock": "lock"}
+
+
+def _check_path(path: str) -> None:
+    """Raise StorageError if `path` is a directory, is in a missing one, or is a file kept
+    beside another database: a mistyped --db is not made into a new history somewhere
+    unexpected, nor written into another server's files."""
     parent = Path(path).parent
     if Path(path).is_dir():
         raise unopenable(path, "it is a directory (--db takes the database file's path, for"
                          " example DIRECTORY/history.db)")
+    for suffix, kind in _COMPANIONS.items():
+        base = path.removesuffix(suffix)
+        if base != path and Path(base).is_file():
+            raise unopenable(path, f"it is the {kind} file of the database {base}; --db takes"
+                             " the database itself")
     if parent.exists() and not parent.is_dir():
         raise unopenable(path, f"{parent} is not a directory")
     if not parent.exists():
@@ -41,7 +52,7 @@ def lock_database(path: str):
     """Hold an exclusive lock beside the database so two servers never write one file."""
     if path == ":memory:" or fcntl is None:
         return None
-    _check_parent(path)
+    _check_path(path)
     try:
         lock = os.fdopen(os.open(f"{path}.lock", os.O_WRONLY | os.O_CREAT, 0o600), "w")
     except OSError as error:
@@ -74,7 +85,7 @@ def connect_database(path: str, sync: str = "full", schema: str = "") -> sqlite3
     fsynced and survives power loss; `normal`: commits survive a crash of the process, and
     the last ones may be lost if the machine itself loses power."""
     if path != ":memory:":
-        _check_parent(path)
+        _check_path(path)
     try:
         if path != ":memory:":
             _create_private(path)

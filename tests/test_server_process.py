@@ -123,22 +123,27 @@ def test_a_busy_port_is_a_clear_error(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("problem", ["under a file", "not a database", "in a missing directory",
-                                     "a directory"])
+                                     "a directory", "another database's log"])
 @pytest.mark.parametrize("command", [[], ["user", "list"]])
 def test_a_database_that_cannot_be_opened_is_a_clear_error(tmp_path, problem: str,
                                                            command: list[str]) -> None:
     """A --db path under a file, in a directory that does not exist (it is not created: a
-    typo is not made into a new history), a directory, or a file that is not a database,
-    is named with the reason, exit 1, for the server and for `user` alike; no traceback."""
+    typo is not made into a new history), a directory, a file that is not a database, or
+    the write-ahead log beside another one (a database inside it would ruin that one's), is
+    named with the reason, exit 1, for the server and for `user` alike; no traceback."""
     (tmp_path / "file").write_text("not a database")
+    (tmp_path / "h.db").write_bytes(b"")
     db, reason = {
         "under a file": (tmp_path / "file" / "h.db", "is not a directory"),
         "not a database": (tmp_path / "file", "file is not a database"),
         "in a missing directory": (tmp_path / "missing" / "h.db",
                                    f"there is no directory {tmp_path / 'missing'}"),
         "a directory": (tmp_path, "it is a directory (--db takes the database file's path"),
+        "another database's log": (tmp_path / "h.db-wal", "it is the write-ahead log file of"
+                                   f" the database {tmp_path / 'h.db'}; --db takes the database"
+                                   " itself"),
     }[problem]
-    if command and problem not in ("not a database", "a directory"):  # `user list` only reads: nothing is there
+    if command and problem not in ("not a database", "a directory"):  # `user list` only reads
         reason = f"there is no database at {db}"
     port = [] if command else ["--port", "0"]
     result = subprocess.run([sys.executable, "-m", "tui_chat_server", *command, "--db", str(db),
