@@ -90,9 +90,12 @@ async def test_a_message_limit_of_0_is_no_limit(start_server) -> None:
     await alice.close()
 
 
-@pytest.mark.parametrize("blank", ["", "   ", "\n\t", "\x1b[31m\x07"])
+@pytest.mark.parametrize("blank", ["", "   ", "\n\t", "\x1b[31m\x07", "\u200b", " \u3164\u2800 ",
+                                   "\u200d\ufe0f\u2060"])
 async def test_blank_messages_are_refused_not_broadcast(join, blank: str) -> None:
-    """Blank text (also once control codes are removed) gets `empty` and reaches nobody."""
+    """Blank text (also once control codes are removed, and text of invisible characters
+    only: zero-width ones, Hangul fillers, the blank braille pattern) gets `empty` and
+    reaches nobody."""
     alice = await join("alice")
     bob = await join("bob")
     await alice.expect("presence")

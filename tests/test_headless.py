@@ -51,6 +51,16 @@ async def test_send_reads_lines_from_stdin_in_order_and_skips_blank_ones(chat_se
         ("one", "action"), ("two", "action"), ("three", "action")]
 
 
+async def test_send_skips_lines_with_nothing_to_show(chat_server) -> None:
+    """A line of escape codes or invisible characters only is skipped like a blank one,
+    not refused by the server (which would make the whole send fail)."""
+    status, _, err = await tui_chat("send", f"{chat_server.url}/lobby", "--nick", "ci",
+                                    stdin="\u200b\n\x1b[31m\nreal\n\u3164\n")
+    assert (status, err) == (0, "")
+    history = chat_server.history.backlog("lobby", None, None, 10).messages
+    assert [m.text for m in history] == ["real"]
+
+
 async def test_send_with_nothing_to_send_does_not_join_the_room(chat_server, join) -> None:
     """Input of blank lines only exits 0 without connecting: the room sees no join and leave."""
     watcher = await join("watcher")

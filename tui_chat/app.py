@@ -26,6 +26,7 @@ from tui_chat_server import ChatServer
 from tui_chat.client import ChatClient
 from tui_chat.hosting import CannotServe, Hosted, host
 from tui_chat import collector
+from tui_chat.cleaning import is_blank
 from tui_chat.reasons import TOKEN_HINT
 from tui_chat.updates import (
     Backoff,
@@ -391,7 +392,7 @@ class ChatApp(App[None]):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         chat_input = self.query_one(ChatInput)
         line = event.value
-        if not line.strip():
+        if is_blank(line):  # (only spaces, or invisible characters)
             return
         self.query_one(ChatLog).follow()  # what you send, and what it answers, is at the end
         try:

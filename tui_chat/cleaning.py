@@ -22,6 +22,14 @@ _ESCAPE_SEQUENCE = re.compile(
 # C0 except tab and newline, DEL, C1, and the bidi embedding/override/isolate controls.
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _NEWLINES = re.compile(r"\r\n?|[\u2028\u2029]")
+# Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt): shown as nothing at all,
+# such as the soft hyphen, zero-width joiners, direction marks, the combining grapheme
+# joiner, variation selectors, Mongolian free variation selectors and the Hangul fillers.
+INVISIBLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
+)
 # Half of a UTF-16 surrogate pair: JSON can spell one ("\ud800"), UTF-8 cannot encode it.
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -45,5 +53,8 @@ def clean_name(text: str) -> str:
 
 
 def is_blank(text: str) -> bool:
-    """True when `text` has nothing to show."""
-    return not text.strip()
+    """True when `text` has nothing to show: whitespace, invisible characters (INVISIBLE),
+    and the blank braille pattern at most."""
+    if text.isascii():
+        return not text.strip()
+    return not INVISIBLE.sub("", text).replace("\u2800", "").strip()

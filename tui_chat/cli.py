@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from tui_chat import __version__
 from tui_chat.client import ChatClient
+from tui_chat.cleaning import clean_text, is_blank
 from tui_chat.nicknames import MAX_NICK, check_nick
 from tui_chat.protocol import ProtocolError, room_from_path
 
@@ -284,7 +285,7 @@ def run_headless(command: str, argv: list[str]) -> int:
             parser.error(f"--timeout must be a number of seconds more than 0, not {args.timeout}")
         if not args.text and sys.stdin.isatty():
             parser.error("no message: give TEXT, or pipe lines in")
-        if args.text and not " ".join(args.text).strip():
+        if args.text and is_blank(clean_text(" ".join(args.text))):
             parser.error("TEXT is empty: there is nothing to send")
         texts = [" ".join(args.text)] if args.text else None
         work = headless.send(connection.client, headless.lines_of(texts, sys.stdin), args.me,

@@ -12,6 +12,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TextIO
 
+from tui_chat.cleaning import clean_text, is_blank
 from tui_chat.client import ChatClient
 from tui_chat.nicknames import MAX_NICK
 from tui_chat.protocol import (
@@ -132,7 +133,7 @@ async def send(connect: Connect, lines: AsyncIterator[str], action: bool,
     runner: asyncio.Task[None] | None = None
     try:
         async for line in lines:
-            if line.strip():
+            if not is_blank(clean_text(line)):  # something to show
                 if runner is None:
                     runner = asyncio.create_task(client.run())
                 (client.me if action else client.say)(line)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from tui_chat.cleaning import INVISIBLE
 from tui_chat.protocol import NICK_INVALID, NICK_RESERVED, ProtocolError, quoted
 
 MAX_NICK = 24
@@ -12,22 +13,14 @@ RESERVED_NICKS = frozenset({"server", "system", "admin"})
 
 
 def nick_key(nick: str) -> str:
-    """The form nicknames are compared in: invisible characters (_INVISIBLE) dropped, then
+    """The form nicknames are compared in: invisible characters (INVISIBLE) dropped, then
     NFKC-normalised and case-folded (Unicode's NFKC_Casefold, near enough)."""
     if nick.isascii():
         return nick.lower()  # the same, sooner
-    nick = _INVISIBLE.sub("", nick)
+    nick = INVISIBLE.sub("", nick)
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", nick).casefold())
 
 
-# Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt): shown as nothing at all,
-# such as the soft hyphen, zero-width joiners, direction marks, the combining grapheme
-# joiner, variation selectors, Mongolian free variation selectors and the Hangul fillers.
-_INVISIBLE = re.compile(
-    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
-    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3"
-    "\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
-)
 _SEPARATORS = str.maketrans("", "", "_-.")  # a reserved name with these in it is still reserved
 
 # A character's script, near enough: the first word of its Unicode name (LATIN, CYRILLIC,
@@ -84,7 +77,7 @@ def check_nick(nick: str) -> str:
         raise ProtocolError(NICK_INVALID, "A nickname cannot be empty.")
     if len(shown) > MAX_NICK:
         raise ProtocolError(NICK_INVALID, f"A nickname is at most {MAX_NICK} characters.")
-    invisible = _INVISIBLE.search(shown)
+    invisible = INVISIBLE.search(shown)
     if invisible:
         raise ProtocolError(
             NICK_INVALID,
