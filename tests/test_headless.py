@@ -241,8 +241,10 @@ async def test_tail_ends_quietly_when_what_reads_it_goes_away(chat_server,
     await writer.close()
 
 
-async def test_tail_says_when_a_connection_it_had_drops(start_server) -> None:
-    """A connection tail had, lost, is reported as such (not as 'cannot connect')."""
+async def test_tail_says_when_a_connection_it_had_drops_and_when_it_is_back(start_server
+                                                                            ) -> None:
+    """A connection tail had, lost, is reported as such (not as 'cannot connect'), and so
+    is its return."""
     server = await start_server()
     url = f"{server.url}/lobby"
     watcher = await JsonClient.connect(url, "watcher")
@@ -252,9 +254,15 @@ async def test_tail_says_when_a_connection_it_had_drops(start_server) -> None:
     assert process.stderr is not None
     try:
         assert (await watcher.expect("presence"))["event"] == "join"
+        port = server.port
         await server.stop()
         line = await asyncio.wait_for(process.stderr.readline(), TIMEOUT)
         assert line == b"tui-chat tail: disconnected (the server went away); reconnecting\n"
+        await start_server(port=port)
+        line = await asyncio.wait_for(process.stderr.readline(), TIMEOUT)
+        while line.startswith(b"tui-chat tail: cannot connect"):  # (if it tried meanwhile)
+            line = await asyncio.wait_for(process.stderr.readline(), TIMEOUT)
+        assert line == b"tui-chat tail: reconnected\n"
     finally:
         process.kill()
         await process.wait()
@@ -282,8 +290,9 @@ async def test_tail_new_prints_nothing_old_from_a_server_that_lost_its_history(
         assert (await watcher.expect("presence"))["event"] == "join"
         await first.stop()
         second = await start_server(db=other_db, port=port)
-        said = [await asyncio.wait_for(process.stderr.readline(), TIMEOUT) for _ in range(2)]
-        assert said[1] == b"tui-chat tail: earlier messages are not available\n", said
+        said = [await asyncio.wait_for(process.stderr.readline(), TIMEOUT) for _ in range(3)]
+        assert said[1:] == [b"tui-chat tail: reconnected\n",
+                            b"tui-chat tail: earlier messages are not available\n"], said
         writer = await JsonClient.connect(f"{second.url}/lobby", "writer")
         await writer.say("said after")
         line = await asyncio.wait_for(process.stdout.readline(), TIMEOUT)

@@ -56,6 +56,8 @@ class Watch:
         # fails (once per reason); "" for none.
         self.report_failures = report_failures
         self.online = False
+        self.was_online = False  # online at some time
+        self.told_down = False  # the last thing reported is that it is not online
 
     def __call__(self, update: Update) -> None:
         self.progress.set()
@@ -63,6 +65,7 @@ class Watch:
             if not update.backlog or update.message.ts >= self.oldest_ms:
                 self.on_message(update.message)
         elif isinstance(update, Joined) and self.on_message is not None:
+            self._back()
             if update.gap:
                 self._report("earlier messages are not available")
             # A first join's history is printed only with the backlog. A rejoin brings
@@ -91,11 +94,19 @@ class Watch:
             elif update.state is State.RECONNECTING and update.reason:
                 if self.online:
                     self._report(f"disconnected ({update.reason}); reconnecting")
+                    self.told_down = True
                 elif update.reason != self.last_failure:
                     self._report(f"cannot connect: {update.reason}; trying again")
+                    self.told_down = True
                 self.last_failure, self.online = update.reason, False
             elif update.state is State.ONLINE:
-                self.last_failure, self.online = "", True
+                self._back()
+
+    def _back(self) -> None:
+        """Connected and joined: if it was said to be down, say that it is back."""
+        if self.told_down:
+            self._report("reconnected" if self.was_online else "connected")
+        self.last_failure, self.online, self.told_down, self.was_online = "", True, False, True
 
     def _numbered_again(self, refused: NickRefused) -> bool:
         """Ask for the next numbered nickname, if this one was the default and is taken."""
