@@ -21,6 +21,7 @@ from tui_chat.protocol import (
     DEFAULT_MAX_TEXT,
     SUBPROTOCOL,
     ProtocolError,
+    quoted,
     room_from_path,
 )
 
@@ -322,7 +323,7 @@ class ChatServer:
         session_class: type[Session] = (
             JsonSession if connection.subprotocol == SUBPROTOCOL else PlainSession
         )
-        log.info("%s connected to %s (%s)", peer, path, session_class.dialect.value)
+        log.info("%s connected to %s (%s)", peer, _loggable(path), session_class.dialect.value)
         try:
             room_name = room_from_path(path)
         except ProtocolError as error:
@@ -349,3 +350,11 @@ def _close_description(connection: ChatConnection) -> str:
     if code is None:
         return "no close frame"
     return f"code {code}" + (f" ({reason})" if reason else "")
+
+
+def _loggable(path: str) -> str:
+    """A request path as the log shows it: as it is when it is printable ASCII, else quoted
+    with its escape codes written out (never passed on to a terminal); at most 200
+    characters either way."""
+    shown = path if path.isascii() and path.isprintable() else quoted(path)
+    return shown if len(shown) <= 200 else shown[:199] + "…"

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import logging
 
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError
 
-from tests.helpers import PROMPT, JsonClient, PlainClient
+from tests.helpers import PROMPT, JsonClient, PlainClient, eventually
 from tui_chat.protocol import SUBPROTOCOL
 
 
@@ -279,3 +280,19 @@ def test_a_refused_value_is_named_with_its_escape_codes_visible_not_obeyed() -> 
     message = refused.value.message
     assert message.startswith("Nickname 'a\\x1b[31mb' has a character that is not allowed")
     assert message.isprintable()
+
+
+async def test_escape_codes_in_a_request_path_never_reach_the_log(start_server, caplog) -> None:
+    """A path holding an escape sequence (here OSC 52, which sets the clipboard of whoever
+    reads the log in a terminal) is logged quoted, with its codes written out."""
+    caplog.set_level(logging.INFO, logger="tui_chat.server")
+    server = await start_server()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /\x1b]52;c;aGk=\x07 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                 b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                 b"Sec-WebSocket-Version: 13\r\n\r\n")
+    await reader.readuntil(b"\r\n\r\n")
+    await eventually(lambda: "connected to" in caplog.text)
+    assert "connected to '/\\x1b]52;c;aGk=\\x07' (plain)" in caplog.text
+    assert "\x1b" not in caplog.text and "\x07" not in caplog.text
+    writer.close()
