@@ -31,6 +31,11 @@ INBOX_HIGH_BYTES, INBOX_LOW_BYTES = 256 * 1024, 64 * 1024
 # Input is parsed this many bytes at a time, so that one read (up to 256 KiB) cannot put
 # thousands of tiny frames in the inbox at once: at most INBOX_HIGH + FEED / 6 wait.
 FEED = 1024
+# Frames parsed for one connection in one turn of the event loop (give or take a FEED's
+# worth); the rest of its input waits for the next turn, with reading paused. Pings, pongs
+# and empty fragments never reach the inbox, so without this a client sending nothing but
+# those would have the whole loop to itself for seconds at a time.
+FRAMES_PER_TURN = 128
 
 
 def client_address(connection: Any) -> str:
@@ -74,7 +79,7 @@ class ChatConnection(asyncio.Protocol):
         self.inbox: deque[str | bytes] = deque()
         self.inbox_bytes = 0  # (characters of text, bytes of binary)
         self.worker: asyncio.Task[None] | None = None
-        self.fragments: list[bytes] | None = None
+        self.fragments: bytearray | None = None
         self.fragments_opcode = Opcode.TEXT
         self.timer: asyncio.TimerHandle | None = None
         self.greeting = self.authorized = self.paused = self.awaiting_pong = False
@@ -106,19 +111,46 @@ class ChatConnection(asyncio.Protocol):
 
     def _feed(self, data: bytes) -> None:
         """Parse `data` FEED bytes at a time; once the inbox is full, hold the rest until
-        the worker has made room (`_work`)."""
+        the worker has made room (`_work`), and after FRAMES_PER_TURN frames until the next
+        turn of the loop (`_next_turn`)."""
         protocol = self.protocol
         if len(data) <= FEED:
             protocol.receive_data(data)
             self._handle_events()
         else:
+            frames = 0
             for start in range(0, len(data), FEED):
                 if self._inbox_full():
                     self.held = data[start:]
                     break
+                if frames >= FRAMES_PER_TURN:
+                    self.held = data[start:]
+                    self._pause_reading()
+                    asyncio.get_running_loop().call_soon(self._next_turn)
+                    break
                 protocol.receive_data(data[start:start + FEED])
-                self._handle_events()
+                frames += self._handle_events()
         self._write_protocol_output()
+
+    def _next_turn(self) -> None:
+        """Go on parsing what was held back for its turn (unless the inbox is full now:
+        then the worker goes on once it has made room)."""
+        if self._inbox_full() or not self.held:
+            return
+        held, self.held = self.held, b""
+        self._feed(held)
+        self._resume_reading()
+
+    def _pause_reading(self) -> None:
+        if self.reading and self.transport is not None:
+            self.transport.pause_reading()
+            self.reading = False
+
+    def _resume_reading(self) -> None:
+        """Read again, unless input is still held back or the inbox is full."""
+        if not self.reading and not self.held and not self._inbox_full() and self.is_open():
+            self.transport.resume_reading()  # type: ignore[union-attr]
+            self.reading = True
 
     def eof_received(self) -> None:
         self.protocol.receive_eof()
@@ -149,6 +181,9 @@ class ChatConnection(asyncio.Protocol):
         self.paused = True
         if not self.greeting:
             self.too_slow(f"over {self.server.config.max_pending} bytes of output")
+        elif self.transport is not None:  # it may drain, but not grow much more meanwhile
+            self.allowance = max(self.allowance, self.transport.get_write_buffer_size()
+                                 + self.server.config.max_pending)
 
     def resume_writing(self) -> None:
         self.paused = False
@@ -156,7 +191,9 @@ class ChatConnection(asyncio.Protocol):
             self.catchup.resume()
 
     def too_slow(self, waiting: str) -> None:
-        """Disconnect a slow consumer, which has `waiting` waiting for it."""
+        """Disconnect a slow consumer, which has `waiting` waiting for it (once)."""
+        if self.transport is None or self.transport.is_closing():
+            return  # already on its way out
         log.warning("%s slow consumer: %s waiting; disconnected", peer_name(self), waiting)
         self.abort()
 
@@ -175,12 +212,15 @@ class ChatConnection(asyncio.Protocol):
 
     # -- from the protocol ---------------------------------------------------------------
 
-    def _handle_events(self) -> None:
-        for event in self.protocol.events_received():
+    def _handle_events(self) -> int:
+        """Handle what the protocol parsed; returns how many events that was."""
+        events = self.protocol.events_received()
+        for event in events:
             if isinstance(event, Request):
                 self._handshake(event)
             else:
                 self._frame(event)
+        return len(events)
 
     def _handshake(self, request: Request) -> None:
         response = self.server.admit(self, request) or self.protocol.accept(request)
@@ -198,11 +238,13 @@ class ChatConnection(asyncio.Protocol):
             if frame.fin:
                 self._message(opcode, frame.data)
             else:
-                self.fragments, self.fragments_opcode = [frame.data], opcode
+                self.fragments, self.fragments_opcode = bytearray(frame.data), opcode
         elif opcode is Opcode.CONT and self.fragments is not None:
-            self.fragments.append(frame.data)
+            # Into one buffer: a message's size is bounded (max_size), its fragments' number
+            # is not (millions of empty ones would each have cost a list entry).
+            self.fragments += frame.data
             if frame.fin:
-                data, self.fragments = b"".join(self.fragments), None
+                data, self.fragments = bytes(self.fragments), None
                 self._message(self.fragments_opcode, data)
         elif opcode is Opcode.PONG:
             self.awaiting_pong = False
@@ -228,9 +270,8 @@ class ChatConnection(asyncio.Protocol):
                 self.worker = worker
                 self.server.workers.add(worker)  # stop() waits for it, even once we are gone
                 worker.add_done_callback(self.server.workers.discard)
-        if self.reading and self._inbox_full() and self.transport is not None:
-            self.transport.pause_reading()  # a client may not queue unbounded work
-            self.reading = False
+        if self._inbox_full():
+            self._pause_reading()  # a client may not queue unbounded work
 
     def _inbox_full(self) -> bool:
         return len(self.inbox) >= INBOX_HIGH or self.inbox_bytes >= INBOX_HIGH_BYTES
@@ -248,9 +289,7 @@ class ChatConnection(asyncio.Protocol):
                     held, self.held = self.held, b""
                     if held:
                         self._feed(held)
-                    if not self._inbox_full() and self.is_open():
-                        self.transport.resume_reading()  # type: ignore[union-attr]
-                        self.reading = True
+                    self._resume_reading()
         except Exception:  # a bug: say so and close, rather than leave the client waiting
             log.exception("%s: internal error; connection closed", peer_name(self))
             self.inbox.clear()
@@ -269,7 +308,10 @@ class ChatConnection(asyncio.Protocol):
         for data in self.protocol.data_to_send():
             if data:
                 transport.write(data)
-                if self.paused and not self.greeting:
+                # Checked unless this is the greeting, written at once (it may be over the
+                # limit): also while a catch-up waits for room, which answers to a flood of
+                # pings would otherwise grow without bound.
+                if self.paused and (not self.greeting or self.catchup is not None):
                     self.check_backlog()
             elif transport.can_write_eof():
                 transport.write_eof()
