@@ -233,7 +233,7 @@ class ChatServer:
             self._keepalive.cancel()
             self._keepalive = None
         if self._server is not None:
-            self.hub.closing = True
+            self.hub.stop()
             self._server.close()
             live = list(self._live)
             for connection in live:

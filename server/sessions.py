@@ -134,7 +134,9 @@ class Session:
         down. Logged once per flood. A JSON client's frames that have to wait, and whose
         connection is closing or gone (or taken over) by their turn, are dropped: none was
         acknowledged, and its client sends them again. A plain client's are not: nothing
-        would ever send them again."""
+        would ever send them again, so once the server is stopping they wait no more."""
+        if self.hub.closing:
+            return not self.resent
         delay = self.bucket.reserve()
         if not delay:
             self._throttled = False
@@ -147,8 +149,11 @@ class Session:
             log.info("%s %s is over the rate limit (%g a second, bursts of %d): its messages"
                      " wait their turn", self.peer, self.member.nick if self.member else "-",
                      limits.rate, limits.burst)
-        await asyncio.sleep(delay)
-        return not self.resent or self.connection.is_open()
+        try:  # its turn, or the server stopping, whichever comes first
+            await asyncio.wait_for(self.hub.stopping.wait(), delay)
+        except asyncio.TimeoutError:
+            pass
+        return not self.resent or (self.connection.is_open() and not self.hub.closing)
 
     async def check_password(self, nick: str, password: str | None) -> bool:
         """Raise unless `nick` is unregistered or `password` is its password; True if it is

@@ -10,8 +10,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tui_chat_server import ServerConfig
+from tui_chat_server.history import History
 from tui_chat_server.limits import ConnectionCounter, FailedLogins, TokenBucket
-from tests.helpers import PROMPT, JsonClient, PlainClient, sender_reader_stalled
+from tests.helpers import PROMPT, JsonClient, PlainClient, eventually, sender_reader_stalled
 
 
 def test_the_defaults_are_the_documented_ones() -> None:
@@ -169,6 +170,26 @@ async def test_stopping_waits_for_or_ends_every_frame_handler(start_server, capl
     await server.stop()
     assert not server.workers
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_plain_clients_lines_waiting_their_turn_are_stored_when_the_server_stops(
+        start_server, tmp_path) -> None:
+    """Lines a raw client sent past the rate limit, still waiting their turn when the server
+    is stopped, are stored before it exits, in order: nothing would ever send them again
+    (before, those not handled within the close timeout were dropped)."""
+    db = str(tmp_path / "chat.db")
+    server = await start_server(rate=1, burst=1, db=db)
+    pat = await PlainClient.connect(server.url, "pat")
+    for number in range(10):
+        await pat.send(f"line {number}")
+    await eventually(lambda: server.history.last_id("lobby") >= 1)
+    await server.stop()
+    stored = History(db)
+    try:
+        texts = [m.text for m in stored.backlog("lobby", None, None, 50).messages]
+    finally:
+        await stored.close()
+    assert texts == [f"line {n}" for n in range(10)]
 
 
 async def test_connections_beyond_the_per_address_limit_get_429(start_server, caplog) -> None:
