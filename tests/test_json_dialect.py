@@ -151,6 +151,22 @@ async def test_reserved_and_invalid_nicknames_are_refused(join) -> None:
         assert (await client.expect("error"))["code"] == code
 
 
+async def test_a_nickname_with_control_or_invisible_characters_is_refused_not_cleaned(join
+                                                                                   ) -> None:
+    """As in the plain dialect, a JSON nickname holding a direction override or a control
+    code is refused, saying which character (it used to be cleaned into another name and
+    accepted), in a `hello` and in a `nick` alike."""
+    client = await join(None)
+    for nick, character in [("\u202eecila", "U+202E"), ("bo\x00b", "U+0000")]:
+        await client.send(type="hello", nick=nick)
+        error = await client.expect("error")
+        assert error["code"] == "nick_invalid" and character in error["message"]
+    alice = await join("alice")
+    await alice.send(type="nick", nick="al\u200bice2")
+    error = await alice.expect("error")
+    assert error["code"] == "nick_invalid" and "U+200B" in error["message"]
+
+
 async def test_say_before_hello_is_an_error_and_the_connection_stays(join) -> None:
     """Talking before joining gets not_joined with the cid; joining still works after."""
     client = await join(None)

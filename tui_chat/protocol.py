@@ -270,6 +270,10 @@ _FIELD_TYPES: dict[str, str] = {
     "quiet": "bool",
 }
 _NAMES = ("nick", "old", "room")  # shown on one line: line breaks become spaces
+# From a client, never altered: a nickname is refused by the nickname rules if it holds a
+# control or invisible character (cleaned, it would be accepted as another name), and a
+# secret is compared as it was sent.
+_AS_SENT = ("nick", "token", "password")
 _JSON_NAMES = {"str": "a string", "int": f"a whole number from 0 to {MAX_INT}",
                "bool": "true or false",
                "names": "a list of strings", "messages": "a list of messages"}
@@ -376,9 +380,12 @@ def _convert(event_type: str, name: str, value: Any, cid: str | None) -> Any:
     if kind == "str" and isinstance(value, str):
         if name == "text" and event_type in ("say", "me"):
             return value  # its receiver checks its length, then cleans it (Hub.vet_text)
-        if len(value) > MAX_FIELD and event_type in CLIENT_EVENTS:
-            raise ProtocolError(BAD_EVENT, f"In '{event_type}', '{name}' is over {MAX_FIELD:,}"
-                                " characters long.", cid)
+        if event_type in CLIENT_EVENTS:
+            if len(value) > MAX_FIELD:
+                raise ProtocolError(BAD_EVENT, f"In '{event_type}', '{name}' is over"
+                                    f" {MAX_FIELD:,} characters long.", cid)
+            if name in _AS_SENT:
+                return value
         return clean_name(value) if name in _NAMES else clean_text(value)
     if (kind == "int" and isinstance(value, int) and not isinstance(value, bool)
             and 0 <= value <= MAX_INT):
