@@ -110,6 +110,8 @@ async def test_a_closed_terminal_quits_in_order_and_closes_a_hosted_server_for_i
             break
         await asyncio.sleep(0.1)
     assert guest is not None, "the hosted server never listened"
+    if "host" not in guest.welcome["users"]:  # the app is up once it has joined
+        assert (await guest.expect("presence", timeout=20))["nick"] == "host"
     app.process.send_signal(signal.SIGHUP)
     with pytest.raises(ConnectionClosed) as closed:
         while True:
