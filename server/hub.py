@@ -78,8 +78,7 @@ class Hub:
         self.limits = limits
         self.accounts = accounts
         self.token = token
-        self.closing = False  # the server is stopping (`stop`)
-        self.stopping = asyncio.Event()  # set with `closing`: what waits its turn goes now
+        self.stopping = asyncio.Event()  # set by `stop`: what waits its turn goes now
         self.run = secrets.token_hex(8)  # this run of the server, told in every welcome
         # Per room, the last message id written to members. A joiner's backlog stops there,
         # so a message is either in the backlog or delivered live, never both.
@@ -89,8 +88,12 @@ class Hub:
     def stop(self) -> None:
         """The server is stopping: leaves are no longer announced, and frames waiting their
         turn under the rate limit stop waiting (sessions.py)."""
-        self.closing = True
         self.stopping.set()
+
+    @property
+    def closing(self) -> bool:
+        """The server is stopping."""
+        return self.stopping.is_set()
 
     # -- membership ---------------------------------------------------------------------
 

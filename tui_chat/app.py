@@ -7,7 +7,7 @@ import logging
 import signal
 import ssl
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -64,6 +64,20 @@ QUIT_CONFIRM = 5.0  # seconds: after quitting was refused with a warning, a seco
 BELL_GAP = 3.0  # seconds: lines that name you ring the bell at most this often
 # `kill`, systemd, `timeout`, a closed terminal: quit as Ctrl+Q does, without asking.
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def on_stop_signals(handler: Callable[[int], None] | None) -> None:
+    """Have the running loop call `handler(signal number)` on STOP_SIGNALS (None: no longer).
+    Nothing where the loop cannot (Windows, or not the main thread)."""
+    loop = asyncio.get_running_loop()
+    for signum in STOP_SIGNALS:
+        try:
+            if handler is None:
+                loop.remove_signal_handler(signum)
+            else:
+                loop.add_signal_handler(signum, handler, signum)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
 
 
 @dataclass
@@ -157,11 +171,7 @@ class ChatApp(App[None]):
         if self.keep_outbox:
             self._log(self._keep_outbox())
         self.run_client()
-        for signum in STOP_SIGNALS:  # Textual leaves them to Python: no clean-up at all
-            try:
-                asyncio.get_running_loop().add_signal_handler(signum, self._stop_signal, signum)
-            except (NotImplementedError, RuntimeError, ValueError):  # Windows; not the main thread
-                pass
+        on_stop_signals(self._stop_signal)  # Textual leaves them to Python: no clean-up at all
 
     def _keep_outbox(self, again: bool = False) -> list[Text]:
         """Keep pending messages on disk, if this room and nickname's outbox is free; the
@@ -242,11 +252,7 @@ class ChatApp(App[None]):
                          else farewell(pending, kept, self.url))
 
     async def on_unmount(self) -> None:
-        for signum in STOP_SIGNALS:
-            try:
-                asyncio.get_running_loop().remove_signal_handler(signum)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass
+        on_stop_signals(None)
         if self._quiet:
             collector.restore()
             self._quiet = False
@@ -284,9 +290,6 @@ class ChatApp(App[None]):
                 named = named or (line.mentioned and not update.backlog)
                 lines.append(line)
             else:
-                if isinstance(update, Joined) and not update.rejoined:
-                    self._log(lines)  # the history goes above these too
-                    lines = []
                 lines.extend(self._apply(update))
                 users_changed = users_changed or isinstance(
                     update, (PresenceChanged, Joined, StateChanged))
