@@ -130,6 +130,13 @@ class History:
             last = self._last_ids[room] = row[0] if row else 0
         return last
 
+    def forget(self, room: str) -> None:
+        """Drop what is cached about `room`, which nobody is in and nothing of which waits to
+        be committed: its last id is read from the database again when next needed."""
+        self._last_ids.pop(room, None)
+        self._next_trim.pop(room, None)
+        self._trimmed.pop(room, None)
+
     @property
     def committing(self) -> bool:
         """True while a commit is under way on the worker thread."""

@@ -84,6 +84,7 @@ class Hub:
         # so a message is either in the backlog or delivered live, never both.
         self._published: dict[str, int] = {}
         self._streams: dict[str, Stream] = {}  # per room, deliveries not yet sent to all
+        self._posting: dict[str, int] = {}  # per room, posts not yet committed and queued
 
     def stop(self) -> None:
         """The server is stopping: leaves are no longer announced, and frames waiting their
@@ -180,6 +181,14 @@ class Hub:
         self.rooms.discard_if_empty(room)
         if self.rooms.find(room.name) is None:
             self._streams.pop(room.name, None)
+            if room.name not in self._posting:
+                self._forget(room.name)
+
+    def _forget(self, room_name: str) -> None:
+        """A room with no members and no post on its way: keep nothing for it in memory (its
+        history and its last id stay in the database), so room names come and go freely."""
+        self._published.pop(room_name, None)
+        self.history.forget(room_name)
 
     def rename(self, room: Room, member: Member, new_nick: str) -> None:
         """Rename a member and tell everyone, the member included."""
@@ -236,8 +245,9 @@ class Hub:
         resolves once the message is on its way, or fails with ProtocolError `unavailable`
         (`on_failure`: see History.submit)."""
         name = room.name
-        if name not in self._published:  # the first post in this room since start
+        if name not in self._published:  # the first post in this room since it was empty
             self._published[name] = self.history.last_id(name)
+        self._posting[name] = self._posting.get(name, 0) + 1
         posted: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         stored = self.history.submit(name, member.nick, member.sender, text, kind, cid,
                                      on_failure)
@@ -251,6 +261,18 @@ class Hub:
         """Once committed: queue the message for the room (or a repeated cid's answer for its
         sender), then resolve `posted`, which is resolved whatever happens. A cid repeated
         with other text (`sent`: text and kind) is not a resend: it is refused."""
+        try:
+            self._queue_outcome(stored_future, room_name, member, cid, posted, sent)
+        finally:
+            left = self._posting.pop(room_name) - 1
+            if left:
+                self._posting[room_name] = left
+            elif self.rooms.find(room_name) is None:  # its poster had left: the last of it
+                self._forget(room_name)
+
+    def _queue_outcome(self, stored_future: asyncio.Future[Stored], room_name: str,
+                       member: Member, cid: str | None, posted: asyncio.Future[Message],
+                       sent: tuple[str, str]) -> None:
         try:
             stored = stored_future.result()
         except StorageError as error:
