@@ -16,6 +16,7 @@ from websockets.frames import CloseCode
 from websockets.headers import parse_subprotocol
 from websockets.http11 import Request, Response
 
+from tui_chat.cleaning import cut
 from tui_chat.protocol import (
     DEFAULT_MAX_FRAME,
     DEFAULT_MAX_TEXT,
@@ -349,12 +350,11 @@ def _close_description(connection: ChatConnection) -> str:
     reason = connection.close_reason
     if code is None:
         return "no close frame"
-    return f"code {code}" + (f" ({reason})" if reason else "")
+    return f"code {code}" + (f" ({_loggable(reason)})" if reason else "")
 
 
-def _loggable(path: str) -> str:
-    """A request path as the log shows it: as it is when it is printable ASCII, else quoted
-    with its escape codes written out (never passed on to a terminal); at most 200
-    characters either way."""
-    shown = path if path.isascii() and path.isprintable() else quoted(path)
-    return shown if len(shown) <= 200 else shown[:199] + "…"
+def _loggable(text: str) -> str:
+    """What a client sent (a request path, a close reason) as the log shows it: as it is
+    when it is printable, else quoted with its escape codes written out (never passed on to
+    a terminal); at most 200 characters either way."""
+    return cut(text if text.isprintable() else quoted(text))

@@ -296,3 +296,15 @@ async def test_escape_codes_in_a_request_path_never_reach_the_log(start_server, 
     assert "connected to '/\\x1b]52;c;aGk=\\x07' (plain)" in caplog.text
     assert "\x1b" not in caplog.text and "\x07" not in caplog.text
     writer.close()
+
+
+async def test_escape_codes_in_a_close_reason_never_reach_the_log(start_server, caplog) -> None:
+    """A client's close frame gives its own reason, which the server logs with the
+    disconnect: escape codes in it are written out in quotes, not passed to the terminal."""
+    caplog.set_level(logging.INFO, logger="tui_chat.server")
+    server = await start_server()
+    raw = await PlainClient.connect(server.url, "rex")
+    await raw.connection.close(1000, "bye\x1b]52;c;aGk=\x07\x1b[2J")
+    await eventually(lambda: "disconnected" in caplog.text)
+    assert "disconnected: code 1000 ('bye\\x1b]52;c;aGk=\\x07\\x1b[2J')" in caplog.text
+    assert "\x1b" not in caplog.text and "\x07" not in caplog.text

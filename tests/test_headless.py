@@ -164,14 +164,18 @@ async def test_tail_prints_history_then_live_messages_until_stopped(chat_server)
     await writer.close()
 
 
+@pytest.mark.parametrize("locale", [
+    {"LC_ALL": "C", "LANG": "C"},
+    {"PYTHONIOENCODING": "utf-8:strict"},  # what Python does in en_US.UTF-8 and the like
+], ids=["C locale", "UTF-8 locale"])
 async def test_send_with_an_undecodable_byte_in_its_input_still_sends_every_line(
-        chat_server) -> None:
+        chat_server, locale) -> None:
     """`printf 'caf\\xe9\\nnext\\n' | tui-chat send`: the undecodable byte is sent as U+FFFD
-    and the next line after it; no traceback."""
+    and the next line after it; no traceback, whatever the locale."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tui_chat", "send", f"{chat_server.url}/lobby", "--nick", "ci",
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env={**os.environ, "LC_ALL": "C", "LANG": "C"})
+        stderr=asyncio.subprocess.PIPE, env={**os.environ, **locale})
     _, err = await asyncio.wait_for(process.communicate(b"caf\xe9\nnext\n"), TIMEOUT)
     assert (process.returncode, err) == (0, b"")
     history = chat_server.history.backlog("lobby", None, None, 10).messages

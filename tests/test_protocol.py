@@ -284,6 +284,13 @@ def test_names_from_a_server_stay_on_one_line() -> None:
     assert (presence.nick, presence.old, presence.users) == ("x y", "o ld", ("u v",))
 
 
+def test_an_error_from_a_server_stays_on_one_line() -> None:
+    """An error's message, which `send` and `tail` print after their own name, has its line
+    breaks made spaces: a hostile server cannot add a line that passes for theirs."""
+    error = decode_server('{"type":"error","code":"bad_room\\nx","message":"No.\\ntui-chat send: ok"}')
+    assert (error.code, error.message) == ("bad_room x", "No. tui-chat send: ok")
+
+
 def test_decode_server_refuses_unknown_message_kind() -> None:
     """A message kind outside chat/action/system is refused."""
     with pytest.raises(ProtocolError):

@@ -58,3 +58,8 @@ def is_blank(text: str) -> bool:
     if text.isascii():
         return not text.strip()
     return not INVISIBLE.sub("", text).replace("\u2800", "").strip()
+
+
+def cut(text: str, limit: int = 200) -> str:
+    """`text` if it has at most `limit` characters, else its start and "…" in `limit`."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"

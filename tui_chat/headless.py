@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import math
 import os
 import select
@@ -242,11 +243,14 @@ async def _until(check: Callable[[], bool], every: float = 0.25) -> None:
 
 
 async def lines_of(texts: Iterable[str] | None, stream: TextIO) -> AsyncIterator[str]:
-    """The texts given, or else each line of `stream` as it comes (read off the event loop)."""
+    """The texts given, or else each line of `stream` as it comes (read off the event loop),
+    with U+FFFD for bytes it cannot decode (in a UTF-8 locale, Python's stdin would raise)."""
     if texts is not None:
         for text in texts:
             yield text
         return
+    if isinstance(stream, io.TextIOWrapper):
+        stream.reconfigure(errors="replace")
     loop = asyncio.get_running_loop()
     while line := await loop.run_in_executor(None, stream.readline):
         yield line.rstrip("\r\n")

@@ -269,7 +269,6 @@ _FIELD_TYPES: dict[str, str] = {
     "resume": "str", "last_id": "int", "sender_key": "str", "keyed": "bool", "run": "str",
     "quiet": "bool",
 }
-_NAMES = ("nick", "old", "room")  # shown on one line: line breaks become spaces
 # From a client, never altered: a nickname is refused by the nickname rules if it holds a
 # control or invisible character (cleaned, it would be accepted as another name), and a
 # secret is compared as it was sent.
@@ -386,7 +385,9 @@ def _convert(event_type: str, name: str, value: Any, cid: str | None) -> Any:
                                     f" {MAX_FIELD:,} characters long.", cid)
             if name in _AS_SENT:
                 return value
-        return clean_name(value) if name in _NAMES else clean_text(value)
+        # Only a message's text may span lines; every other string (names, and an error's
+        # message above all, which headless commands print) is shown on one line.
+        return clean_text(value) if name == "text" else clean_name(value)
     if (kind == "int" and isinstance(value, int) and not isinstance(value, bool)
             and 0 <= value <= MAX_INT):
         return value

@@ -12,7 +12,7 @@ from websockets.exceptions import InvalidMessage
 from websockets.frames import CloseCode
 from websockets.http11 import Response
 
-from tui_chat.cleaning import clean_text
+from tui_chat.cleaning import clean_text, cut
 
 TOKEN_HINT = "Give it with --token-file PATH or the TUI_CHAT_TOKEN variable."
 NOT_TLS_HINT = "if the server does not use TLS, try ws://"  # after wss:// fails early
@@ -25,8 +25,7 @@ UNKNOWN_ISSUER = (2, 18, 19, 20)  # issuer unknown here, self-signed (leaf or in
 
 def one_line(text: str) -> str:
     """`text` cleaned, on one line, at most 200 characters."""
-    line = " ".join(clean_text(text).split())
-    return line if len(line) <= 200 else line[:199] + "…"
+    return cut(" ".join(clean_text(text).split()))
 
 
 def close_reason(connection: ClientConnection | None) -> str:
