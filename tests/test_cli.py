@@ -42,15 +42,20 @@ def test_urls_are_completed(given: str, url: str) -> None:
     ("2001:db8::1:8765", "an IPv6 address goes in brackets"),
     ("ws://h:/lobby", "the port is not a number from 1 to 65535"),
     (":", "the URL has no host"),
+    ("ws://x\x1bcy:1/lobby", "'ws://x\\x1bcy:1/lobby': the URL holds a control or invisible"),
+    ("ws://x:1/lobby?a=\x1b]0;x\x07", "the URL holds a control or invisible character"),
+    ("ws://x\u202e:1/lobby", "the URL holds a control or invisible character"),
 ])
 def test_bad_urls_are_refused_with_a_reason(bad: str, reason: str) -> None:
     """A wrong scheme, missing host, bad room or port, an IPv6 address not (or not
-    properly) in brackets, or a password in the URL is a ValueError that says what is wrong
-    (without repeating a password)."""
+    properly) in brackets, a password in the URL, or an escape code or invisible character
+    anywhere in it (it is shown in the header and messages) is a ValueError that says what
+    is wrong (without repeating a password, and with escape codes written out)."""
     with pytest.raises(ValueError) as refused:
         normalise_url(bad)
     assert reason in str(refused.value)
     assert "hunter2" not in str(refused.value)
+    assert str(refused.value).isprintable()
 
 
 def test_serve_address_parsing() -> None:

@@ -51,10 +51,16 @@ def default_nick() -> str:
     return nick or "guest"
 
 
+_IPV6_IN_BRACKETS = "an IPv6 address goes in brackets, as in ws://[::1]:8765/lobby"
+
+
 def normalise_url(text: str) -> str:
     """Accept `host:port`, `:port` (on this computer), `ws://host:port` or a full room URL;
     return `ws[s]://host:port/room`
     (http:// and https:// are taken for ws:// and wss://: the same server, the same port)."""
+    text = text.strip()
+    if not text.isprintable():  # (quoted, it is written out: shown, never obeyed)
+        raise ValueError(f"{text!r}: the URL holds a control or invisible character")
     if re.fullmatch(r":\d+(/.*)?", text, re.DOTALL):  # :PORT, as --serve takes it: this computer
         text = "127.0.0.1" + text
     if "://" not in text:
@@ -62,8 +68,7 @@ def normalise_url(text: str) -> str:
     try:
         parts = urlsplit(text)
     except ValueError:  # "Invalid IPv6 URL": a bracket not closed, or one out of place
-        raise ValueError(f"{text!r}: an IPv6 address goes in brackets, as in"
-                         " ws://[::1]:8765/lobby") from None
+        raise ValueError(f"{text!r}: {_IPV6_IN_BRACKETS}") from None
     scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)  # (lower case)
     if scheme not in ("ws", "wss"):
         raise ValueError(f"{text!r}: the URL must start with ws:// or wss:// (or http://,"
@@ -75,8 +80,7 @@ def normalise_url(text: str) -> str:
                          " TUI_CHAT_PASSWORD")
     host = parts.netloc
     if host.count(":") > 1 and not host.startswith("["):  # ws://::1/lobby
-        raise ValueError(f"{text!r}: an IPv6 address goes in brackets, as in"
-                         " ws://[::1]:8765/lobby")
+        raise ValueError(f"{text!r}: {_IPV6_IN_BRACKETS}")
     if not parts.hostname:
         raise ValueError(f"{text!r}: the URL has no host")
     try:

@@ -53,7 +53,7 @@ from tui_chat.protocol import (
     decode_server,
     encode,
 )
-from tui_chat.reasons import close_reason, describe, refused_status
+from tui_chat.reasons import close_reason, describe, one_line, refused_status
 from tui_chat.renames import Rename, replay
 from tui_chat.updates import (
     Backoff,
@@ -293,7 +293,7 @@ class ChatClient:
         except ConnectionClosed as closed:
             return close_reason(self._connection) if self._connection else describe(closed, self.url), False
         except InvalidURI as error:
-            return f"invalid URL: {error}", True
+            return f"invalid URL: {one_line(str(error))}", True
         except InvalidStatus as error:
             if error.response.status_code == 401:
                 return self._auth_refused(), True
