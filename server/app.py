@@ -228,8 +228,9 @@ class ChatServer:
         return f"{scheme}://{host}:{self.port}"
 
     async def stop(self) -> None:
-        """Close every connection with 1001 (going away), within --close-timeout, and wait for
-        the messages being handled."""
+        """Close every connection with 1001 (going away), waiting up to `close_timeout` + 0.5 s
+        for clients to answer, then up to `close_timeout` for the messages being handled, and
+        commit the last of them."""
         if self._keepalive is not None:
             self._keepalive.cancel()
             self._keepalive = None

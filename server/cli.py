@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .accounts import Accounts
 from .app import ChatServer, ServerConfig, cannot_listen, default_db_path
-from .database import StorageError
+from .database import SYNC_MODES, StorageError
 from .origins import origin_of
 from tui_chat import __version__, collector
 from tui_chat.protocol import MAX_INT
@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--history", type=_count, default=defaults.history, metavar="N",
         help="messages kept per room, 0 for none; a resent message is recognised for 7"
              " days all the same, by the digest of its text (default: %(default)s)")
-    add("--sync", choices=["full", "normal"], default=defaults.sync,
+    add("--sync", choices=SYNC_MODES, default=defaults.sync,
         help="full: an acknowledged message survives power loss (an fsync per commit);"
              " normal: it survives a crash of the server, not of the machine"
              " (default: %(default)s)")

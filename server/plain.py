@@ -7,12 +7,9 @@ import re
 
 from tui_chat.nicknames import check_nick
 from tui_chat.protocol import (
-    BAD_PASSWORD,
     BINARY_FRAME,
+    NICK_ERRORS,
     NICK_INVALID,
-    NICK_REGISTERED,
-    NICK_RESERVED,
-    NICK_TAKEN,
     UNKNOWN_COMMAND,
     ProtocolError,
     plain_line,
@@ -82,8 +79,7 @@ class PlainSession(Session):
         try:
             await self.join(*self.name_and_password(text))
         except ProtocolError as error:
-            if error.code not in (NICK_INVALID, NICK_RESERVED, NICK_TAKEN, NICK_REGISTERED,
-                                  BAD_PASSWORD):
+            if error.code not in NICK_ERRORS:
                 raise
             raise ProtocolError(error.code, f"{error.message} {PLAIN_RETRY}") from None
 

@@ -10,7 +10,7 @@ from websockets.asyncio.server import serve
 from websockets.frames import Frame, Opcode
 
 from tui_chat_server import ChatServer, ServerConfig
-from tests.helpers import JsonClient, Recorder, Relay, server_where_alice_said
+from tests.helpers import JsonClient, Recorder, Relay, eventually, server_where_alice_said, stored
 from tui_chat.client import FRAMES_PER_TURN, ChatClient
 from tui_chat.protocol import SUBPROTOCOL
 from tui_chat.updates import (
@@ -168,7 +168,7 @@ async def test_an_ack_lost_in_a_disconnect_is_matched_not_resent(chat_server, ru
     connection = client._connection
     connection.transport.pause_reading()  # the ack for the next message will not be read
     client.say("stored but unacknowledged")
-    await asyncio.sleep(0.2)
+    await eventually(lambda: len(stored(chat_server)) == 2)  # stored; its ack is not read
     connection.transport.abort()
     await seen.until(lambda: len(seen.of(Joined)) == 2)
     await asyncio.sleep(0.2)

@@ -7,7 +7,7 @@ import asyncio
 import sqlite3
 
 from tui_chat_server import ChatServer, ServerConfig
-from tests.helpers import SLOW, JsonClient, Relay, server_where_alice_said, stored
+from tests.helpers import SLOW, JsonClient, Relay, eventually, server_where_alice_said, stored
 from tui_chat.updates import Backoff, Joined, NickRefused, Received, Refused, State
 
 
@@ -25,7 +25,7 @@ async def test_a_rename_while_offline_does_not_store_an_unacknowledged_message_t
     connection = client._connection
     connection.transport.pause_reading()  # the acknowledgement of the next one is not read
     client.say("stored but unacknowledged")
-    await asyncio.sleep(0.2)
+    await eventually(lambda: len(stored(chat_server)) == 2)  # stored; its ack is not read
     connection.transport.abort()
     await seen.until(lambda: client.state is State.RECONNECTING and client._connection is None)
     assert client.rename("bob") is False  # "You will be bob when the connection is back."

@@ -139,7 +139,8 @@ async def test_frames_waiting_their_turn_are_dropped_once_a_json_client_has_gone
     for number in range(5):
         await alice.send(type="say", text=f"json {number}", cid=f"c{number}")
         await pat.send(f"plain {number}")
-    await asyncio.sleep(0.1)
+    # Read by the server: the second of each waits its turn, the last three in the inbox.
+    await eventually(lambda: sum(len(connection.inbox) for connection in server._live) == 6)
     alice.connection.transport.abort()
     pat.connection.transport.abort()
     await asyncio.sleep(2.0)  # long enough for every waiting frame's turn
@@ -339,7 +340,8 @@ async def test_big_frames_fill_the_inbox_only_to_its_bound_in_bytes(start_server
     connection = next(iter(server._live))
     for number in range(40):  # 2.4 MB
         await pat.send(f"{number} " + "x" * 59_990)
-    await asyncio.sleep(0.3)
+    await eventually(lambda: connection.inbox_bytes >= 256 * 1024)
+    await asyncio.sleep(0.3)  # and no further, however long it waits
     assert 256 * 1024 <= connection.inbox_bytes <= 256 * 1024 + 60_000
     await pat.close()
 
@@ -347,8 +349,8 @@ async def test_big_frames_fill_the_inbox_only_to_its_bound_in_bytes(start_server
 async def test_a_bot_that_sends_hundreds_at_once_is_paced_and_keeps_its_connection(
         start_server) -> None:
     """300 messages sent at once to a rate-limited server are all read while they wait
-    their turn, so the bot's keepalive pings are answered and every message is stored;
-    with the inbox stopping at 64, its own client closed the connection (1011)."""
+    their turn, so the bot's keepalive pings are answered and every message is stored (had
+    reading stopped while they wait, its own client would close the connection, 1011)."""
     server = await start_server(rate=100, burst=1)
     async with connect(server.url, ping_interval=0.3, ping_timeout=1) as bot:
         await bot.send("bot")

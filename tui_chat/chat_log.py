@@ -399,7 +399,7 @@ class ChatLog(ScrollView):
 
     @property
     def lines(self) -> list[Strip]:
-        """Every row, rendered (for tests and copying; the screen renders only what shows)."""
+        """Every row, rendered (what tests inspect; the screen renders only what shows)."""
         return [self._strip(index) for index in range(len(self._rows))]
 
     def text(self) -> str:

@@ -26,13 +26,9 @@ from tui_chat.cleaning import clean_text
 from tui_chat.nicknames import nick_key
 from tui_chat.position import Position
 from tui_chat.protocol import (
-    BAD_PASSWORD,
     BAD_ROOM,
     MAX_CID,
-    NICK_INVALID,
-    NICK_REGISTERED,
-    NICK_RESERVED,
-    NICK_TAKEN,
+    NICK_ERRORS,
     NICK_UNCHANGED,
     RATE_LIMITED,
     SUBPROTOCOL,
@@ -75,7 +71,6 @@ from tui_chat.updates import (
 if TYPE_CHECKING:
     from tui_chat.outbox import OutboxStore
 
-NICK_ERRORS = frozenset({NICK_INVALID, NICK_RESERVED, NICK_TAKEN, NICK_REGISTERED, BAD_PASSWORD})
 RETRYABLE = frozenset({RATE_LIMITED, UNAVAILABLE})  # kept, and sent again after a reconnect
 MAX_INCOMING_FRAME = 16 * 1024 * 1024  # a welcome carries history; a hostile server gets no more
 # Frames handled before the event loop gets a turn: one read in a burst holds a thousand

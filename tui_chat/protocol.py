@@ -51,6 +51,8 @@ NICK_REGISTERED = "nick_registered"
 BAD_PASSWORD = "bad_password"
 UNAVAILABLE = "unavailable"
 CID_REUSED = "cid_reused"
+# The refusals of a nickname: the name cannot be had as asked, and another may be tried.
+NICK_ERRORS = frozenset({NICK_INVALID, NICK_RESERVED, NICK_TAKEN, NICK_REGISTERED, BAD_PASSWORD})
 
 
 class ProtocolError(ValueError):
