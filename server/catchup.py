@@ -1,5 +1,6 @@
-"""Catch-up: the history a joining client missed, written a page at a time as it reads it,
-while the room's live traffic waits behind it (a held member, fanout.py).
+"""Catch-up: the history a joining client missed, written a page at a time as it reads it.
+
+Meanwhile the room's live traffic waits behind it (a held member, fanout.py).
 
 A client that asks for everything since yesterday may be owed --history messages, tens of
 megabytes. They are read from the database a page at a time (history.py: up to 256 KiB) and

@@ -1,5 +1,6 @@
-"""The server's SQLite file: opened in WAL mode, private to its owner, one server at a time,
-and the errors that say why it cannot be."""
+"""The server's SQLite file: opened in WAL mode, private to its owner, one server at a time.
+
+And the errors that say why it cannot be."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Fan-out: every event becomes one prepared WebSocket frame per dialect, and a room's stream
-of frames reaches its members in rounds, each member getting everything it lacks in one write.
+"""Fan-out: one prepared frame per event and dialect, written to a room's members in rounds.
+
+Each member gets everything it lacks in one write.
 
 This is the idea of gorilla/websocket's PreparedMessage, plus write coalescing: the frame is
 serialised once (by websockets' own `Frame.serialize`), and the loop over recipients does

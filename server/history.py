@@ -13,6 +13,7 @@ import hashlib
 import secrets
 import sqlite3
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,12 +96,19 @@ class History:
         self.sync = sync
         self.cids_kept_ms = cids_kept_ms
         self.in_memory = path == ":memory:"
-        self._lock = lock_database(path)
-        self._writer = connect_database(path, sync, SCHEMA)
-        self._writer.create_function("text_digest", 1, text_digest, deterministic=True)
-        # Readers use their own connection: WAL lets them read while a commit is running.
-        self._reader = self._writer if self.in_memory else connect_database(path)
-        self.epoch = self._load_epoch()
+        with ExitStack() as opened:  # should any step fail, what was opened is closed at once
+            self._lock = lock_database(path)
+            if self._lock is not None:
+                opened.callback(self._lock.close)
+            self._writer = connect_database(path, sync, SCHEMA)
+            opened.callback(self._writer.close)
+            self._writer.create_function("text_digest", 1, text_digest, deterministic=True)
+            # Readers use their own connection: WAL lets them read while a commit is running.
+            self._reader = self._writer if self.in_memory else connect_database(path)
+            if self._reader is not self._writer:
+                opened.callback(self._reader.close)
+            self.epoch = self._load_epoch()
+            opened.pop_all()
         self._last_ids: dict[str, int] = {}
         self._batch: list[tuple[str, str, Message, asyncio.Future[Stored]]] = []
         self._in_flight: dict[tuple[str, str, str], asyncio.Future[Stored]] = {}

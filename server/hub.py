@@ -1,5 +1,7 @@
-"""The hub joins rooms, history and fan-out: each event is serialised once per dialect and
-written to every recipient without awaiting any of them."""
+"""The hub: rooms, history and fan-out joined, the one place messages are stored and sent.
+
+Each event is serialised once per dialect and written to every recipient without awaiting
+any of them."""
 
 from __future__ import annotations
 
@@ -79,7 +81,7 @@ class Hub:
         self.accounts = accounts
         self.token = token
         self.stopping = asyncio.Event()  # set by `stop`: what waits its turn goes now
-        self.run = secrets.token_hex(8)  # this run of the server, told in every welcome
+        self.run_id = secrets.token_hex(8)  # this run of the server, told in every welcome
         # Per room, the last message id written to members. A joiner's backlog stops there,
         # so a message is either in the backlog or delivered live, never both.
         self._published: dict[str, int] = {}
@@ -143,7 +145,7 @@ class Hub:
             history=history, recovered=backlog.recovered,
             max_text=self.limits.max_text, resume=member.resume or None,
             max_frame=self.limits.max_frame, last_id=backlog.upto, keyed=bool(scope) or None,
-            run=self.run,
+            run=self.run_id,
         )
         if announce:
             self._announce(room, Presence("join", shown, room.users(), quiet=quiet or None),

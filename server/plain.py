@@ -1,5 +1,7 @@
-"""The plain-text dialect, for any raw WebSocket client: the first line is the nickname,
-then every line is a message; what arrives is `[alice]: hello` and `[Server]: ...` lines."""
+"""The plain-text dialect, for any raw WebSocket client.
+
+The first line is the nickname, then every line is a message; what arrives is
+`[alice]: hello` and `[Server]: ...` lines."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""One session per connection: what both dialects share, and the JSON dialect (the plain-text
-one is in plain.py). They turn frames into hub calls."""
+"""One session per connection: what both dialects share, and the JSON dialect.
+
+The plain-text one is in plain.py. Sessions turn frames into hub calls."""
 
 from __future__ import annotations
 

@@ -207,6 +207,20 @@ async def test_two_servers_cannot_share_one_database(tmp_path) -> None:
     await first.close()
 
 
+async def test_a_file_that_is_not_a_database_is_let_go_of_at_once(tmp_path) -> None:
+    """Opening a file that is not a database fails with a clear error and closes what it
+    opened: its lock is free while that error is still held (before, only once the error
+    and the half-made history it kept alive were freed)."""
+    path = tmp_path / "h.db"
+    path.write_bytes(b"this is no SQLite database" * 100)
+    with pytest.raises(StorageError, match="not a database") as refused:
+        History(str(path))
+    path.unlink()
+    history = History(str(path))  # (the lock is beside it, in h.db.lock)
+    assert refused.value is not None
+    await history.close()
+
+
 async def test_retention_trims_in_chunks_but_never_shows_more_than_the_limit(tmp_path) -> None:
     """Old rows are deleted a chunk at a time (not in every commit); reads never see them."""
     history = History(str(tmp_path / "h.db"), limit=200)

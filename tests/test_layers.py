@@ -1,5 +1,7 @@
-"""The layers hold: the protocol and the server never import textual (or, for the protocol,
-websockets), so they stay usable headless and testable without a terminal."""
+"""The layers hold: the protocol and the server never import textual (nor, the protocol, websockets).
+
+So they stay usable headless and testable without a terminal. And every module says in
+its first line what lives in it."""
 
 from __future__ import annotations
 
@@ -30,6 +32,11 @@ HEADLESS = {
     "tui_chat/collector.py": {"textual", "rich", "websockets"},
     **{str(path.relative_to(ROOT)): {"textual", "rich"} for path in (ROOT / "server").glob("*.py")},
 }
+# The app: the only modules that may import textual (and `python -m tui_chat`, the package).
+APP = {"tui_chat/app.py", "tui_chat/chat_input.py", "tui_chat/chat_log.py", "tui_chat/render.py",
+       "tui_chat/widgets.py", "tui_chat/__init__.py", "tui_chat/__main__.py"}
+MODULES = sorted(str(path.relative_to(ROOT)) for folder in ("tui_chat", "server")
+                 for path in (ROOT / folder).glob("*.py"))
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -47,6 +54,21 @@ def imported_modules(path: Path) -> set[str]:
 def test_headless_modules_do_not_import_ui_libraries(relative: str, forbidden: set[str]) -> None:
     """No import statement in a headless module names a forbidden package."""
     assert not imported_modules(ROOT / relative) & forbidden
+
+
+def test_every_module_is_either_headless_or_part_of_the_app() -> None:
+    """A new module is placed on one side or the other, so the layer rule covers it too."""
+    assert set(MODULES) == set(HEADLESS) | APP
+    assert not set(HEADLESS) & APP
+
+
+@pytest.mark.parametrize("relative", MODULES)
+def test_every_module_starts_with_a_one_line_docstring(relative: str) -> None:
+    """Its first line is a whole sentence saying what lives there (details after a blank line)."""
+    docstring = ast.get_docstring(ast.parse((ROOT / relative).read_text()), clean=False)
+    assert docstring, f"{relative} has no docstring"
+    first, *rest = docstring.split("\n")
+    assert first.endswith(".") and (not rest or rest[0] == ""), f"{relative}: {first!r}"
 
 
 def test_importing_the_server_and_protocol_loads_no_ui_library() -> None:

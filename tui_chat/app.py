@@ -140,8 +140,8 @@ class ChatApp(App[None]):
                                  token=token, password=password, ssl_context=ssl_context)
         self._inbox: list[Update] = []
         self._flush_scheduled = False
-        self._quiet_until = 0.0  # time.monotonic() before which the bell does not ring again
-        self._quiet = False  # the collector is quietened (collector.py) while mounted
+        self._bell_silent_until = 0.0  # (monotonic) the bell does not ring again before
+        self._collector_quietened = False  # (collector.py) while mounted
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -160,7 +160,7 @@ class ChatApp(App[None]):
 
     async def on_mount(self) -> None:
         collector.quieten()  # the screen is built: what exists now is never garbage
-        self._quiet = True
+        self._collector_quietened = True
         self.query_one(ChatInput).focus()
         if self.serve is not None:
             if self.hosted is None:
@@ -253,9 +253,9 @@ class ChatApp(App[None]):
 
     async def on_unmount(self) -> None:
         on_stop_signals(None)
-        if self._quiet:
+        if self._collector_quietened:
             collector.restore()
-            self._quiet = False
+            self._collector_quietened = False
         await self.client.stop()
         if self.client.store is not None:
             self.client.store.release()
@@ -296,9 +296,9 @@ class ChatApp(App[None]):
         self._log(lines)
         if users_changed:
             self._show_users()  # once for the lot: they show the client's list as it is now
-        if named and time.monotonic() >= self._quiet_until:
+        if named and time.monotonic() >= self._bell_silent_until:
             self.bell()  # once for the lot, and not again for a few seconds (a flood)
-            self._quiet_until = time.monotonic() + BELL_GAP
+            self._bell_silent_until = time.monotonic() + BELL_GAP
 
     def _received(self, update: Received) -> MessageLine:
         """A message as a log line, judged by who we were when it came (a rename may follow

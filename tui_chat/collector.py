@@ -1,5 +1,6 @@
-"""The garbage collector's settings while the app or the server runs, so that neither
-pauses for a full collection in the middle of a burst."""
+"""The garbage collector's settings while the app or the server runs.
+
+Neither should pause for a full collection in the middle of a burst."""
 
 from __future__ import annotations
 

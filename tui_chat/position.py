@@ -1,5 +1,7 @@
-"""Where a client is in a room's history: which messages are new to it, and what a welcome
-means for that (a gap to show, a history that went back, a catch-up still to come)."""
+"""Where a client is in a room's history: which messages are new to it.
+
+And what a welcome means for that: a gap to show, a history that went back, a catch-up
+still to come."""
 
 from __future__ import annotations
 

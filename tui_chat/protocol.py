@@ -1,5 +1,6 @@
-"""The tui-chat wire protocol: events, their JSON codec, the plain dialect and room names
-(the nickname rules are in nicknames.py, text cleaning in cleaning.py).
+"""The tui-chat wire protocol: events, their JSON codec, the plain dialect and room names.
+
+The nickname rules are in nicknames.py, text cleaning in cleaning.py.
 
 This module is pure: no sockets, no `websockets`, no `textual`. The server and the client both
 use it, so the rules in `docs/protocol.md` are implemented exactly once, here.

@@ -1,5 +1,7 @@
-"""Why a connection ended or could not be made, in one line for people. Text from the server
-is cleaned of escape codes: it reaches the log, and from the headless commands the terminal."""
+"""Why a connection ended or could not be made, in one line for people.
+
+Text from the server is cleaned of escape codes: it reaches the log, and from the headless
+commands the terminal."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""Renames a client asked for while it could not make them, and where among its pending
-messages each belongs, so that every message goes out (and is resent) under the name it
-was typed under: only a resend under the same name is recognised as one."""
+"""Renames asked for while they could not be made, placed among the pending messages.
+
+Every message goes out (and is resent) under the name it was typed under: only a resend
+under the same name is recognised as one."""
 
 from __future__ import annotations
 
