@@ -301,6 +301,43 @@ async def test_an_unwritable_data_directory_is_reported_as_such(url, tmp_path,
         await until(pilot, lambda: "alice still works" in log_text(app))
 
 
+def test_letting_go_of_a_store_removes_its_lock_file(tmp_path) -> None:
+    """The outbox directory does not fill with a lock file for every room and nickname ever
+    used: each goes when its client lets go (and with nothing pending, so does the store)."""
+    for nick in ("alice", "bob", "carol"):
+        store = OutboxStore("ws://h/lobby", nick, tmp_path)
+        assert store.claim()
+        store.save([Outgoing("c-1", "pending")])
+        store.save([])
+        store.release()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_lock_file_removed_as_another_client_opens_it_is_not_held_twice(
+        tmp_path, monkeypatch) -> None:
+    """A client that opened the lock file just as its holder let go (and removed it) does
+    not hold the removed file: it locks the one now at that path, so a third is refused."""
+    import fcntl as real
+
+    first = OutboxStore("ws://h/lobby", "alice", tmp_path)
+    assert first.claim()
+    flock, calls = real.flock, []
+
+    def let_go_first_then_flock(descriptor: int, operation: int) -> None:
+        if not calls:  # between the second's open and its flock, the first lets go
+            first.release()
+        calls.append(descriptor)
+        flock(descriptor, operation)
+
+    monkeypatch.setattr(real, "flock", let_go_first_then_flock)
+    second = OutboxStore("ws://h/lobby", "alice", tmp_path)
+    assert second.claim()
+    monkeypatch.setattr(real, "flock", flock)
+    assert len(calls) == 2, "the second locked the removed file first, then the new one"
+    assert not OutboxStore("ws://h/lobby", "alice", tmp_path).claim()
+    second.release()
+
+
 def test_a_store_follows_a_new_nickname_unless_another_client_holds_it(tmp_path) -> None:
     """Pending messages move to the new nickname's file (a later run under it finds them),
     but not onto a store another running client holds."""

@@ -116,11 +116,8 @@ class OutboxStore:
         directory cannot be written."""
         if fcntl is not None:  # (Windows: no advisory locks)
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            lock = open(self.path.with_suffix(".lock"), "w")  # noqa: SIM115 - held while running
-            try:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                lock.close()
+            lock = _lock(self.path.with_suffix(".lock"))
+            if lock is None:
                 return False
             self._lock = lock
         if empty and self.load():
@@ -129,7 +126,10 @@ class OutboxStore:
         return True
 
     def release(self) -> None:
+        """Let go of the store; its lock file goes too (removed while still held, so whoever
+        opened it meanwhile finds, once it has the lock, that it is no longer the one)."""
         if self._lock is not None:
+            Path(self._lock.name).unlink(missing_ok=True)
             self._lock.close()
             self._lock = None
 
@@ -165,6 +165,24 @@ class OutboxStore:
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, self.path)
+
+
+def _lock(path: Path) -> IO[str] | None:
+    """The lock file at `path`, open and locked by this process; None if another holds it.
+    OSError if it cannot be created."""
+    while True:
+        lock = open(path, "w")  # noqa: SIM115 - held while running
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            return None
+        try:
+            if os.stat(path).st_ino == os.fstat(lock.fileno()).st_ino:
+                return lock
+        except FileNotFoundError:
+            pass
+        lock.close()  # its holder removed it as it let go: lock the one now there
 
 
 def cannot_keep(reason: str) -> str:
