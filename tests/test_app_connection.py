@@ -81,6 +81,23 @@ async def test_restart_reconnects_and_delivers_typed_lines_exactly_once() -> Non
             await second.stop()
 
 
+async def test_nick_to_the_name_one_has_while_offline_says_so() -> None:
+    """/nick with the name the app already has, offline, says "You are already called", as
+    the server would (not "You will be alice when the connection is back"); a name one will
+    have once a waiting rename is made is still said as a promise."""
+    first = await started_server()
+    app = make_app(f"ws://127.0.0.1:{first.port}/lobby", "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        await gone(first, pilot)
+        await type_line(pilot, "/nick alice")
+        await until(pilot, lambda: "You are already called 'alice'." in log_text(app))
+        await type_line(pilot, "/nick bob")
+        await type_line(pilot, "/nick bob")
+        await until(pilot, lambda: log_text(app).count("You will be bob when the connection") == 2)
+        assert "You will be alice" not in log_text(app)
+
+
 async def test_a_server_that_cannot_be_reached_is_explained_once(unused_port) -> None:
     """Before ever connecting, the log says why the connection fails (once per reason, not
     once per attempt), and the header says it is retrying, not reconnecting."""

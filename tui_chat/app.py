@@ -430,8 +430,11 @@ class ChatApp(App[None]):
             nick, _, password = argument.partition(" ")
             if not nick:
                 self._log([error_line("Usage: /nick NAME [PASSWORD]")])
-            elif not self.client.rename(nick, password.strip() or None):
-                self._log([system_line(f"You will be {nick} when the connection is back.")])
+            else:  # sent, it is answered by the server (nick_unchanged too)
+                unchanged = not password.strip() and nick == self.client.will_be == self.client.nick
+                if not self.client.rename(nick, password.strip() or None):
+                    self._log([system_line(f"You are already called {nick!r}." if unchanged else
+                                           f"You will be {nick} when the connection is back.")])
         else:  # /who, /reconnect, /help, /clear, /quit: the actions of the same name
             getattr(self, f"action_{name.removeprefix('/')}")()
 

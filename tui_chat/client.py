@@ -198,6 +198,11 @@ class ChatClient:
         self._deferred.append(Rename(nick, password, frozenset(self.outbox)))
         return self._connection is not None  # made once the hello in flight is answered
 
+    @property
+    def will_be(self) -> str:
+        """The nickname once the renames waiting for the connection are made."""
+        return self._deferred[-1].nick if self._deferred else self.nick
+
     def _request(self, rename: Rename) -> bool:
         self._renaming.append(rename)
         return self._send(Nick(rename.nick, rename.password))
