@@ -104,7 +104,11 @@ def test_help_shows_usage_and_examples() -> None:
      (["ws://x/y", "--db", "h.db"], "--db is for --serve"),
      (["send", "ws://x/y", ""], "TEXT is empty"),
      (["send", "ws://x/y", "hi", "--timeout", "nan"], "more than 0, not nan"),
-     (["send", "ws://x/y", "hi", "--timeout", "-1"], "more than 0")],
+     (["send", "ws://x/y", "hi", "--timeout", "-1"], "more than 0"),
+     (["send", "ws://x/y", "--json", "hi"],
+      "unrecognized arguments: --json (--json: an option of tui-chat tail)\n"),
+     (["tail", "ws://x/y", "--me"], "unrecognized arguments: --me (--me: an option of tui-chat send)"),
+     (["tail", "ws://x/y", "extra", "--bogus", "more"], "unrecognized arguments: --bogus\n")],
 )
 def test_bad_arguments_are_usage_errors(args: list[str], message: str) -> None:
     """Bad input exits 2 with a clear message, before any screen is drawn."""

@@ -282,7 +282,14 @@ def run_headless(command: str, argv: list[str]) -> int:
     from tui_chat import headless
 
     parser = build_headless_parser(command)
-    args = parser.parse_intermixed_args(argv)  # TEXT may come after the options
+    args, unknown = parser.parse_known_intermixed_args(argv)  # TEXT may come after options
+    if unknown:  # (argparse takes the words after an unknown option for its values)
+        options = [word for word in unknown if word.startswith("-")]
+        other = "tail" if command == "send" else "send"
+        theirs = [word for word in options
+                  if word.partition("=")[0] in build_headless_parser(other)._option_string_actions]
+        hint = f" ({', '.join(theirs)}: an option of tui-chat {other})" if theirs else ""
+        parser.error(f"unrecognized arguments: {' '.join(options or unknown)}{hint}")
     connection = connection_from_args(parser, args, args.url, f"-{command}")
     if command == "send":
         if not args.timeout > 0:  # nan too: it would never run out
