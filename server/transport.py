@@ -13,6 +13,7 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from websockets.exceptions import InvalidMessage
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request
 from websockets.protocol import State
@@ -36,6 +37,10 @@ FEED = 1024
 # and empty fragments never reach the inbox, so without this a client sending nothing but
 # those would have the whole loop to itself for seconds at a time.
 FRAMES_PER_TURN = 128
+# The answer to what is not an HTTP request, most often a path of raw UTF-8 from a
+# hand-written client (websockets itself would close without a word).
+UNPARSED_REQUEST = ("Failed to open a WebSocket connection: the request is not valid HTTP. A"
+                    " path is ASCII: percent-encode anything else (/caf%C3%A9, not /café).\n")
 
 
 def client_address(connection: Any) -> str:
@@ -313,13 +318,23 @@ class ChatConnection(asyncio.Protocol):
                 # pings would otherwise grow without bound.
                 if self.paused and (not self.greeting or self.catchup is not None):
                     self.check_backlog()
-            elif transport.can_write_eof():
-                transport.write_eof()
-            else:
-                transport.close()
+            else:  # the end of what it sends
+                if self._request_unparsed():
+                    transport.write(self.protocol.reject(400, UNPARSED_REQUEST).serialize())
+                if transport.can_write_eof():
+                    transport.write_eof()
+                else:
+                    transport.close()
         if self.protocol.close_expected() and self.timer is None:
             timeout = self.server.config.close_timeout
             self.timer = asyncio.get_running_loop().call_later(timeout, self.abort)
+
+    def _request_unparsed(self) -> bool:
+        """The client sent what is not an HTTP request (not one that ended early), which
+        websockets answers with nothing but the end of the connection."""
+        failure = self.protocol.handshake_exc
+        return (self.protocol.state is CONNECTING and isinstance(failure, InvalidMessage)
+                and not isinstance(failure.__cause__, EOFError))
 
     def _handshake_timeout(self) -> None:
         self.timer = None

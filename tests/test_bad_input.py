@@ -11,7 +11,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError
 
-from tests.helpers import PROMPT, JsonClient, PlainClient, eventually
+from tests.helpers import PROMPT, TIMEOUT, JsonClient, PlainClient, eventually
 from tui_chat.protocol import SUBPROTOCOL
 
 
@@ -139,6 +139,19 @@ async def test_an_invalid_room_gets_a_clear_error_and_a_close(chat_server, path:
     for client in (json_client, plain):
         await client.connection.wait_closed()
         assert client.connection.close_code == 1008
+
+
+async def test_a_request_that_is_not_http_gets_an_answer_that_says_so(chat_server) -> None:
+    """A raw UTF-8 path (a hand-written client's /café) is not HTTP: the answer is a 400 that
+    says to percent-encode it, not a connection closed without a word."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", chat_server.port)
+    writer.write("GET /café HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade"
+                 "\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13"
+                 "\r\n\r\n".encode())
+    answer = await asyncio.wait_for(reader.read(), TIMEOUT)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert answer.endswith("percent-encode anything else (/caf%C3%A9, not /café).\n".encode())
 
 
 async def test_a_client_that_vanishes_is_cleaned_up(join, chat_server) -> None:

@@ -80,6 +80,14 @@ def test_room_from_path_refuses_invalid_names(path: str) -> None:
     assert "letters a-z" in caught.value.message
 
 
+def test_an_invalid_room_is_named_as_typed_not_as_percent_encoded() -> None:
+    """/caf%C3%A9 (how a client sends /café) is refused as 'café', escape codes written out."""
+    with pytest.raises(ProtocolError, match="Invalid room name 'café'"):
+        room_from_path("/caf%C3%A9")
+    with pytest.raises(ProtocolError, match=r"Invalid room name 'a\\x1b\[2J'"):
+        room_from_path("/a%1B[2J")
+
+
 @pytest.mark.parametrize("nick", ["alice", "Bob_2", "a.b-c", "Zoë", "漢字", "x" * 24, " padded ",
                                   "Дмитрий", "Σωκράτης", "田中taro", "_7", ".x", "٣"])
 def test_check_nick_accepts_valid_names(nick: str) -> None:
