@@ -7,21 +7,18 @@ from __future__ import annotations
 
 import re
 
-from tui_chat.nicknames import check_nick
 from tui_chat.protocol import (
     BINARY_FRAME,
     NICK_ERRORS,
-    NICK_INVALID,
     UNKNOWN_COMMAND,
     ProtocolError,
     plain_line,
-    quoted,
     server_line,
 )
 
 from .hub import Greeting
 from .rooms import Dialect
-from .sessions import NO_SPACES, Session
+from .sessions import Session, not_registered
 
 _COMMAND = re.compile(r"/([A-Za-z]+)(?:\s+(.*))?", re.DOTALL)
 PLAIN_HELP = (
@@ -88,16 +85,15 @@ class PlainSession(Session):
     def name_and_password(self, text: str) -> tuple[str, str | None]:
         """`NAME PASSWORD` for a registered name; text without a space is a name. Anything
         else is refused, saying both what a name may not hold and that NAME is not one
-        that takes a password (as the JSON dialect says of a `nick` with a password)."""
+        that takes a password (as the JSON dialect says of a `nick` with a password), and
+        never repeating what follows the space: a mistyped name's password."""
         name, space, password = text.strip().partition(" ")
         if not space:
             return text, None
         accounts = self.hub.accounts
         if accounts is not None and accounts.find(name) is not None:
             return name, password.strip()
-        raise ProtocolError(NICK_INVALID, f"{quoted(text.strip())}: {NO_SPACES}"
-                            f" (and {check_nick(name)!r} is not registered, so it takes no"
-                            " password).")
+        raise not_registered(name)
 
     async def command(self, name: str, argument: str) -> None:
         assert self.room is not None

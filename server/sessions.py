@@ -42,6 +42,13 @@ from .transport import client_address
 log = logging.getLogger("tui_chat.server")
 REPLACED = 4000  # close code: the client took this member's place from a newer connection
 NO_SPACES = "a nickname cannot contain spaces"
+
+
+def not_registered(nick: str) -> ProtocolError:
+    """The refusal of a password given with a name that takes none (the name's rules first).
+    The password is not repeated: it may be the one for another name, mistyped."""
+    return ProtocolError(NICK_INVALID, f"{check_nick(nick)!r} is not registered, so it takes no"
+                         f" password ({NO_SPACES}).")
 MAX_UNSETTLED = 64  # a client's messages waiting for their commit before it must wait
 
 
@@ -269,8 +276,7 @@ class Session:
     async def rename(self, nick: str, password: str | None = None) -> None:
         assert self.room is not None and self.member is not None
         if not await self.check_password(nick, password) and password is not None:
-            raise ProtocolError(NICK_INVALID, f"{check_nick(nick)!r} is not registered, so it"
-                                f" takes no password ({NO_SPACES}).")
+            raise not_registered(nick)
         if not self.connection.is_open():
             return  # it left while its password was checked, and its member went with it
         old = self.member.nick
