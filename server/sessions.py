@@ -54,7 +54,8 @@ MAX_UNSETTLED = 64  # a client's messages waiting for their commit before it mus
 
 def token_matches(given: str | None, expected: str) -> bool:
     """Compare a presented token with the server's in constant time."""
-    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+    return given is not None and hmac.compare_digest(given.encode("utf-8", "surrogatepass"),
+                                                     expected.encode("utf-8", "surrogatepass"))
 
 
 class Session:

@@ -30,12 +30,12 @@ def capture_server_logs(caplog) -> None:
 
 
 async def test_json_clients_may_present_the_token_in_hello(start_server) -> None:
-    """The right token in hello joins; no or a wrong token gets `unauthorized` and a close,
-    before any room data is sent."""
+    """The right token in hello joins; no or a wrong token (half a surrogate pair too) gets
+    `unauthorized` and a close, before any room data is sent."""
     server = await start_server(token=TOKEN)
     alice = await JsonClient.connect(server.url, "alice", token=TOKEN)
     assert alice.welcome["users"] == ["alice"]
-    for token in (None, "wrong"):
+    for token in (None, "wrong", "\udfff"):
         intruder = await JsonClient.connect(server.url)
         await intruder.send(type="hello", nick="eve", **({"token": token} if token else {}))
         error = await intruder.expect("error")

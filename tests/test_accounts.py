@@ -21,13 +21,15 @@ def capture_server_logs(caplog) -> None:
 
 
 async def test_a_registered_nickname_needs_its_password(start_server, accounts_db) -> None:
-    """Without or with a wrong password the name is refused; with it, the user joins."""
+    """Without or with a wrong password (half a surrogate pair too) the name is refused;
+    with it, the user joins."""
     server = await start_server(db=accounts_db)
     client = await JsonClient.connect(server.url)
     await client.send(type="hello", nick="Alice")
     assert (await client.expect("error"))["code"] == "nick_registered"
-    await client.send(type="hello", nick="alice", password="wrong password")
-    assert (await client.expect("error"))["code"] == "bad_password"
+    for wrong in ("wrong password", "\ud800"):
+        await client.send(type="hello", nick="alice", password=wrong)
+        assert (await client.expect("error"))["code"] == "bad_password"
     await client.send(type="hello", nick="alice", password="correct horse")
     assert (await client.expect("welcome"))["nick"] == "alice"
     free = await JsonClient.connect(server.url, "bob")  # unregistered names work as before
