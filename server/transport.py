@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .sessions import Session
 
 log = logging.getLogger("tui_chat.server")
-OPEN, CONNECTING = State.OPEN, State.CONNECTING
+OPEN, CONNECTING, CLOSING = State.OPEN, State.CONNECTING, State.CLOSING
 # Stop reading from a client with this many messages, or bytes of them, waiting; go on below
 # the low marks. Generous in messages, so that a bot that sends a few hundred at once is
 # still read (and its pings answered) while they wait their turn under the rate limit.
@@ -152,17 +152,21 @@ class ChatConnection(asyncio.Protocol):
             self.reading = False
 
     def _resume_reading(self) -> None:
-        """Read again, unless input is still held back or the inbox is full."""
-        if not self.reading and not self.held and not self._inbox_full() and self.is_open():
+        """Read again, unless input is still held back or the inbox is full (also while
+        closing: what the client sent before its answer to our close is still read)."""
+        if (not self.reading and not self.held and not self._inbox_full()
+                and self.protocol.state in (OPEN, CLOSING) and self.transport is not None):
             self.transport.resume_reading()  # type: ignore[union-attr]
             self.reading = True
 
     def eof_received(self) -> None:
+        self._parse_held()
         self.protocol.receive_eof()
         self._handle_events()
         self._write_protocol_output()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._parse_held()
         self.protocol.receive_eof()  # idempotent: makes the protocol state CLOSED
         self.protocol.data_to_send()  # output that can no longer be sent (see below)
         if self.timer is not None:
@@ -278,6 +282,15 @@ class ChatConnection(asyncio.Protocol):
         if self._inbox_full():
             self._pause_reading()  # a client may not queue unbounded work
 
+    def _parse_held(self) -> None:
+        """The input ends: what was read but held back is parsed now, whatever the inbox
+        bound, so that what a client sent before it went is handled like the rest (a raw
+        client's lines are posted) rather than dropped."""
+        if self.held and self.session is not None and self.protocol.state in (OPEN, CLOSING):
+            held, self.held = self.held, b""
+            self.protocol.receive_data(held)
+            self._handle_events()
+
     def _inbox_full(self) -> bool:
         return len(self.inbox) >= INBOX_HIGH or self.inbox_bytes >= INBOX_HIGH_BYTES
 
@@ -290,7 +303,8 @@ class ChatConnection(asyncio.Protocol):
                 self.inbox_bytes -= len(frame)
                 await session.on_frame(frame)
                 if (not self.reading and len(self.inbox) <= INBOX_LOW
-                        and self.inbox_bytes <= INBOX_LOW_BYTES and self.is_open()):
+                        and self.inbox_bytes <= INBOX_LOW_BYTES
+                        and self.protocol.state in (OPEN, CLOSING)):  # (closing: stopping)
                     held, self.held = self.held, b""
                     if held:
                         self._feed(held)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 
 import pytest
 from websockets.asyncio.client import connect
@@ -191,6 +192,33 @@ async def test_a_plain_clients_lines_waiting_their_turn_are_stored_when_the_serv
     finally:
         await stored.close()
     assert texts == [f"line {n}" for n in range(10)]
+
+
+@pytest.mark.parametrize("ending", ["the server stops", "the server drops the connection"])
+async def test_a_flood_of_lines_read_but_not_yet_parsed_is_stored_all_the_same(
+        start_server, tmp_path, ending: str) -> None:
+    """3,000 lines sent at once by a raw client at 1 a second: the inbox takes 1,024, what
+    was read after that is held unparsed (reading is paused). When the server stops, it
+    reads and stores every line, in order; when it drops the connection (as it drops a slow
+    consumer), every line it had read. Before, both lost what was held."""
+    db = str(tmp_path / "chat.db")
+    server = await start_server(rate=1, burst=1, db=db)
+    pat = await PlainClient.connect(server.url, "pat")
+    (connection,) = server._live
+    for number in range(3_000):
+        await pat.send(f"line {number}")
+    await eventually(lambda: connection.held and len(connection.inbox) >= 1_000)
+    sent = 3_000
+    if ending == "the server drops the connection":
+        # What the server has read: stored, waiting in the inbox, and at least this many held
+        # (a masked frame of "line 2999" is 15 bytes), give or take the one waiting its turn.
+        sent = server.history.last_id("lobby") + len(connection.inbox) + len(connection.held) // 15
+        connection.abort()
+        await eventually(lambda: connection.transport is None)
+    await server.stop()
+    with sqlite3.connect(db) as database:
+        texts = [text for text, in database.execute("SELECT text FROM messages ORDER BY id")]
+    assert texts == [f"line {n}" for n in range(len(texts))] and len(texts) >= sent
 
 
 async def test_connections_beyond_the_per_address_limit_get_429(start_server, caplog) -> None:
