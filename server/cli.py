@@ -93,8 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--backlog", type=_count, default=defaults.backlog, metavar="N",
         help="recent messages sent to a client that joins (default: %(default)s)")
     add("--presence-limit", type=_count, default=defaults.presence_limit, metavar="N",
-        help="rooms with more members than this do not announce each join and leave"
-             " (default: %(default)s)")
+        help="rooms with more members than this do not announce each join, leave and"
+             " rename (default: %(default)s)")
     limits = parser.add_argument_group("limits (0 turns a limit off)")
     add = limits.add_argument
     add("--max-text", type=_count, default=defaults.max_text, metavar="CHARS",

@@ -22,6 +22,7 @@ from tui_chat.protocol import (
     EMPTY,
     TOO_LONG,
     UNAVAILABLE,
+    USERS_IN_PRESENCE,
     Message,
     Presence,
     ProtocolError,
@@ -148,8 +149,8 @@ class Hub:
             run=self.run_id,
         )
         if announce:
-            self._announce(room, Presence("join", shown, room.users(), quiet=quiet or None),
-                           member, b"")
+            self._announce(room, Presence("join", shown, _users_in_presence(room),
+                                          quiet=quiet or None), member, b"")
         return room, member, Greeting(welcome, backlog.more, cids_of, len(room.members),
                                       replaced)
 
@@ -176,7 +177,7 @@ class Hub:
             stream.unhold(member.connection)
         announce = self._announces(room)  # counted with the member, as its join was
         if room.leave(member) and not self.closing and announce:
-            self._announce(room, Presence("leave", member.nick, room.users(),
+            self._announce(room, Presence("leave", member.nick, _users_in_presence(room),
                                           quiet=member.quiet or None), None, b"")
 
     def _discard_if_empty(self, room: Room) -> None:
@@ -193,13 +194,17 @@ class Hub:
         self.history.forget(room_name)
 
     def rename(self, room: Room, member: Member, new_nick: str) -> None:
-        """Rename a member and tell everyone, the member included."""
+        """Rename a member and tell everyone, the member included; in a crowded room (over
+        the presence limit, as for joins and leaves) the member alone."""
         old = room.rename(member, new_nick)
-        presence = Presence("rename", member.nick, room.users(), old)
+        presence = Presence("rename", member.nick, _users_in_presence(room), old)
         json_frame = text_frame(encode(presence))
         for_subject = json_frame if member.dialect is Dialect.JSON else text_frame(
             server_line(f"You are now known as {member.nick}."))
-        self._announce(room, presence, member, for_subject, json_frame)
+        if self._announces(room):
+            self._announce(room, presence, member, for_subject, json_frame)
+        else:
+            self._queue(room.name, Delivery(b"", b"", member.connection, for_subject))
 
     def tell(self, room: Room, member: Member, payload: str) -> None:
         """Send `payload` to one member, after everything already on its way to it."""
@@ -345,6 +350,11 @@ class Hub:
             _yield_core()
         if more:
             asyncio.get_running_loop().call_soon(self._step, room_name, stream)
+
+
+def _users_in_presence(room: Room) -> tuple[str, ...] | None:
+    """The user list a presence event carries: the room's, if it is small enough."""
+    return room.users() if len(room.members) <= USERS_IN_PRESENCE else None
 
 
 def unavailable(cid: str | None) -> ProtocolError:

@@ -12,7 +12,7 @@ from websockets.frames import Frame, Opcode
 from tui_chat_server import ChatServer, ServerConfig
 from tests.helpers import JsonClient, Recorder, Relay, eventually, server_where_alice_said, stored
 from tui_chat.client import FRAMES_PER_TURN, ChatClient
-from tui_chat.protocol import SUBPROTOCOL
+from tui_chat.protocol import SUBPROTOCOL, Presence
 from tui_chat.updates import (
     comings_and_goings,
     Backoff,
@@ -22,6 +22,7 @@ from tui_chat.updates import (
     Refused,
     State,
     StateChanged,
+    users_after,
 )
 
 
@@ -178,6 +179,20 @@ async def test_an_ack_lost_in_a_disconnect_is_matched_not_resent(chat_server, ru
     probe = await JsonClient.connect(chat_server.url + "/lobby", "probe")
     assert [m["text"] for m in probe.welcome["history"]] == ["first", "stored but unacknowledged"]
     await probe.close()
+
+
+def test_a_presence_without_a_user_list_is_applied_to_the_list_one_has() -> None:
+    """A join adds, a leave removes, a rename replaces (in any letter case), sorted as the
+    server sorts; a presence with its own list is taken as it is."""
+    users = ("alice", "Bob")
+    users = users_after(users, Presence("join", "carol"))
+    assert users == ("alice", "Bob", "carol")
+    users = users_after(users, Presence("rename", "Aaron", old="BOB"))
+    assert users == ("Aaron", "alice", "carol")
+    users = users_after(users, Presence("leave", "ALICE"))
+    assert users == ("Aaron", "carol")
+    assert users_after(users, Presence("join", "carol")) == users
+    assert users_after(users, Presence("join", "x", ("x", "y"))) == ("x", "y")
 
 
 def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:

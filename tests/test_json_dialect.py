@@ -111,6 +111,34 @@ async def test_nick_renames_and_everyone_gets_presence(join) -> None:
     assert (await bob.say("hi"))["nick"] == "robert"
 
 
+async def test_presence_in_a_big_room_carries_the_change_not_the_user_list(
+        start_server, clients, run_client) -> None:
+    """Past 100 members a presence event has no `users` (each would be sent to every member:
+    the room's size squared), and a client keeps its list right from the changes."""
+    server = await start_server()
+    url = server.url + "/big"
+    clients.extend([await JsonClient.connect(url, f"m{n:03}") for n in range(99)])
+    client, seen = run_client(url, "watcher")
+    await seen.until(lambda: len(client.users) == 100)
+    hundred_and_first = await JsonClient.connect(url, "Zed")
+    clients.append(hundred_and_first)
+    joined = await clients[0].expect("presence")
+    while joined["nick"] != "Zed":
+        joined = await clients[0].expect("presence")
+    assert (joined["event"], "users" in joined) == ("join", False)
+    await hundred_and_first.send(type="nick", nick="ann")
+    renamed = await clients[0].expect("presence")
+    assert (renamed["event"], renamed["old"], "users" in renamed) == ("rename", "Zed", False)
+    await clients[1].close()
+    await seen.until(lambda: "m001" not in client.users)
+    await seen.until(lambda: len(client.users) == 100)
+    await client.stop()
+    assert list(client.users) == sorted(
+        ["ann", "watcher", "m000", *(f"m{n:03}" for n in range(2, 99))], key=str.casefold)
+    for member in clients:  # (closing each in turn would wait for what it has not read)
+        member.connection.transport.abort()
+
+
 async def test_rename_to_a_taken_nickname_is_refused(join) -> None:
     """Renaming obeys the same rules as joining."""
     alice = await join("alice")

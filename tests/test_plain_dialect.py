@@ -176,6 +176,29 @@ async def test_crowded_rooms_stop_announcing_joins(start_server) -> None:
         await client.close()
 
 
+async def test_in_crowded_rooms_a_rename_is_told_to_the_renamed_member_alone(
+        start_server) -> None:
+    """Past --presence-limit members a rename, like a join, is not announced: else one
+    member renaming at the rate limit would send every member a line five times a second."""
+    server = await start_server(presence_limit=2)
+    first = await PlainClient.connect(server.url, "a1")
+    second = await PlainClient.connect(server.url, "a2")
+    assert await first.recv() == "[Server]: a2 has joined the chat."
+    await second.send("/nick b2")
+    assert await second.recv() == "[Server]: You are now known as b2."
+    assert await first.recv() == "[Server]: a2 is now known as b2."
+    third = await PlainClient.connect(server.url, "a3")
+    await third.send("/nick b3")
+    assert await third.recv() == "[Server]: You are now known as b3."
+    await second.send("/nick c2")
+    assert await second.recv() == "[Server]: You are now known as c2."
+    assert await first.silent(0.3)
+    await third.send("/who")
+    assert await third.recv() == "[Server]: In lobby (3): a1, b3, c2."
+    for client in (first, second, third):
+        await client.close()
+
+
 async def test_a_leave_is_announced_exactly_when_its_join_was(start_server) -> None:
     """With --presence-limit 2, the third member's join is not announced, so neither is its
     leave (the room is then back at the limit); the second's leave is, as its join was."""

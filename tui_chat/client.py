@@ -66,6 +66,7 @@ from tui_chat.updates import (
     Update,
     UsersListed,
     comings_and_goings,
+    users_after,
 )
 
 if TYPE_CHECKING:
@@ -335,7 +336,7 @@ class ChatClient:
         if isinstance(event, Message):
             self._on_message(event)
         elif isinstance(event, Presence):
-            self.users = event.users
+            self.users = users_after(self.users, event)
             you = event.event == "rename" and event.old == self.nick
             if you:
                 if self._renaming:

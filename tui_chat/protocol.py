@@ -30,6 +30,9 @@ MAX_INT = 2**53 - 1  # the largest integer every JSON reader keeps exact
 SERVER_NAME = "Server"
 KINDS = ("chat", "action", "system")
 PRESENCE_EVENTS = ("join", "leave", "rename")
+# A `presence` event lists the room's users in rooms up to this many members; in bigger
+# ones it carries only the change (its size, sent to every member, would grow as members²).
+USERS_IN_PRESENCE = 100
 
 # -- error codes ---------------------------------------------------------------------------
 
@@ -227,12 +230,14 @@ class Welcome:
 @dataclass(frozen=True, slots=True)
 class Presence:
     """Server: someone joined, left or was renamed (`old` is the previous nickname);
-    `quiet`: a join or leave of a quiet member, which updates the user list and says nothing."""
+    `quiet`: a join or leave of a quiet member, which updates the user list and says nothing.
+    `users`: everyone now, in rooms up to USERS_IN_PRESENCE members (else None: apply the
+    change to the list you have, `users_after`)."""
 
     type: ClassVar[str] = "presence"
     event: str
     nick: str
-    users: tuple[str, ...]
+    users: tuple[str, ...] | None = None
     old: str | None = None
     quiet: bool | None = None
 

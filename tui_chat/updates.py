@@ -78,6 +78,18 @@ def comings_and_goings(before: tuple[str, ...], after: tuple[str, ...], me: tupl
             tuple(nick for nick in before if nick_key(nick) not in known_after))
 
 
+def users_after(users: tuple[str, ...], presence: Presence) -> tuple[str, ...]:
+    """The room's users once `presence` has happened: its own list where it has one, else
+    `users` with the change made (sorted as the server sorts, by nick_key)."""
+    if presence.users is not None:
+        return presence.users
+    gone = {nick_key(presence.nick)} | ({nick_key(presence.old)} if presence.old else set())
+    kept = [nick for nick in users if nick_key(nick) not in gone]
+    if presence.event != "leave":
+        kept.append(presence.nick)
+    return tuple(sorted(kept, key=nick_key))
+
+
 @dataclass(frozen=True, slots=True)
 class Received:
     message: Message
