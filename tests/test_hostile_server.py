@@ -99,3 +99,49 @@ async def test_tail_does_not_write_a_servers_escape_codes_to_the_terminal() -> N
             await process.wait()
         assert b"closed by the server (code 4001: red)" in line
         assert b"\x1b" not in line and b"\x07" not in line
+
+
+def welcome_with(**changes) -> str:
+    welcome = {"type": "welcome", "nick": "alice", "room": "lobby", "users": ["alice"],
+               "epoch": "e", "history": []}
+    return json.dumps({**welcome, **changes})
+
+
+async def test_a_welcome_with_a_message_it_cannot_read_still_joins() -> None:
+    """History holding a message of a kind from a newer server, or a time out of range,
+    leaves out that message, not the welcome: before, the app stayed 'joining' for ever."""
+    async def handler(connection) -> None:
+        await connection.recv()  # the hello
+        await connection.send(welcome_with(history=[
+            {"id": 1, "ts": 0, "nick": "bob", "text": "readable"},
+            {"id": 2, "ts": 0, "nick": "bob", "text": "new kind", "kind": "poll"},
+            {"id": 3, "ts": -5, "nick": "bob", "text": "bad time"}]))
+        await connection.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0, subprotocols=[SUBPROTOCOL]) as server:
+        port = server.sockets[0].getsockname()[1]
+        app = make_app(f"ws://127.0.0.1:{port}/lobby", "alice")
+        async with app.run_test(size=SIZE) as pilot:
+            await online(pilot)
+            await until(pilot, lambda: "bob readable" in log_text(app))
+            await app.client.stop()
+            assert "new kind" not in log_text(app) and "bad time" not in log_text(app)
+
+
+async def test_a_welcome_it_cannot_read_at_all_is_said_not_waited_for() -> None:
+    """A welcome missing what this app needs ends the connection with a reason, instead of
+    being skipped while the app waits for a welcome for ever."""
+    async def handler(connection) -> None:
+        await connection.recv()  # the hello
+        await connection.send(welcome_with(room=7))
+        await connection.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0, subprotocols=[SUBPROTOCOL]) as server:
+        port = server.sockets[0].getsockname()[1]
+        app = make_app(f"ws://127.0.0.1:{port}/lobby", "alice")
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: "welcome could not be read" in log_text(app))
+            await app.client.stop()
+            text = " ".join(log_text(app).split())
+        assert "the server's welcome could not be read (In 'welcome', 'room' must be a string.):" \
+               " is the server a newer tui-chat?" in text

@@ -48,6 +48,7 @@ from tui_chat.protocol import (
     Who,
     decode_server,
     encode,
+    frame_type,
 )
 from tui_chat.reasons import close_reason, describe, one_line, refused_status
 from tui_chat.renames import Rename, replay
@@ -331,7 +332,11 @@ class ChatClient:
         """Handle one frame; returns a reason when the server refused us for good."""
         try:
             event = decode_server(frame)
-        except ProtocolError:
+        except ProtocolError as error:
+            if self._hello_sent and isinstance(frame, str) and frame_type(frame) == "welcome":
+                # Skipped, it would leave us joining for ever without a word.
+                return (f"the server's welcome could not be read ({one_line(str(error))}):"
+                        " is the server a newer tui-chat?")
             return None  # a frame we cannot read is skipped, never shown raw
         if isinstance(event, Message):
             self._on_message(event)

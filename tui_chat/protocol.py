@@ -358,6 +358,26 @@ def _fast_message(data: dict[str, Any]) -> Message | None:
     return None
 
 
+def _history_message(item: Any) -> Message | None:
+    """One message of a welcome's history; None if it cannot be read (a kind from a newer
+    server, a field out of range), which leaves it out rather than the whole welcome."""
+    try:
+        return _from_dict({**item, "type": "message"} if isinstance(item, dict) else item,
+                          {"message": Message})
+    except ProtocolError:
+        return None
+
+
+def frame_type(frame: str) -> str | None:
+    """The `type` a frame says it is, even if it cannot be decoded (None if it says none)."""
+    try:
+        data = _loads(frame)
+    except (ValueError, RecursionError):
+        return None
+    kind = data.get("type") if isinstance(data, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
 def _from_dict(data: Any, events: dict[str, type]) -> Any:
     if not isinstance(data, dict):
         raise ProtocolError(BAD_JSON, "Each frame must be a JSON object with a 'type' field.")
@@ -405,8 +425,7 @@ def _convert(event_type: str, name: str, value: Any, cid: str | None) -> Any:
     if kind == "names" and isinstance(value, list) and all(isinstance(v, str) for v in value):
         return tuple(clean_name(v) for v in value)
     if kind == "messages" and isinstance(value, list):
-        return tuple(_from_dict({**m, "type": "message"} if isinstance(m, dict) else m,
-                                {"message": Message}) for m in value)
+        return tuple(message for message in map(_history_message, value) if message is not None)
     raise ProtocolError(
         BAD_EVENT, f"In '{event_type}', '{name}' must be {_JSON_NAMES[kind]}.", cid
     )
