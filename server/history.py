@@ -240,7 +240,7 @@ class History:
                 upto = min(upto, min(reader.after for reader in readers))
             trims.append((room, upto))
             self._trimmed[room] = max(self._trimmed.get(room, 0), upto)
-            self._next_trim[room] = last + max(100, self.limit // 10)
+            self._next_trim[room] = last + max(1, self.limit // 10)
         return trims
 
     def _commit(self, batch: list[tuple[str, str, Message, asyncio.Future[Stored]]],
