@@ -10,6 +10,8 @@ import re
 from tui_chat.protocol import (
     BINARY_FRAME,
     NICK_ERRORS,
+    NICK_INVALID,
+    SUBPROTOCOL,
     UNKNOWN_COMMAND,
     ProtocolError,
     plain_line,
@@ -21,6 +23,7 @@ from .rooms import Dialect
 from .sessions import Session, not_registered
 
 _COMMAND = re.compile(r"/([A-Za-z]+)(?:\s+(.*))?", re.DOTALL)
+_JSON_HELLO = re.compile(r'\s*\{.*"type"\s*:\s*"hello"', re.DOTALL)
 PLAIN_HELP = (
     "Commands: /me ACTION, /nick NAME [PASSWORD], /who, /help."
     " Start a line with // to send it with one '/' removed."
@@ -75,6 +78,10 @@ class PlainSession(Session):
         """Join with the first line; a name refused says that the next line is a new try
         (a raw client's user would otherwise take it for a chat line)."""
         self._stop_deadline()  # whatever the name, someone is there
+        if _JSON_HELLO.match(text):  # a bot that forgot to ask for the JSON dialect
+            raise ProtocolError(NICK_INVALID, "This looks like a JSON hello, but this"
+                                " connection speaks plain text: to speak JSON, offer the"
+                                f" WebSocket subprotocol {SUBPROTOCOL!r}. {PLAIN_RETRY}")
         try:
             await self.join(*self.name_and_password(text))
         except ProtocolError as error:

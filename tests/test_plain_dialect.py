@@ -49,6 +49,18 @@ async def test_a_refused_nickname_is_explained_and_the_next_line_is_a_new_attemp
     assert (await newcomer.lines_until("[Server]: Welcome"))[-1].startswith("[Server]: Welcome")
 
 
+async def test_a_json_hello_over_plain_text_is_told_to_ask_for_the_json_dialect(
+        join_plain) -> None:
+    """A bot that forgot the subprotocol and sends a JSON hello as its first line hears how
+    to speak JSON (not that its "name" is too long or holds a quote)."""
+    bot = await join_plain(None)
+    await bot.send('{"type": "hello", "nick": "bot"}')
+    assert await bot.recv() == (
+        "[Server]: This looks like a JSON hello, but this connection speaks plain text: to"
+        " speak JSON, offer the WebSocket subprotocol 'tui-chat.v1'. Send your nickname again"
+        " (NAME, or NAME PASSWORD for a registered one).")
+
+
 async def test_the_newcomer_receives_recent_history_as_lines(join_plain, join) -> None:
     """History arrives as `[nick]: text` lines (actions as `* nick text`) before the welcome."""
     alice = await join_plain("alice")
