@@ -84,7 +84,8 @@ async def test_restart_reconnects_and_delivers_typed_lines_exactly_once() -> Non
 async def test_nick_to_the_name_one_has_while_offline_says_so() -> None:
     """/nick with the name the app already has, offline, says "You are already called", as
     the server would (not "You will be alice when the connection is back"); a name one will
-    have once a waiting rename is made is still said as a promise."""
+    have once a waiting rename is made is still said as a promise; a name that no one may
+    have is refused at once, saying why, not promised."""
     first = await started_server()
     app = make_app(f"ws://127.0.0.1:{first.port}/lobby", "alice")
     async with app.run_test(size=SIZE) as pilot:
@@ -96,6 +97,13 @@ async def test_nick_to_the_name_one_has_while_offline_says_so() -> None:
         await type_line(pilot, "/nick bob")
         await until(pilot, lambda: log_text(app).count("You will be bob when the connection") == 2)
         assert "You will be alice" not in log_text(app)
+        for name in ("server", "аlice", "n" * 30):  # (a Cyrillic а)
+            await type_line(pilot, f"/nick {name}")
+        await until(pilot, lambda: "at most 24 characters. You are still bob" in log_text(app))
+        text = " ".join(log_text(app).split())
+        assert "The nickname 'server' is reserved" in text
+        assert "mixes Cyrillic and Latin letters" in text
+        assert "You will be server" not in text and "You will be аlice" not in text
 
 
 async def test_a_server_that_cannot_be_reached_is_explained_once(unused_port) -> None:

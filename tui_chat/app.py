@@ -44,6 +44,7 @@ from tui_chat.updates import (
     state_text,
 )
 from tui_chat.commands import HELP, UnknownCommand, parse_input
+from tui_chat.nicknames import nick_refusal
 from tui_chat.outbox import OutboxStore, cannot_keep, farewell, loss_warning
 from tui_chat.protocol import presence_sentence, room_from_path
 from tui_chat.render import (
@@ -430,6 +431,8 @@ class ChatApp(App[None]):
             nick, _, password = argument.partition(" ")
             if not nick:
                 self._log([error_line("Usage: /nick NAME [PASSWORD]")])
+            elif refusal := nick_refusal(nick):  # said at once, online or not
+                self._log([error_line(f"{refusal} You are still {self.client.will_be}.")])
             else:  # sent, it is answered by the server (nick_unchanged too)
                 unchanged = not password.strip() and nick == self.client.will_be == self.client.nick
                 if not self.client.rename(nick, password.strip() or None):

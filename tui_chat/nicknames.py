@@ -69,6 +69,15 @@ def _mixed_scripts(nick: str) -> list[str]:
     return scripts
 
 
+def nick_refusal(nick: str) -> str | None:
+    """Why `nick` cannot be anyone's nickname (None if it can), as the server would say."""
+    try:
+        check_nick(nick)
+    except ProtocolError as error:
+        return error.message
+    return None
+
+
 def check_nick(nick: str) -> str:
     """Return the nickname as it will be shown (trimmed, NFC) or raise ProtocolError."""
     shown = unicodedata.normalize("NFC", nick.strip())
