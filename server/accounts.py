@@ -69,6 +69,8 @@ class Accounts:
     def add(self, name: str, password: str) -> str:
         """Register `name` (or change its password); returns the name as stored."""
         shown = check_nick(name)
+        if password != password.strip():  # (a --password-file is read without them)
+            raise ValueError("a password cannot start or end with a space")
         if len(password) < MIN_PASSWORD:
             raise ValueError(f"a password needs at least {MIN_PASSWORD} characters")
         salt = os.urandom(16)

@@ -175,7 +175,8 @@ async def test_plain_clients_log_in_with_name_and_password(start_server, account
 
 def test_user_command_adds_lists_and_removes(tmp_path) -> None:
     """`tui-chat-server user add/list/remove` manage the database's registered names; adding
-    a name registered already says that it changes its password."""
+    a name registered already says that it changes its password; a password too short, or
+    starting or ending with a space (blank too), is refused."""
     db = str(tmp_path / "chat.db")
 
     def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
@@ -191,6 +192,9 @@ def test_user_command_adds_lists_and_removes(tmp_path) -> None:
     assert run("list").stdout.split() == ["Alice"]
     short = run("add", "bob", "--password-stdin", stdin="short\n")
     assert short.returncode == 1 and "at least 8" in short.stderr
+    for padded in ("  password123  \n", "          \n"):  # --password-file could not give it
+        refused = run("add", "bob", "--password-stdin", stdin=padded)
+        assert refused.returncode == 1 and "cannot start or end with a space" in refused.stderr
     assert run("add", "bad name", "--password-stdin", stdin="long enough\n").returncode == 1
     removed = run("remove", "ALICE")
     assert removed.returncode == 0 and removed.stdout == "Removed Alice.\n"  # as registered
