@@ -78,8 +78,9 @@ async def type_offline(pilot, text: str) -> None:
 
 async def test_quitting_names_the_nickname_whose_outbox_keeps_what_is_pending(
         chat_server) -> None:
-    """Typed offline, then /nick bob, then quit: the rename was not made, so the message is
-    kept under alice, and that is the name the farewell gives."""
+    """Typed offline, then /nick bob, another line, then quit: the rename was not made, so
+    the messages are kept under alice, and the farewell gives that name and says that the
+    rename was dropped (the second line was typed as bob)."""
     port = chat_server.port
     await chat_server.stop()
     url = f"ws://127.0.0.1:{port}/lobby"
@@ -89,10 +90,14 @@ async def test_quitting_names_the_nickname_whose_outbox_keeps_what_is_pending(
         await type_offline(pilot, "written offline")
         await type_line(pilot, "/nick bob")
         await until(pilot, lambda: "You will be bob" in log_text(app))
+        await type_line(pilot, "written as bob")
+        await until(pilot, lambda: len(outbox(app)) == 2)
         await pilot.press("ctrl+q")
-    assert said == [f"tui-chat: 1 message not yet acknowledged by the server was kept; it is"
-                    f" sent the next time you join {url} as alice."]
-    assert [o.text for o in OutboxStore(url, "alice").load()] == ["written offline"]
+    assert said == [f"tui-chat: 2 messages not yet acknowledged by the server were kept; they"
+                    f" are sent the next time you join {url} as alice (you were never renamed"
+                    " bob: the connection did not come back before you quit)."]
+    assert [o.text for o in OutboxStore(url, "alice").load()] == ["written offline",
+                                                                  "written as bob"]
 
 
 async def test_a_nick_before_the_first_join_keeps_what_is_typed_under_the_new_name(

@@ -234,7 +234,11 @@ class ChatApp(App[None]):
             again = f"Press Ctrl+Q again within {QUIT_CONFIRM:g} s (or /quit) to quit."
             self._log([line(" ".join([*warnings, again]))])
             return
-        self.quit_saying(farewell(pending, kept, self.url))
+        self.quit_saying(self._farewell(pending, kept))
+
+    def _farewell(self, pending: int, kept: OutboxStore | None) -> str | None:
+        unmade = self.client.will_be if self.client.will_be != self.client.nick else None
+        return farewell(pending, kept, self.url, unmade)
 
     def quit_saying(self, text: str | None, return_code: int = 0) -> None:
         """Exit; `text` is what the terminal shows after the app. The command prints it as
@@ -250,7 +254,7 @@ class ChatApp(App[None]):
         kept = self.client.keep_pending()
         pending = len(self.client.outbox)
         self.quit_saying(None if signum == getattr(signal, "SIGHUP", None)
-                         else farewell(pending, kept, self.url))
+                         else self._farewell(pending, kept))
 
     async def on_unmount(self) -> None:
         on_stop_signals(None)

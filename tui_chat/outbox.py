@@ -197,16 +197,21 @@ def loss_warning(pending: int) -> str:
             f" quitting now loses {them}.")
 
 
-def farewell(pending: int, store: OutboxStore | None, url: str) -> str | None:
+def farewell(pending: int, store: OutboxStore | None, url: str,
+             unmade: str | None = None) -> str | None:
     """What quitting says about `pending` messages not yet acknowledged: kept in `store`
-    (sent the next time you join `url` under its name), or lost; None when there are none."""
+    (sent the next time you join `url` under its name), or lost; None when there are none.
+    `unmade`: the name a rename waiting for the connection would have given (they go out
+    under the store's, the rename being dropped)."""
     if not pending:
         return None
     messages, were, they, it = (("1 message", "was", "it is", "it") if pending == 1 else
                                 (f"{pending} messages", "were", "they are", "they"))
     if store is not None:
+        dropped = (f" (you were never renamed {unmade}: the connection did not come back"
+                   " before you quit)") if unmade else ""
         return (f"tui-chat: {messages} not yet acknowledged by the server {were} kept; {they}"
-                f" sent the next time you join {url} as {store.nick}.")
+                f" sent the next time you join {url} as {store.nick}{dropped}.")
     return (f"tui-chat: {messages} not yet acknowledged by the server {were} lost: {it} could"
             " not be saved on disk (another tui-chat had this room and nickname, or the data"
             " directory could not be written).")
