@@ -201,7 +201,7 @@ class History:
                     # What arrived meanwhile fails too: stored now, it would come before
                     # messages of its senders that were not (each sender's order holds).
                     batch, self._batch = batch + self._batch, []
-                    self._forget(batch)
+                    self._drop_cids(batch)
                     for *_, future in batch:
                         for hook in self._failure_hooks.pop(future, ()):
                             hook()
@@ -327,7 +327,7 @@ class History:
                 originals[(room, message.id)] = Message(*row)
         return originals
 
-    def _forget(self, batch: list[tuple[str, str, Message, asyncio.Future[Stored]]]) -> None:
+    def _drop_cids(self, batch: list[tuple[str, str, Message, asyncio.Future[Stored]]]) -> None:
         """After a failed commit: drop the batch's cids so a retry is stored afresh."""
         for room, sender, message, _ in batch:
             if message.cid is not None:

@@ -4,7 +4,10 @@ servers, who came and went meanwhile, and reconnecting at once (Ctrl+R, /reconne
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+from textual.pilot import Pilot
 from textual.widgets import Footer
 
 from tui_chat_server import ChatServer, ServerConfig
@@ -52,20 +55,23 @@ async def started_server(port: int = 0) -> ChatServer:
     return server
 
 
-async def gone(server: ChatServer, pilot) -> None:
-    """Stop `server` and wait until the app says it is reconnecting."""
-    await server.stop()
-    await until(pilot, lambda: "reconnecting" in pilot.app.sub_title)
+@asynccontextmanager
+async def app_whose_server_went() -> AsyncIterator[tuple[ChatApp, Pilot, int]]:
+    """The app, joined as alice to a server that has then stopped (the app says it is
+    reconnecting), and the port that server had."""
+    server = await started_server()
+    port = server.port
+    app = make_app(f"ws://127.0.0.1:{port}/lobby", "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+        await server.stop()
+        await until(pilot, lambda: "reconnecting" in pilot.app.sub_title)
+        yield app, pilot, port
 
 
 async def test_restart_reconnects_and_delivers_typed_lines_exactly_once() -> None:
     """The server stops and comes back; what was typed meanwhile is delivered once."""
-    first = await started_server()
-    port = first.port
-    app = make_app(f"ws://127.0.0.1:{port}/lobby", "alice")
-    async with app.run_test(size=SIZE) as pilot:
-        await online(pilot)
-        await gone(first, pilot)
+    async with app_whose_server_went() as (app, pilot, port):
         await type_line(pilot, "typed while away")
         await until(pilot, lambda: len(outbox(app)) == 1)
         second = await started_server(port)
@@ -86,11 +92,7 @@ async def test_nick_to_the_name_one_has_while_offline_says_so() -> None:
     the server would (not "You will be alice when the connection is back"); a name one will
     have once a waiting rename is made is still said as a promise; a name that no one may
     have is refused at once, saying why, not promised."""
-    first = await started_server()
-    app = make_app(f"ws://127.0.0.1:{first.port}/lobby", "alice")
-    async with app.run_test(size=SIZE) as pilot:
-        await online(pilot)
-        await gone(first, pilot)
+    async with app_whose_server_went() as (app, pilot, _):
         await type_line(pilot, "/nick alice")
         await until(pilot, lambda: "You are already called 'alice'." in log_text(app))
         await type_line(pilot, "/nick bob")
@@ -124,11 +126,7 @@ async def test_who_while_offline_lists_who_was_there_or_says_nobody_is_known(unu
     async with never.run_test(size=SIZE) as pilot:
         await type_line(pilot, "/who")
         await until(pilot, lambda: "Not in the room yet: nobody known." in log_text(never))
-    server = await started_server()
-    app = make_app(f"ws://127.0.0.1:{server.port}/lobby", "alice")
-    async with app.run_test(size=SIZE) as pilot:
-        await online(pilot)
-        await gone(server, pilot)
+    async with app_whose_server_went() as (app, pilot, _):
         await type_line(pilot, "/who")
         await until(pilot, lambda: "Last known (1): alice" in log_text(app))
 
@@ -174,12 +172,7 @@ async def test_the_reconnect_command_says_when_there_is_nothing_to_wait_for(url)
 async def test_refused_its_name_on_rejoining_the_app_is_no_one_in_the_room() -> None:
     """Back after a restart to find its nickname taken, the app marks no one as you, and
     Tab completes the name's new holder, who is someone else."""
-    first = await started_server()
-    port = first.port
-    app = make_app(f"ws://127.0.0.1:{port}/lobby", "alice")
-    async with app.run_test(size=SIZE) as pilot:
-        await online(pilot)
-        await gone(first, pilot)
+    async with app_whose_server_went() as (app, pilot, port):
         second = await started_server(port)
         holder = await JsonClient.connect(f"ws://127.0.0.1:{port}/lobby", "alice")
         try:

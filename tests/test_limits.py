@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tui_chat_server import ServerConfig
-from tui_chat_server.history import History
 from tui_chat_server.limits import ConnectionCounter, FailedLogins, TokenBucket
 from tests.helpers import PROMPT, JsonClient, PlainClient, eventually, sender_reader_stalled
 
@@ -156,69 +154,6 @@ async def test_frames_waiting_their_turn_are_dropped_once_a_json_client_has_gone
     assert [t for t in texts if t.startswith("json")] == ["json 0"]  # only its burst
     assert [t for t in texts if t.startswith("plain")] == [f"plain {n}" for n in range(5)]
     await bob.close()
-
-
-async def test_stopping_waits_for_or_ends_every_frame_handler(start_server, caplog,
-                                                              tmp_path) -> None:
-    """At shutdown no frame handler outlives the server, not even one whose connection had
-    already gone: none writes to the closed history."""
-    server = await start_server(rate=2, burst=1, db=str(tmp_path / "chat.db"))
-    pat = await PlainClient.connect(server.url, "pat")
-    for number in range(6):
-        await pat.send(f"line {number}")
-    await asyncio.sleep(0.1)
-    pat.connection.transport.abort()
-    await asyncio.sleep(0.1)
-    await server.stop()
-    assert not server.workers
-    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
-
-
-async def test_a_plain_clients_lines_waiting_their_turn_are_stored_when_the_server_stops(
-        start_server, tmp_path) -> None:
-    """Lines a raw client sent past the rate limit, still waiting their turn when the server
-    is stopped, are stored before it exits, in order: nothing would ever send them again
-    (before, those not handled within the close timeout were dropped)."""
-    db = str(tmp_path / "chat.db")
-    server = await start_server(rate=1, burst=1, db=db)
-    pat = await PlainClient.connect(server.url, "pat")
-    for number in range(10):
-        await pat.send(f"line {number}")
-    await eventually(lambda: server.history.last_id("lobby") >= 1)
-    await server.stop()
-    stored = History(db)
-    try:
-        texts = [m.text for m in stored.backlog("lobby", None, None, 50).messages]
-    finally:
-        await stored.close()
-    assert texts == [f"line {n}" for n in range(10)]
-
-
-@pytest.mark.parametrize("ending", ["the server stops", "the server drops the connection"])
-async def test_a_flood_of_lines_read_but_not_yet_parsed_is_stored_all_the_same(
-        start_server, tmp_path, ending: str) -> None:
-    """3,000 lines sent at once by a raw client at 1 a second: the inbox takes 1,024, what
-    was read after that is held unparsed (reading is paused). When the server stops, it
-    reads and stores every line, in order; when it drops the connection (as it drops a slow
-    consumer), every line it had read. Before, both lost what was held."""
-    db = str(tmp_path / "chat.db")
-    server = await start_server(rate=1, burst=1, db=db)
-    pat = await PlainClient.connect(server.url, "pat")
-    (connection,) = server._live
-    for number in range(3_000):
-        await pat.send(f"line {number}")
-    await eventually(lambda: connection.held and len(connection.inbox) >= 1_000)
-    sent = 3_000
-    if ending == "the server drops the connection":
-        # What the server has read: stored, waiting in the inbox, and at least this many held
-        # (a masked frame of "line 2999" is 15 bytes), give or take the one waiting its turn.
-        sent = server.history.last_id("lobby") + len(connection.inbox) + len(connection.held) // 15
-        connection.abort()
-        await eventually(lambda: connection.transport is None)
-    await server.stop()
-    with sqlite3.connect(db) as database:
-        texts = [text for text, in database.execute("SELECT text FROM messages ORDER BY id")]
-    assert texts == [f"line {n}" for n in range(len(texts))] and len(texts) >= sent
 
 
 async def test_connections_beyond_the_per_address_limit_get_429(start_server, caplog) -> None:
@@ -399,62 +334,3 @@ def stored_count(server) -> int:
 def _masked_text_frame(payload: bytes) -> bytes:
     """A client's text frame (short, masked with a zero key), as it goes on the wire."""
     return bytes([0x81, 0x80 | len(payload)]) + b"\0\0\0\0" + payload
-
-
-async def test_a_room_nobody_is_in_is_forgotten(start_server, tmp_path) -> None:
-    """Room names come and go freely: once a room is empty and what was said in it is
-    stored, no table in the server is keyed by its name (its history stays in the database);
-    before, each kept about 115 bytes, forever."""
-    server = await start_server(db=str(tmp_path / "h.db"))
-    names = [f"room-{number}" for number in range(30)]
-    for number, name in enumerate(names):
-        client = await JsonClient.connect(f"{server.url}/{name}", "a")
-        if number % 3 == 0:
-            await client.say("x")
-        await client.close()
-    await eventually(lambda: not server.hub.rooms)
-    keyed = [table for table in _reachable(server) if isinstance(table, dict)
-             and any(name in table for name in names)]
-    assert keyed == []
-
-
-def _reachable(root: object) -> list[object]:
-    """The objects `root` refers to, directly or not, short of modules, classes and code."""
-    import gc
-    import types
-
-    skipped = (type, types.ModuleType, types.FunctionType, types.CodeType)
-    seen, found, todo = {id(root)}, [], [root]
-    while todo:
-        for referent in gc.get_referents(todo.pop()):
-            if id(referent) not in seen and not isinstance(referent, skipped):
-                seen.add(id(referent))
-                found.append(referent)
-                todo.append(referent)
-    return found
-
-
-async def test_a_room_left_while_its_message_is_stored_goes_on_from_its_history(
-        start_server, tmp_path) -> None:
-    """A raw client that says a line and hangs up at once leaves its room empty before the
-    line is committed; whoever joins next gets that line exactly once, and the room's ids go
-    on from it."""
-    server = await start_server(db=str(tmp_path / "h.db"))
-    for round_ in range(20):
-        raw = await PlainClient.connect(server.url + "/brief", f"raw{round_}")
-        await raw.send(f"line {round_}")
-        await raw.connection.close()
-        await eventually(lambda: not server.hub.rooms)
-        alice = await JsonClient.connect(server.url + "/brief", "alice")
-        texts = [message["text"] for message in alice.welcome["history"]]
-        try:
-            while True:
-                event = await alice.recv(timeout=0.2)
-                if event["type"] == "message":
-                    texts.append(event["text"])
-        except TimeoutError:
-            pass
-        assert texts.count(f"line {round_}") == 1, texts
-        said = await alice.say(f"reply {round_}")
-        assert said["id"] == 2 * round_ + 2
-        await alice.close()

@@ -1,0 +1,74 @@
+"""What a server stop keeps: no frame handler outlives it, and every line a raw client sent is stored."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+
+import pytest
+
+from tests.helpers import PlainClient, eventually
+
+
+def stored_texts(db: str) -> list[str]:
+    """Every message text in the database file `db`, in id order (all pages of it)."""
+    with sqlite3.connect(db) as database:
+        return [text for text, in database.execute("SELECT text FROM messages ORDER BY id")]
+
+
+async def test_stopping_waits_for_or_ends_every_frame_handler(start_server, caplog,
+                                                              tmp_path) -> None:
+    """At shutdown no frame handler outlives the server, not even one whose connection had
+    already gone: none writes to the closed history."""
+    server = await start_server(rate=2, burst=1, db=str(tmp_path / "chat.db"))
+    pat = await PlainClient.connect(server.url, "pat")
+    for number in range(6):
+        await pat.send(f"line {number}")
+    await asyncio.sleep(0.1)
+    pat.connection.transport.abort()
+    await asyncio.sleep(0.1)
+    await server.stop()
+    assert not server.workers
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_plain_clients_lines_waiting_their_turn_are_stored_when_the_server_stops(
+        start_server, tmp_path) -> None:
+    """Lines a raw client sent past the rate limit, still waiting their turn when the server
+    is stopped, are stored before it exits, in order: nothing would ever send them again
+    (before, those not handled within the close timeout were dropped)."""
+    db = str(tmp_path / "chat.db")
+    server = await start_server(rate=1, burst=1, db=db)
+    pat = await PlainClient.connect(server.url, "pat")
+    for number in range(10):
+        await pat.send(f"line {number}")
+    await eventually(lambda: server.history.last_id("lobby") >= 1)
+    await server.stop()
+    assert stored_texts(db) == [f"line {n}" for n in range(10)]
+
+
+@pytest.mark.parametrize("ending", ["the server stops", "the server drops the connection"])
+async def test_a_flood_of_lines_read_but_not_yet_parsed_is_stored_all_the_same(
+        start_server, tmp_path, ending: str) -> None:
+    """3,000 lines sent at once by a raw client at 1 a second: the inbox takes 1,024, what
+    was read after that is held unparsed (reading is paused). When the server stops, it
+    reads and stores every line, in order; when it drops the connection (as it drops a slow
+    consumer), every line it had read. Before, both lost what was held."""
+    db = str(tmp_path / "chat.db")
+    server = await start_server(rate=1, burst=1, db=db)
+    pat = await PlainClient.connect(server.url, "pat")
+    (connection,) = server._live
+    for number in range(3_000):
+        await pat.send(f"line {number}")
+    await eventually(lambda: connection.held and len(connection.inbox) >= 1_000)
+    sent = 3_000
+    if ending == "the server drops the connection":
+        # What the server has read: stored, waiting in the inbox, and at least this many held
+        # (a masked frame of "line 2999" is 15 bytes), give or take the one waiting its turn.
+        sent = server.history.last_id("lobby") + len(connection.inbox) + len(connection.held) // 15
+        connection.abort()
+        await eventually(lambda: connection.transport is None)
+    await server.stop()
+    texts = stored_texts(db)
+    assert texts == [f"line {n}" for n in range(len(texts))] and len(texts) >= sent
