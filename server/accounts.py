@@ -61,7 +61,7 @@ class Accounts:
 
     def __init__(self, path: str) -> None:
         self.failures = FailedLogins()
-        self._checking: asyncio.Semaphore | None = None
+        self._checking = asyncio.Semaphore(CONCURRENT_CHECKS)  # (bound to a loop when used)
         self._db: sqlite3.Connection | None = None
         if path != ":memory:":
             self._db = connect_database(path, schema=SCHEMA)
@@ -107,8 +107,6 @@ class Accounts:
         uncounted once checked."""
         name = nick_key(account.name)
         self.failures.failed(address, name)  # before the first await: see `failures.wait`
-        if self._checking is None:
-            self._checking = asyncio.Semaphore(CONCURRENT_CHECKS)
         async with self._checking:
             right = await asyncio.to_thread(account.check, password)
         if right:

@@ -358,4 +358,4 @@ def _loggable(text: str) -> str:
     """What a client sent (a request path, a close reason) as the log shows it: as it is
     when it is printable, else quoted with its escape codes written out (never passed on to
     a terminal); at most 200 characters either way."""
-    return cut(text if text.isprintable() else quoted(text))
+    return cut(text if text.isprintable() else quoted(text, 200))

@@ -59,7 +59,8 @@ class Catchup:
         connection = self.connection
         connection.catchup = self
         self.hub.history.hold(self.room, self)  # nothing after `after` is trimmed meanwhile
-        connection.greeting = True  # its output may wait while it drains: no slow-consumer drop
+        # Still greeting (Session.greet): its output may wait while it drains, no slow-consumer
+        # drop; it pauses at WATER, to be resumed page by page.
         connection.transport.set_write_buffer_limits(high=WATER)
         self.pump()
 
@@ -80,7 +81,7 @@ class Catchup:
             log.exception("%s: the catch-up failed; connection closed",
                           peer_name(self.connection))
             self.stop()
-            asyncio.ensure_future(self.connection.close(CloseCode.INTERNAL_ERROR, "internal error"))
+            self.connection.start_close(CloseCode.INTERNAL_ERROR, "internal error")
 
     def _pump(self) -> None:
         connection = self.connection
@@ -113,11 +114,7 @@ class Catchup:
         if self.last is not None:
             connection.send(self.last)
         self.stop(deliver=True)
-        limit = self.hub.limits.max_pending
-        connection.transport.set_write_buffer_limits(high=limit or 2**62)
-        connection.greeting = False
-        if connection.paused:  # what was held may be over the limit while it drains
-            connection.allow_greeting_backlog()
+        connection.end_greeting()  # (what was held may be over the limit while it drains)
 
     def stop(self, deliver: bool = False) -> None:
         """End the catch-up (`deliver`: sending the held traffic; else the client is gone)."""

@@ -341,12 +341,12 @@ class History:
         epoch and is all still kept (`recovered`), else the last `count` messages; only
         messages with ids up to `upto`. Given `cids_of`, only that sender's messages keep
         their `cid`. Holds the first page of them; `page` reads the rest."""
-        upto = self.last_id(room) if upto is None else upto
+        last = self.last_id(room)
+        upto = last if upto is None else upto
         # Older ids are past retention, even before the next trim (or about to be trimmed).
         floor = max(upto - self.limit, self._trimmed.get(room, 0))
         # Every id after `since` is still kept unless retention has already passed it; a
         # `since` past every id handed out is from a history that went back (a backup).
-        last = self.last_id(room)
         if since is not None and epoch == self.epoch and since <= last and (
                 since >= upto or since >= last - self.limit):
             after, recovered = since, True

@@ -219,9 +219,7 @@ class Session:
             return
         if last is not None:
             self.send(last)
-        connection.greeting = False
-        if connection.paused:
-            connection.allow_greeting_backlog()
+        connection.end_greeting()
 
     def write_greeting(self, greeting: Greeting) -> str | None:
         """Write what comes before the catch-up; return what comes after it, if anything."""

@@ -102,8 +102,7 @@ class ChatConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.remote_address = transport.get_extra_info("peername")
-        limit = self.server.config.max_pending
-        self.transport.set_write_buffer_limits(high=limit or 2**62)
+        self._bound_output()
         timeout = self.server.config.handshake_timeout
         if timeout:
             self.timer = asyncio.get_running_loop().call_later(timeout, self._handshake_timeout)
@@ -206,6 +205,19 @@ class ChatConnection(asyncio.Protocol):
         log.warning("%s slow consumer: %s waiting; disconnected", peer_name(self), waiting)
         self.abort()
 
+    def end_greeting(self) -> None:
+        """The greeting (and its catch-up, if any) is written: output is bound by
+        --max-pending again, and what waits over it may drain but not grow."""
+        self._bound_output()
+        self.greeting = False
+        if self.paused:
+            self.allow_greeting_backlog()
+
+    def _bound_output(self) -> None:
+        """Writing pauses (`paused`) once --max-pending bytes wait (0: never)."""
+        limit = self.server.config.max_pending
+        self.transport.set_write_buffer_limits(high=limit or 2**62)  # type: ignore[union-attr]
+
     def allow_greeting_backlog(self) -> None:
         """The greeting just written is over the output limit: it may drain, but what follows
         it may not pile up past the limit (`check_backlog` after each write while paused)."""
@@ -285,9 +297,10 @@ class ChatConnection(asyncio.Protocol):
     def _parse_held(self) -> None:
         """The input ends: what was read but held back is parsed now, whatever the inbox
         bound, so that what a client sent before it went is handled like the rest (a raw
-        client's lines are posted) rather than dropped."""
-        if self.held and self.session is not None and self.protocol.state in (OPEN, CLOSING):
-            held, self.held = self.held, b""
+        client's lines are posted) rather than dropped. Nothing is held after this: the
+        protocol takes no more input (a turn still to come for it has nothing to parse)."""
+        held, self.held = self.held, b""
+        if held and self.session is not None and self.protocol.state in (OPEN, CLOSING):
             self.protocol.receive_data(held)
             self._handle_events()
 

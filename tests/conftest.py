@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -71,6 +72,19 @@ async def chat_server(start_server) -> ChatServer:
 async def url(chat_server: ChatServer) -> str:
     """The URL of the lobby on the default server."""
     return chat_server.url + "/lobby"
+
+
+@pytest.fixture
+def server_log(caplog) -> None:
+    """The server's log lines from INFO up are captured (`caplog`) for the test to read."""
+    caplog.set_level(logging.INFO, logger="tui_chat.server")
+
+
+@pytest.fixture
+def every_log_line(caplog) -> None:
+    """Every log line of every logger, DEBUG included, is captured: for tests that check
+    what never reaches a log (tokens, passwords), wherever it might be written."""
+    caplog.set_level(logging.DEBUG)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import socket
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -248,3 +249,60 @@ async def tui_chat(*args: str, stdin: str | None = None, timeout: float = 20
         process.communicate(stdin.encode() if stdin is not None else b""), timeout)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
+
+
+async def raw_handshake(port: int, path: bytes = b"/lobby", *headers: str, host: str = "x",
+                        ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A TCP connection that has sent a WebSocket upgrade request for `path` (with the key of
+    RFC 6455's example, and `headers`); nothing is read yet."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    lines = [f"Host: {host}", "Upgrade: websocket", "Connection: Upgrade",
+             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13", *headers]
+    writer.write(b"GET " + path + b" HTTP/1.1\r\n" + "".join(f"{line}\r\n" for line in lines).encode()
+                 + b"\r\n")
+    return reader, writer
+
+
+async def fill(history, room: str, count: int, start: int = 1) -> None:
+    """Store `count` messages of alice's in `room` of `history`, "m1", "m2"... (from `start`)."""
+    for number in range(start, start + count):
+        await history.submit(room, "alice", "alice", f"m{number}", "chat", None)
+
+
+# -- long histories (catch-up) ---------------------------------------------------------------
+
+BIG = 60_000  # characters in each history message: a few of them fill any socket buffer
+LIMITS = {"max_text": BIG, "max_frame": 256 * 1024}
+
+
+async def say_big(writer: JsonClient, count: int, size: int = BIG, tag: str = "h") -> None:
+    """`count` messages of `size` characters from `writer`, each with a cid."""
+    for number in range(count):
+        await writer.say(f"{tag}{number} " + "x" * (size - 10), cid=f"{tag}{number}")
+
+
+async def stalled_reader(server, epoch: str, nick: str = "late", plain: bool = False,
+                         server_sndbuf: int = 0):
+    """A client whose socket takes little and which reads nothing until resumed; it asks for
+    the whole history (JSON) or joins with its nickname (plain). With `server_sndbuf`, the
+    server's end of every connection takes little too, as on a slow link."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    protocols = None if plain else [SUBPROTOCOL]
+    client = await connect(server.url, sock=sock, subprotocols=protocols, max_size=None)
+    for connection in server._live if server_sndbuf else ():
+        connection.transport.get_extra_info("socket").setsockopt(
+            socket.SOL_SOCKET, socket.SO_SNDBUF, server_sndbuf)
+    if plain:
+        assert (await client.recv()).startswith(PROMPT)
+        await client.send(nick)
+    else:
+        await client.send(json.dumps({"type": "hello", "nick": nick, "since": 0, "epoch": epoch}))
+    client.transport.pause_reading()
+    return client
+
+
+def server_side(server, nick: str):
+    """The server's connection of the member called `nick` in the lobby."""
+    return server.hub.rooms.find("lobby").members[nick].connection

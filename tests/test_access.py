@@ -16,17 +16,14 @@ import trustme
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.helpers import PROMPT, JsonClient, Recorder
+from tests.helpers import PROMPT, JsonClient, Recorder, raw_handshake
 from tui_chat.client import ChatClient
 from tui_chat.protocol import SUBPROTOCOL
 from tui_chat.updates import State, StateChanged
 
+pytestmark = pytest.mark.usefixtures("every_log_line")
+
 TOKEN = "s3cret-token-value"
-
-
-@pytest.fixture(autouse=True)
-def capture_server_logs(caplog) -> None:
-    caplog.set_level(logging.DEBUG)
 
 
 async def test_json_clients_may_present_the_token_in_hello(start_server) -> None:
@@ -259,12 +256,8 @@ async def test_only_allowed_browser_origins_get_in(start_server, caplog) -> None
 
 async def handshake_status(server, *headers: str) -> int:
     """The HTTP status a raw WebSocket handshake with these extra header lines gets."""
-    host, port = server.url.removeprefix("ws://").rsplit(":", 1)
-    reader, writer = await asyncio.open_connection(host, int(port))
-    lines = ["GET /lobby HTTP/1.1", f"Host: {host}:{port}", "Upgrade: websocket",
-             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13",
-             *headers]
-    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+    reader, writer = await raw_handshake(server.port, b"/lobby", *headers,
+                                         host=f"127.0.0.1:{server.port}")
     status = await asyncio.wait_for(reader.readline(), 5)
     writer.close()
     return int(status.split()[1]) if status else 0

@@ -3,7 +3,7 @@ servers, who came and went meanwhile, and reconnecting at once (Ctrl+R, /reconne
 
 from __future__ import annotations
 
-import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,7 +12,7 @@ from textual.widgets import Footer
 
 from tui_chat_server import ChatServer, ServerConfig
 from tests.apptools import SIZE, log_text, make_app, online, outbox, type_line, until, users_text
-from tests.helpers import SLOW, JsonClient, Relay
+from tests.helpers import SLOW, JsonClient, Relay, eventually
 from tui_chat.app import ChatApp
 from tui_chat.chat_input import ChatInput
 from tui_chat.updates import Backoff
@@ -48,9 +48,9 @@ async def test_a_reconnect_says_who_came_and_went_while_you_were_away(chat_serve
     await relay.close()
 
 
-async def started_server(port: int = 0) -> ChatServer:
-    """A server on `port` (0: any free one), history on disk, no rate limit."""
-    server = ChatServer(ServerConfig(port=port, rate=0))
+async def started_server(port: int = 0, db: str = "") -> ChatServer:
+    """A server on `port` (0: any free one), history on disk (or in `db`), no rate limit."""
+    server = ChatServer(ServerConfig(port=port, rate=0, db=db))
     await server.start()
     return server
 
@@ -190,28 +190,21 @@ async def test_refused_its_name_on_rejoining_the_app_is_no_one_in_the_room() -> 
 async def test_quitting_the_app_closes_its_connection_normally(chat_server, url, caplog) -> None:
     """Ctrl+Q ends the connection with a normal close (1000), not as an internal error
     (1011), which a server's log would report as a client failing."""
-    import logging
-
     caplog.set_level(logging.INFO, logger="tui_chat.server")
     app = make_app(url, "alice")
     async with app.run_test(size=SIZE) as pilot:
         await online(pilot)
         await pilot.press("ctrl+q")
-    closes = []
-    for _ in range(100):
-        closes = [r.getMessage() for r in caplog.records if "disconnected" in r.getMessage()]
-        if closes:
-            break
-        await asyncio.sleep(0.02)
-    assert closes and closes[0].endswith("disconnected: code 1000"), closes
+    await eventually(lambda: "disconnected" in caplog.text)
+    closes = [r.getMessage() for r in caplog.records if "disconnected" in r.getMessage()]
+    assert closes[0].endswith("disconnected: code 1000"), closes
 
 
 async def test_a_restart_the_app_did_not_see_does_not_report_everyone_as_gone() -> None:
     """The server was killed and restarted between two attempts (no close frame reached the
     app and no connection was refused): back in, the app does not say that those not yet
     back left, as the welcome's run id tells it the server restarted."""
-    first = ChatServer(ServerConfig(port=0, rate=0, db=":memory:"))
-    await first.start()
+    first = await started_server(db=":memory:")
     port = first.port
     relay = await Relay(port).start()
     app = make_app(f"ws://127.0.0.1:{relay.port}/lobby", "alice",
@@ -222,8 +215,7 @@ async def test_a_restart_the_app_did_not_see_does_not_report_everyone_as_gone() 
         await until(pilot, lambda: "bob" in app.client.users)
         relay.sever()  # the app sees its connection die, with no close frame
         await first.stop()
-        second = ChatServer(ServerConfig(port=port, rate=0, db=":memory:"))
-        await second.start()
+        second = await started_server(port, db=":memory:")
         try:
             await until(pilot, lambda: "Reconnected to lobby" in log_text(app))
             await pilot.pause(0.2)

@@ -11,7 +11,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError
 
-from tests.helpers import PROMPT, TIMEOUT, JsonClient, PlainClient, eventually
+from tests.helpers import PROMPT, TIMEOUT, JsonClient, PlainClient, eventually, raw_handshake
 from tui_chat.protocol import SUBPROTOCOL
 
 
@@ -144,10 +144,7 @@ async def test_an_invalid_room_gets_a_clear_error_and_a_close(chat_server, path:
 async def test_a_request_that_is_not_http_gets_an_answer_that_says_so(chat_server) -> None:
     """A raw UTF-8 path (a hand-written client's /café) is not HTTP: the answer is a 400 that
     says to percent-encode it, not a connection closed without a word."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", chat_server.port)
-    writer.write("GET /café HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade"
-                 "\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13"
-                 "\r\n\r\n".encode())
+    reader, writer = await raw_handshake(chat_server.port, "/café".encode())
     answer = await asyncio.wait_for(reader.read(), TIMEOUT)
     writer.close()
     assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
@@ -297,18 +294,17 @@ def test_a_refused_value_is_named_with_its_escape_codes_visible_not_obeyed() -> 
 
 async def test_escape_codes_in_a_request_path_never_reach_the_log(start_server, caplog) -> None:
     """A path holding an escape sequence (here OSC 52, which sets the clipboard of whoever
-    reads the log in a terminal) is logged quoted, with its codes written out."""
+    reads the log in a terminal) is logged quoted, with its codes written out, also after
+    a hundred characters (what is cut is the end, past 200)."""
     caplog.set_level(logging.INFO, logger="tui_chat.server")
     server = await start_server()
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    writer.write(b"GET /\x1b]52;c;aGk=\x07 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                 b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                 b"Sec-WebSocket-Version: 13\r\n\r\n")
-    await reader.readuntil(b"\r\n\r\n")
-    await eventually(lambda: "connected to" in caplog.text)
-    assert "connected to '/\\x1b]52;c;aGk=\\x07' (plain)" in caplog.text
+    for path, shown in ((b"/\x1b]52;c;aGk=\x07", "'/\\x1b]52;c;aGk=\\x07'"),
+                        (b"/" + b"a" * 100 + b"\x1b[2J", "'/" + "a" * 100 + "\\x1b[2J'")):
+        reader, writer = await raw_handshake(server.port, path)
+        await reader.readuntil(b"\r\n\r\n")
+        await eventually(lambda: f"connected to {shown} (plain)" in caplog.text)
+        writer.close()
     assert "\x1b" not in caplog.text and "\x07" not in caplog.text
-    writer.close()
 
 
 async def test_escape_codes_in_a_close_reason_never_reach_the_log(start_server, caplog) -> None:

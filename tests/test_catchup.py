@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
-import socket
 import sqlite3
 
 import pytest
@@ -15,48 +13,17 @@ from websockets.exceptions import ConnectionClosed
 
 from tui_chat.protocol import SUBPROTOCOL
 from tui_chat_server.catchup import WATER
-from tests.helpers import PROMPT, JsonClient, eventually
+from tests.helpers import (
+    BIG,
+    LIMITS,
+    JsonClient,
+    eventually,
+    say_big,
+    server_side,
+    stalled_reader,
+)
 
-BIG = 60_000  # characters in each history message: a few of them fill any socket buffer
-LIMITS = {"max_text": BIG, "max_frame": 256 * 1024}
-
-
-@pytest.fixture(autouse=True)
-def capture_server_logs(caplog) -> None:
-    caplog.set_level(logging.INFO, logger="tui_chat.server")
-
-
-async def fill(writer: JsonClient, count: int, size: int = BIG, tag: str = "h") -> None:
-    for number in range(count):
-        await writer.say(f"{tag}{number} " + "x" * (size - 10), cid=f"{tag}{number}")
-
-
-async def stalled_reader(server, epoch: str, nick: str = "late", plain: bool = False,
-                         server_sndbuf: int = 0):
-    """A client whose socket takes little and which reads nothing until resumed; it asks for
-    the whole history (JSON) or joins with its nickname (plain). With `server_sndbuf`, the
-    server's end of every connection takes little too, as on a slow link."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", server.port))
-    protocols = None if plain else [SUBPROTOCOL]
-    client = await connect(server.url, sock=sock, subprotocols=protocols, max_size=None)
-    for connection in server._live if server_sndbuf else ():
-        connection.transport.get_extra_info("socket").setsockopt(
-            socket.SOL_SOCKET, socket.SO_SNDBUF, server_sndbuf)
-    if plain:
-        assert (await client.recv()).startswith(PROMPT)
-        await client.send(nick)
-    else:
-        await client.send(json.dumps({"type": "hello", "nick": nick, "since": 0, "epoch": epoch}))
-    client.transport.pause_reading()
-    return client
-
-
-def server_side(server, nick: str):
-    """The server's connection of the member called `nick` in the lobby."""
-    return server.hub.rooms.find("lobby").members[nick].connection
-
+pytestmark = pytest.mark.usefixtures("server_log")
 
 async def receive_json(client, stop) -> list[dict]:
     """Events until `stop(event)` is true, that one included."""
@@ -72,7 +39,7 @@ async def test_a_long_catch_up_arrives_whole_and_what_was_said_meanwhile_follows
     message of its catch-up, in the order they happened, each once."""
     server = await start_server(**LIMITS)
     writer = await JsonClient.connect(server.url, "writer")
-    await fill(writer, 80)  # 4.8 MB
+    await say_big(writer, 80)  # 4.8 MB
     late = await stalled_reader(server, writer.welcome["epoch"])
     await writer.expect("presence")
     for number in range(3):
@@ -106,7 +73,7 @@ async def test_a_plain_client_gets_its_catch_up_then_the_welcome_then_what_came_
     after all of them, then the lines said while they were being written."""
     server = await start_server(**LIMITS)
     writer = await JsonClient.connect(server.url, "writer")
-    await fill(writer, 80)
+    await say_big(writer, 80)
     late = await stalled_reader(server, "", nick="raw", plain=True)
     await writer.expect("presence")
     await writer.say("live")
@@ -125,7 +92,7 @@ async def test_a_client_that_does_not_read_its_catch_up_holds_little_of_it_in_th
     it is about WATER, not the whole history."""
     server = await start_server(**LIMITS)
     writer = await JsonClient.connect(server.url, "writer")
-    await fill(writer, 120)  # 7.2 MB
+    await say_big(writer, 120)  # 7.2 MB
     late = await stalled_reader(server, writer.welcome["epoch"])
     await writer.expect("presence")
     connection = server_side(server, "late")
@@ -143,16 +110,16 @@ async def test_retention_waits_while_a_catch_up_reads_the_room(start_server, tmp
     db = str(tmp_path / "history.db")
     server = await start_server(db=db, history=100, **LIMITS)
     writer = await JsonClient.connect(server.url, "writer")
-    await fill(writer, 100)  # 6 MB: the late client's catch-up cannot all be written at once
+    await say_big(writer, 100)  # 6 MB: the late client's catch-up cannot all be written at once
     late = await stalled_reader(server, writer.welcome["epoch"])
     await writer.expect("presence")
-    await fill(writer, 250, size=20, tag="n")  # past retention: trimmed, but for the catch-up
+    await say_big(writer, 250, size=20, tag="n")  # past retention: trimmed, but for the catch-up
     late.transport.resume_reading()
     events = await receive_json(late, lambda e: e.get("text", "").startswith("n249"))
     texts = [m["text"].split()[0] for m in events[0]["history"]]
     texts += [e["text"].split()[0] for e in events[1:] if e["type"] == "message"]
     assert texts == [f"h{n}" for n in range(100)] + [f"n{n}" for n in range(250)]
-    await fill(writer, 200, size=20, tag="m")  # the catch-up is over: trimmed as usual
+    await say_big(writer, 200, size=20, tag="m")  # the catch-up is over: trimmed as usual
     with sqlite3.connect(db) as database:
         kept = database.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
     assert kept <= 100 + 100, kept  # the limit, and at most one chunk not trimmed yet
@@ -166,12 +133,12 @@ async def test_a_client_that_leaves_during_its_catch_up_lets_retention_go_on(
     db = str(tmp_path / "history.db")
     server = await start_server(db=db, history=100, **LIMITS)
     writer = await JsonClient.connect(server.url, "writer")
-    await fill(writer, 100)
+    await say_big(writer, 100)
     late = await stalled_reader(server, writer.welcome["epoch"])
     await writer.expect("presence")
     late.transport.abort()
     assert (await writer.expect("presence"))["event"] == "leave"
-    await fill(writer, 300, size=20, tag="n")
+    await say_big(writer, 300, size=20, tag="n")
     with sqlite3.connect(db) as database:
         kept = database.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
     assert kept <= 100 + 100, kept
@@ -185,7 +152,7 @@ async def test_a_client_that_never_reads_is_dropped_once_what_waits_behind_its_c
     behind it may not grow past --max-pending: then the client is a slow consumer."""
     server = await start_server(max_pending=64 * 1024, **LIMITS)
     writer = await JsonClient.connect(server.url, "writer")
-    await fill(writer, 120)
+    await say_big(writer, 120)
     late = await stalled_reader(server, writer.welcome["epoch"], nick="frozen")
     await writer.expect("presence")
     for sent in range(100):  # ~400 KB held back: 6 times the limit
@@ -208,7 +175,7 @@ async def test_a_plain_welcome_that_fits_in_one_page_may_exceed_the_limit_while_
     the welcome line after it is part of the greeting, not a slow consumer's output."""
     server = await start_server(max_pending=64 * 1024, **LIMITS)
     writer = await JsonClient.connect(server.url, "writer")
-    await fill(writer, 4)  # 240K characters: one page
+    await say_big(writer, 4)  # 240K characters: one page
     raw = await stalled_reader(server, "", nick="raw", plain=True, server_sndbuf=16384)
     await writer.expect("presence")
     held = server_side(server, "raw").transport
@@ -227,7 +194,7 @@ async def test_answers_to_others_do_not_count_against_a_member_catching_up(
     requests are nothing to it, however many."""
     server = await start_server(max_pending=64 * 1024, **LIMITS)
     writer = await JsonClient.connect(server.url, "writer")
-    await fill(writer, 120)
+    await say_big(writer, 120)
     late = await stalled_reader(server, writer.welcome["epoch"])
     await writer.expect("presence")
     for _ in range(1500):  # ~100 KB of answers, to the writer alone
@@ -248,7 +215,7 @@ async def test_a_catch_up_that_fails_closes_its_connection(start_server, monkeyp
     never to be sent anything again, and the room hears it leave."""
     server = await start_server(**LIMITS)
     writer = await JsonClient.connect(server.url, "writer")
-    await fill(writer, 10)
+    await say_big(writer, 10)
 
     first_page = server.hub.history.page  # the welcome's page is read; the next one fails
 
@@ -286,7 +253,7 @@ async def test_a_member_held_for_a_catch_up_that_never_started_is_forgotten_when
 
     server = await start_server(**LIMITS)
     writer = await JsonClient.connect(server.url, "writer")
-    await fill(writer, 80)
+    await say_big(writer, 80)
     hub = server.hub
     class StandIn:  # a connection as the room sees one, whose greeting will never be sent
         protocol = SimpleNamespace(state=State.OPEN)

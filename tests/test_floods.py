@@ -6,8 +6,16 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from tests.helpers import JsonClient, PlainClient, eventually
-from tests.test_catchup import LIMITS, fill, server_side, stalled_reader
+from tests.helpers import (
+    LIMITS,
+    JsonClient,
+    PlainClient,
+    eventually,
+    raw_handshake,
+    say_big,
+    server_side,
+    stalled_reader,
+)
 
 # Client frames, masked with the zero key (legal, and the payload stays as it is).
 EMPTY_PONG = b"\x8a\x80\0\0\0\0"
@@ -21,9 +29,7 @@ def masked(opcode: int, payload: bytes, fin: bool = True) -> bytes:
 
 async def raw_plain_client(server) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A TCP connection through the WebSocket handshake (plain dialect), nothing read after."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    writer.write(b"GET /lobby HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                 b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    reader, writer = await raw_handshake(server.port)
     await reader.readuntil(b"\r\n\r\n")
     return reader, writer
 
@@ -79,7 +85,7 @@ async def test_pings_from_a_client_that_reads_nothing_during_its_catch_up_drop_i
     caplog.set_level(logging.INFO, logger="tui_chat.server")
     server = await start_server(max_pending=64 * 1024, **LIMITS)
     writer = await JsonClient.connect(server.url, "writer")
-    await fill(writer, 40)
+    await say_big(writer, 40)
     late = await stalled_reader(server, writer.welcome["epoch"], server_sndbuf=16384)
     await writer.expect("presence")
     held = server_side(server, "late")
@@ -93,3 +99,27 @@ async def test_pings_from_a_client_that_reads_nothing_during_its_catch_up_drop_i
     drops = [r for r in caplog.records if "slow consumer" in r.getMessage()]
     assert len(drops) == 1, [r.getMessage() for r in drops]
     await writer.close()
+
+
+async def test_a_connection_lost_with_input_held_back_leaves_nothing_to_parse(
+        start_server) -> None:
+    """A connection that ends (a reset) while a flood on it waits for its next loop turn,
+    here one refused for its room, so with no session: that turn finds nothing to parse
+    (before, it fed the ended protocol, and the loop logged an EOFError)."""
+    server = await start_server()
+    reader, writer = await raw_handshake(server.port, b"/a/b/c")
+    await reader.readuntil(b"\r\n\r\n")
+    port = writer.get_extra_info("sockname")[1]
+    (connection,) = [c for c in server._all if c.remote_address[1] == port]
+    failures = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _, context: failures.append(context))
+    try:
+        connection.data_received(PING * 60_000)  # as the loop would hand it over
+        assert connection.held, "the rest waits for a later turn"
+        connection.connection_lost(ConnectionResetError())  # before that turn
+        await asyncio.sleep(0.05)
+    finally:
+        loop.set_exception_handler(None)
+        writer.close()
+    assert failures == [] and connection.held == b""

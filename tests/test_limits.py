@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 
 import pytest
 from websockets.asyncio.client import connect
@@ -12,6 +11,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from tui_chat_server import ServerConfig
 from tui_chat_server.limits import ConnectionCounter, FailedLogins, TokenBucket
 from tests.helpers import PROMPT, JsonClient, PlainClient, eventually, sender_reader_stalled
+
+pytestmark = pytest.mark.usefixtures("server_log")
 
 
 def test_the_defaults_are_the_documented_ones() -> None:
@@ -222,11 +223,6 @@ async def test_a_slow_handshake_does_not_count_against_others(start_server) -> N
     assert (await client.say("fine"))["text"] == "fine"
     await client.close()
     stalled[1].close()
-
-
-@pytest.fixture(autouse=True)
-def capture_server_logs(caplog) -> None:
-    caplog.set_level(logging.INFO, logger="tui_chat.server")
 
 
 async def test_a_refused_handshake_is_not_counted(start_server) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.helpers import JsonClient, PlainClient, sender_reader_stalled
+from tests.helpers import JsonClient, PlainClient, eventually, sender_reader_stalled
 
 
 async def test_keepalive_reaps_a_peer_that_stopped_answering(start_server) -> None:
@@ -64,8 +64,7 @@ async def test_a_connection_that_does_not_join_in_time_is_told_and_closed(start_
     for client in (raw, quiet):
         await client.connection.wait_closed()
         assert client.connection.close_code == 1008
-    await asyncio.sleep(0.05)
-    assert server.counter.count == 0
+    await eventually(lambda: server.counter.count == 0)
 
 
 async def test_a_client_that_asked_to_join_in_time_may_take_its_time(start_server) -> None:

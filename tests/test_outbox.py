@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -407,16 +409,21 @@ async def test_renamed_away_from_a_name_whose_outbox_is_held_the_app_keeps_one_a
     assert said[0].endswith(f"join {url} as alice2."), said
 
 
+@pytest.mark.parametrize("quit_by", ["ctrl+q", "SIGTERM"])
 async def test_once_the_other_tui_chat_has_let_go_quitting_keeps_what_is_pending(
-        unused_port) -> None:
-    """The outbox was held by another tui-chat at start, which has quit since: Ctrl+Q takes
-    the outbox, keeps the pending line there and quits at once."""
+        unused_port, quit_by: str) -> None:
+    """The outbox was held by another tui-chat at start, which has quit since: Ctrl+Q (or
+    `kill`, as it quits as Ctrl+Q does) takes the outbox, keeps the pending line there and
+    quits at once."""
     url = f"ws://127.0.0.1:{unused_port}/lobby"
     holder, app, said = app_whose_outbox_is_held(url)
     async with app.run_test(size=SIZE) as pilot:
         await type_offline(pilot, "written offline")
         holder.release()
-        await pilot.press("ctrl+q")
+        if quit_by == "ctrl+q":
+            await pilot.press("ctrl+q")
+        else:  # (the app's handler, installed while it runs, takes it: not pytest's end)
+            os.kill(os.getpid(), signal.SIGTERM)
         await until(pilot, lambda: not app.is_running)
     assert "1 message not yet acknowledged by the server was kept" in said[0]
     assert [o.text for o in OutboxStore(url, "alice").load()] == ["written offline"]

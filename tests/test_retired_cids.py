@@ -7,14 +7,10 @@ import sqlite3
 
 from tui_chat_server.history import History
 
-from tests.helpers import JsonClient, stored
+from tests.helpers import JsonClient, fill, stored
 
 KEY = "alice-secret-key-0123"
 
-
-async def fill(history: History, room: str, count: int) -> None:
-    for number in range(count):
-        await history.submit(room, "bob", "bob", f"filler {number}", "chat", None)
 
 
 async def test_a_resend_after_retention_dropped_its_original_gets_the_original_back() -> None:

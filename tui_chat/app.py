@@ -220,9 +220,7 @@ class ChatApp(App[None]):
         lost). If quitting would lose typed messages (they cannot be saved on disk) or close
         a hosted server others are connected to, the first Ctrl+Q only says so; a second one
         within QUIT_CONFIRM seconds quits."""
-        self._log(self._keep_outbox_again())  # the other tui-chat may have quit since
-        kept = self.client.keep_pending()
-        pending = len(self.client.outbox)
+        pending, kept = self._keep_pending()
         warnings = [loss_warning(pending)] if pending and kept is None else []
         if self.hosted is not None:
             hosting = self.hosted.quit_warning(self.client.local_address)
@@ -235,6 +233,12 @@ class ChatApp(App[None]):
             self._log([line(" ".join([*warnings, again]))])
             return
         self.quit_saying(self._farewell(pending, kept))
+
+    def _keep_pending(self) -> tuple[int, OutboxStore | None]:
+        """How many messages are pending, and the store they are saved in now (None: they
+        cannot be kept). A store another tui-chat held is tried again: it may have quit."""
+        self._log(self._keep_outbox_again())
+        return len(self.client.outbox), self.client.keep_pending()
 
     def _farewell(self, pending: int, kept: OutboxStore | None) -> str | None:
         unmade = self.client.will_be if self.client.will_be != self.client.nick else None
@@ -251,8 +255,7 @@ class ChatApp(App[None]):
         """Quit at once, as a second Ctrl+Q would: the terminal is restored, what is pending
         is saved, and a server this app hosts closes in order. After SIGHUP the terminal
         is gone: nothing is printed."""
-        kept = self.client.keep_pending()
-        pending = len(self.client.outbox)
+        pending, kept = self._keep_pending()
         self.quit_saying(None if signum == getattr(signal, "SIGHUP", None)
                          else self._farewell(pending, kept))
 

@@ -97,21 +97,23 @@ def parse_serve(text: str) -> tuple[str, int]:
     """Where --serve listens: HOST:PORT, :PORT or PORT (on the default host), or HOST (on
     the default port); an IPv6 address with a port goes in brackets ([::1]:8765)."""
     default_host, _, default_port = DEFAULT_SERVE.rpartition(":")
+    unusable = ValueError(f"{text!r}: expected HOST:PORT, :PORT, PORT or HOST, for example"
+                          " 0.0.0.0:9000 (the port a number from 0 to 65535)")
     given = text.strip()
     if given.isdigit():
         host, port = "", given
     elif given.startswith("["):
         host, bracket, rest = given[1:].partition("]")
-        port = rest[1:] if bracket and rest.startswith(":") else ("" if bracket and not rest
-                                                                  else "?")
+        if not bracket or rest[:1] not in ("", ":"):
+            raise unusable
+        port = rest[1:]
     elif given.count(":") > 1:  # an IPv6 address alone
         host, port = given, ""
     else:
         host, _, port = given.partition(":")
     port = port or default_port
     if not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"{text!r}: expected HOST:PORT, :PORT or HOST, for example"
-                         " 0.0.0.0:9000 (the port a number from 0 to 65535)")
+        raise unusable
     return host or default_host, int(port)
 
 
@@ -129,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
                              f" (default: {DEFAULT_URL})")
     parser.add_argument("--serve", nargs="?", const=DEFAULT_SERVE, metavar="HOST:PORT",
                         help="host the server in this process and join it, on HOST:PORT,"
-                             f" :PORT or HOST (default: {DEFAULT_SERVE});"
+                             f" :PORT, PORT or HOST (default: {DEFAULT_SERVE});"
                              " with --token-file or TUI_CHAT_TOKEN, everyone needs that token;"
                              " while others are connected, quitting takes a second Ctrl+Q")
     parser.add_argument("--db", metavar="PATH",

@@ -121,7 +121,9 @@ class MessageLine:
         `indent` spaces, with the styles `to_text()` gives them over `base` (the log's own
         style). Exact where `plain()` is: what `wrap_ranges` lays out."""
         pieces = self.pieces()
-        plain = self.plain()  # tabs expanded: only the last piece (the text) grows
+        plain = "".join(piece for piece, _ in pieces)  # `plain()`, from the pieces at hand
+        if "\t" in plain:
+            plain = plain.expandtabs(TAB_SIZE)  # only the last piece (the text) grows
         end = len(plain) if end is None else end
         row = [Segment(" " * indent, base)] if indent else []
         position, last, unstyled = 0, len(pieces) - 1, bool(indent)
