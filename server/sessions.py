@@ -230,12 +230,20 @@ class Session:
         raise NotImplementedError
 
     def leave(self) -> None:
+        """The connection is gone: leave the room, once the messages it posted are stored
+        and on their way (the room sees them before it sees the leave, as with a rename)."""
         self._stop_deadline()
         catchup = self.connection.catchup
         if catchup is not None:
             catchup.stop()
-        if self.room is not None and self.member is not None:
-            self.hub.leave(self.room, self.member)
+        room, member = self.room, self.member
+        if room is None or member is None:
+            return
+        if self._unsettled:
+            posted = asyncio.gather(*self._unsettled, return_exceptions=True)
+            posted.add_done_callback(lambda _: self.hub.leave(room, member))
+        else:
+            self.hub.leave(room, member)
 
     async def post(self, text: str, kind: str, cid: str | None = None) -> None:
         """Post a message without waiting for its commit (the acknowledgement and any error

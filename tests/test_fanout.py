@@ -11,7 +11,7 @@ from websockets.protocol import State
 
 import tui_chat_server.hub as server_hub
 from tui_chat_server.fanout import Delivery, Stream, text_frame
-from tests.helpers import JsonClient
+from tests.helpers import JsonClient, PlainClient
 
 
 def test_a_text_frame_is_a_complete_unmasked_frame() -> None:
@@ -248,6 +248,25 @@ async def test_a_rename_comes_after_the_messages_sent_before_it(join, join_plain
     assert [e.get("text") for e in events[:20]] == [f"line {n}" for n in range(20)]
     assert all(e["nick"] == "writer" for e in events[:20])
     assert (events[20]["type"], events[20]["nick"]) == ("presence", "scribe")
+
+
+async def test_a_leave_comes_after_the_messages_sent_before_it(start_server, tmp_path,
+                                                               clients) -> None:
+    """A raw client that says its last lines and hangs up (as `websocat` does at the end of
+    its input) is seen to say them, then to leave: its leave waits for their commit."""
+    server = await start_server(db=str(tmp_path / "history.db"))
+    listener = await JsonClient.connect(server.url + "/lobby", "listener")
+    clients.append(listener)
+    for round_ in range(5):
+        writer = await PlainClient.connect(server.url + "/lobby", f"w{round_}")
+        assert (await listener.expect("presence"))["event"] == "join"
+        for number in range(3):
+            await writer.send(f"last {number}")
+        await writer.connection.close()
+        events = [await listener.recv() for _ in range(4)]
+        assert [(e["type"], e.get("text")) for e in events] == [
+            ("message", "last 0"), ("message", "last 1"), ("message", "last 2"),
+            ("presence", None)], events
 
 
 async def test_a_message_committed_after_everyone_left_goes_nowhere_and_the_room_recovers(
