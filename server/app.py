@@ -140,7 +140,8 @@ class ChatServer:
         self.counter = ConnectionCounter(self.config.max_per_ip, self.config.max_clients)
         self._server: asyncio.Server | None = None
         self._live: set[ChatConnection] = set()  # open, with a session
-        self._all: set[ChatConnection] = set()  # admitted, until the TCP connection is gone
+        self._all: set[ChatConnection] = set()  # accepted, until the TCP connection is gone
+        self._unanswered = 0  # connections over the limits closed without an answer, unlogged
         self.ws_logger = logging.getLogger("websockets.server")
         self.choose_dialect = choose_dialect  # websockets binds it to each connection's protocol
         self._keepalive: asyncio.Task[None] | None = None
@@ -300,24 +301,55 @@ class ChatServer:
                     "This server needs a token: send the header Authorization: Bearer TOKEN.\n",
                 )
             connection.authorized = given is not None
-        address = client_address(connection)
-        refused = self.counter.admit(address)
-        if refused == ConnectionCounter.TOTAL:
-            log.warning("%s refused: the server is full (%d clients)", peer, self.counter.count)
+        if connection.refusal == ConnectionCounter.TOTAL:
+            log.warning("%s refused: the server is full (%d connections)", peer,
+                        self.config.max_clients)
             return connection.protocol.reject(http.HTTPStatus.SERVICE_UNAVAILABLE, "Server full.\n")
-        if refused == ConnectionCounter.PER_ADDRESS:
+        if connection.refusal == ConnectionCounter.PER_ADDRESS:
             log.warning("%s refused: %d connections from this address already", peer,
                         self.config.max_per_ip)
             return connection.protocol.reject(http.HTTPStatus.TOO_MANY_REQUESTS,
                                       "Too many connections from your address.\n")
-        self._all.add(connection)
-
-        def release() -> None:
-            self.counter.release(address)
-            self._all.discard(connection)
-
-        connection.on_lost = release
         return None
+
+    def accepted(self, connection: ChatConnection) -> bool:
+        """A TCP connection came in: False if it is to be closed at once. It counts against
+        --max-per-ip and --max-clients from now on, while it is in the handshake too, so
+        connections that never finish one cannot use up the server's file descriptors. One
+        over a limit is refused when its request comes, with the HTTP status that names the
+        limit (`admit`), if it comes within REFUSAL_WAIT s; past `counter.refusals` such
+        connections waiting, more are closed at once without an answer."""
+        counter = self.counter
+        address = client_address(connection)
+        connection.refusal = counter.admit(address)
+        if connection.refusal is None:
+            def release() -> None:
+                counter.release(address)
+                self._all.discard(connection)
+        elif counter.refuse_later():
+            def release() -> None:
+                counter.refused()
+                self._all.discard(connection)
+                if not counter.refusing and self._unanswered:
+                    if self._unanswered > 1:
+                        log.warning("%d connections over the limits were closed without an"
+                                    " answer in all", self._unanswered)
+                    self._unanswered = 0
+        else:
+            self.unanswered(connection, f"{counter.refusing} others wait to be refused")
+            return False
+        self._all.add(connection)
+        connection.on_lost = release
+        return True
+
+    def unanswered(self, connection: ChatConnection, why: str) -> None:
+        """A connection over the limits is closed without an answer, for reason `why`. The
+        first of a flood is logged, the rest counted, and their number logged once none of
+        them wait (so a flood cannot fill the log)."""
+        if not self._unanswered:
+            log.warning("%s over the connection limits closed without an answer: %s",
+                        peer_name(connection), why)
+        self._unanswered += 1
 
     def opened(self, connection: ChatConnection, path: str) -> None:
         """The handshake succeeded: start the session for the room the path names."""

@@ -108,9 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("--burst", type=_count, default=defaults.burst, metavar="N",
         help="messages a connection may send at once (default: %(default)s)")
     add("--max-per-ip", type=_count, default=defaults.max_per_ip, metavar="N",
-        help="connections per client address; more get HTTP 429 (default: %(default)s)")
+        help="connections per client address, those still in their handshake included; more"
+             " get HTTP 429 (default: %(default)s)")
     add("--max-clients", type=_count, default=defaults.max_clients, metavar="N",
-        help="connections in all; more get HTTP 503 (default: %(default)s)")
+        help="connections in all, those still in their handshake included; more get HTTP 503"
+             " (default: %(default)s)")
     add("--max-pending", type=_count, default=defaults.max_pending, metavar="BYTES",
         help="output waiting for a client that does not read before it is disconnected"
              " (default: %(default)s)")

@@ -29,15 +29,29 @@ class TokenBucket:
 
 
 class ConnectionCounter:
-    """Open connections per client address and in total, against their limits (0: none)."""
+    """Open connections per client address and in total, against their limits (0: none),
+    and connections over a limit that wait to be told so, against `refusals`."""
 
     PER_ADDRESS = "per_address"
     TOTAL = "total"
 
-    def __init__(self, per_address: int, total: int) -> None:
-        self.per_address, self.total = per_address, total
+    def __init__(self, per_address: int, total: int, refusals: int = 64) -> None:
+        self.per_address, self.total, self.refusals = per_address, total, refusals
         self.by_address: dict[str, int] = {}
         self.count = 0
+        self.refusing = 0
+
+    def refuse_later(self) -> bool:
+        """Count a connection over a limit that may wait to be told (True), unless
+        `refusals` already wait (False: close it now, without an answer)."""
+        if self.refusing >= self.refusals:
+            return False
+        self.refusing += 1
+        return True
+
+    def refused(self) -> None:
+        """Forget a connection that `refuse_later` counted."""
+        self.refusing -= 1
 
     def admit(self, address: str) -> str | None:
         """Count a new connection, or return which limit it would break (and count nothing)."""

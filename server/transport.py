@@ -37,6 +37,9 @@ FEED = 1024
 # and empty fragments never reach the inbox, so without this a client sending nothing but
 # those would have the whole loop to itself for seconds at a time.
 FRAMES_PER_TURN = 128
+# A connection over --max-per-ip or --max-clients may wait this long for its request, to be
+# refused with an HTTP status saying which limit; then it is closed.
+REFUSAL_WAIT = 1.0
 # The answer to what is not an HTTP request, most often a path of raw UTF-8 from a
 # hand-written client (websockets itself would close without a word).
 UNPARSED_REQUEST = ("Failed to open a WebSocket connection: the request is not valid HTTP. A"
@@ -71,7 +74,7 @@ class ChatConnection(asyncio.Protocol):
     __slots__ = ("server", "protocol", "transport", "remote_address", "session", "inbox",
                  "worker", "fragments", "fragments_opcode", "timer", "greeting", "authorized", "paused",
                  "allowance", "reading", "awaiting_pong", "subprotocol", "on_lost", "closed_waiter",
-                 "delivered", "held", "catchup", "inbox_bytes")
+                 "delivered", "held", "catchup", "inbox_bytes", "refusal")
 
     def __init__(self, server: Any) -> None:
         self.server = server
@@ -95,6 +98,7 @@ class ChatConnection(asyncio.Protocol):
         self.delivered = 0  # how far this member has been sent its room's stream (fanout.py)
         self.held = b""  # input read but not parsed yet, while the inbox is full
         self.catchup: Any = None  # the catch-up being written to it (catchup.py)
+        self.refusal: str | None = None  # the limit it is over (ConnectionCounter), if any
         self.closed_waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     # -- asyncio callbacks ------------------------------------------------------------------
@@ -103,7 +107,12 @@ class ChatConnection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         self.remote_address = transport.get_extra_info("peername")
         self._bound_output()
+        if not self.server.accepted(self):
+            self.abort()
+            return
         timeout = self.server.config.handshake_timeout
+        if self.refusal is not None:
+            timeout = min(timeout or REFUSAL_WAIT, REFUSAL_WAIT)
         if timeout:
             self.timer = asyncio.get_running_loop().call_later(timeout, self._handshake_timeout)
 
@@ -366,8 +375,11 @@ class ChatConnection(asyncio.Protocol):
     def _handshake_timeout(self) -> None:
         self.timer = None
         if self.protocol.state is CONNECTING:
-            log.info("%s handshake not finished within %s s; closed", peer_name(self),
-                     self.server.config.handshake_timeout)
+            if self.refusal is None:
+                log.info("%s handshake not finished within %s s; closed", peer_name(self),
+                         self.server.config.handshake_timeout)
+            else:
+                self.server.unanswered(self, f"no request within {REFUSAL_WAIT:g} s")
             self.abort()
 
     # -- for the server and the session ----------------------------------------------------

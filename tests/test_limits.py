@@ -6,11 +6,10 @@ import asyncio
 
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tui_chat_server import ServerConfig
-from tui_chat_server.limits import ConnectionCounter, FailedLogins, TokenBucket
-from tests.helpers import PROMPT, JsonClient, PlainClient, eventually, sender_reader_stalled
+from tui_chat_server.limits import FailedLogins, TokenBucket
+from tests.helpers import JsonClient, PlainClient, eventually, sender_reader_stalled
 
 pytestmark = pytest.mark.usefixtures("server_log")
 
@@ -79,18 +78,6 @@ def test_a_right_password_clears_only_the_wrong_ones_for_its_own_name() -> None:
     assert "b" not in failures.by_address
 
 
-def test_connection_counter_limits_per_address_and_in_total() -> None:
-    """Admission stops at each limit and resumes once connections are released."""
-    counter = ConnectionCounter(per_address=2, total=3)
-    assert [counter.admit("a"), counter.admit("a")] == [None, None]
-    assert counter.admit("a") == ConnectionCounter.PER_ADDRESS
-    assert counter.admit("b") is None
-    assert counter.admit("c") == ConnectionCounter.TOTAL
-    counter.release("a")
-    assert counter.admit("a") is None
-    assert counter.by_address == {"a": 2, "b": 1}
-
-
 async def test_messages_past_the_rate_wait_their_turn_in_order(start_server, caplog) -> None:
     """Past the burst, messages are neither refused nor reordered: each waits for its turn
     at the rate, everyone gets them in the order sent, and the flood is logged once."""
@@ -157,33 +144,6 @@ async def test_frames_waiting_their_turn_are_dropped_once_a_json_client_has_gone
     await bob.close()
 
 
-async def test_connections_beyond_the_per_address_limit_get_429(start_server, caplog) -> None:
-    """The third connection from one address is refused at the handshake with HTTP 429."""
-    server = await start_server(max_per_ip=2)
-    first = await JsonClient.connect(server.url, "a")
-    second = await JsonClient.connect(server.url, "b")
-    with pytest.raises(InvalidStatus) as refused:
-        await JsonClient.connect(server.url, "c")
-    assert refused.value.response.status_code == 429
-    assert any("connections from this address" in r.getMessage() for r in caplog.records)
-    await second.close()
-    await asyncio.sleep(0.1)
-    third = await JsonClient.connect(server.url, "c")  # a place came free
-    for client in (first, third):
-        await client.close()
-
-
-async def test_connections_beyond_max_clients_get_503(start_server, caplog) -> None:
-    """Past --max-clients the handshake is refused with HTTP 503."""
-    server = await start_server(max_clients=1)
-    only = await JsonClient.connect(server.url, "only")
-    with pytest.raises(InvalidStatus) as refused:
-        await JsonClient.connect(server.url, "late")
-    assert refused.value.response.status_code == 503
-    assert any("server is full" in r.getMessage() for r in caplog.records)
-    await only.close()
-
-
 async def test_a_client_that_stops_reading_is_disconnected(start_server, caplog) -> None:
     """Once output pending for a non-reader passes --max-pending it is dropped; others go on."""
     server = await start_server(max_pending=64 * 1024, max_text=4000)
@@ -204,43 +164,6 @@ async def test_a_client_that_stops_reading_is_disconnected(start_server, caplog)
     assert (await sender.say("still flowing"))["text"] == "still flowing"
     stalled.connection.transport.abort()
     await asyncio.gather(sender.close(), reader.close())
-
-
-async def test_a_handshake_that_never_finishes_is_closed(start_server, caplog) -> None:
-    """A TCP connection that sends no handshake is closed after --handshake-timeout."""
-    server = await start_server(handshake_timeout=0.3)
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    assert await asyncio.wait_for(reader.read(), 3) == b""  # closed by the server
-    writer.close()
-    assert any("handshake not finished" in r.getMessage() for r in caplog.records)
-
-
-async def test_a_slow_handshake_does_not_count_against_others(start_server) -> None:
-    """While one handshake stalls, others connect and chat."""
-    server = await start_server(handshake_timeout=5)
-    stalled = await asyncio.open_connection("127.0.0.1", server.port)
-    client = await JsonClient.connect(server.url, "alice")
-    assert (await client.say("fine"))["text"] == "fine"
-    await client.close()
-    stalled[1].close()
-
-
-async def test_a_refused_handshake_is_not_counted(start_server) -> None:
-    """Connections refused for a limit do not use up places themselves."""
-    server = await start_server(max_per_ip=1)
-    first = await JsonClient.connect(server.url, "a")
-    for _ in range(5):
-        with pytest.raises(InvalidStatus):
-            await JsonClient.connect(server.url, "b")
-    await first.close()
-    await asyncio.sleep(0.1)
-    async with connect(server.url) as connection:
-        assert (await connection.recv()).startswith(PROMPT)
-        await connection.send("b")
-        assert (await connection.recv()).startswith("[Server]: Welcome")
-        assert server.counter.count == 1
-    with pytest.raises(ConnectionClosed):
-        await first.connection.recv()
 
 
 async def test_output_for_a_connection_that_is_gone_is_not_kept(start_server) -> None:

@@ -1,0 +1,175 @@
+"""Connection limits: per address and in all, counted from the TCP accept, handshake included."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from tui_chat_server.limits import ConnectionCounter
+from tui_chat_server.transport import REFUSAL_WAIT
+from tests.helpers import PROMPT, JsonClient, eventually
+
+pytestmark = pytest.mark.usefixtures("server_log")
+
+
+def test_connection_counter_limits_per_address_and_in_total() -> None:
+    """Admission stops at each limit and resumes once connections are released."""
+    counter = ConnectionCounter(per_address=2, total=3)
+    assert [counter.admit("a"), counter.admit("a")] == [None, None]
+    assert counter.admit("a") == ConnectionCounter.PER_ADDRESS
+    assert counter.admit("b") is None
+    assert counter.admit("c") == ConnectionCounter.TOTAL
+    counter.release("a")
+    assert counter.admit("a") is None
+    assert counter.by_address == {"a": 2, "b": 1}
+
+
+async def test_connections_beyond_the_per_address_limit_get_429(start_server, caplog) -> None:
+    """The third connection from one address is refused at the handshake with HTTP 429."""
+    server = await start_server(max_per_ip=2)
+    first = await JsonClient.connect(server.url, "a")
+    second = await JsonClient.connect(server.url, "b")
+    with pytest.raises(InvalidStatus) as refused:
+        await JsonClient.connect(server.url, "c")
+    assert refused.value.response.status_code == 429
+    assert any("connections from this address" in r.getMessage() for r in caplog.records)
+    await second.close()
+    await asyncio.sleep(0.1)
+    third = await JsonClient.connect(server.url, "c")  # a place came free
+    for client in (first, third):
+        await client.close()
+
+
+async def test_connections_beyond_max_clients_get_503(start_server, caplog) -> None:
+    """Past --max-clients the handshake is refused with HTTP 503."""
+    server = await start_server(max_clients=1)
+    only = await JsonClient.connect(server.url, "only")
+    with pytest.raises(InvalidStatus) as refused:
+        await JsonClient.connect(server.url, "late")
+    assert refused.value.response.status_code == 503
+    assert any("server is full" in r.getMessage() for r in caplog.records)
+    await only.close()
+
+
+async def test_a_handshake_that_never_finishes_is_closed(start_server, caplog) -> None:
+    """A TCP connection that sends no handshake is closed after --handshake-timeout."""
+    server = await start_server(handshake_timeout=0.3)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    assert await asyncio.wait_for(reader.read(), 3) == b""  # closed by the server
+    writer.close()
+    assert any("handshake not finished" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_slow_handshake_does_not_count_against_others(start_server) -> None:
+    """While one handshake stalls, others connect and chat."""
+    server = await start_server(handshake_timeout=5)
+    stalled = await asyncio.open_connection("127.0.0.1", server.port)
+    client = await JsonClient.connect(server.url, "alice")
+    assert (await client.say("fine"))["text"] == "fine"
+    await client.close()
+    stalled[1].close()
+
+
+async def test_a_refused_handshake_is_not_counted(start_server) -> None:
+    """Connections refused for a limit do not use up places themselves."""
+    server = await start_server(max_per_ip=1)
+    first = await JsonClient.connect(server.url, "a")
+    for _ in range(5):
+        with pytest.raises(InvalidStatus):
+            await JsonClient.connect(server.url, "b")
+    await first.close()
+    await asyncio.sleep(0.1)
+    async with connect(server.url) as connection:
+        assert (await connection.recv()).startswith(PROMPT)
+        await connection.send("b")
+        assert (await connection.recv()).startswith("[Server]: Welcome")
+        assert server.counter.count == 1
+    with pytest.raises(ConnectionClosed):
+        await first.connection.recv()
+
+
+def test_connections_over_a_limit_wait_to_be_refused_only_up_to_a_bound() -> None:
+    """Up to `refusals` connections over a limit may wait to be told so; more may not, until
+    one of those has gone."""
+    counter = ConnectionCounter(per_address=1, total=0, refusals=2)
+    assert [counter.refuse_later(), counter.refuse_later(), counter.refuse_later()] == [
+        True, True, False]
+    counter.refused()
+    assert counter.refuse_later() and counter.refusing == 2
+
+
+async def silent_connection(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A TCP connection to the server that sends nothing (not even a request)."""
+    return await asyncio.open_connection("127.0.0.1", port)
+
+
+async def test_connections_still_in_the_handshake_count_against_the_address(start_server) -> None:
+    """Connections that have sent no request yet hold places: with two from one address a
+    third gets HTTP 429, and once one of them has closed it gets in."""
+    server = await start_server(max_per_ip=2)
+    silent = [await silent_connection(server.port) for _ in range(2)]
+    await eventually(lambda: server.counter.count == 2)
+    with pytest.raises(InvalidStatus) as refused:
+        await JsonClient.connect(server.url, "alice")
+    assert refused.value.response.status_code == 429
+    silent[0][1].close()
+    await eventually(lambda: server.counter.count == 1)
+    alice = await JsonClient.connect(server.url, "alice")
+    assert (await alice.say("in"))["text"] == "in"
+    await alice.close()
+    silent[1][1].close()
+
+
+async def test_connections_still_in_the_handshake_count_against_max_clients(start_server) -> None:
+    """A server whose one place is held by a connection that sent no request is full."""
+    server = await start_server(max_clients=1)
+    _, writer = await silent_connection(server.port)
+    await eventually(lambda: server.counter.count == 1)
+    with pytest.raises(InvalidStatus) as refused:
+        await JsonClient.connect(server.url, "alice")
+    assert refused.value.response.status_code == 503
+    writer.close()
+
+
+async def test_one_over_a_limit_that_sends_no_request_is_closed_without_waiting_long(
+        start_server, caplog) -> None:
+    """A connection over a limit waits REFUSAL_WAIT for its request, not the handshake
+    timeout, then is closed without an answer and the log says why; the one within the
+    limit stays."""
+    server = await start_server(max_per_ip=1, handshake_timeout=60)
+    held_reader, held = await silent_connection(server.port)
+    reader, writer = await silent_connection(server.port)
+    assert await asyncio.wait_for(reader.read(), 30) == b""
+    assert any(f"closed without an answer: no request within {REFUSAL_WAIT:g} s"
+               in record.getMessage() for record in caplog.records)
+    await eventually(lambda: server.counter.refusing == 0)
+    assert server.counter.count == 1 and not held_reader.at_eof()
+    for stream in (writer, held):
+        stream.close()
+
+
+async def test_past_the_bound_on_waiting_refusals_more_connections_are_closed_at_once(
+        start_server, caplog) -> None:
+    """With `refusals` connections over the limits waiting for their requests, one more is
+    closed at once (the first of a flood logged), and once none wait one line counts them
+    all; a connection within the limits still gets in meanwhile."""
+    server = await start_server(max_per_ip=1, handshake_timeout=60)
+    server.counter.refusals = 2
+    alice = await JsonClient.connect(server.url, "alice")
+    waiting = [await silent_connection(server.port) for _ in range(2)]
+    await eventually(lambda: server.counter.refusing == 2)
+    flood = [await silent_connection(server.port) for _ in range(3)]
+    for reader, _ in flood:
+        assert await asyncio.wait_for(reader.read(), 30) == b""
+    lines = [record.getMessage() for record in caplog.records]
+    assert sum("2 others wait to be refused" in line for line in lines) == 1, lines
+    await eventually(lambda: server.counter.refusing == 0, timeout=10)
+    assert any("5 connections over the limits were closed without an answer in all"
+               in record.getMessage() for record in caplog.records)
+    assert (await alice.say("still here"))["text"] == "still here"
+    for _, writer in waiting + flood:
+        writer.close()
+    await alice.close()
