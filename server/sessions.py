@@ -158,10 +158,14 @@ class Session:
             log.info("%s %s is over the rate limit (%g a second, bursts of %d): its messages"
                      " wait their turn", self.peer, self.member.nick if self.member else "-",
                      limits.rate, limits.burst)
-        try:  # its turn, or the server stopping, whichever comes first
-            await asyncio.wait_for(self.hub.stopping.wait(), delay)
-        except asyncio.TimeoutError:
-            pass
+        # Its turn, or the server stopping, whichever comes first; for a JSON client, also
+        # its connection ending (the frame is dropped then: its member leaves without waiting).
+        stopping = asyncio.ensure_future(self.hub.stopping.wait())
+        ends = [stopping, self.connection.closed_waiter] if self.resent else [stopping]
+        try:
+            await asyncio.wait(ends, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
         return not self.resent or (self.connection.is_open() and not self.hub.closing)
 
     async def check_password(self, nick: str, password: str | None) -> bool:
@@ -230,8 +234,11 @@ class Session:
         raise NotImplementedError
 
     def leave(self) -> None:
-        """The connection is gone: leave the room, once the messages it posted are stored
-        and on their way (the room sees them before it sees the leave, as with a rename)."""
+        """The connection is gone: leave the room once what it sent is handled and the
+        messages it posted are stored and on their way (the room sees them before it sees
+        the leave, as with a rename). A raw client's lines that wait their turn under the
+        rate limit are still posted, at the rate, under the name it keeps until then; a JSON
+        client's are dropped (`pace`), for its client to send again."""
         self._stop_deadline()
         catchup = self.connection.catchup
         if catchup is not None:
@@ -239,6 +246,13 @@ class Session:
         room, member = self.room, self.member
         if room is None or member is None:
             return
+        worker = self.connection.worker
+        if worker is not None:
+            worker.add_done_callback(lambda _: self._leave_once_settled(room, member))
+        else:
+            self._leave_once_settled(room, member)
+
+    def _leave_once_settled(self, room: Room, member: Member) -> None:
         if self._unsettled:
             posted = asyncio.gather(*self._unsettled, return_exceptions=True)
             posted.add_done_callback(lambda _: self.hub.leave(room, member))

@@ -144,6 +144,51 @@ async def test_frames_waiting_their_turn_are_dropped_once_a_json_client_has_gone
     await bob.close()
 
 
+async def test_a_raw_client_gone_keeps_its_name_until_its_waiting_lines_are_posted(
+        start_server) -> None:
+    """A raw client's lines still waiting their turn when it disconnects are posted under its
+    name, which nobody else can take meanwhile; its leave comes after the last of them, and
+    then the name is free."""
+    server = await start_server(rate=2, burst=2)  # its name and one line, then 2 a second
+    bob = await JsonClient.connect(server.url, "bob")
+    pat = await PlainClient.connect(server.url, "pat")
+    assert (await bob.expect("presence"))["event"] == "join"
+    for number in range(5):
+        await pat.send(f"line {number}")
+    assert (await bob.expect("message"))["text"] == "line 0"
+    pat.connection.transport.abort()
+    await eventually(lambda: len(server._live) == 1)
+    impostor = await PlainClient.connect(server.url)
+    await impostor.send("pat")
+    assert "taken" in await impostor.recv()
+    events = []
+    while not events or events[-1]["type"] != "presence":
+        events.append(await bob.recv(timeout=10))
+    assert [(e["type"], e.get("text") or e.get("event")) for e in events] == [
+        ("message", f"line {n}") for n in range(1, 5)] + [("presence", "leave")]
+    await impostor.send("pat")
+    await impostor.lines_until("[Server]: Welcome")
+    await asyncio.gather(bob.close(), impostor.close())
+
+
+async def test_a_json_client_gone_leaves_without_waiting_for_its_frames_turn(
+        start_server) -> None:
+    """A JSON client that disconnects while a frame waits its turn leaves at once: the frame
+    is dropped (its client sends it again) rather than holding the member in the room."""
+    server = await start_server(rate=0.2, burst=2)  # the hello and one message, then 1 in 5 s
+    bob = await JsonClient.connect(server.url, "bob")
+    alice = await JsonClient.connect(server.url, "alice")
+    assert (await bob.expect("presence"))["event"] == "join"
+    await alice.send(type="say", text="now", cid="c0")
+    await alice.send(type="say", text="in five seconds", cid="c1")
+    assert (await bob.expect("message"))["text"] == "now"
+    await eventually(lambda: any(connection.worker for connection in server._live))
+    alice.connection.transport.abort()
+    presence = await bob.expect("presence", timeout=2)
+    assert (presence["event"], presence["nick"]) == ("leave", "alice")
+    await bob.close()
+
+
 async def test_a_client_that_stops_reading_is_disconnected(start_server, caplog) -> None:
     """Once output pending for a non-reader passes --max-pending it is dropped; others go on."""
     server = await start_server(max_pending=64 * 1024, max_text=4000)
