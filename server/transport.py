@@ -84,8 +84,8 @@ class ChatConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.remote_address: Any = None
         self.session: Session | None = None
-        self.inbox: deque[str | bytes] = deque()
-        self.inbox_bytes = 0  # (characters of text, bytes of binary)
+        self.inbox: deque[tuple[str | bytes, int]] = deque()  # (message, its size as sent)
+        self.inbox_bytes = 0  # the sizes in the inbox: bytes as sent (UTF-8 for text)
         self.worker: asyncio.Task[None] | None = None
         self.fragments: bytearray | None = None
         self.fragments_opcode = Opcode.TEXT
@@ -290,8 +290,8 @@ class ChatConnection(asyncio.Protocol):
             message = data
         if self.session is None:
             return
-        self.inbox.append(message)
-        self.inbox_bytes += len(message)
+        self.inbox.append((message, len(data)))
+        self.inbox_bytes += len(data)
         if self.worker is None:
             worker = asyncio.get_running_loop().create_task(self._work())
             # A loop that starts tasks eagerly (Textual's, on Python 3.12+, when the app
@@ -321,8 +321,8 @@ class ChatConnection(asyncio.Protocol):
         session = self.session
         try:
             while self.inbox and session is not None:
-                frame = self.inbox.popleft()
-                self.inbox_bytes -= len(frame)
+                frame, size = self.inbox.popleft()
+                self.inbox_bytes -= size
                 await session.on_frame(frame)
                 if (not self.reading and len(self.inbox) <= INBOX_LOW
                         and self.inbox_bytes <= INBOX_LOW_BYTES

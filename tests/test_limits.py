@@ -273,6 +273,21 @@ async def test_big_frames_fill_the_inbox_only_to_its_bound_in_bytes(start_server
     await pat.close()
 
 
+async def test_the_inbox_bound_counts_bytes_as_sent_not_characters(start_server) -> None:
+    """Text of four-byte characters fills the inbox four times as fast as ASCII: what waits
+    for one client is bound in bytes, whatever it is made of."""
+    server = await start_server(rate=1, burst=1, max_text=15_000, max_frame=64 * 1024)
+    pat = await PlainClient.connect(server.url, "pat")
+    connection = next(iter(server._live))
+    for number in range(40):  # 2.4 MB as sent
+        await pat.send(f"{number:02d} " + "\N{GRINNING FACE}" * 14_990)
+    await eventually(lambda: connection.inbox_bytes >= 256 * 1024)
+    await asyncio.sleep(0.3)  # and no further, however long it waits
+    assert 256 * 1024 <= connection.inbox_bytes <= 256 * 1024 + 60_000
+    assert len(connection.inbox) <= 6
+    await pat.close()
+
+
 async def test_a_bot_that_sends_hundreds_at_once_is_paced_and_keeps_its_connection(
         start_server) -> None:
     """300 messages sent at once to a rate-limited server are all read while they wait
