@@ -30,9 +30,9 @@ from .accounts import Accounts
 from .database import unopenable
 from .history import History
 from .hub import Hub, Limits
-from .limits import ConnectionCounter
+from .limits import WRONG_TOKEN, ConnectionCounter
 from .plain import PlainSession
-from .sessions import JsonSession, Session, token_matches
+from .sessions import JsonSession, Session
 from .tls import tls_context
 from .transport import ChatConnection, client_address, peer_name
 
@@ -287,13 +287,18 @@ class ChatServer:
         ):
             log.info("%s refused: origin %r is not allowed", peer, origin)
             return connection.protocol.reject(http.HTTPStatus.FORBIDDEN, "Origin not allowed.\n")
-        token = self.config.token
-        if token:
+        gate = self.hub.token_gate
+        if gate is not None:
             given = bearer_token(request)
             offers_json = SUBPROTOCOL in offered_subprotocols(request)
-            if given is not None and not token_matches(given, token):
+            refusal = gate.refusal(given, client_address(connection)) if given is not None else None
+            if refusal == WRONG_TOKEN:
                 log.info("%s refused: wrong token", peer)
-                return connection.protocol.reject(http.HTTPStatus.UNAUTHORIZED, "Wrong token.\n")
+                return connection.protocol.reject(http.HTTPStatus.UNAUTHORIZED, refusal + "\n")
+            if refusal is not None:
+                log.info("%s refused: too many wrong tokens from this address", peer)
+                return connection.protocol.reject(http.HTTPStatus.TOO_MANY_REQUESTS,
+                                                  refusal + "\n")
             if given is None and not offers_json:
                 log.info("%s refused: no token", peer)
                 return connection.protocol.reject(

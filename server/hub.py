@@ -37,6 +37,7 @@ from .accounts import Accounts
 from .fanout import Delivery, Stream, text_frame
 from .database import StorageError
 from .history import History, Stored
+from .limits import TokenGate
 from .rooms import Dialect, Member, Room, Rooms, sender_scope
 
 log = logging.getLogger("tui_chat.server")
@@ -81,6 +82,7 @@ class Hub:
         self.limits = limits
         self.accounts = accounts
         self.token = token
+        self.token_gate = TokenGate(token) if token else None  # wrong tokens wait, as passwords
         self.stopping = asyncio.Event()  # set by `stop`: what waits its turn goes now
         self.run_id = secrets.token_hex(8)  # this run of the server, told in every welcome
         # Per room, the last message id written to members. A joiner's backlog stops there,

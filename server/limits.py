@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+import math
 import time
 from collections.abc import Callable
 
@@ -109,3 +111,34 @@ class FailedLogins:
         entry = self.by_address.get(address)
         if entry is not None and entry[2] <= {name}:
             del self.by_address[address]
+
+
+WRONG_TOKEN = "Wrong token."
+
+
+class TokenGate:
+    """The server's shared token, and the wrong ones given for it per client address: as
+    with passwords (`FailedLogins`), three in a row make an address wait before its next
+    token is even compared, so it cannot be guessed at the speed of handshakes."""
+
+    def __init__(self, token: str, failures: FailedLogins | None = None) -> None:
+        self.token = token
+        self.failures = failures or FailedLogins()
+
+    def refusal(self, given: str | None, address: str) -> str | None:
+        """Why `given`, from `address`, does not open the door (None: it does)."""
+        wait = self.failures.wait(address)
+        if wait:
+            return (f"Too many wrong tokens from your address: wait {math.ceil(wait)} s before"
+                    " trying again.")
+        if token_matches(given, self.token):
+            self.failures.succeeded(address)
+            return None
+        self.failures.failed(address)
+        return WRONG_TOKEN
+
+
+def token_matches(given: str | None, expected: str) -> bool:
+    """Compare a presented token with the server's in constant time."""
+    return given is not None and hmac.compare_digest(given.encode("utf-8", "surrogatepass"),
+                                                     expected.encode("utf-8", "surrogatepass"))

@@ -5,7 +5,6 @@ The plain-text one is in plain.py. Sessions turn frames into hub calls."""
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import math
 
@@ -50,12 +49,6 @@ def not_registered(nick: str) -> ProtocolError:
     return ProtocolError(NICK_INVALID, f"{check_nick(nick)!r} is not registered, so it takes no"
                          f" password ({NO_SPACES}).")
 MAX_UNSETTLED = 64  # a client's messages waiting for their commit before it must wait
-
-
-def token_matches(given: str | None, expected: str) -> bool:
-    """Compare a presented token with the server's in constant time."""
-    return given is not None and hmac.compare_digest(given.encode("utf-8", "surrogatepass"),
-                                                     expected.encode("utf-8", "surrogatepass"))
 
 
 class Session:
@@ -349,8 +342,11 @@ class JsonSession(Session):
     async def hello(self, hello: Hello) -> None:
         if self.member is not None:
             raise ProtocolError(ALREADY_JOINED, f"You already joined as {self.member.nick}.")
-        token = self.hub.token
-        if token and not self.connection.authorized and token_matches(hello.token, token):
+        gate = self.hub.token_gate
+        if gate is not None and not self.connection.authorized and hello.token is not None:
+            refusal = gate.refusal(hello.token, client_address(self.connection))
+            if refusal is not None:
+                raise ProtocolError(UNAUTHORIZED, refusal)
             self.connection.authorized = True
         await self.join(hello.nick, hello.password, hello.since, hello.epoch, hello.resume,
                         hello.sender_key, bool(hello.quiet))

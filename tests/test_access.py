@@ -18,6 +18,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.helpers import PROMPT, JsonClient, Recorder, raw_handshake
 from tui_chat.client import ChatClient
+from tui_chat_server.limits import WRONG_TOKEN, FailedLogins, TokenGate
 from tui_chat.protocol import SUBPROTOCOL
 from tui_chat.updates import State, StateChanged
 
@@ -61,6 +62,51 @@ async def test_a_bearer_header_is_checked_at_the_handshake(start_server) -> None
         with pytest.raises(InvalidStatus) as refused:
             await connect(server.url, additional_headers=headers, subprotocols=subprotocols)
         assert refused.value.response.status_code == 401
+
+
+def test_three_wrong_tokens_in_a_row_make_an_address_wait_before_the_next_is_compared() -> None:
+    """After three wrong tokens from one address even the right one is refused, saying how
+    long to wait; once the wait is over the right one opens and clears the count, and
+    another address was never held up."""
+    now = [0.0]
+    gate = TokenGate(TOKEN, FailedLogins(clock=lambda: now[0]))
+    assert [gate.refusal("guess", "10.0.0.1") for _ in range(3)] == [WRONG_TOKEN] * 3
+    assert gate.refusal(TOKEN, "10.0.0.1") == ("Too many wrong tokens from your address: wait"
+                                               " 1 s before trying again.")
+    assert gate.refusal(TOKEN, "10.0.0.2") is None
+    now[0] = 1.5
+    assert gate.refusal(TOKEN, "10.0.0.1") is None
+    assert gate.refusal("guess", "10.0.0.1") == WRONG_TOKEN  # counted afresh
+
+
+async def test_a_token_guessed_at_is_refused_with_429_for_a_while(start_server, caplog) -> None:
+    """Three wrong tokens in a row (in a header or in hello) make the address wait: its next
+    handshake gets HTTP 429 saying how long, and a hello `unauthorized` saying the same; the
+    right token gets in once the wait is over."""
+    server = await start_server(token=TOKEN)
+    guess = {"Authorization": "Bearer guess"}
+    for _ in range(2):
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(server.url, additional_headers=guess)
+        assert refused.value.response.status_code == 401
+    intruder = await JsonClient.connect(server.url)
+    await intruder.send(type="hello", nick="eve", token="guess")  # the third
+    assert (await intruder.expect("error"))["message"] == "Wrong token."
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(server.url, additional_headers={"Authorization": f"Bearer {TOKEN}"})
+    assert (refused.value.response.status_code, refused.value.response.body) == (
+        429, b"Too many wrong tokens from your address: wait 1 s before trying again.\n")
+    intruder = await JsonClient.connect(server.url)
+    await intruder.send(type="hello", nick="eve", token=TOKEN)
+    error = await intruder.expect("error")
+    assert (error["code"], error["message"]) == (
+        "unauthorized", "Too many wrong tokens from your address: wait 1 s before trying again.")
+    assert any("refused: too many wrong tokens from this address" in record.getMessage()
+               for record in caplog.records)
+    await asyncio.sleep(1.1)
+    alice = await JsonClient.connect(server.url, "alice", token=TOKEN)
+    assert alice.welcome["users"] == ["alice"]
+    await alice.close()
 
 
 @pytest.mark.parametrize("offered", [["not-tui-chat.v1"], ["tui-chat.v1x"], ["x", "tui-chat.v"]])
