@@ -92,8 +92,7 @@ async def clients() -> AsyncIterator[list]:
     """Collects clients so each test's connections are closed at its end."""
     opened: list = []
     yield opened
-    for client in opened:
-        await client.close()
+    await asyncio.gather(*(client.close() for client in opened))
 
 
 @pytest.fixture

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from tui_chat_server import ChatServer, ServerConfig
-from tests.apptools import fill_backlog, log_text, make_app, online, outbox, type_line, until
+from tests.apptools import (
+    fill_backlog, log_text, make_app, online, outbox, type_line, until, user_rows_in_view,
+)
+from tui_chat.chat_input import ChatInput
 from tui_chat.app import ChatApp
 from tui_chat.chat_log import ChatLog
 from tui_chat.render import system_line
@@ -252,6 +255,25 @@ async def test_a_narrow_terminal_leaves_the_log_room(url) -> None:
         assert app.query_one(UserList).region.width == 26
 
 
+async def test_a_user_list_longer_than_the_screen_scrolls_to_everyone(url, join) -> None:
+    """With more people in the room than rows, the user list scrolls down to the last of
+    them, and the input keeps the focus."""
+    app = make_app(url, "alice")
+    async with app.run_test(size=(100, 20)) as pilot:
+        await online(pilot)
+        for number in range(30):
+            await join(f"user{number:02d}")
+        users = app.query_one(UserList)
+        await until(pilot, lambda: len(users.users) == 31)
+        await pilot.pause(0.1)
+        assert users.max_scroll_y == 31 - users.scrollable_content_region.height > 0
+        assert user_rows_in_view(app)[0].startswith("● alice")
+        users.scroll_end(animate=False)
+        await pilot.pause(0.1)
+        assert user_rows_in_view(app)[-1] == "user29"
+        assert isinstance(app.focused, ChatInput)
+
+
 async def test_every_pending_message_is_shown_without_a_resize(start_server) -> None:
     """Four messages typed while the server is away appear as four rows under the log, whose
     last row stays in view above them."""
@@ -338,6 +360,7 @@ async def test_a_long_nickname_takes_one_row_of_the_user_list_cut_with_an_ellips
         users = app.query_one(UserList)
         await until(pilot, lambda: len(users.users) == 2)
         await pilot.pause(0.1)
-        rows = [users.render_line(y).text.strip() for y in range(3)]
+        names = users.query_one("#names")
+        rows = [names.render_line(y).text.strip() for y in range(3)]
         assert rows[0].startswith("● alice") and rows[1].startswith("zzzz"), rows
         assert rows[1].endswith("…") and rows[2] == "", rows

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
 from textual.reactive import reactive
 from textual.widgets import Static
 
@@ -11,14 +13,19 @@ from tui_chat.render import TAB_SIZE, nick_colour
 from tui_chat.updates import Outgoing, State
 
 
-class UserList(Static):
-    """Everyone in the room, sorted, with a count; you (`me`) are marked."""
+class UserList(VerticalScroll, can_focus=False):
+    """Everyone in the room, sorted, with a count; you (`me`) are marked. A list longer than
+    the screen scrolls (with the mouse wheel; the input keeps the focus)."""
 
     users: reactive[tuple[str, ...]] = reactive(())
     me: reactive[str] = reactive("")
     state: reactive[State] = reactive(State.ONLINE)  # else it shows who was here, dimmed
 
-    def render(self) -> Text:
+    def compose(self) -> ComposeResult:
+        yield Static(self.names(), id="names")
+
+    def names(self) -> Text:
+        """One row per person, you first among equals only by your mark."""
         text = Text(no_wrap=True, overflow="ellipsis")
         me = nick_key(self.me) if self.me else None
         for nick in sorted(self.users, key=nick_key):
@@ -33,6 +40,14 @@ class UserList(Static):
 
     def watch_users(self, users: tuple[str, ...]) -> None:
         self._title()
+        self._show_names()
+
+    def watch_me(self, me: str) -> None:
+        self._show_names()
+
+    def _show_names(self) -> None:
+        if self.is_mounted:
+            self.query_one("#names", Static).update(self.names())
 
     def watch_state(self, state: State) -> None:
         self.set_class(state is not State.ONLINE, "-offline")
