@@ -13,6 +13,7 @@ from tui_chat.protocol import (
     NICK_INVALID,
     SUBPROTOCOL,
     UNKNOWN_COMMAND,
+    COMMAND,
     ProtocolError,
     plain_line,
     server_line,
@@ -22,7 +23,6 @@ from .hub import Greeting
 from .rooms import Dialect
 from .sessions import Session, not_registered
 
-_COMMAND = re.compile(r"/([A-Za-z]+)(?:\s+(.*))?", re.DOTALL)
 _JSON_HELLO = re.compile(r'\s*\{.*"type"\s*:\s*"hello"', re.DOTALL)
 PLAIN_HELP = (
     "Commands: /me ACTION, /nick NAME [PASSWORD], /who, /help."
@@ -66,7 +66,7 @@ class PlainSession(Session):
                 return  # an empty line from a raw client: nothing to send, nothing to refuse
             elif text.startswith("//"):
                 await self.post(text[1:], "chat")
-            elif match := _COMMAND.fullmatch(text.strip()):
+            elif match := COMMAND.fullmatch(text.strip()):
                 await self.settle()  # a rename or a who comes after the lines before it
                 await self.command(match.group(1).lower(), (match.group(2) or "").strip())
             else:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.helpers import PlainClient
+from tui_chat.commands import Command, UnknownCommand, parse_input
 
 
 async def test_first_line_is_the_nickname_and_others_see_the_join(join_plain) -> None:
@@ -79,6 +82,31 @@ async def test_departure_is_announced(join_plain) -> None:
     await alice.recv()
     await bob.close()
     assert await alice.recv() == "[Server]: bob has left the chat."
+
+
+# Lines that start with a slash but are no command, and the text each sends.
+NOT_COMMANDS = {"/": "/", "/ hello": "/ hello", "/2 go": "/2 go", "/usr/bin": "/usr/bin",
+                "//": "/", "//me x": "/me x", "/é": "/é"}
+
+
+async def test_a_raw_client_and_the_app_agree_on_what_is_a_command(join_plain) -> None:
+    """Only a slash and ASCII letters make a command, for a raw client's lines and the
+    app's input alike: every other line starting with one slash is sent as it is, and one
+    starting with two with one removed; an unknown command is refused by both."""
+    alice = await join_plain("alice")
+    pat = await join_plain("pat")
+    await alice.recv()  # pat's join
+    for line, text in NOT_COMMANDS.items():
+        assert parse_input(line) == Command(None, text), line
+        await pat.send(line)
+        assert await alice.recv() == f"[pat]: {text}", line
+    assert parse_input("/ME  waves ") == Command("/me", "waves")
+    await pat.send("/ME  waves ")
+    assert await alice.recv() == "* pat waves"
+    with pytest.raises(UnknownCommand, match="Unknown command /frobnicate"):
+        parse_input("/frobnicate now")
+    await pat.send("/frobnicate now")
+    assert (await pat.recv()).startswith("[Server]: Unknown command /frobnicate.")
 
 
 async def test_commands_me_nick_who_help(join_plain) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tui_chat.nicknames import nick_key
+from tui_chat.protocol import COMMAND
 
 COMMANDS: dict[str, str] = {
     "/nick": "/nick NAME [PASSWORD]: change your nickname (a registered one needs its password)",
@@ -35,19 +36,18 @@ class UnknownCommand(ValueError):
 
 
 def parse_input(line: str) -> Command:
-    """Split an input line into a command and its argument. `//x` sends the text `/x`;
-    `/path/like/this` is ordinary text; an unknown `/word` raises UnknownCommand."""
+    """Split an input line into a command and its argument, as the server splits a raw
+    client's (protocol.COMMAND): `//x` sends the text `/x`; `/path/like/this` and `/ x` are
+    ordinary text; an unknown `/word` raises UnknownCommand."""
     if line.startswith("//"):
         return Command(None, line[1:])
-    if not line.startswith("/"):
+    match = COMMAND.fullmatch(line.strip())
+    if match is None:
         return Command(None, line)
-    word, _, argument = line.partition(" ")
-    if "/" in word[1:]:
-        return Command(None, line)
-    name = word.lower()
-    if name not in COMMANDS:
+    word = "/" + match.group(1)
+    if word.lower() not in COMMANDS:
         raise UnknownCommand(f"Unknown command {word}. Try /help; start with // to send it as text.")
-    return Command(name, argument.strip())
+    return Command(word.lower(), (match.group(2) or "").strip())
 
 
 @dataclass(frozen=True)

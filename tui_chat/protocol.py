@@ -33,6 +33,10 @@ PRESENCE_EVENTS = ("join", "leave", "rename")
 # A `presence` event lists the room's users in rooms up to this many members; in bigger
 # ones it carries only the change (its size, sent to every member, would grow as members²).
 USERS_IN_PRESENCE = 100
+# A command, in the app's input and in a raw client's lines alike: a slash and ASCII letters,
+# alone or before whitespace and its argument (`/me waves`). Any other line that starts with
+# one slash is text (`/`, `/ hello`, `/2`, `/usr/bin`), and `//` sends a line with one removed.
+COMMAND = re.compile(r"/([A-Za-z]+)(?:\s+(.*))?", re.DOTALL)
 
 # -- error codes ---------------------------------------------------------------------------
 
