@@ -147,7 +147,8 @@ async def test_the_token_never_reaches_the_log(tmp_path) -> None:
 
 
 async def test_our_client_sends_the_token_and_stops_on_a_wrong_one(start_server) -> None:
-    """ChatClient joins with the token; with a wrong one it goes offline instead of retrying."""
+    """ChatClient joins with the token; with a wrong one it goes offline instead of retrying,
+    saying the token is wrong."""
     server = await start_server(token=TOKEN)
     updates = Recorder()
     good = ChatClient(server.url + "/lobby", "alice", updates, token=TOKEN)
@@ -155,6 +156,9 @@ async def test_our_client_sends_the_token_and_stops_on_a_wrong_one(start_server)
     task = asyncio.create_task(good.run())
     await asyncio.wait_for(bad.run(), 5)  # returns: refused for good
     assert bad.state is State.OFFLINE
+    assert any(isinstance(update, StateChanged) and update.state is State.OFFLINE
+               and update.reason == "the token is wrong (the server refused it)"
+               for update in updates.updates), updates.updates
     await updates.until(lambda: good.state is State.ONLINE)
     await good.stop()
     await task

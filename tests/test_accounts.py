@@ -122,7 +122,10 @@ async def test_the_app_says_how_to_give_a_registered_nicknames_password(start_se
     app = make_app(server.url + "/lobby", "alice")
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: "is registered" in log_text(app))
-        assert "Give its password with /nick NAME PASSWORD" in log_text(app).replace("\n", " ")
+        said = " ".join(log_text(app).split())
+        assert "is registered: give its password to use it." in said
+        assert ("— Use /nick NAME PASSWORD (or --password-file), or choose another nickname with"
+                " /nick NAME.") in said
 
 
 async def test_send_says_how_to_give_a_registered_nicknames_password(start_server, accounts_db,
@@ -135,9 +138,8 @@ async def test_send_says_how_to_give_a_registered_nicknames_password(start_serve
     status, _, err = await tui_chat("send", f"{server.url}/lobby", "hi", "--nick", "alice",
                                     "--password-file", str(wrong))
     assert status == 1
-    assert err == ("tui-chat send: Wrong password for 'alice'. Give its password with"
-                   " --password-file PATH (or TUI_CHAT_PASSWORD), or choose another nickname"
-                   " with --nick NAME.\n")
+    assert err == ("tui-chat send: Wrong password for 'alice'. Use --password-file PATH (or"
+                   " TUI_CHAT_PASSWORD), or choose another nickname with --nick NAME.\n")
 
 
 async def test_plain_clients_log_in_with_name_and_password(start_server, accounts_db,

@@ -316,7 +316,7 @@ class ChatClient:
 
     def _auth_refused(self) -> str:
         self.auth_failed = True
-        return "the server refused the token" if self.token else "this server needs a token"
+        return "the token is wrong (the server refused it)" if self.token else "this server needs a token"
 
     def _send_hello(self) -> bool:
         if self.sender_key is None and not self.outbox:  # nothing left sent without a key

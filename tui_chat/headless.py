@@ -128,8 +128,8 @@ class Watch:
 def _what_to_do(refused: NickRefused) -> str:
     """What to do about a nickname the server refused (as the app says, with options)."""
     if refused.error.code in (NICK_REGISTERED, BAD_PASSWORD):
-        return ("Give its password with --password-file PATH (or TUI_CHAT_PASSWORD), or"
-                " choose another nickname with --nick NAME.")
+        return ("Use --password-file PATH (or TUI_CHAT_PASSWORD), or choose another nickname"
+                " with --nick NAME.")
     return "Choose another with --nick NAME."
 
 

@@ -340,8 +340,8 @@ def nick_refused_lines(update: NickRefused) -> list[Text]:
     if update.kept:
         hint = f"You are still {update.kept}."
     elif update.error.code in (NICK_REGISTERED, BAD_PASSWORD):
-        hint = ("Give its password with /nick NAME PASSWORD (or --password-file),"
-                " or choose another nickname with /nick NAME.")
+        hint = ("Use /nick NAME PASSWORD (or --password-file), or choose another nickname"
+                " with /nick NAME.")
     else:
         hint = "Choose another nickname with /nick NAME."
     return [error_line(update.error.message), system_line(hint)]
