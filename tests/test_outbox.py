@@ -95,9 +95,10 @@ async def test_quitting_names_the_nickname_whose_outbox_keeps_what_is_pending(
         await type_line(pilot, "written as bob")
         await until(pilot, lambda: len(outbox(app)) == 2)
         await pilot.press("ctrl+q")
-    assert said == [f"tui-chat: 2 messages not yet acknowledged by the server were kept; they"
-                    f" are sent the next time you join {url} as alice (you were never renamed"
-                    " bob: the connection did not come back before you quit)."]
+    path = OutboxStore(url, "alice").path
+    assert said == [f"tui-chat: 2 messages not yet acknowledged by the server were kept (in"
+                    f" {path}); they are sent the next time you join {url} as alice (you were"
+                    " never renamed bob: the connection did not come back before you quit)."]
     assert [o.text for o in OutboxStore(url, "alice").load()] == ["written offline",
                                                                   "written as bob"]
 

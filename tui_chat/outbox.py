@@ -210,8 +210,9 @@ def farewell(pending: int, store: OutboxStore | None, url: str,
     if store is not None:
         dropped = (f" (you were never renamed {unmade}: the connection did not come back"
                    " before you quit)") if unmade else ""
-        return (f"tui-chat: {messages} not yet acknowledged by the server {were} kept; {they}"
-                f" sent the next time you join {url} as {store.nick}{dropped}.")
+        return (f"tui-chat: {messages} not yet acknowledged by the server {were} kept (in"
+                f" {store.path}); {they} sent the next time you join {url} as"
+                f" {store.nick}{dropped}.")
     return (f"tui-chat: {messages} not yet acknowledged by the server {were} lost: {it} could"
             " not be saved on disk (another tui-chat had this room and nickname, or the data"
             " directory could not be written).")
