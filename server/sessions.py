@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 
 from websockets.frames import CloseCode
 
@@ -48,6 +49,7 @@ def not_registered(nick: str) -> ProtocolError:
     The password is not repeated: it may be the one for another name, mistyped."""
     return ProtocolError(NICK_INVALID, f"{check_nick(nick)!r} is not registered, so it takes no"
                          f" password ({NO_SPACES}).")
+RATE_LOG_GAP = 60.0  # seconds: a connection over the rate limit is logged at most this often
 MAX_UNSETTLED = 64  # a client's messages waiting for their commit before it must wait
 
 
@@ -55,7 +57,7 @@ class Session:
     """What both dialects share: the connection, the room it asked for, membership, limits."""
 
     __slots__ = ("hub", "connection", "room_name", "peer", "room", "member", "bucket",
-                 "_throttled", "_unsettled", "_failed", "_deadline")
+                 "_rate_logged", "_unsettled", "_failed", "_deadline")
     dialect: Dialect
     resent: bool  # its client sends again what was not acknowledged (pace drops, not waits)
 
@@ -67,7 +69,7 @@ class Session:
         self.room: Room | None = None
         self.member: Member | None = None
         self.bucket = TokenBucket(hub.limits.rate, hub.limits.burst)
-        self._throttled = False
+        self._rate_logged = -RATE_LOG_GAP  # (monotonic) when being over the rate was last logged
         # Messages posted and not yet committed, oldest first. A client's messages do not wait
         # for each other's commit (they share one), but anything else it sends waits for them.
         self._unsettled: list[asyncio.Future[Message]] = []  # a deque costs 600 bytes
@@ -133,7 +135,7 @@ class Session:
         """Take this frame's turn; False if the frame is to be dropped. Past the rate limit a
         client's frames wait, in order, rather than being refused; meanwhile its connection is
         read no further than its inbox bound (transport.py), so a flood only slows its sender
-        down. Logged once per flood. A JSON client's frames that have to wait, and whose
+        down. Logged at most once per RATE_LOG_GAP seconds per connection. A JSON client's frames that have to wait, and whose
         connection is closing or gone (or taken over) by their turn, are dropped: none was
         acknowledged, and its client sends them again. A plain client's are not: nothing
         would ever send them again, so once the server is stopping they wait no more."""
@@ -141,12 +143,12 @@ class Session:
             return not self.resent
         delay = self.bucket.reserve()
         if not delay:
-            self._throttled = False
             return True
         if self.resent and not self.connection.is_open():
             return False  # it would wait its turn for nothing
-        if not self._throttled:
-            self._throttled = True
+        now = time.monotonic()
+        if now - self._rate_logged >= RATE_LOG_GAP:
+            self._rate_logged = now
             limits = self.hub.limits
             log.info("%s %s is over the rate limit (%g a second, bursts of %d): its messages"
                      " wait their turn", self.peer, self.member.nick if self.member else "-",

@@ -80,7 +80,8 @@ def test_a_right_password_clears_only_the_wrong_ones_for_its_own_name() -> None:
 
 async def test_messages_past_the_rate_wait_their_turn_in_order(start_server, caplog) -> None:
     """Past the burst, messages are neither refused nor reordered: each waits for its turn
-    at the rate, everyone gets them in the order sent, and the flood is logged once."""
+    at the rate, everyone gets them in the order sent, and the flood is logged once (and
+    a second flood soon after, not again)."""
     server = await start_server(rate=10, burst=3)
     alice = await JsonClient.connect(server.url, "alice")
     bob = await JsonClient.connect(server.url, "bob")
@@ -94,8 +95,13 @@ async def test_messages_past_the_rate_wait_their_turn_in_order(start_server, cap
     assert [(await bob.expect("message"))["text"] for _ in range(12)] == [
         f"m{n}" for n in range(12)]
     assert 0.8 < took < 3, "10 past the burst (hello took one), at 10 a second"
+    await asyncio.sleep(0.5)  # the bucket fills again: the next flood starts afresh
+    for number in range(12, 18):
+        await alice.send(type="say", text=f"m{number}", cid=f"c{number}")
+    assert [(await alice.expect("message"))["cid"] for _ in range(6)] == [
+        f"c{n}" for n in range(12, 18)]
     logged = [r for r in caplog.records if "over the rate limit" in r.getMessage()]
-    assert len(logged) == 1, "a flood is logged once, not once per message"
+    assert len(logged) == 1, "floods are logged once a minute, not once per message or flood"
     await alice.close()
     await bob.close()
 
