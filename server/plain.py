@@ -9,11 +9,11 @@ import re
 
 from tui_chat.protocol import (
     BINARY_FRAME,
+    COMMAND,
     NICK_ERRORS,
     NICK_INVALID,
     SUBPROTOCOL,
     UNKNOWN_COMMAND,
-    COMMAND,
     ProtocolError,
     plain_line,
     server_line,
@@ -108,6 +108,9 @@ class PlainSession(Session):
             await self.post(argument, "action")
         elif name == "nick":
             await self.rename(*self.name_and_password(argument))
+        elif name in ("who", "help") and argument:  # a paste that starts with one, most likely
+            raise ProtocolError(UNKNOWN_COMMAND, f"/{name} takes nothing after it: start the"
+                                " line with // to send it as text.")
         elif name == "who":
             users = self.room.users()
             self.reply(server_line(f"In {self.room.name} ({len(users)}): {', '.join(users)}."))

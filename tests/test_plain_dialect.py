@@ -109,6 +109,23 @@ async def test_a_raw_client_and_the_app_agree_on_what_is_a_command(join_plain) -
     assert (await pat.recv()).startswith("[Server]: Unknown command /frobnicate.")
 
 
+async def test_a_pasted_command_that_takes_nothing_is_refused_with_what_follows(
+        join_plain) -> None:
+    """A command that takes no argument, given one (most likely a paste that starts with
+    it), is refused in both the app and a raw client's lines, rather than run with the
+    rest dropped: nothing is sent, and the user is told how to send it as text."""
+    alice = await join_plain("alice")
+    for line in ("/who\nthanks all", "/help me"):
+        await alice.send(line)
+        assert await alice.recv() == (f"[Server]: {line.split()[0]} takes nothing after it:"
+                                      " start the line with // to send it as text.")
+    for line in ("/quit\nthanks all", "/clear ls -la", "/who x", "/reconnect now"):
+        with pytest.raises(UnknownCommand, match="takes nothing after it"):
+            parse_input(line)
+    assert parse_input("/me waves\nand smiles") == Command("/me", "waves\nand smiles")
+    assert parse_input("/who ") == Command("/who", "")
+
+
 async def test_commands_me_nick_who_help(join_plain) -> None:
     """Plain clients can act, rename, list users and ask for help."""
     alice = await join_plain("alice")

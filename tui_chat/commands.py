@@ -20,6 +20,7 @@ KEYS = ("Keys: Enter send · Up/Down input history · Tab complete nicknames and
         " · PgUp/PgDn scroll · Ctrl+End newest · Ctrl+R reconnect now · Ctrl+L clear"
         " · Ctrl+P find a command · Ctrl+Q quit · drag the mouse over the log and Ctrl+C to copy. Start a line with"
         " // to send a leading /.")
+WITH_ARGUMENT = frozenset({"/nick", "/me"})  # the others take nothing after them
 HELP = ("Commands:", *(f"  {usage}" for usage in COMMANDS.values()), KEYS)  # /help, F1
 
 
@@ -38,16 +39,20 @@ class UnknownCommand(ValueError):
 def parse_input(line: str) -> Command:
     """Split an input line into a command and its argument, as the server splits a raw
     client's (protocol.COMMAND): `//x` sends the text `/x`; `/path/like/this` and `/ x` are
-    ordinary text; an unknown `/word` raises UnknownCommand."""
+    ordinary text; an unknown `/word`, or one that takes no argument given one (a pasted
+    `/quit` and lines after it), raises UnknownCommand."""
     if line.startswith("//"):
         return Command(None, line[1:])
     match = COMMAND.fullmatch(line.strip())
     if match is None:
         return Command(None, line)
-    word = "/" + match.group(1)
-    if word.lower() not in COMMANDS:
+    word, argument = "/" + match.group(1), (match.group(2) or "").strip()
+    name = word.lower()
+    if name not in COMMANDS:
         raise UnknownCommand(f"Unknown command {word}. Try /help; start with // to send it as text.")
-    return Command(word.lower(), (match.group(2) or "").strip())
+    if argument and name not in WITH_ARGUMENT:  # a paste that starts with one, most likely
+        raise UnknownCommand(f"{word} takes nothing after it; start with // to send it as text.")
+    return Command(name, argument)
 
 
 @dataclass(frozen=True)
