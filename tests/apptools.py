@@ -45,10 +45,7 @@ def users_text(app: ChatApp) -> str:
 def user_rows_in_view(app: ChatApp) -> list[str]:
     """The rows of the user list that are on screen, as it is scrolled."""
     users = app.query_one(UserList)
-    names = users.query_one("#names")
-    top = round(users.scroll_y)
-    return [names.render_line(top + y).text.strip()
-            for y in range(users.scrollable_content_region.height)]
+    return [users.render_line(y).text.strip() for y in range(users.size.height)]
 
 
 async def until(pilot: Pilot, predicate: Callable[[], bool], timeout: float = 5.0) -> None:

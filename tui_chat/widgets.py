@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.containers import VerticalScroll
+from textual.geometry import Size
 from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 from textual.widgets import Static
 
 from tui_chat.nicknames import nick_key
@@ -13,41 +14,51 @@ from tui_chat.render import TAB_SIZE, nick_colour
 from tui_chat.updates import Outgoing, State
 
 
-class UserList(VerticalScroll, can_focus=False):
+class UserList(ScrollView, can_focus=False):
     """Everyone in the room, sorted, with a count; you (`me`) are marked. A list longer than
-    the screen scrolls (with the mouse wheel; the input keeps the focus)."""
+    the screen scrolls (with the mouse wheel; the input keeps the focus). Only the rows in
+    view are drawn, so a change in a room of thousands costs a sort, not a relayout."""
 
     users: reactive[tuple[str, ...]] = reactive(())
     me: reactive[str] = reactive("")
     state: reactive[State] = reactive(State.ONLINE)  # else it shows who was here, dimmed
 
-    def compose(self) -> ComposeResult:
-        yield Static(self.names(), id="names")
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._sorted: list[str] = []
 
-    def names(self) -> Text:
-        """One row per person, you first among equals only by your mark."""
+    def row(self, nick: str) -> Text:
+        """One person's row: you are marked."""
+        own = bool(self.me) and nick_key(nick) == nick_key(self.me)
         text = Text(no_wrap=True, overflow="ellipsis")
-        me = nick_key(self.me) if self.me else None
-        for nick in sorted(self.users, key=nick_key):
-            if text:
-                text.append("\n")
-            own = nick_key(nick) == me
-            text.append("● " if own else "  ", nick_colour(nick))
-            text.append(nick, f"bold {nick_colour(nick)}" if own else nick_colour(nick))
-            if own:
-                text.append(" (you)", "dim")
+        text.append("● " if own else "  ", nick_colour(nick))
+        text.append(nick, f"bold {nick_colour(nick)}" if own else nick_colour(nick))
+        if own:
+            text.append(" (you)", "dim")
         return text
 
+    def names(self) -> Text:
+        """Every row, one per line."""
+        return Text("\n").join(self.row(nick) for nick in self._sorted)
+
+    def render_line(self, y: int) -> Strip:
+        index = self.scroll_offset.y + y
+        width, base = self.size.width, self.rich_style
+        if index >= len(self._sorted):
+            return Strip.blank(width, base)
+        text = self.row(self._sorted[index])
+        text.truncate(width, overflow="ellipsis")  # a long name is cut, never continued
+        return Strip(text.render(self.app.console), text.cell_len).crop_extend(
+            0, width, base).apply_style(base)
+
     def watch_users(self, users: tuple[str, ...]) -> None:
+        self._sorted = sorted(users, key=nick_key)
+        self.virtual_size = Size(0, len(self._sorted))
         self._title()
-        self._show_names()
+        self.refresh()
 
     def watch_me(self, me: str) -> None:
-        self._show_names()
-
-    def _show_names(self) -> None:
-        if self.is_mounted:
-            self.query_one("#names", Static).update(self.names())
+        self.refresh()
 
     def watch_state(self, state: State) -> None:
         self.set_class(state is not State.ONLINE, "-offline")
