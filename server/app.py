@@ -1,9 +1,8 @@
-"""The server's I/O shell: the WebSocket listener, admission, dialect choice, health, shutdown."""
+"""The server's I/O shell: the WebSocket listener, dialect choice, sessions started and ended, shutdown."""
 
 from __future__ import annotations
 
 import asyncio
-import http
 import logging
 import os
 import socket
@@ -11,10 +10,7 @@ import ssl
 from dataclasses import dataclass
 
 from platformdirs import user_data_path
-from websockets.exceptions import InvalidHeader
 from websockets.frames import CloseCode
-from websockets.headers import parse_subprotocol
-from websockets.http11 import Request, Response
 
 from tui_chat.cleaning import cut
 from tui_chat.protocol import (
@@ -27,14 +23,15 @@ from tui_chat.protocol import (
 )
 
 from .accounts import Accounts
+from .admission import Admission
 from .database import unopenable
 from .history import History
 from .hub import Hub, Limits
-from .limits import WRONG_TOKEN, ConnectionCounter
 from .plain import PlainSession
 from .sessions import JsonSession, Session
 from .tls import tls_context
-from .transport import ChatConnection, client_address, peer_name
+from .admission import peer_name
+from .transport import ChatConnection
 
 log = logging.getLogger("tui_chat.server")
 
@@ -97,36 +94,6 @@ def choose_dialect(connection: ChatConnection, offered: list[str]) -> str | None
     return SUBPROTOCOL if SUBPROTOCOL in offered else None
 
 
-def offered_subprotocols(request: Request) -> list[str]:
-    """The subprotocols a handshake offers, parsed as websockets parses them to choose one."""
-    try:
-        return [name for header in request.headers.get_all("Sec-WebSocket-Protocol")
-                for name in parse_subprotocol(header)]
-    except InvalidHeader:
-        return []  # websockets refuses the handshake itself
-
-
-def bearer_token(request: Request) -> str | None:
-    """The token of an `Authorization: Bearer TOKEN` header, if there is one (the caller
-    refuses a request with more than one: see `repeated_header`)."""
-    values = request.headers.get_all("Authorization")
-    scheme, _, token = (values[0] if values else "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
-def repeated_header(request: Request) -> str | None:
-    """The name of a header that may appear once but appears more often, if any."""
-    for name in ("Origin", "Authorization"):
-        if len(request.headers.get_all(name)) > 1:
-            return name
-    return None
-
-
-def _is_upgrade(request: Request) -> bool:
-    # Connection may be sent as several headers: its values are one list.
-    return "upgrade" in ",".join(request.headers.get_all("Connection")).lower()
-
-
 class ChatServer:
     """A running tui-chat server: `async with ChatServer(config) as server: ...`."""
 
@@ -137,11 +104,11 @@ class ChatServer:
         self.history: History
         self.accounts: Accounts
         self.hub: Hub
-        self.counter = ConnectionCounter(self.config.max_per_ip, self.config.max_clients)
+        self.admission = Admission(self)
+        self.counter = self.admission.counter
         self._server: asyncio.Server | None = None
         self._live: set[ChatConnection] = set()  # open, with a session
-        self._all: set[ChatConnection] = set()  # accepted, until the TCP connection is gone
-        self._unanswered = 0  # connections over the limits closed without an answer, unlogged
+        self.connections: set[ChatConnection] = set()  # accepted, until their TCP connection is gone
         self.ws_logger = logging.getLogger("websockets.server")
         self.choose_dialect = choose_dialect  # websockets binds it to each connection's protocol
         self._keepalive: asyncio.Task[None] | None = None
@@ -244,7 +211,7 @@ class ChatServer:
             waiting = [connection.closed_waiter for connection in live]
             if waiting:
                 await asyncio.wait(waiting, timeout=self.config.close_timeout + 0.5)
-            for connection in list(self._all):
+            for connection in list(self.connections):
                 connection.abort()
             workers = list(self.workers)  # also those of connections already gone
             if workers:
@@ -269,92 +236,6 @@ class ChatServer:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
-
-    def admit(self, connection: ChatConnection, request: Request) -> Response | None:
-        """Answer health checks; refuse foreign origins, bad tokens and connections over the
-        limits at the handshake, with an HTTP status, before any room data is sent."""
-        if request.path == "/healthz" and not _is_upgrade(request):
-            return connection.protocol.reject(http.HTTPStatus.OK, "ok\n")
-        peer = peer_name(connection)
-        repeated = repeated_header(request)
-        if repeated is not None:
-            log.info("%s refused: more than one %s header", peer, repeated)
-            return connection.protocol.reject(http.HTTPStatus.BAD_REQUEST,
-                                              f"More than one {repeated} header.\n")
-        origin = request.headers.get("Origin")
-        if self.config.allow_origins and origin is not None and (
-            origin not in self.config.allow_origins
-        ):
-            log.info("%s refused: origin %r is not allowed", peer, origin)
-            return connection.protocol.reject(http.HTTPStatus.FORBIDDEN, "Origin not allowed.\n")
-        gate = self.hub.token_gate
-        if gate is not None:
-            given = bearer_token(request)
-            offers_json = SUBPROTOCOL in offered_subprotocols(request)
-            refusal = gate.refusal(given, client_address(connection)) if given is not None else None
-            if refusal == WRONG_TOKEN:
-                log.info("%s refused: wrong token", peer)
-                return connection.protocol.reject(http.HTTPStatus.UNAUTHORIZED, refusal + "\n")
-            if refusal is not None:
-                log.info("%s refused: too many wrong tokens from this address", peer)
-                return connection.protocol.reject(http.HTTPStatus.TOO_MANY_REQUESTS,
-                                                  refusal + "\n")
-            if given is None and not offers_json:
-                log.info("%s refused: no token", peer)
-                return connection.protocol.reject(
-                    http.HTTPStatus.UNAUTHORIZED,
-                    "This server needs a token: send the header Authorization: Bearer TOKEN.\n",
-                )
-            connection.authorized = given is not None
-        if connection.refusal == ConnectionCounter.TOTAL:
-            log.warning("%s refused: the server is full (%d connections)", peer,
-                        self.config.max_clients)
-            return connection.protocol.reject(http.HTTPStatus.SERVICE_UNAVAILABLE, "Server full.\n")
-        if connection.refusal == ConnectionCounter.PER_ADDRESS:
-            log.warning("%s refused: %d connections from this address already", peer,
-                        self.config.max_per_ip)
-            return connection.protocol.reject(http.HTTPStatus.TOO_MANY_REQUESTS,
-                                      "Too many connections from your address.\n")
-        return None
-
-    def accepted(self, connection: ChatConnection) -> bool:
-        """A TCP connection came in: False if it is to be closed at once. It counts against
-        --max-per-ip and --max-clients from now on, while it is in the handshake too, so
-        connections that never finish one cannot use up the server's file descriptors. One
-        over a limit is refused when its request comes, with the HTTP status that names the
-        limit (`admit`), if it comes within REFUSAL_WAIT s; past `counter.refusals` such
-        connections waiting, more are closed at once without an answer."""
-        counter = self.counter
-        address = client_address(connection)
-        connection.refusal = counter.admit(address)
-        if connection.refusal is None:
-            def release() -> None:
-                counter.release(address)
-                self._all.discard(connection)
-        elif counter.refuse_later():
-            def release() -> None:
-                counter.refused()
-                self._all.discard(connection)
-                if not counter.refusing and self._unanswered:
-                    if self._unanswered > 1:
-                        log.warning("%d connections over the limits were closed without an"
-                                    " answer in all", self._unanswered)
-                    self._unanswered = 0
-        else:
-            self.unanswered(connection, f"{counter.refusing} others wait to be refused")
-            return False
-        self._all.add(connection)
-        connection.on_lost = release
-        return True
-
-    def unanswered(self, connection: ChatConnection, why: str) -> None:
-        """A connection over the limits is closed without an answer, for reason `why`. The
-        first of a flood is logged, the rest counted, and their number logged once none of
-        them wait (so a flood cannot fill the log)."""
-        if not self._unanswered:
-            log.warning("%s over the connection limits closed without an answer: %s",
-                        peer_name(connection), why)
-        self._unanswered += 1
 
     def opened(self, connection: ChatConnection, path: str) -> None:
         """The handshake succeeded: start the session for the room the path names."""

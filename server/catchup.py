@@ -22,7 +22,7 @@ from websockets.frames import CloseCode
 
 from tui_chat.protocol import Message
 
-from .transport import peer_name
+from .admission import peer_name
 
 if TYPE_CHECKING:
     from .hub import Hub

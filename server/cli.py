@@ -130,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     secret.add_argument("--token", help="shared secret clients must present (prefer --token-file:"
                                         " command lines are visible to other users)")
     secret.add_argument("--token-file", type=Path, metavar="PATH",
-                        help="read the shared secret from a file")
+                        help="read the shared secret from a file (three wrong tokens in a row"
+                             " make an address wait before its next is checked)")
     add = access.add_argument
     add("--certfile", metavar="PEM", help="certificate chain: serve wss:// (TLS)")
     add("--keyfile", metavar="PEM", help="private key of --certfile (if not in that file)")

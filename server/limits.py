@@ -1,4 +1,4 @@
-"""Pure limit-keeping: a token bucket per connection and connection counts per address."""
+"""Pure limit-keeping: rates, connection counts, and waits after wrong passwords or tokens."""
 
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ from .catchup import Catchup
 from .hub import Greeting, Hub, unavailable
 from .limits import TokenBucket
 from .rooms import Dialect, Member, Room
-from .transport import client_address
+from .admission import client_address
 
 log = logging.getLogger("tui_chat.server")
 REPLACED = 4000  # close code: the client took this member's place from a newer connection
@@ -49,6 +49,8 @@ def not_registered(nick: str) -> ProtocolError:
     The password is not repeated: it may be the one for another name, mistyped."""
     return ProtocolError(NICK_INVALID, f"{check_nick(nick)!r} is not registered, so it takes no"
                          f" password ({NO_SPACES}).")
+
+
 RATE_LOG_GAP = 60.0  # seconds: a connection over the rate limit is logged at most this often
 MAX_UNSETTLED = 64  # a client's messages waiting for their commit before it must wait
 
@@ -135,9 +137,10 @@ class Session:
         """Take this frame's turn; False if the frame is to be dropped. Past the rate limit a
         client's frames wait, in order, rather than being refused; meanwhile its connection is
         read no further than its inbox bound (transport.py), so a flood only slows its sender
-        down. Logged at most once per RATE_LOG_GAP seconds per connection. A JSON client's frames that have to wait, and whose
-        connection is closing or gone (or taken over) by their turn, are dropped: none was
-        acknowledged, and its client sends them again. A plain client's are not: nothing
+        down. Logged at most once per RATE_LOG_GAP seconds per connection. A JSON client's
+        frames that have to wait, and whose connection is closing or gone (or taken over) by
+        their turn, are dropped (at once if it goes while they wait): none was acknowledged,
+        and its client sends them again. A plain client's are not: nothing
         would ever send them again, so once the server is stopping they wait no more."""
         if self.hub.closing:
             return not self.resent

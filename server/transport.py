@@ -19,6 +19,8 @@ from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
+from .admission import REFUSAL_WAIT, peer_name
+
 if TYPE_CHECKING:
     from .sessions import Session
 
@@ -37,28 +39,10 @@ FEED = 1024
 # and empty fragments never reach the inbox, so without this a client sending nothing but
 # those would have the whole loop to itself for seconds at a time.
 FRAMES_PER_TURN = 128
-# A connection over --max-per-ip or --max-clients may wait this long for its request, to be
-# refused with an HTTP status saying which limit; then it is closed.
-REFUSAL_WAIT = 1.0
 # The answer to what is not an HTTP request, most often a path of raw UTF-8 from a
 # hand-written client (websockets itself would close without a word).
 UNPARSED_REQUEST = ("Failed to open a WebSocket connection: the request is not valid HTTP. A"
                     " path is ASCII: percent-encode anything else (/caf%C3%A9, not /café).\n")
-
-
-def client_address(connection: Any) -> str:
-    """The other end's address without its port: what limits count per client."""
-    address = connection.remote_address
-    return str(address[0]) if isinstance(address, tuple) and address else str(address or "?")
-
-
-def peer_name(connection: Any) -> str:
-    """`host:port` of the other end, for log lines."""
-    address = connection.remote_address
-    if isinstance(address, tuple) and len(address) >= 2:
-        host = f"[{address[0]}]" if ":" in str(address[0]) else address[0]
-        return f"{host}:{address[1]}"
-    return str(address)
 
 
 class ChatConnection(asyncio.Protocol):
@@ -107,12 +91,10 @@ class ChatConnection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         self.remote_address = transport.get_extra_info("peername")
         self._bound_output()
-        if not self.server.accepted(self):
+        if not self.server.admission.accepted(self):
             self.abort()
             return
-        timeout = self.server.config.handshake_timeout
-        if self.refusal is not None:
-            timeout = min(timeout or REFUSAL_WAIT, REFUSAL_WAIT)
+        timeout = self._handshake_wait()
         if timeout:
             self.timer = asyncio.get_running_loop().call_later(timeout, self._handshake_timeout)
 
@@ -253,14 +235,17 @@ class ChatConnection(asyncio.Protocol):
         return len(events)
 
     def _handshake(self, request: Request) -> None:
-        response = self.server.admit(self, request) or self.protocol.accept(request)
+        response = self.server.admission.admit(self, request) or self.protocol.accept(request)
         self.protocol.send_response(response)
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         if response.status_code == 101:
-            if self.timer is not None:
-                self.timer.cancel()
-                self.timer = None
             self.subprotocol = self.protocol.subprotocol
             self.server.opened(self, request.path)
+        else:  # answered: the client closes now, or is closed (without a word in the log)
+            self.timer = asyncio.get_running_loop().call_later(
+                self.server.config.close_timeout, self.abort)
 
     def _frame(self, frame: Frame) -> None:
         opcode = frame.opcode
@@ -379,8 +364,16 @@ class ChatConnection(asyncio.Protocol):
                 log.info("%s handshake not finished within %s s; closed", peer_name(self),
                          self.server.config.handshake_timeout)
             else:
-                self.server.unanswered(self, f"no request within {REFUSAL_WAIT:g} s")
+                self.server.admission.unanswered(self, f"no request within {self._handshake_wait():g} s")
             self.abort()
+
+    def _handshake_wait(self) -> float:
+        """How long the handshake may take (0: no limit): --handshake-timeout, and no more
+        than REFUSAL_WAIT for a connection over a limit."""
+        timeout = self.server.config.handshake_timeout
+        if self.refusal is not None:
+            timeout = min(timeout or REFUSAL_WAIT, REFUSAL_WAIT)
+        return timeout
 
     # -- for the server and the session ----------------------------------------------------
 

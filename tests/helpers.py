@@ -251,15 +251,20 @@ async def tui_chat(*args: str, stdin: str | None = None, timeout: float = 20
     return process.returncode, out.decode(), err.decode()
 
 
-async def raw_handshake(port: int, path: bytes = b"/lobby", *headers: str, host: str = "x",
-                        ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """A TCP connection that has sent a WebSocket upgrade request for `path` (with the key of
-    RFC 6455's example, and `headers`); nothing is read yet."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+def upgrade_request(path: bytes = b"/lobby", *headers: str, host: str = "x") -> bytes:
+    """A WebSocket upgrade request for `path` (with the key of RFC 6455's example, and
+    `headers`), as a client writes it."""
     lines = [f"Host: {host}", "Upgrade: websocket", "Connection: Upgrade",
              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13", *headers]
-    writer.write(b"GET " + path + b" HTTP/1.1\r\n" + "".join(f"{line}\r\n" for line in lines).encode()
-                 + b"\r\n")
+    return b"GET " + path + b" HTTP/1.1\r\n" + "".join(f"{line}\r\n" for line in lines).encode() + b"\r\n"
+
+
+async def raw_handshake(port: int, path: bytes = b"/lobby", *headers: str, host: str = "x",
+                        ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A TCP connection that has sent `upgrade_request(path, *headers, host=host)`; nothing
+    is read yet."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(upgrade_request(path, *headers, host=host))
     return reader, writer
 
 

@@ -9,8 +9,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tui_chat_server.limits import ConnectionCounter
-from tui_chat_server.transport import REFUSAL_WAIT
-from tests.helpers import PROMPT, JsonClient, eventually
+from tui_chat_server.admission import REFUSAL_WAIT
+from tests.helpers import PROMPT, JsonClient, eventually, upgrade_request
 
 pytestmark = pytest.mark.usefixtures("server_log")
 
@@ -173,3 +173,52 @@ async def test_past_the_bound_on_waiting_refusals_more_connections_are_closed_at
     for _, writer in waiting + flood:
         writer.close()
     await alice.close()
+
+
+async def test_a_request_over_a_limit_sent_within_the_wait_gets_its_status_and_no_more(
+        start_server, caplog) -> None:
+    """One over a limit that sends its request half a second after connecting still gets
+    its 429, and keeping its end open afterwards is not taken for a request that never came:
+    the server closes it without logging it as unanswered, and forgets it."""
+    server = await start_server(max_per_ip=1, close_timeout=0.5)
+    alice = await JsonClient.connect(server.url, "alice")
+    reader, writer = await silent_connection(server.port)
+    await asyncio.sleep(0.5)
+    writer.write(upgrade_request())
+    assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"HTTP/1.1 429")
+    assert await asyncio.wait_for(reader.read(), 5)  # the rest of the answer, then the end
+    await eventually(lambda: server.counter.refusing == 0)
+    await asyncio.sleep(REFUSAL_WAIT)
+    assert not any("without an answer" in record.getMessage() for record in caplog.records)
+    assert server.counter.count == 1
+    writer.close()
+    await alice.close()
+
+
+async def test_one_over_a_limit_when_it_came_gets_in_if_a_place_is_free_by_its_request(
+        start_server) -> None:
+    """Connections are counted when they come, but a place that came free before the request
+    of one over the limit is its own: it is let in rather than refused."""
+    server = await start_server(max_per_ip=1)
+    alice = await JsonClient.connect(server.url, "alice")
+    reader, writer = await silent_connection(server.port)
+    await eventually(lambda: server.counter.refusing == 1)
+    await alice.close()
+    await eventually(lambda: server.counter.count == 0)
+    writer.write(upgrade_request())
+    assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"HTTP/1.1 101")
+    await eventually(lambda: (server.counter.count, server.counter.refusing) == (1, 0))
+    writer.close()
+    await eventually(lambda: server.counter.count == 0)
+
+
+async def test_a_full_server_still_answers_health_checks(start_server) -> None:
+    """With every place taken, GET /healthz is still answered 200: the server is up."""
+    server = await start_server(max_clients=1)
+    _, held = await silent_connection(server.port)
+    await eventually(lambda: server.counter.count == 1)
+    reader, writer = await silent_connection(server.port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"HTTP/1.1 200")
+    for stream in (writer, held):
+        stream.close()

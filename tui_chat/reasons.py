@@ -81,7 +81,8 @@ def describe(error: BaseException, url: str = "") -> str:
 
 def refused_status(response: Response) -> tuple[str, bool]:
     """Why the server refused the handshake with `response`, and whether that is final:
-    400, 401, 403 and 404 will not change by retrying; 429 (too many connections) passes."""
+    400, 401, 403 and 404 will not change by retrying; 429 (too many connections from your
+    address, or a wait after wrong tokens from it) passes."""
     status = response.status_code
     body = one_line(response.body.decode(errors="replace")) if response.body else ""
     detail = f": {body.rstrip('.')}" if body else ""  # in brackets, before the line's own stop

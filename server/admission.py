@@ -1,0 +1,182 @@
+"""Who gets in: connections counted from the TCP accept, and each handshake let through or refused."""
+
+from __future__ import annotations
+
+import http
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from websockets.exceptions import InvalidHeader
+from websockets.headers import parse_subprotocol
+from websockets.http11 import Request, Response
+
+from tui_chat.protocol import SUBPROTOCOL
+
+from .limits import WRONG_TOKEN, ConnectionCounter
+if TYPE_CHECKING:
+    from .app import ChatServer
+    from .transport import ChatConnection
+
+log = logging.getLogger("tui_chat.server")
+UNANSWERED_LOG_GAP = 60.0  # seconds: a flood of unanswered connections is logged this often
+# A connection over --max-per-ip or --max-clients may wait this long for its request, to be
+# refused with an HTTP status saying which limit; then it is closed.
+REFUSAL_WAIT = 1.0
+
+
+def client_address(connection: Any) -> str:
+    """The other end's address without its port: what limits count per client."""
+    address = connection.remote_address
+    return str(address[0]) if isinstance(address, tuple) and address else str(address or "?")
+
+
+def peer_name(connection: Any) -> str:
+    """`host:port` of the other end, for log lines."""
+    address = connection.remote_address
+    if isinstance(address, tuple) and len(address) >= 2:
+        host = f"[{address[0]}]" if ":" in str(address[0]) else address[0]
+        return f"{host}:{address[1]}"
+    return str(address)
+
+
+class Admission:
+    """The server's door: `accepted` counts each TCP connection against --max-per-ip and
+    --max-clients, `admit` answers its handshake (health checks, origins, tokens, limits)."""
+
+    def __init__(self, server: ChatServer) -> None:
+        self.server = server
+        self.config = server.config
+        self.counter = ConnectionCounter(self.config.max_per_ip, self.config.max_clients)
+        self._unanswered = 0  # connections over the limits closed without an answer, unlogged
+        self._unanswered_since = 0.0  # (monotonic) when the first of them was
+
+    def admit(self, connection: ChatConnection, request: Request) -> Response | None:
+        """Answer health checks; refuse foreign origins, bad tokens and connections over the
+        limits at the handshake, with an HTTP status, before any room data is sent."""
+        if request.path == "/healthz" and not _is_upgrade(request):
+            return connection.protocol.reject(http.HTTPStatus.OK, "ok\n")
+        peer = peer_name(connection)
+        repeated = repeated_header(request)
+        if repeated is not None:
+            log.info("%s refused: more than one %s header", peer, repeated)
+            return connection.protocol.reject(http.HTTPStatus.BAD_REQUEST,
+                                              f"More than one {repeated} header.\n")
+        origin = request.headers.get("Origin")
+        if self.config.allow_origins and origin is not None and (
+            origin not in self.config.allow_origins
+        ):
+            log.info("%s refused: origin %r is not allowed", peer, origin)
+            return connection.protocol.reject(http.HTTPStatus.FORBIDDEN, "Origin not allowed.\n")
+        gate = self.server.hub.token_gate
+        if gate is not None:
+            given = bearer_token(request)
+            offers_json = SUBPROTOCOL in offered_subprotocols(request)
+            refusal = gate.refusal(given, client_address(connection)) if given is not None else None
+            if refusal == WRONG_TOKEN:
+                log.info("%s refused: wrong token", peer)
+                return connection.protocol.reject(http.HTTPStatus.UNAUTHORIZED, refusal + "\n")
+            if refusal is not None:
+                log.info("%s refused: too many wrong tokens from this address", peer)
+                return connection.protocol.reject(http.HTTPStatus.TOO_MANY_REQUESTS,
+                                                  refusal + "\n")
+            if given is None and not offers_json:
+                log.info("%s refused: no token", peer)
+                return connection.protocol.reject(
+                    http.HTTPStatus.UNAUTHORIZED,
+                    "This server needs a token: send the header Authorization: Bearer TOKEN.\n",
+                )
+            connection.authorized = given is not None
+        self._recount(connection)
+        if connection.refusal == ConnectionCounter.TOTAL:
+            log.warning("%s refused: the server is full (%d connections)", peer,
+                        self.config.max_clients)
+            return connection.protocol.reject(http.HTTPStatus.SERVICE_UNAVAILABLE, "Server full.\n")
+        if connection.refusal == ConnectionCounter.PER_ADDRESS:
+            log.warning("%s refused: %d connections from this address already", peer,
+                        self.config.max_per_ip)
+            return connection.protocol.reject(http.HTTPStatus.TOO_MANY_REQUESTS,
+                                      "Too many connections from your address.\n")
+        return None
+
+    def accepted(self, connection: ChatConnection) -> bool:
+        """A TCP connection came in: False if it is to be closed at once. It counts against
+        --max-per-ip and --max-clients from now on, while it is in the handshake too, so
+        connections that never finish one cannot use up the server's file descriptors. One
+        over a limit is refused when its request comes, with the HTTP status that names the
+        limit (`admit`), if it comes within REFUSAL_WAIT s; past `counter.refusals` such
+        connections waiting, more are closed at once without an answer."""
+        counter = self.counter
+        connection.refusal = counter.admit(client_address(connection))
+        if connection.refusal is not None and not counter.refuse_later():
+            self.unanswered(connection, f"{counter.refusing} others wait to be refused")
+            return False
+        self.server.connections.add(connection)
+        connection.on_lost = lambda: self._lost(connection)
+        return True
+
+    def _recount(self, connection: ChatConnection) -> None:
+        """A connection over a limit when it came sends its request: if a place has come
+        free since, it takes it rather than being refused."""
+        if connection.refusal is not None and self.counter.admit(client_address(connection)) is None:
+            self.counter.refused()
+            connection.refusal = None
+
+    def _lost(self, connection: ChatConnection) -> None:
+        """Forget a connection `accepted` counted, as it was counted last."""
+        self.server.connections.discard(connection)
+        if connection.refusal is None:
+            self.counter.release(client_address(connection))
+            return
+        self.counter.refused()
+        if not self.counter.refusing:
+            self._log_unanswered()
+
+    def unanswered(self, connection: ChatConnection, why: str) -> None:
+        """A connection over the limits is closed without an answer, for reason `why`. The
+        first of a flood is logged and the rest counted; their number is logged once none
+        of them wait, or a minute after the first (so a flood cannot fill the log)."""
+        now = time.monotonic()
+        if not self._unanswered:
+            log.warning("%s over the connection limits closed without an answer: %s",
+                        peer_name(connection), why)
+            self._unanswered_since = now
+        self._unanswered += 1
+        if now - self._unanswered_since >= UNANSWERED_LOG_GAP:
+            self._log_unanswered()
+
+    def _log_unanswered(self) -> None:
+        if self._unanswered > 1:
+            log.warning("%d connections over the limits were closed without an answer in all",
+                        self._unanswered)
+        self._unanswered = 0
+
+
+def offered_subprotocols(request: Request) -> list[str]:
+    """The subprotocols a handshake offers, parsed as websockets parses them to choose one."""
+    try:
+        return [name for header in request.headers.get_all("Sec-WebSocket-Protocol")
+                for name in parse_subprotocol(header)]
+    except InvalidHeader:
+        return []  # websockets refuses the handshake itself
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token of an `Authorization: Bearer TOKEN` header, if there is one (the caller
+    refuses a request with more than one: see `repeated_header`)."""
+    values = request.headers.get_all("Authorization")
+    scheme, _, token = (values[0] if values else "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def repeated_header(request: Request) -> str | None:
+    """The name of a header that may appear once but appears more often, if any."""
+    for name in ("Origin", "Authorization"):
+        if len(request.headers.get_all(name)) > 1:
+            return name
+    return None
+
+
+def _is_upgrade(request: Request) -> bool:
+    # Connection may be sent as several headers: its values are one list.
+    return "upgrade" in ",".join(request.headers.get_all("Connection")).lower()
