@@ -18,6 +18,7 @@ from tui_chat.protocol import (
     NICK_INVALID,
     NICK_REGISTERED,
     NOT_JOINED,
+    RATE_LIMITED,
     UNAUTHORIZED,
     UNAVAILABLE,
     Error,
@@ -35,7 +36,7 @@ from tui_chat.protocol import (
 
 from .catchup import Catchup
 from .hub import Greeting, Hub, unavailable
-from .limits import TokenBucket
+from .limits import WRONG_TOKEN, TokenBucket
 from .rooms import Dialect, Member, Room
 from .admission import client_address
 
@@ -350,8 +351,9 @@ class JsonSession(Session):
         gate = self.hub.token_gate
         if gate is not None and not self.connection.authorized and hello.token is not None:
             refusal = gate.refusal(hello.token, client_address(self.connection))
-            if refusal is not None:
-                raise ProtocolError(UNAUTHORIZED, refusal)
+            if refusal is not None:  # wrong: final; else the address waits, and may try again
+                raise ProtocolError(UNAUTHORIZED if refusal == WRONG_TOKEN else RATE_LIMITED,
+                                    refusal)
             self.connection.authorized = True
         await self.join(hello.nick, hello.password, hello.since, hello.epoch, hello.resume,
                         hello.sender_key, bool(hello.quiet))
