@@ -298,7 +298,7 @@ class Session:
         if not await self.check_password(nick, password) and password is not None:
             raise not_registered(nick)
         if not self.connection.is_open():
-            return  # it left while its password was checked, and its member went with it
+            return  # it is gone: not renamed (a raw client's lines still waiting keep its name)
         old = self.member.nick
         self.hub.rename(self.room, self.member, nick)
         log.info("%s renamed %s to %s", self.peer, old, self.member.nick)
