@@ -91,6 +91,11 @@ class FailedLogins:
         # address -> (failures, until, the names they were for)
         self.by_address: dict[str, tuple[int, float, frozenset[str]]] = {}
 
+    @staticmethod
+    def too_many(what: str, wait: float) -> str:
+        """What an address that must wait `wait` s after wrong `what` (passwords) is told."""
+        return f"Too many wrong {what} from your address: wait {math.ceil(wait)} s before trying again."
+
     def wait(self, address: str) -> float:
         """Seconds before a password from `address` may be checked (0: now)."""
         entry = self.by_address.get(address)
@@ -129,8 +134,7 @@ class TokenGate:
         """Why `given`, from `address`, does not open the door (None: it does)."""
         wait = self.failures.wait(address)
         if wait:
-            return (f"Too many wrong tokens from your address: wait {math.ceil(wait)} s before"
-                    " trying again.")
+            return FailedLogins.too_many("tokens", wait)
         if token_matches(given, self.token):
             self.failures.succeeded(address)
             return None

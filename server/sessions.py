@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 
 from websockets.frames import CloseCode
@@ -36,7 +35,7 @@ from tui_chat.protocol import (
 
 from .catchup import Catchup
 from .hub import Greeting, Hub, unavailable
-from .limits import WRONG_TOKEN, TokenBucket
+from .limits import WRONG_TOKEN, FailedLogins, TokenBucket
 from .rooms import Dialect, Member, Room
 from .admission import client_address
 
@@ -180,8 +179,7 @@ class Session:
         address = client_address(self.connection)
         wait = accounts.failures.wait(address)
         if wait:
-            raise ProtocolError(BAD_PASSWORD, "Too many wrong passwords from your address: wait"
-                                f" {math.ceil(wait)} s before trying again.")
+            raise ProtocolError(BAD_PASSWORD, FailedLogins.too_many("passwords", wait))
         if not await accounts.verify(account, password, address):
             raise ProtocolError(BAD_PASSWORD, f"Wrong password for {account.name!r}.")
         return True
