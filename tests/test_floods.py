@@ -110,7 +110,7 @@ async def test_a_connection_lost_with_input_held_back_leaves_nothing_to_parse(
     reader, writer = await raw_handshake(server.port, b"/a/b/c")
     await reader.readuntil(b"\r\n\r\n")
     port = writer.get_extra_info("sockname")[1]
-    (connection,) = [c for c in server._all if c.remote_address[1] == port]
+    (connection,) = [c for c in server.connections if c.remote_address[1] == port]
     failures = []
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(lambda _, context: failures.append(context))
