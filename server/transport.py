@@ -163,7 +163,10 @@ class ChatConnection(asyncio.Protocol):
             self.timer.cancel()
         if self.on_lost is not None:
             on_lost, self.on_lost = self.on_lost, None
-            on_lost()
+            if self.worker is not None:  # what it sent is still handled (a raw client's lines
+                self.worker.add_done_callback(lambda _: on_lost())  # posted): it keeps its place
+            else:
+                on_lost()
         if self.session is not None:
             self.server.closed(self)
         if not self.closed_waiter.done():
@@ -289,13 +292,23 @@ class ChatConnection(asyncio.Protocol):
             self._pause_reading()  # a client may not queue unbounded work
 
     def _parse_held(self) -> None:
-        """The input ends: what was read but held back is parsed now, whatever the inbox
-        bound, so that what a client sent before it went is handled like the rest (a raw
-        client's lines are posted) rather than dropped. Nothing is held after this: the
-        protocol takes no more input (a turn still to come for it has nothing to parse)."""
+        """The input ends: what was read but held back is parsed now, so that what a client
+        sent before it went is handled like the rest (a raw client's lines are posted): up
+        to the inbox bound, past which the rest is dropped (a client that floods and hangs
+        up does not leave hours of lines behind it), or all of it when the server is
+        stopping (what a client sent before its answer to the server's close is kept).
+        Nothing is held after this: the protocol takes no more input (a turn still to come
+        for it has nothing to parse)."""
         held, self.held = self.held, b""
-        if held and self.session is not None and self.protocol.state in (OPEN, CLOSING):
-            self.protocol.receive_data(held)
+        if not held or self.session is None or self.protocol.state not in (OPEN, CLOSING):
+            return
+        stopping = self.server.hub.closing
+        for start in range(0, len(held), FEED):
+            if not stopping and self._inbox_full():
+                log.warning("%s gone with %d bytes of input past its inbox bound: dropped",
+                            peer_name(self), len(held) - start)
+                return
+            self.protocol.receive_data(held[start:start + FEED])
             self._handle_events()
 
     def _inbox_full(self) -> bool:

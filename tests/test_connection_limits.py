@@ -10,7 +10,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tui_chat_server.limits import ConnectionCounter
 from tui_chat_server.admission import REFUSAL_WAIT
-from tests.helpers import PROMPT, JsonClient, eventually, upgrade_request
+from tests.helpers import PROMPT, JsonClient, PlainClient, eventually, upgrade_request
 
 pytestmark = pytest.mark.usefixtures("server_log")
 
@@ -221,3 +221,27 @@ async def test_a_full_server_still_answers_health_checks(start_server) -> None:
     assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"HTTP/1.1 200")
     for stream in (writer, held):
         stream.close()
+
+
+async def test_a_raw_client_gone_with_lines_to_post_keeps_its_place_until_it_leaves(
+        start_server) -> None:
+    """A raw client that hangs up with lines still waiting their turn counts against its
+    address until they are posted and it has left, so hanging up cannot leave more members
+    behind than --max-per-ip allows."""
+    server = await start_server(rate=2, burst=2, max_per_ip=2)
+    bob = await JsonClient.connect(server.url, "bob")
+    pat = await PlainClient.connect(server.url, "pat")
+    assert (await bob.expect("presence"))["event"] == "join"
+    for number in range(4):
+        await pat.send(f"line {number}")
+    assert (await bob.expect("message"))["text"] == "line 0"
+    pat.connection.transport.abort()
+    await eventually(lambda: len(server._live) == 1)
+    assert await refusal_status(server.url) == 429
+    event = await bob.recv(timeout=10)
+    while event["type"] != "presence":
+        event = await bob.recv(timeout=10)
+    assert (event["event"], event["nick"]) == ("leave", "pat")
+    await eventually(lambda: server.counter.count == 1)
+    carol = await JsonClient.connect(server.url, "carol")
+    await asyncio.gather(bob.close(), carol.close())

@@ -9,6 +9,7 @@ import sqlite3
 import pytest
 
 from tests.helpers import PlainClient, eventually
+from tui_chat_server.transport import FEED, INBOX_HIGH
 
 
 def stored_texts(db: str) -> list[str]:
@@ -48,13 +49,11 @@ async def test_a_plain_clients_lines_waiting_their_turn_are_stored_when_the_serv
     assert stored_texts(db) == [f"line {n}" for n in range(10)]
 
 
-@pytest.mark.parametrize("ending", ["the server stops", "the server drops the connection"])
-async def test_a_flood_of_lines_read_but_not_yet_parsed_is_stored_all_the_same(
-        start_server, tmp_path, ending: str) -> None:
+async def test_a_flood_of_lines_read_but_not_yet_parsed_is_stored_when_the_server_stops(
+        start_server, tmp_path) -> None:
     """3,000 lines sent at once by a raw client at 1 a second: the inbox takes 1,024, what
     was read after that is held unparsed (reading is paused). When the server stops, it
-    reads and stores every line, in order; when it drops the connection (as it drops a slow
-    consumer), every line it had read. Before, both lost what was held."""
+    reads and stores every line, in order."""
     db = str(tmp_path / "chat.db")
     server = await start_server(rate=1, burst=1, db=db)
     pat = await PlainClient.connect(server.url, "pat")
@@ -62,13 +61,29 @@ async def test_a_flood_of_lines_read_but_not_yet_parsed_is_stored_all_the_same(
     for number in range(3_000):
         await pat.send(f"line {number}")
     await eventually(lambda: connection.held and len(connection.inbox) >= 1_000)
-    sent = 3_000
-    if ending == "the server drops the connection":
-        # What the server has read: stored, waiting in the inbox, and at least this many held
-        # (a masked frame of "line 2999" is 15 bytes), give or take the one waiting its turn.
-        sent = server.history.last_id("lobby") + len(connection.inbox) + len(connection.held) // 15
-        connection.abort()
-        await eventually(lambda: connection.transport is None)
+    await server.stop()
+    assert stored_texts(db) == [f"line {n}" for n in range(3_000)]
+
+
+async def test_a_connection_gone_with_a_flood_held_keeps_its_lines_up_to_the_inbox_bound(
+        start_server, tmp_path, caplog) -> None:
+    """The same flood, but the connection ends (dropped, as a slow consumer is, or hung up):
+    what waits in the inbox is posted, in order, and so is what was held, up to the inbox
+    bound; the rest is dropped and the log says how much (a client that floods and hangs up
+    does not leave hours of lines to be posted under its name)."""
+    db = str(tmp_path / "chat.db")
+    server = await start_server(rate=1, burst=1, db=db)
+    pat = await PlainClient.connect(server.url, "pat")
+    (connection,) = server._live
+    for number in range(3_000):
+        await pat.send(f"line {number}")
+    await eventually(lambda: connection.held and len(connection.inbox) >= 1_000)
+    kept = server.history.last_id("lobby") + len(connection.inbox)  # give or take one waiting
+    connection.abort()
+    await eventually(lambda: connection.transport is None)
+    assert any("past its inbox bound: dropped" in record.getMessage() for record in caplog.records)
+    assert len(connection.inbox) <= INBOX_HIGH + FEED // 6
     await server.stop()
     texts = stored_texts(db)
-    assert texts == [f"line {n}" for n in range(len(texts))] and len(texts) >= sent
+    assert texts == [f"line {n}" for n in range(len(texts))]
+    assert kept <= len(texts) < 1_300
