@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tui_chat.server")
 UNANSWERED_LOG_GAP = 60.0  # seconds: a flood of unanswered connections is logged this often
+REFUSAL_LOG_GAP = 10.0  # seconds: each kind of refused handshake is logged at most this often
 # A connection over --max-per-ip or --max-clients may wait this long for its request, to be
 # refused with an HTTP status saying which limit; then it is closed.
 REFUSAL_WAIT = 1.0
@@ -50,54 +51,64 @@ class Admission:
         self.counter = ConnectionCounter(self.config.max_per_ip, self.config.max_clients)
         self._unanswered = 0  # connections over the limits closed without an answer, unlogged
         self._unanswered_since = 0.0  # (monotonic) when the first of them was
+        self._refusals_said: dict[str, tuple[float, int]] = {}  # kind -> (last logged, unsaid)
 
     def admit(self, connection: ChatConnection, request: Request) -> Response | None:
         """Answer health checks; refuse foreign origins, bad tokens and connections over the
         limits at the handshake, with an HTTP status, before any room data is sent."""
         if request.path == "/healthz" and not _is_upgrade(request):
             return connection.protocol.reject(http.HTTPStatus.OK, "ok\n")
-        peer = peer_name(connection)
         repeated = repeated_header(request)
         if repeated is not None:
-            log.info("%s refused: more than one %s header", peer, repeated)
-            return connection.protocol.reject(http.HTTPStatus.BAD_REQUEST,
-                                              f"More than one {repeated} header.\n")
+            return self._refuse(connection, http.HTTPStatus.BAD_REQUEST,
+                                f"More than one {repeated} header.", "more than one %s header",
+                                repeated)
         origin = request.headers.get("Origin")
         if self.config.allow_origins and origin is not None and (
             origin not in self.config.allow_origins
         ):
-            log.info("%s refused: origin %r is not allowed", peer, origin)
-            return connection.protocol.reject(http.HTTPStatus.FORBIDDEN, "Origin not allowed.\n")
+            return self._refuse(connection, http.HTTPStatus.FORBIDDEN, "Origin not allowed.",
+                                "origin %r is not allowed", origin)
         gate = self.server.hub.token_gate
         if gate is not None:
             given = bearer_token(request)
             offers_json = SUBPROTOCOL in offered_subprotocols(request)
             refusal = gate.refusal(given, client_address(connection)) if given is not None else None
             if refusal == WRONG_TOKEN:
-                log.info("%s refused: wrong token", peer)
-                return connection.protocol.reject(http.HTTPStatus.UNAUTHORIZED, refusal + "\n")
+                return self._refuse(connection, http.HTTPStatus.UNAUTHORIZED, refusal, "wrong token")
             if refusal is not None:
-                log.info("%s refused: too many wrong tokens from this address", peer)
-                return connection.protocol.reject(http.HTTPStatus.TOO_MANY_REQUESTS,
-                                                  refusal + "\n")
+                return self._refuse(connection, http.HTTPStatus.TOO_MANY_REQUESTS, refusal,
+                                    "too many wrong tokens from this address")
             if given is None and not offers_json:
-                log.info("%s refused: no token", peer)
-                return connection.protocol.reject(
-                    http.HTTPStatus.UNAUTHORIZED,
-                    "This server needs a token: send the header Authorization: Bearer TOKEN.\n",
-                )
+                return self._refuse(connection, http.HTTPStatus.UNAUTHORIZED, "This server needs a"
+                                    " token: send the header Authorization: Bearer TOKEN.", "no token")
             connection.authorized = given is not None
         self._recount(connection)
         if connection.refusal == ConnectionCounter.TOTAL:
-            log.warning("%s refused: the server is full (%d connections)", peer,
-                        self.config.max_clients)
-            return connection.protocol.reject(http.HTTPStatus.SERVICE_UNAVAILABLE, "Server full.\n")
+            return self._refuse(connection, http.HTTPStatus.SERVICE_UNAVAILABLE, "Server full.",
+                                "the server is full (%d connections)", self.config.max_clients,
+                                level=logging.WARNING)
         if connection.refusal == ConnectionCounter.PER_ADDRESS:
-            log.warning("%s refused: %d connections from this address already", peer,
-                        self.config.max_per_ip)
-            return connection.protocol.reject(http.HTTPStatus.TOO_MANY_REQUESTS,
-                                      "Too many connections from your address.\n")
+            return self._refuse(connection, http.HTTPStatus.TOO_MANY_REQUESTS,
+                                "Too many connections from your address.",
+                                "%d connections from this address already",
+                                self.config.max_per_ip, level=logging.WARNING)
         return None
+
+    def _refuse(self, connection: ChatConnection, status: http.HTTPStatus, answer: str,
+                why: str, *args: object, level: int = logging.INFO) -> Response:
+        """Refuse a handshake with `status` and `answer`, and log `why % args`: each kind of
+        refusal (`why`) at most once per REFUSAL_LOG_GAP, the next line saying how many like
+        it went unsaid meanwhile, so a flood of refused handshakes cannot fill the log."""
+        now = time.monotonic()
+        said, unsaid = self._refusals_said.get(why, (-REFUSAL_LOG_GAP, 0))
+        if now - said < REFUSAL_LOG_GAP:
+            self._refusals_said[why] = (said, unsaid + 1)
+        else:
+            self._refusals_said[why] = (now, 0)
+            more = f" ({unsaid} more such refusals since the last line like this)" if unsaid else ""
+            log.log(level, "%s refused: " + why + "%s", peer_name(connection), *args, more)
+        return connection.protocol.reject(status, answer + "\n")
 
     def accepted(self, connection: ChatConnection) -> bool:
         """A TCP connection came in: False if it is to be closed at once. It counts against

@@ -9,6 +9,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tui_chat_server.limits import ConnectionCounter
+from tui_chat_server import admission
 from tui_chat_server.admission import REFUSAL_WAIT
 from tests.helpers import PROMPT, JsonClient, PlainClient, eventually, upgrade_request
 
@@ -245,3 +246,22 @@ async def test_a_raw_client_gone_with_lines_to_post_keeps_its_place_until_it_lea
     await eventually(lambda: server.counter.count == 1)
     carol = await JsonClient.connect(server.url, "carol")
     await asyncio.gather(bob.close(), carol.close())
+
+
+async def test_a_flood_of_refused_handshakes_is_logged_once_then_counted(
+        start_server, caplog, monkeypatch) -> None:
+    """Refusals of one kind are logged at most once per REFUSAL_LOG_GAP: five in a row make
+    one line, and the next line after the gap says how many went unsaid."""
+    monkeypatch.setattr(admission, "REFUSAL_LOG_GAP", 0.5)
+    server = await start_server(max_per_ip=1)
+    alice = await JsonClient.connect(server.url, "alice")
+    for _ in range(5):
+        assert await refusal_status(server.url) == 429
+    lines = [r.getMessage() for r in caplog.records if "connections from this address" in r.getMessage()]
+    assert len(lines) == 1, lines
+    await asyncio.sleep(0.6)
+    assert await refusal_status(server.url) == 429
+    lines = [r.getMessage() for r in caplog.records if "connections from this address" in r.getMessage()]
+    assert len(lines) == 2 and lines[1].endswith(
+        "(4 more such refusals since the last line like this)"), lines
+    await alice.close()
