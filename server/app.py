@@ -107,6 +107,7 @@ class ChatServer:
         self.admission = Admission(self)
         self.counter = self.admission.counter
         self._server: asyncio.Server | None = None
+        self.tls: ssl.SSLContext | None = None  # with --certfile: what each connection speaks
         self._live: set[ChatConnection] = set()  # open, with a session
         self.connections: set[ChatConnection] = set()  # accepted, until their TCP connection is gone
         self.ws_logger = logging.getLogger("websockets.server")
@@ -119,10 +120,10 @@ class ChatServer:
         if the address cannot be listened on, ssl.SSLError for a bad certificate."""
         config = self.config
         loop = asyncio.get_running_loop()
-        context = self._tls_context()
+        # TLS is started on each connection once it is counted (transport.py), not here.
+        self.tls = self._tls_context()
         server = await loop.create_server(
-            lambda: ChatConnection(self), config.host, config.port, ssl=context,
-            ssl_handshake_timeout=(config.handshake_timeout or None) if context else None,
+            lambda: ChatConnection(self), config.host, config.port,
             start_serving=False,
         )
         try:

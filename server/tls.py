@@ -1,10 +1,12 @@
-"""The server's TLS context, with errors that say what is wrong with the files given."""
+"""TLS: the server's context (errors name what is wrong with the files), started per connection."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import ssl
+from collections.abc import Callable
 
 
 class CertificateError(ssl.SSLError):
@@ -68,3 +70,35 @@ def _loadable(path: str, data: bytes):
         yield f"/proc/self/fd/{descriptor}"
     finally:
         os.close(descriptor)
+
+
+async def start_tls(transport: asyncio.BaseTransport, protocol: asyncio.BaseProtocol,
+                    context: ssl.SSLContext | None, timeout: float,
+                    early: Callable[[], bytes]) -> asyncio.Transport:
+    """Speak TLS on a connection already made, as its server (the handshake within `timeout`
+    seconds; 0: no limit): the transport that then carries `protocol`'s plaintext. `early()`
+    gives, and forgets, what `protocol` was handed before TLS took the transport over
+    (uvloop reads as soon as a connection is made): the start of the TLS handshake."""
+    loop = asyncio.get_running_loop()
+    started = asyncio.ensure_future(loop.start_tls(
+        transport, protocol, context, server_side=True,  # type: ignore[arg-type]
+        ssl_handshake_timeout=timeout or None))
+    # After start_tls has given the transport to TLS and queued the start of it, and in the
+    # same turn of the loop as that start, so before anything more is read.
+    loop.call_soon(loop.call_soon, _hand_over, transport, protocol, early)
+    secured = await started
+    assert secured is not None
+    return secured  # type: ignore[return-value]
+
+
+def _hand_over(transport: asyncio.BaseTransport, protocol: asyncio.BaseProtocol,
+               early: Callable[[], bytes]) -> None:
+    """Give TLS what `protocol` read before TLS took over, before anything read after."""
+    data = early()
+    receiver = transport.get_protocol()  # TLS's (a buffered protocol)
+    while data and receiver is not protocol and not transport.is_closing():
+        buffer = receiver.get_buffer(len(data))  # type: ignore[attr-defined]
+        size = min(len(buffer), len(data))
+        buffer[:size] = data[:size]
+        receiver.buffer_updated(size)  # type: ignore[attr-defined]
+        data = data[size:]

@@ -20,6 +20,8 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from .admission import REFUSAL_WAIT, peer_name
+from .output import OutputBound
+from .tls import start_tls
 
 if TYPE_CHECKING:
     from .sessions import Session
@@ -45,20 +47,15 @@ UNPARSED_REQUEST = ("Failed to open a WebSocket connection: the request is not v
                     " path is ASCII: percent-encode anything else (/caf%C3%A9, not /café).\n")
 
 
-class ChatConnection(asyncio.Protocol):
-    """One client connection. The `server` object decides on the handshake (`admit`), starts
-    the session (`opened`) and forgets it (`closed`).
-
-    Output may not pile up: once more than the write limit waits for a client that does not
-    read, the client is disconnected and its memory freed. A greeting may exceed the limit
-    (a welcome of up to 256K characters, then what was held during a catch-up); until it has
-    drained, the limit counts from the end of it.
-    """
+class ChatConnection(OutputBound, asyncio.Protocol):
+    """One client connection. The server counts it (`admission.accepted`), decides on its
+    handshake (`admission.admit`), starts its session (`opened`) and forgets it (`closed`);
+    its output is bound (`OutputBound`, output.py)."""
 
     __slots__ = ("server", "protocol", "transport", "remote_address", "session", "inbox",
                  "worker", "fragments", "fragments_opcode", "timer", "greeting", "authorized", "paused",
                  "allowance", "reading", "awaiting_pong", "subprotocol", "on_lost", "closed_waiter",
-                 "delivered", "held", "catchup", "inbox_bytes", "refusal")
+                 "delivered", "held", "catchup", "inbox_bytes", "refusal", "securing")
 
     def __init__(self, server: Any) -> None:
         self.server = server
@@ -83,6 +80,7 @@ class ChatConnection(asyncio.Protocol):
         self.held = b""  # input read but not parsed yet, while the inbox is full
         self.catchup: Any = None  # the catch-up being written to it (catchup.py)
         self.refusal: str | None = None  # the limit it is over (ConnectionCounter), if any
+        self.securing: asyncio.Task[None] | None = None  # its TLS handshake, while under way
         self.closed_waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     # -- asyncio callbacks ------------------------------------------------------------------
@@ -90,17 +88,43 @@ class ChatConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.remote_address = transport.get_extra_info("peername")
-        self._bound_output()
         if not self.server.admission.accepted(self):
             self.abort()
             return
+        loop = asyncio.get_running_loop()
         timeout = self._handshake_wait()
-        if timeout:
-            self.timer = asyncio.get_running_loop().call_later(timeout, self._handshake_timeout)
+        if timeout:  # from the TCP accept: a TLS handshake counts too
+            self.timer = loop.call_later(timeout, self._handshake_timeout)
+        if self.server.tls is None:
+            self._bound_output()
+        else:  # counted already: a stalled TLS handshake holds a place, not a free descriptor
+            self.securing = loop.create_task(self._secure(transport))
+
+    async def _secure(self, transport: asyncio.BaseTransport) -> None:
+        """Speak TLS on the connection (its handshake within the handshake timeout); what
+        the client sends once it is done is held until then, and parsed after."""
+        try:
+            secured = await start_tls(transport, self, self.server.tls, self._handshake_wait(),
+                                      self._take_held)
+        except Exception as error:  # closed (connection_lost follows): a bad client, not a bug
+            log.debug("%s TLS handshake failed: %r", peer_name(self), error)
+            return
+        finally:
+            self.securing = None
+        if self.transport is None:  # gone meanwhile
+            return
+        self.transport = secured
+        self._bound_output()
+        if held := self._take_held():
+            self._feed(held)
+
+    def _take_held(self) -> bytes:
+        held, self.held = self.held, b""
+        return held
 
     def data_received(self, data: bytes) -> None:
-        if self.held:  # (read before reading paused): after what is already held
-            self.held += data
+        if self.held or self.securing is not None:  # (read before reading paused, or before
+            self.held += data  # the TLS handshake's end was seen): after what is held
             return
         self._feed(data)
 
@@ -178,52 +202,6 @@ class ChatConnection(asyncio.Protocol):
         # transport and the session.
         self.transport = None
         self.session = None
-
-    def pause_writing(self) -> None:
-        self.paused = True
-        if not self.greeting:
-            self.too_slow(f"over {self.server.config.max_pending} bytes of output")
-        elif self.transport is not None:  # it may drain, but not grow much more meanwhile
-            self.allowance = max(self.allowance, self.transport.get_write_buffer_size()
-                                 + self.server.config.max_pending)
-
-    def resume_writing(self) -> None:
-        self.paused = False
-        if self.catchup is not None:
-            self.catchup.resume()
-
-    def too_slow(self, waiting: str) -> None:
-        """Disconnect a slow consumer, which has `waiting` waiting for it (once)."""
-        if self.transport is None or self.transport.is_closing():
-            return  # already on its way out
-        log.warning("%s slow consumer: %s waiting; disconnected", peer_name(self), waiting)
-        self.abort()
-
-    def end_greeting(self) -> None:
-        """The greeting (and its catch-up, if any) is written: output is bound by
-        --max-pending again, and what waits over it may drain but not grow."""
-        self._bound_output()
-        self.greeting = False
-        if self.paused:
-            self.allow_greeting_backlog()
-
-    def _bound_output(self) -> None:
-        """Writing pauses (`paused`) once --max-pending bytes wait (0: never)."""
-        limit = self.server.config.max_pending
-        self.transport.set_write_buffer_limits(high=limit or 2**62)  # type: ignore[union-attr]
-
-    def allow_greeting_backlog(self) -> None:
-        """The greeting just written is over the output limit: it may drain, but what follows
-        it may not pile up past the limit (`check_backlog` after each write while paused)."""
-        assert self.transport is not None
-        self.allowance = self.transport.get_write_buffer_size() + self.server.config.max_pending
-
-    def check_backlog(self) -> None:
-        """Disconnect a client whose output still waits behind its greeting and has grown
-        past the limit since."""
-        if self.transport is not None and self.transport.get_write_buffer_size() > self.allowance:
-            self.too_slow(f"its greeting and over {self.server.config.max_pending} bytes of"
-                          " output")
 
     # -- from the protocol ---------------------------------------------------------------
 

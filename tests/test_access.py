@@ -16,7 +16,7 @@ import trustme
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.helpers import PROMPT, JsonClient, Recorder, raw_handshake
+from tests.helpers import PROMPT, JsonClient, Recorder, eventually, raw_handshake
 from tui_chat.client import ChatClient
 from tui_chat_server.limits import WRONG_TOKEN, FailedLogins, TokenGate
 from tui_chat.protocol import SUBPROTOCOL
@@ -205,6 +205,28 @@ async def test_tls_serves_wss_and_the_client_verifies_it(
     # hostname verification is on: the same server under another name is refused
     with pytest.raises(ssl.SSLCertVerificationError, match="match|mismatch"):
         await connect(server.url.replace("127.0.0.1", "localhost"), ssl=context)
+
+
+async def test_tls_connections_count_against_the_limits_from_the_tcp_accept(
+        start_server, tmp_path, certificate_authority) -> None:
+    """With TLS, a connection counts against --max-per-ip before its TLS handshake: two that
+    never start one take the address's places, so a third gets HTTP 429 (over TLS); once
+    they go, a client gets in."""
+    certfile, keyfile, cafile = tls_files(tmp_path, certificate_authority)
+    server = await start_server(certfile=str(certfile), keyfile=str(keyfile), max_per_ip=2)
+    context = ssl.create_default_context(cafile=str(cafile))
+    silent = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(2)]
+    await eventually(lambda: server.counter.count == 2)
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(server.url, ssl=context)
+    assert refused.value.response.status_code == 429
+    for _, writer in silent:
+        writer.close()
+    await eventually(lambda: server.counter.count == 0)
+    async with connect(server.url, ssl=context) as plain:
+        assert (await plain.recv()).startswith(PROMPT)
+        await plain.send("alice")
+        assert (await plain.recv()).startswith("[Server]: Welcome")
 
 
 async def test_wss_without_a_cafile_trusts_what_the_system_trusts(

@@ -270,6 +270,38 @@ def test_reading_users_from_a_database_that_is_not_there_creates_nothing(tmp_pat
     assert not missing.parent.exists()
 
 
+@pytest.mark.parametrize("choice", ["auto", "asyncio"])
+async def test_wss_works_on_either_event_loop_with_connections_counted_first(
+        choice: str, tmp_path) -> None:
+    """With TLS each connection is counted before its TLS handshake, which then runs on the
+    connection; on uvloop too (which reads as soon as a connection is made), every one of
+    ten connections in a row completes its handshakes and joins."""
+    import ssl
+
+    import trustme
+    from websockets.asyncio.client import connect
+
+    authority = trustme.CA()
+    pem = tmp_path / "server.pem"
+    authority.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(pem))
+    context = ssl.create_default_context()
+    authority.configure_trust(context)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tui_chat_server", "--port", "0", "--db", ":memory:",
+        "--certfile", str(pem), "--event-loop", choice, stderr=asyncio.subprocess.PIPE)
+    child = ServerProcess(process)
+    url = (await child.read_until(r"listening on (wss://\S+)")).group(1)
+    try:
+        for number in range(10):
+            async with connect(url + "/lobby", ssl=context, open_timeout=5) as websocket:
+                assert (await websocket.recv()).startswith("[Server]: This is tui-chat")
+                await websocket.send(f"user{number}")
+                assert (await websocket.recv()).startswith("[Server]: Welcome")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await process.wait()
+
+
 def serves_wss_from_pipes(*pems: bytes) -> str:
     """Start a server with --certfile (and --keyfile, given a second PEM) read from pipes,
     as from `<(vault read ...)`; the log line that ends its start."""
