@@ -29,7 +29,7 @@ async def test_a_reconnect_says_who_came_and_went_while_you_were_away(chat_serve
     the old name leaving and the new one joining), without counting yourself."""
     relay = await Relay(chat_server.port).start()
     app = make_app(f"ws://127.0.0.1:{relay.port}/lobby", "alice",
-                   backoff=Backoff(first=1.0, cap=1.0))  # away for half a second or more
+                   backoff=SLOW)  # away until Ctrl+R
     async with app.run_test(size=SIZE) as pilot:
         await online(pilot)
         bob, carol = await join("bob"), await join("carol")
@@ -40,6 +40,7 @@ async def test_a_reconnect_says_who_came_and_went_while_you_were_away(chat_serve
         await carol.send(type="nick", nick="Caroline")
         await carol.expect("presence")
         await join("dave")
+        await pilot.press("ctrl+r")
         await until(pilot, lambda: "Reconnected to lobby" in log_text(app))
         await pilot.pause(0.1)
         assert "While you were away: Caroline and dave joined; bob and carol left." in " ".join(
@@ -56,12 +57,12 @@ async def started_server(port: int = 0, db: str = "") -> ChatServer:
 
 
 @asynccontextmanager
-async def app_whose_server_went() -> AsyncIterator[tuple[ChatApp, Pilot, int]]:
+async def app_whose_server_went(**options) -> AsyncIterator[tuple[ChatApp, Pilot, int]]:
     """The app, joined as alice to a server that has then stopped (the app says it is
     reconnecting), and the port that server had."""
     server = await started_server()
     port = server.port
-    app = make_app(f"ws://127.0.0.1:{port}/lobby", "alice")
+    app = make_app(f"ws://127.0.0.1:{port}/lobby", "alice", **options)
     async with app.run_test(size=SIZE) as pilot:
         await online(pilot)
         await server.stop()
@@ -112,9 +113,9 @@ async def test_a_server_that_cannot_be_reached_is_explained_once(unused_port) ->
     """Before ever connecting, the log says why the connection fails (once per reason, not
     once per attempt), and the header says it is retrying, not reconnecting."""
     app = make_app(f"ws://127.0.0.1:{unused_port}/lobby", "alice",
-                   backoff=Backoff(first=1.0, cap=1.0))  # retries 0.5-1 s apart, as people see
+                   backoff=Backoff(first=2.0, cap=2.0))  # retries 1-2 s apart: past NEWS_DELAY however late
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.client.backoff.attempts >= 3)
+        await until(pilot, lambda: app.client.backoff.attempts >= 3, timeout=10)
         assert log_text(app).count("Cannot connect: connection refused. Trying again…") == 1
         assert "retrying" in app.sub_title and "reconnecting" not in app.sub_title
 
@@ -172,10 +173,11 @@ async def test_the_reconnect_command_says_when_there_is_nothing_to_wait_for(url)
 async def test_refused_its_name_on_rejoining_the_app_is_no_one_in_the_room() -> None:
     """Back after a restart to find its nickname taken, the app marks no one as you, and
     Tab completes the name's new holder, who is someone else."""
-    async with app_whose_server_went() as (app, pilot, port):
+    async with app_whose_server_went(backoff=SLOW) as (app, pilot, port):
         second = await started_server(port)
         holder = await JsonClient.connect(f"ws://127.0.0.1:{port}/lobby", "alice")
         try:
+            await pilot.press("ctrl+r")  # back only now: the holder has the name
             await until(pilot, lambda: "is taken" in log_text(app))
             await pilot.pause(0.05)
             assert "(you)" not in users_text(app)

@@ -10,7 +10,7 @@ from websockets.asyncio.server import serve
 from websockets.frames import Frame, Opcode
 
 from tui_chat_server import ChatServer, ServerConfig
-from tests.helpers import JsonClient, Recorder, Relay, eventually, server_where_alice_said, stored
+from tests.helpers import SLOW, JsonClient, Recorder, Relay, eventually, server_where_alice_said, stored
 from tui_chat.client import FRAMES_PER_TURN, ChatClient
 from tui_chat.protocol import SUBPROTOCOL, Presence
 from tui_chat.updates import (
@@ -143,7 +143,7 @@ async def test_restart_reconnects_and_delivers_what_was_typed_exactly_once(
 
 async def test_reconnect_in_the_same_epoch_gets_exactly_the_gap(chat_server, run_client, join) -> None:
     """After a dropped connection the client asks `since` and shows each message once."""
-    client, seen = run_client(chat_server.url + "/lobby", "alice")
+    client, seen = run_client(chat_server.url + "/lobby", "alice", backoff=SLOW)
     await seen.until(lambda: client.state is State.ONLINE)
     other = await join("bob")
     await other.say("one")
@@ -151,6 +151,7 @@ async def test_reconnect_in_the_same_epoch_gets_exactly_the_gap(chat_server, run
     client._connection.transport.abort()  # the network drops; the server keeps its history
     await seen.until(lambda: client.state is State.RECONNECTING)
     await other.say("two")
+    await seen.until(client.reconnect_now)
     await seen.until(lambda: len(seen.of(Joined)) == 2)
     rejoin = seen.of(Joined)[1]
     assert not rejoin.gap
@@ -218,7 +219,7 @@ async def test_stop_during_the_handshake_ends_the_client(chat_server) -> None:
 async def test_a_gap_older_than_retention_is_reported(start_server, run_client, join) -> None:
     """If the server no longer keeps all it missed, the client reports a gap (the marker)."""
     server = await start_server(history=3)
-    client, seen = run_client(server.url + "/lobby", "alice")
+    client, seen = run_client(server.url + "/lobby", "alice", backoff=SLOW)
     await seen.until(lambda: client.state is State.ONLINE)
     other = await JsonClient.connect(server.url + "/lobby", "bob")
     await other.say("seen")
@@ -227,6 +228,7 @@ async def test_a_gap_older_than_retention_is_reported(start_server, run_client, 
     await seen.until(lambda: client.state is State.RECONNECTING)
     for number in range(10):
         await other.say(f"missed {number}")
+    await seen.until(client.reconnect_now)
     await seen.until(lambda: len(seen.of(Joined)) == 2)
     rejoin = seen.of(Joined)[1]
     assert rejoin.gap

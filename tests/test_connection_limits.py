@@ -9,7 +9,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tui_chat_server.limits import ConnectionCounter
-from tui_chat_server import admission
+from tui_chat_server import admission, transport
 from tui_chat_server.admission import REFUSAL_WAIT
 from tests.helpers import PROMPT, JsonClient, PlainClient, eventually, upgrade_request
 
@@ -85,7 +85,7 @@ async def test_a_refused_handshake_is_not_counted(start_server) -> None:
         with pytest.raises(InvalidStatus):
             await JsonClient.connect(server.url, "b")
     await first.close()
-    await asyncio.sleep(0.1)
+    await eventually(lambda: server.counter.count == 0)
     async with connect(server.url) as connection:
         assert (await connection.recv()).startswith(PROMPT)
         await connection.send("b")
@@ -176,10 +176,11 @@ async def test_past_the_bound_on_waiting_refusals_more_connections_are_closed_at
 
 
 async def test_a_request_over_a_limit_sent_within_the_wait_gets_its_status_and_no_more(
-        start_server, caplog) -> None:
+        start_server, caplog, monkeypatch) -> None:
     """One over a limit that sends its request half a second after connecting still gets
     its 429, and keeping its end open afterwards is not taken for a request that never came:
     the server closes it without logging it as unanswered, and forgets it."""
+    monkeypatch.setattr(transport, "REFUSAL_WAIT", 2.0)  # half a second is well within it
     server = await start_server(max_per_ip=1, close_timeout=0.5)
     alice = await JsonClient.connect(server.url, "alice")
     reader, writer = await silent_connection(server.port)
@@ -188,7 +189,7 @@ async def test_a_request_over_a_limit_sent_within_the_wait_gets_its_status_and_n
     assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"HTTP/1.1 429")
     assert await asyncio.wait_for(reader.read(), 5)  # the rest of the answer, then the end
     await eventually(lambda: server.counter.refusing == 0)
-    await asyncio.sleep(REFUSAL_WAIT)
+    await asyncio.sleep(transport.REFUSAL_WAIT)
     assert not any("without an answer" in record.getMessage() for record in caplog.records)
     assert server.counter.count == 1
     writer.close()
@@ -252,14 +253,14 @@ async def test_a_flood_of_refused_handshakes_is_logged_once_then_counted(
         start_server, caplog, monkeypatch) -> None:
     """Refusals of one kind are logged at most once per REFUSAL_LOG_GAP: five in a row make
     one line, and the next line after the gap says how many went unsaid."""
-    monkeypatch.setattr(admission, "REFUSAL_LOG_GAP", 0.5)
+    monkeypatch.setattr(admission, "REFUSAL_LOG_GAP", 60.0)  # five in a row: well within it
     server = await start_server(max_per_ip=1)
     alice = await JsonClient.connect(server.url, "alice")
     for _ in range(5):
         assert await refusal_status(server.url) == 429
     lines = [r.getMessage() for r in caplog.records if "connections from this address" in r.getMessage()]
     assert len(lines) == 1, lines
-    await asyncio.sleep(0.6)
+    monkeypatch.setattr(admission, "REFUSAL_LOG_GAP", 0.0)  # the gap has passed
     assert await refusal_status(server.url) == 429
     lines = [r.getMessage() for r in caplog.records if "connections from this address" in r.getMessage()]
     assert len(lines) == 2 and lines[1].endswith(

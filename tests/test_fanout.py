@@ -11,7 +11,7 @@ from websockets.protocol import State
 
 import tui_chat_server.hub as server_hub
 from tui_chat_server.fanout import Delivery, Stream, text_frame
-from tests.helpers import JsonClient, PlainClient
+from tests.helpers import JsonClient, PlainClient, eventually
 
 
 def test_a_text_frame_is_a_complete_unmasked_frame() -> None:
@@ -278,8 +278,7 @@ async def test_a_message_committed_after_everyone_left_goes_nowhere_and_the_room
     alone = await JsonClient.connect(url, "alone")
     await alone.send(type="say", text="last words", cid="w1")
     await alone.connection.close()
-    await asyncio.sleep(0.1)
-    assert server.hub.rooms.find("lobby") is None
+    await eventually(lambda: server.hub.rooms.find("lobby") is None)
     first = await JsonClient.connect(url, "first")
     second = await JsonClient.connect(url, "second")
     clients.extend([first, second])

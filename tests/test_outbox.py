@@ -139,6 +139,7 @@ async def test_a_second_app_for_the_same_room_and_nickname_keeps_its_outbox_in_m
         assert first.client.store is not None
         async with second.run_test(size=SIZE) as two:
             await until(two, lambda: "are not saved on disk" in log_text(second))
+            await until(two, lambda: "is taken" in log_text(second))  # settled before it quits
             assert second.client.store is None
 
 

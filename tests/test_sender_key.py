@@ -10,7 +10,7 @@ import pytest
 from websockets.asyncio.server import serve
 
 from tui_chat_server.rooms import sender_scope
-from tests.helpers import JsonClient, Recorder, stored
+from tests.helpers import SLOW, JsonClient, Recorder, stored
 from tui_chat.client import ChatClient
 from tui_chat.outbox import OutboxStore
 from tui_chat.protocol import SUBPROTOCOL
@@ -119,7 +119,7 @@ async def alice_unacknowledged(server, run_client, **options):
     """alice's "stored, unacknowledged" is stored, but the drop that follows loses its
     acknowledgement; while she is away, someone else takes the name alice: (client, seen,
     the other alice)."""
-    client, seen = run_client(server.url + "/lobby", "alice", backoff=Backoff(first=0.5, cap=0.5),
+    client, seen = run_client(server.url + "/lobby", "alice", backoff=SLOW,
                               **options)
     await seen.until(lambda: client.state is State.ONLINE)
     connection = client._connection
@@ -138,6 +138,7 @@ async def test_a_message_resent_under_a_new_name_after_a_refused_rejoin_is_not_s
     picks alice2: her message, stored but unacknowledged, is recognised, not stored again."""
     client, seen, other = await alice_unacknowledged(chat_server, run_client)
     try:
+        await seen.until(client.reconnect_now)  # back only once the other alice is in
         await seen.until(lambda: seen.of(NickRefused))
         client.rename("alice2")
         await seen.until(lambda: client.state is State.ONLINE)
@@ -156,6 +157,7 @@ async def test_a_message_resent_under_a_rename_asked_for_offline_after_a_refused
     client, seen, other = await alice_unacknowledged(chat_server, run_client)
     try:
         client.rename("bob")
+        await seen.until(client.reconnect_now)  # back only once the other alice is in
         await seen.until(lambda: client.nick == "bob" and client.state is State.ONLINE)
         await seen.until(lambda: not client.outbox)
         await asyncio.sleep(0.2)
