@@ -21,6 +21,8 @@ from tui_chat.collector import YOUNG_GENERATION_THRESHOLD
 from tui_chat.chat_input import ChatInput
 from tui_chat.chat_log import ChatLog
 from tui_chat.widgets import Outbox, UserList
+from tui_chat.app import NetworkUpdates
+from tui_chat.updates import State, StateChanged
 
 
 async def test_two_apps_chat(url) -> None:
@@ -379,3 +381,23 @@ async def test_a_narrow_header_still_shows_the_connection_state(url) -> None:
         await pilot.pause(0.1)
         drawn = "".join(segment.text for segment in app.query_one(HeaderTitle).render_line(0))
         assert "#lobby — online" in drawn, drawn
+
+
+async def test_news_from_the_network_while_the_app_shuts_down_is_let_go(url) -> None:
+    """An update the client reports while the app is shutting down (its screens already
+    gone) is dropped, rather than raising ScreenStackError out of the app."""
+    app = make_app(url, "alice")
+    close_all = app._close_all
+    errors: list[BaseException] = []
+
+    async def close_then_hear_news() -> None:
+        await close_all()
+        try:
+            app.on_network_updates(NetworkUpdates([StateChanged(State.OFFLINE, reason="gone")]))
+        except Exception as error:  # noqa: BLE001 - what the test is about
+            errors.append(error)
+
+    app._close_all = close_then_hear_news  # type: ignore[method-assign]
+    async with app.run_test(size=SIZE) as pilot:
+        await online(pilot)
+    assert errors == []

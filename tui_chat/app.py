@@ -289,6 +289,8 @@ class ChatApp(App[None]):
         self.post_message(NetworkUpdates(updates))
 
     def on_network_updates(self, message: NetworkUpdates) -> None:
+        if not self.is_running:  # shutting down: the screens that would show them are going
+            return
         lines: list[Text | MessageLine] = []
         named = False  # a line that names you arrived live
         users_changed = False  # who is here, or who you are
