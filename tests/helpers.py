@@ -251,6 +251,21 @@ async def tui_chat(*args: str, stdin: str | None = None, timeout: float = 20
     return process.returncode, out.decode(), err.decode()
 
 
+async def gone_with_lines_waiting(server, lines: int) -> JsonClient:
+    """bob in the lobby of `server` (which paces 2 a second, bursts of 2), where a raw client
+    pat sent `lines` lines at once and hung up as soon as bob saw the first: returns bob once
+    the server has seen pat's connection end, with pat's other lines still to be posted."""
+    bob = await JsonClient.connect(server.url, "bob")
+    pat = await PlainClient.connect(server.url, "pat")
+    assert (await bob.expect("presence"))["event"] == "join"
+    for number in range(lines):
+        await pat.send(f"line {number}")
+    assert (await bob.expect("message"))["text"] == "line 0"
+    pat.connection.transport.abort()
+    await eventually(lambda: len(server._live) == 1)
+    return bob
+
+
 def upgrade_request(path: bytes = b"/lobby", *headers: str, host: str = "x") -> bytes:
     """A WebSocket upgrade request for `path` (with the key of RFC 6455's example, and
     `headers`), as a client writes it."""

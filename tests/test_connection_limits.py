@@ -11,7 +11,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from tui_chat_server.limits import ConnectionCounter
 from tui_chat_server import admission, transport
 from tui_chat_server.admission import REFUSAL_WAIT
-from tests.helpers import PROMPT, JsonClient, PlainClient, eventually, upgrade_request
+from tests.helpers import PROMPT, JsonClient, eventually, gone_with_lines_waiting, upgrade_request
 
 pytestmark = pytest.mark.usefixtures("server_log")
 
@@ -231,14 +231,7 @@ async def test_a_raw_client_gone_with_lines_to_post_keeps_its_place_until_it_lea
     address until they are posted and it has left, so hanging up cannot leave more members
     behind than --max-per-ip allows."""
     server = await start_server(rate=2, burst=2, max_per_ip=2)
-    bob = await JsonClient.connect(server.url, "bob")
-    pat = await PlainClient.connect(server.url, "pat")
-    assert (await bob.expect("presence"))["event"] == "join"
-    for number in range(4):
-        await pat.send(f"line {number}")
-    assert (await bob.expect("message"))["text"] == "line 0"
-    pat.connection.transport.abort()
-    await eventually(lambda: len(server._live) == 1)
+    bob = await gone_with_lines_waiting(server, 4)
     assert await refusal_status(server.url) == 429
     event = await bob.recv(timeout=10)
     while event["type"] != "presence":

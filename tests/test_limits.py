@@ -9,7 +9,9 @@ from websockets.asyncio.client import connect
 
 from tui_chat_server import ServerConfig
 from tui_chat_server.limits import FailedLogins, TokenBucket
-from tests.helpers import JsonClient, PlainClient, eventually, sender_reader_stalled
+from tests.helpers import (
+    JsonClient, PlainClient, eventually, gone_with_lines_waiting, sender_reader_stalled,
+)
 
 pytestmark = pytest.mark.usefixtures("server_log")
 
@@ -155,14 +157,7 @@ async def test_a_raw_client_gone_keeps_its_name_until_its_waiting_lines_are_post
     name, which nobody else can take meanwhile; its leave comes after the last of them, and
     then the name is free."""
     server = await start_server(rate=2, burst=2)  # its name and one line, then 2 a second
-    bob = await JsonClient.connect(server.url, "bob")
-    pat = await PlainClient.connect(server.url, "pat")
-    assert (await bob.expect("presence"))["event"] == "join"
-    for number in range(5):
-        await pat.send(f"line {number}")
-    assert (await bob.expect("message"))["text"] == "line 0"
-    pat.connection.transport.abort()
-    await eventually(lambda: len(server._live) == 1)
+    bob = await gone_with_lines_waiting(server, 5)
     impostor = await PlainClient.connect(server.url)
     await impostor.send("pat")
     assert "taken" in await impostor.recv()

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import sqlite3
 
-import pytest
 
 from tests.helpers import PlainClient, eventually
 from tui_chat_server.transport import FEED, INBOX_HIGH
@@ -49,18 +48,25 @@ async def test_a_plain_clients_lines_waiting_their_turn_are_stored_when_the_serv
     assert stored_texts(db) == [f"line {n}" for n in range(10)]
 
 
-async def test_a_flood_of_lines_read_but_not_yet_parsed_is_stored_when_the_server_stops(
-        start_server, tmp_path) -> None:
-    """3,000 lines sent at once by a raw client at 1 a second: the inbox takes 1,024, what
-    was read after that is held unparsed (reading is paused). When the server stops, it
-    reads and stores every line, in order."""
-    db = str(tmp_path / "chat.db")
+async def flooded(start_server, db: str) -> tuple:
+    """A server (1 message a second, history in `db`) and the connection of a raw client that
+    sent it 3,000 lines at once, once its inbox is full and what it read after is held."""
     server = await start_server(rate=1, burst=1, db=db)
     pat = await PlainClient.connect(server.url, "pat")
     (connection,) = server._live
     for number in range(3_000):
         await pat.send(f"line {number}")
     await eventually(lambda: connection.held and len(connection.inbox) >= 1_000)
+    return server, connection
+
+
+async def test_a_flood_of_lines_read_but_not_yet_parsed_is_stored_when_the_server_stops(
+        start_server, tmp_path) -> None:
+    """3,000 lines sent at once by a raw client at 1 a second: the inbox takes 1,024, what
+    was read after that is held unparsed (reading is paused). When the server stops, it
+    reads and stores every line, in order."""
+    db = str(tmp_path / "chat.db")
+    server, connection = await flooded(start_server, db)
     await server.stop()
     assert stored_texts(db) == [f"line {n}" for n in range(3_000)]
 
@@ -72,12 +78,7 @@ async def test_a_connection_gone_with_a_flood_held_keeps_its_lines_up_to_the_inb
     bound; the rest is dropped and the log says how much (a client that floods and hangs up
     does not leave hours of lines to be posted under its name)."""
     db = str(tmp_path / "chat.db")
-    server = await start_server(rate=1, burst=1, db=db)
-    pat = await PlainClient.connect(server.url, "pat")
-    (connection,) = server._live
-    for number in range(3_000):
-        await pat.send(f"line {number}")
-    await eventually(lambda: connection.held and len(connection.inbox) >= 1_000)
+    server, connection = await flooded(start_server, db)
     kept = server.history.last_id("lobby") + len(connection.inbox)  # give or take one waiting
     connection.abort()
     await eventually(lambda: connection.transport is None)
