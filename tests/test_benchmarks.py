@@ -93,3 +93,14 @@ def test_catchup_benchmark_measures_memory_and_a_whole_catch_up() -> None:
                         "--stalled", "2")
     assert run.returncode == 0, run.stderr
     assert "MB per client" in run.stdout and "one client reading all of it:" in run.stdout
+
+
+def test_user_list_benchmark_times_a_change_for_every_size() -> None:
+    """The user-list benchmark prints the cost of a pause alone and of a change for each
+    room size it is given."""
+    run = run_benchmark("tests.benchmarks.user_list", "--sizes", "10,500", "--changes", "2")
+    assert run.returncode == 0, run.stderr
+    rows = run.stdout.splitlines()
+    assert [row.split(":")[0].strip() for row in rows] == [
+        "baseline (a pause alone)", "10 members", "500 members"]
+    assert all(row.endswith("ms per change") for row in rows)
