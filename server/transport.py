@@ -106,8 +106,13 @@ class ChatConnection(OutputBound, asyncio.Protocol):
         try:
             secured = await start_tls(transport, self, self.server.tls, self._handshake_wait(),
                                       self._take_held)
-        except Exception as error:  # closed (connection_lost follows): a bad client, not a bug
+        except (Exception, asyncio.CancelledError) as error:  # a bad client, not a bug
             log.debug("%s TLS handshake failed: %r", peer_name(self), error)
+            # TLS does not tell its protocol of a connection lost during its handshake: the
+            # connection is closed and forgotten (its place given back) here.
+            self.securing = None
+            self.abort()
+            self.connection_lost(None)
             return
         finally:
             self.securing = None
@@ -357,6 +362,8 @@ class ChatConnection(OutputBound, asyncio.Protocol):
             else:
                 self.server.admission.unanswered(self, f"no request within {self._handshake_wait():g} s")
             self.abort()
+            if self.securing is not None:  # (uvloop may never say the TLS handshake ended)
+                self.securing.cancel()
 
     def _handshake_wait(self) -> float:
         """How long the handshake may take (0: no limit): --handshake-timeout, and no more

@@ -4,6 +4,7 @@ test_accounts.py)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import logging
 import re
@@ -227,6 +228,40 @@ async def test_tls_connections_count_against_the_limits_from_the_tcp_accept(
         assert (await plain.recv()).startswith(PROMPT)
         await plain.send("alice")
         assert (await plain.recv()).startswith("[Server]: Welcome")
+
+
+def client_hello() -> bytes:
+    """The first flight of a TLS client: its ClientHello."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    with contextlib.suppress(ssl.SSLWantReadError):
+        context.wrap_bio(incoming, outgoing).do_handshake()
+    return outgoing.read()
+
+
+@pytest.mark.parametrize("ending", ["close", "reset", "timeout"])
+async def test_a_tls_handshake_cut_off_gives_its_place_back(
+        start_server, tmp_path, certificate_authority, ending: str) -> None:
+    """A connection that sent its ClientHello and then closed, reset or fell silent past
+    --handshake-timeout gives back its place under --max-per-ip: afterwards as many clients
+    as the limit allows get in (TLS does not tell its protocol of a connection lost in its
+    handshake, so the server must see to it)."""
+    certfile, keyfile, cafile = tls_files(tmp_path, certificate_authority)
+    server = await start_server(certfile=str(certfile), keyfile=str(keyfile), max_per_ip=2,
+                                handshake_timeout=1)
+    for _ in range(2):
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(client_hello())
+        await reader.read(1)  # the server's answer has begun
+        if ending == "close":
+            writer.close()
+        elif ending == "reset":
+            writer.transport.abort()
+    await eventually(lambda: server.counter.count == 0, timeout=5)
+    context = ssl.create_default_context(cafile=str(cafile))
+    async with connect(server.url, ssl=context), connect(server.url, ssl=context) as second:
+        assert (await second.recv()).startswith(PROMPT)
 
 
 async def test_wss_without_a_cafile_trusts_what_the_system_trusts(
