@@ -81,8 +81,7 @@ class Hub:
         self.history = history
         self.limits = limits
         self.accounts = accounts
-        self.token = token
-        self.token_gate = TokenGate(token) if token else None  # wrong tokens wait, as passwords
+        self.token_gate = TokenGate(token) if token else None  # the token, if one is needed
         self.stopping = asyncio.Event()  # set by `stop`: what waits its turn goes now
         self.run_id = secrets.token_hex(8)  # this run of the server, told in every welcome
         # Per room, the last message id written to members. A joiner's backlog stops there,

@@ -188,7 +188,7 @@ class Session:
                    epoch: str | None = None, resume: str | None = None,
                    sender_key: str | None = None, quiet: bool = False) -> None:
         self._stop_deadline()  # it has asked to join: a client, not an idle connection
-        if self.hub.token and not self.connection.authorized:
+        if self.hub.token_gate is not None and not self.connection.authorized:
             raise ProtocolError(UNAUTHORIZED, "This server needs a valid token"
                                 " (in hello or an Authorization: Bearer header).")
         await self.check_password(nick, password)
