@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import pytest
 from websockets.asyncio.client import connect
+from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tui_chat_server.limits import ConnectionCounter
@@ -65,6 +67,25 @@ async def test_a_handshake_that_never_finishes_is_closed(start_server, caplog) -
     assert await asyncio.wait_for(reader.read(), 3) == b""  # closed by the server
     writer.close()
     assert any("handshake not finished" in r.getMessage() for r in caplog.records)
+
+
+async def test_headers_of_a_handshake_that_timed_out_are_freed_at_once(start_server) -> None:
+    """The headers a client sent before its handshake timed out are freed when it is closed,
+    not kept in reference cycles until the garbage collector's next full pass."""
+    server = await start_server(handshake_timeout=0.3)
+    gc.collect()
+    gc.disable()  # what is freed now is freed by its references alone
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /lobby HTTP/1.1\r\nHost: x\r\n"
+                     + b"".join(b"X-Left-Behind-%d: %s\r\n" % (i, b"a" * 1000) for i in range(20)))
+        assert await asyncio.wait_for(reader.read(), 3) == b""  # closed by the server
+        writer.close()
+        await asyncio.sleep(0.05)
+        kept = [o for o in gc.get_objects() if isinstance(o, Headers) and "X-Left-Behind-1" in o]
+        assert kept == []
+    finally:
+        gc.enable()
 
 
 async def test_a_slow_handshake_does_not_count_against_others(start_server) -> None:
