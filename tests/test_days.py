@@ -3,8 +3,11 @@ view is on another day than today, that day's name in the log's border."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
+
+import pytest
 
 import tui_chat.render
 from tests.apptools import fill_backlog, log_text, make_app, online, type_line, until
@@ -13,6 +16,16 @@ from tui_chat.chat_log import ChatLog
 from tui_chat_server import ChatServer
 
 DAY_MS = 86_400_000
+# Longer than any test here takes: one that starts this close to midnight (UTC) waits for it.
+CLEAR_OF_MIDNIGHT = 60
+
+
+@pytest.fixture(autouse=True)
+async def same_day() -> None:
+    """Each test runs within one day (UTC): what it names as today stays today."""
+    to_midnight = 86_400 - time.time() % 86_400
+    if to_midnight < CLEAR_OF_MIDNIGHT:
+        await asyncio.sleep(to_midnight + 1)
 
 
 async def room_with_days(start_server, tmp_path, days_ago: dict[int, list[str]]) -> ChatServer:
