@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http
+import ipaddress
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -27,9 +28,20 @@ REFUSAL_WAIT = 1.0
 
 
 def client_address(connection: Any) -> str:
-    """The other end's address without its port: what limits count per client."""
+    """Who the other end is, for the limits that count per client: its IPv4 address, or the
+    /64 network of its IPv6 address (one subscriber's share, which hands its machines any
+    number of addresses; an IPv4 address mapped into IPv6 counts as itself)."""
     address = connection.remote_address
-    return str(address[0]) if isinstance(address, tuple) and address else str(address or "?")
+    host = str(address[0]) if isinstance(address, tuple) and address else str(address or "?")
+    if ":" not in host:
+        return host
+    try:
+        ip = ipaddress.IPv6Address(host)
+    except ValueError:  # not an IP address: counted as given
+        return host
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return f"{ipaddress.IPv6Address(int(ip) >> 64 << 64)}/64"
 
 
 def peer_name(connection: Any) -> str:

@@ -108,8 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--burst", type=_count, default=defaults.burst, metavar="N",
         help="messages a connection may send at once (default: %(default)s)")
     add("--max-per-ip", type=_count, default=defaults.max_per_ip, metavar="N",
-        help="connections per client address, those still in their handshake included; more"
-             " get HTTP 429 (default: %(default)s)")
+        help="connections per client address (an IPv6 client's /64 network), those still in"
+             " their handshake included; more get HTTP 429 (default: %(default)s)")
     add("--max-clients", type=_count, default=defaults.max_clients, metavar="N",
         help="connections in all, those still in their handshake included; more get HTTP 503"
              " (default: %(default)s)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import socket
+from types import SimpleNamespace
 
 import pytest
 from websockets.asyncio.client import connect
@@ -35,6 +37,35 @@ def test_connection_counter_limits_per_address_and_in_total() -> None:
     counter.release("a")
     assert counter.admit("a") is None
     assert counter.by_address == {"a": 2, "b": 1}
+
+
+def test_an_ipv6_client_is_counted_by_its_64_network() -> None:
+    """Per-address limits count an IPv6 client by its /64 (one subscriber's share of
+    addresses), an IPv4 address as itself, also when mapped into IPv6."""
+    def key(*address: object) -> str:
+        return admission.client_address(SimpleNamespace(remote_address=address))
+
+    assert key("2001:db8:1:2::5", 1, 0, 0) == key("2001:db8:1:2:ffff::9", 2, 0, 0)
+    assert key("2001:db8:1:2::5", 1, 0, 0) == "2001:db8:1:2::/64"
+    assert key("2001:db8:1:3::5", 1, 0, 0) != key("2001:db8:1:2::5", 1, 0, 0)
+    assert key("::ffff:192.0.2.7", 1, 0, 0) == key("192.0.2.7", 1) == "192.0.2.7"
+    assert key("192.0.2.7", 1) != key("192.0.2.8", 1)
+
+
+@pytest.mark.skipif(not socket.has_ipv6, reason="no IPv6 on this machine")
+async def test_the_per_address_limit_holds_over_ipv6(start_server) -> None:
+    """A server listening on IPv6 refuses a client's connection past --max-per-ip with 429."""
+    try:
+        server = await start_server(host="::1", max_per_ip=1)
+    except OSError:
+        pytest.skip("cannot listen on ::1 here")
+    assert server.url.startswith("ws://[::1]:")
+    first = await JsonClient.connect(server.url, "alice")
+    assert await refusal_status(server.url) == 429
+    await first.close()
+    await eventually(lambda: not server.admission.counter.by_address)
+    second = await JsonClient.connect(server.url, "bob")
+    await second.close()
 
 
 async def test_connections_beyond_the_per_address_limit_get_429(start_server, caplog) -> None:
