@@ -14,7 +14,7 @@ from websockets.http11 import Request, Response
 
 from tui_chat.protocol import SUBPROTOCOL
 
-from .limits import WRONG_TOKEN, ConnectionCounter
+from .limits import WRONG_TOKEN, ConnectionCounter, yours
 if TYPE_CHECKING:
     from .app import ChatServer
     from .transport import ChatConnection
@@ -102,9 +102,9 @@ class Admission:
                                 level=logging.WARNING)
         if connection.refusal == ConnectionCounter.PER_ADDRESS:
             return self._refuse(connection, http.HTTPStatus.TOO_MANY_REQUESTS,
-                                "Too many connections from your address.",
-                                "%d connections from this address already",
-                                self.config.max_per_ip, level=logging.WARNING)
+                                f"Too many connections from {yours(client_address(connection))}.",
+                                "%d connections from %s already", self.config.max_per_ip,
+                                client_address(connection), level=logging.WARNING)
         return None
 
     def _refuse(self, connection: ChatConnection, status: http.HTTPStatus, answer: str,

@@ -92,9 +92,10 @@ class FailedLogins:
         self.by_address: dict[str, tuple[int, float, frozenset[str]]] = {}
 
     @staticmethod
-    def too_many(what: str, wait: float) -> str:
-        """What an address that must wait `wait` s after wrong `what` (passwords) is told."""
-        return f"Too many wrong {what} from your address: wait {math.ceil(wait)} s before trying again."
+    def too_many(what: str, wait: float, address: str) -> str:
+        """What `address` is told when it must wait `wait` s after wrong `what` (passwords)."""
+        return (f"Too many wrong {what} from {yours(address)}: wait {math.ceil(wait)} s before"
+                " trying again.")
 
     def wait(self, address: str) -> float:
         """Seconds before a password from `address` may be checked (0: now)."""
@@ -134,12 +135,18 @@ class TokenGate:
         """Why `given`, from `address`, does not open the door (None: it does)."""
         wait = self.failures.wait(address)
         if wait:
-            return FailedLogins.too_many("tokens", wait)
+            return FailedLogins.too_many("tokens", wait, address)
         if token_matches(given, self.token):
             self.failures.succeeded(address)
             return None
         self.failures.failed(address)
         return WRONG_TOKEN
+
+
+def yours(address: str) -> str:
+    """A client address (admission.client_address) as its client is told of it: an IPv6
+    client is counted by its network, which others may share."""
+    return f"your network ({address})" if address.endswith("/64") else "your address"
 
 
 def token_matches(given: str | None, expected: str) -> bool:

@@ -179,7 +179,7 @@ class Session:
         address = client_address(self.connection)
         wait = accounts.failures.wait(address)
         if wait:
-            raise ProtocolError(BAD_PASSWORD, FailedLogins.too_many("passwords", wait))
+            raise ProtocolError(BAD_PASSWORD, FailedLogins.too_many("passwords", wait, address))
         if not await accounts.verify(account, password, address):
             raise ProtocolError(BAD_PASSWORD, f"Wrong password for {account.name!r}.")
         return True

@@ -80,6 +80,16 @@ def test_three_wrong_tokens_in_a_row_make_an_address_wait_before_the_next_is_com
     assert gate.refusal("guess", "10.0.0.1") == WRONG_TOKEN  # counted afresh
 
 
+def test_an_ipv6_client_told_to_wait_is_told_its_network_was_counted() -> None:
+    """An IPv6 client's wrong tokens count for its /64, and the refusal names that network
+    (others may share it)."""
+    gate = TokenGate(TOKEN, FailedLogins())
+    network = "2001:db8:1:2::/64"
+    assert [gate.refusal("guess", network) for _ in range(3)] == [WRONG_TOKEN] * 3
+    assert gate.refusal(TOKEN, network) == ("Too many wrong tokens from your network"
+                                            " (2001:db8:1:2::/64): wait 1 s before trying again.")
+
+
 async def test_a_token_guessed_at_is_refused_with_429_for_a_while(start_server, caplog) -> None:
     """Three wrong tokens in a row (in a header or in hello) make the address wait: its next
     handshake gets HTTP 429 saying how long, and a hello `rate_limited` saying the same (its

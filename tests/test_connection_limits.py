@@ -54,14 +54,18 @@ def test_an_ipv6_client_is_counted_by_its_64_network() -> None:
 
 @pytest.mark.skipif(not socket.has_ipv6, reason="no IPv6 on this machine")
 async def test_the_per_address_limit_holds_over_ipv6(start_server) -> None:
-    """A server listening on IPv6 refuses a client's connection past --max-per-ip with 429."""
+    """A server listening on IPv6 refuses a client's connection past --max-per-ip with 429,
+    saying its network was counted."""
     try:
         server = await start_server(host="::1", max_per_ip=1)
     except OSError:
         pytest.skip("cannot listen on ::1 here")
     assert server.url.startswith("ws://[::1]:")
     first = await JsonClient.connect(server.url, "alice")
-    assert await refusal_status(server.url) == 429
+    with pytest.raises(InvalidStatus) as refused:
+        await JsonClient.connect(server.url, "bob")
+    assert (refused.value.response.status_code, refused.value.response.body) == (
+        429, b"Too many connections from your network (::/64).\n")
     await first.close()
     await eventually(lambda: not server.admission.counter.by_address)
     second = await JsonClient.connect(server.url, "bob")
@@ -74,7 +78,7 @@ async def test_connections_beyond_the_per_address_limit_get_429(start_server, ca
     first = await JsonClient.connect(server.url, "a")
     second = await JsonClient.connect(server.url, "b")
     assert await refusal_status(server.url) == 429
-    assert any("connections from this address" in r.getMessage() for r in caplog.records)
+    assert any("connections from 127.0.0.1 already" in r.getMessage() for r in caplog.records)
     await second.close()
     await eventually(lambda: server.counter.count == 1)
     third = await JsonClient.connect(server.url, "c")  # a place came free
@@ -303,11 +307,11 @@ async def test_a_flood_of_refused_handshakes_is_logged_once_then_counted(
     alice = await JsonClient.connect(server.url, "alice")
     for _ in range(5):
         assert await refusal_status(server.url) == 429
-    lines = [r.getMessage() for r in caplog.records if "connections from this address" in r.getMessage()]
+    lines = [r.getMessage() for r in caplog.records if "connections from 127.0.0.1 already" in r.getMessage()]
     assert len(lines) == 1, lines
     monkeypatch.setattr(admission, "REFUSAL_LOG_GAP", 0.0)  # the gap has passed
     assert await refusal_status(server.url) == 429
-    lines = [r.getMessage() for r in caplog.records if "connections from this address" in r.getMessage()]
+    lines = [r.getMessage() for r in caplog.records if "connections from 127.0.0.1 already" in r.getMessage()]
     assert len(lines) == 2 and lines[1].endswith(
         "(4 more such refusals since the last line like this)"), lines
     await alice.close()
