@@ -22,7 +22,7 @@ from tests.apptools import (
     until,
 )
 from tests.helpers import JsonClient
-from tui_chat import app as app_module
+from tui_chat import leaving
 from tui_chat.app import ChatApp
 from tui_chat.chat_log import ChatLog
 from tui_chat.client import ChatClient
@@ -166,7 +166,7 @@ async def test_quitting_when_typed_messages_cannot_be_kept_asks_for_a_second_ctr
     """Another tui-chat holds the room's outbox, so a line typed offline lives in memory
     only: the first Ctrl+Q says quitting loses it and does not quit, nor does one after the
     confirmation has expired; one within it quits, and the farewell says it was lost."""
-    monkeypatch.setattr(app_module, "QUIT_CONFIRM", 0.3)
+    monkeypatch.setattr(leaving, "QUIT_CONFIRM", 0.3)
     url = f"ws://127.0.0.1:{unused_port}/lobby"
     holder, app, said = app_whose_outbox_is_held(url)
     async with app.run_test(size=SIZE) as pilot:
@@ -176,7 +176,7 @@ async def test_quitting_when_typed_messages_cannot_be_kept_asks_for_a_second_ctr
                    " quitting now loses it. Press Ctrl+Q again within 0.3 s (or /quit) to quit.")
         await until(pilot, lambda: warning in " ".join(log_text(app).split()))
         await asyncio.sleep(0.4)
-        monkeypatch.setattr(app_module, "QUIT_CONFIRM", 60.0)  # a slow machine still lands in it
+        monkeypatch.setattr(leaving, "QUIT_CONFIRM", 60.0)  # a slow machine still lands in it
         await pilot.press("ctrl+q")
         await until(pilot, lambda: "again within 60 s" in " ".join(log_text(app).split()))
         assert app.is_running and not said
