@@ -18,8 +18,8 @@ COMMANDS: dict[str, str] = {
 }
 KEYS = ("Keys: Enter send · Up/Down input history · Tab complete nicknames and commands"
         " · PgUp/PgDn scroll · Ctrl+End newest · Ctrl+R reconnect now · Ctrl+L clear"
-        " · Ctrl+P find a command · Ctrl+Q quit · drag the mouse over the log and Ctrl+C to copy. Start a line with"
-        " // to send a leading /.")
+        " · Ctrl+P find a command · Ctrl+Q quit · drag the mouse over the log and Ctrl+C to copy."
+        " Start a line with // to send a leading /.")
 WITH_ARGUMENT = frozenset({"/nick", "/me"})  # the others take nothing after them
 HELP = ("Commands:", *(f"  {usage}" for usage in COMMANDS.values()), KEYS)  # /help, F1
 

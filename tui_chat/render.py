@@ -170,7 +170,8 @@ def wide_break(plain: str, cells: list[int], after: int, end: int) -> int:
         before, next_one = plain[place - 1], plain[place]
         width_next = cells[place + 1] - cells[place]  # 0: a mark that goes with the one before
         wide = cells[place] - cells[place - 1] == 2 or width_next == 2
-        if wide and width_next and next_one not in NO_ROW_START and before not in NO_ROW_END and next_one != " ":
+        if (wide and width_next and next_one not in NO_ROW_START and before not in NO_ROW_END
+                and next_one != " "):
             return place
     return 0
 

@@ -101,7 +101,8 @@ async def run(args: argparse.Namespace) -> dict:
             await app.client.stop()
         waits = sorted(done - sent for sent, done in zip(key_sent, key_done))
         lost_keys = len(key_sent) - len(key_done)
-        pick = lambda q: waits[min(len(waits) - 1, int(q * len(waits)))] * 1000 if waits else float("nan")  # noqa: E731
+        def pick(q: float) -> float:
+            return waits[min(len(waits) - 1, int(q * len(waits)))] * 1000 if waits else float("nan")
         # From the first batch to reach the log to the last: the messages after the first
         # batch, over the time they took.
         span = batches[-1][0] - batches[0][0] if len(batches) > 1 else 0.0
