@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import itertools
 import logging
 import os
+import select
 import signal
 import struct
 import subprocess
@@ -24,6 +26,12 @@ ALTERNATE_SCREEN_OFF = b"\x1b[?1049l"
 MOUSE_OFF = b"\x1b[?1000l"
 
 
+# The app in a session of its own whose controlling terminal is the pty, as in a terminal
+# window: closing the pty's other end (the window) hangs the terminal up, with SIGHUP.
+IN_ITS_TERMINAL = ("import fcntl, runpy, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0);"
+                   " sys.argv[0] = 'tui-chat'; runpy.run_module('tui_chat', run_name='__main__')")
+
+
 class AppProcess:
     """`tui-chat ARGS` on a pseudo-terminal of 100x30, its output collected until it ends."""
 
@@ -31,15 +39,18 @@ class AppProcess:
         self.terminal, child = os.openpty()
         fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tui_chat", *args], stdin=child, stdout=child, stderr=child,
-            env={**os.environ, "XDG_DATA_HOME": str(data)}, close_fds=True,
-            start_new_session=True)  # its own controlling terminal: the pty
+            [sys.executable, "-c", IN_ITS_TERMINAL, *args], stdin=child, stdout=child,
+            stderr=child, env={**os.environ, "XDG_DATA_HOME": str(data)}, close_fds=True,
+            start_new_session=True)
         os.close(child)
+        self.closing = False
         self.reading = asyncio.create_task(asyncio.to_thread(self._read_all))
 
     def _read_all(self) -> bytes:
         written = b""
-        while True:
+        while not self.closing:
+            if not select.select([self.terminal], [], [], 0.05)[0]:
+                continue
             try:
                 chunk = os.read(self.terminal, 65536)
             except OSError:  # the child has gone and closed its end
@@ -47,6 +58,13 @@ class AppProcess:
             if not chunk:
                 return written
             written += chunk
+        return written
+
+    async def close_window(self) -> None:
+        """Close the terminal (once nothing reads it any more), as closing its window does."""
+        self.closing = True
+        await self.reading
+        os.close(self.terminal)
 
     async def end(self) -> tuple[int, bytes]:
         """Wait for it to exit: its status, and everything it wrote."""
@@ -55,7 +73,8 @@ class AppProcess:
             return status, await asyncio.wait_for(self.reading, 20)
         finally:
             self.process.kill()
-            os.close(self.terminal)
+            if not self.closing:
+                os.close(self.terminal)
 
 
 async def test_sigterm_quits_as_ctrl_q_does_and_gives_the_terminal_back(
@@ -71,6 +90,32 @@ async def test_sigterm_quits_as_ctrl_q_does_and_gives_the_terminal_back(
     status, written = await app.end()
     assert status == 0, written[-500:]
     assert ALTERNATE_SCREEN_OFF in written and MOUSE_OFF in written
+    await eventually(lambda: "disconnected: code 1000" in caplog.text)
+
+
+async def test_a_terminal_closed_while_the_room_is_busy_ends_the_app(
+        chat_server, join, tmp_path, caplog) -> None:
+    """Closing the terminal window while messages pour in ends the app, closing its
+    connection normally (Textual's writer thread used to die writing to the gone terminal,
+    and the app to hang for ever behind it)."""
+    caplog.set_level(logging.INFO, logger="tui_chat.server")
+    talker = await join("talker")
+    app = AppProcess(f"{chat_server.url}/lobby", "--nick", "mona", data=tmp_path)
+    assert (await talker.expect("presence", timeout=20))["event"] == "join"
+
+    async def talk() -> None:
+        for number in itertools.count():
+            await talker.send(type="say", text=f"line {number} " + "x" * 60, cid=f"c{number}")
+            await asyncio.sleep(0.002)
+
+    talking = asyncio.create_task(talk())
+    await asyncio.sleep(1)  # the app is redrawing its log as fast as it can
+    await app.close_window()
+    try:
+        status, _ = await app.end()
+    finally:
+        talking.cancel()
+    assert status == 0
     await eventually(lambda: "disconnected: code 1000" in caplog.text)
 
 

@@ -34,7 +34,7 @@ HEADLESS = {
 }
 # The app: the only modules that may import textual (and `python -m tui_chat`, the package).
 APP = {"tui_chat/app.py", "tui_chat/chat_input.py", "tui_chat/chat_log.py", "tui_chat/render.py",
-       "tui_chat/widgets.py", "tui_chat/leaving.py", "tui_chat/__init__.py", "tui_chat/__main__.py"}
+       "tui_chat/widgets.py", "tui_chat/leaving.py", "tui_chat/terminal.py", "tui_chat/__init__.py", "tui_chat/__main__.py"}
 MODULES = sorted(str(path.relative_to(ROOT)) for folder in ("tui_chat", "server")
                  for path in (ROOT / folder).glob("*.py"))
 

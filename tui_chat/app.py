@@ -14,6 +14,7 @@ from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.driver import Driver
 from textual.logging import TextualHandler
 from textual.message import Message
 from textual.reactive import reactive
@@ -45,6 +46,7 @@ from tui_chat.commands import HELP, UnknownCommand, parse_input
 from tui_chat.nicknames import nick_refusal
 from tui_chat.leaving import Leaving, on_stop_signals
 from tui_chat.outbox import cannot_keep
+from tui_chat.terminal import lasting
 from tui_chat.protocol import presence_sentence, room_from_path
 from tui_chat.render import (
     MessageLine,
@@ -123,6 +125,9 @@ class ChatApp(Leaving, App[None]):
         self._flush_scheduled = False
         self._bell_silent_until = 0.0  # (monotonic) the bell does not ring again before
         self._collector_quietened = False  # (collector.py) while mounted
+
+    def get_driver_class(self) -> type[Driver]:
+        return lasting(super().get_driver_class())  # quits even once its terminal is gone
 
     def compose(self) -> ComposeResult:
         yield Header()
