@@ -83,8 +83,11 @@ class Outbox(Static):
     def render(self) -> Text:
         status = {State.ONLINE: "sending", State.NICKNAME: "waiting for a /nick"}.get(
             self.state, "waiting for the connection")
-        listed = self.pending if len(self.pending) <= SHOWN_PENDING else (
-            self.pending[:SHOWN_PENDING - 1])
+        # A short terminal keeps rows for the log and the input: a row per SCREEN_ROWS_PER.
+        shown = max(1, min(SHOWN_PENDING, self.app.size.height // SCREEN_ROWS_PER))
+        if len(self.pending) > 1 and shown == 1:
+            return Text(f"⧗ {len(self.pending)} messages {status}", "italic #9a9a9a")
+        listed = self.pending if len(self.pending) <= shown else self.pending[:shown - 1]
         rows = []
         for outgoing in listed:
             first_line = outgoing.text.splitlines()[0] if outgoing.text.strip() else ""
@@ -106,3 +109,4 @@ class Outbox(Static):
 
 
 SHOWN_PENDING = 5  # rows of the pending area (chat.tcss: max-height); the last may count
+SCREEN_ROWS_PER = 6  # the pending area has no more rows than a sixth of the screen's, nor fewer than 1
