@@ -27,3 +27,19 @@ async def test_on_a_short_terminal_pending_messages_leave_room_for_the_log_and_t
         await until(pilot, lambda: outbox.region.height == 5)
         rows = str(outbox.render()).splitlines()
         assert rows[0] == "⧗ waiting for the connection: short 0" and rows[-1] == "⧗ and 2 more"
+
+
+async def test_on_a_narrow_terminal_a_long_room_name_gives_way_to_the_connection_state(
+        unused_port) -> None:
+    """The header shortens a long room name rather than cut off whether the app is online,
+    and shows it whole again once there is room."""
+    room = "abcdefghijklmnopqrstuvwxyz012345"
+    app = make_app(f"ws://127.0.0.1:{unused_port}/{room}", "alice", keep_outbox=False)
+    async with app.run_test(size=(40, 20)) as pilot:
+        await until(pilot, lambda: app.sub_title.startswith("retrying"))
+        state = app.sub_title.split(" · ")[0]
+        header = str(app.format_title(app.title, app.sub_title))
+        assert header.startswith("#abcd") and "…" in app.title
+        assert len(f"{app.title} — {state}") <= 40, header
+        await pilot.resize_terminal(120, 20)
+        await until(pilot, lambda: app.title == f"#{room}")

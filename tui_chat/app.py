@@ -50,6 +50,7 @@ from tui_chat.terminal import lasting
 from tui_chat.protocol import presence_sentence, room_from_path
 from tui_chat.render import (
     MessageLine,
+    cells,
     error_line,
     joined_lines,
     nick_refused_lines,
@@ -62,6 +63,9 @@ from tui_chat.widgets import Outbox, UserList
 
 FLUSH_INTERVAL = 1 / 60  # incoming lines reach the log at most once per frame
 NEWS_DELAY = 0.5  # seconds: a connection failure retried sooner is not worth a log line
+NARROW_BELOW = 60  # columns: narrower, the user list and the header's icon and clock go
+HEADER_SIDES = 20  # columns of the header its icon and clock take (both sides: it is centred)
+MIN_ROOM_SHOWN = 4  # cells of the room's name kept in the header, however narrow
 BELL_GAP = 3.0  # seconds: lines that name you ring the bell at most this often
 @dataclass
 class NetworkUpdates(Message):
@@ -74,7 +78,7 @@ class ChatApp(Leaving, App[None]):
     """tui-chat: message log, user list and input for one room."""
 
     CSS_PATH = "chat.tcss"
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (60, "-wide")]  # no user list below 60 columns
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW_BELOW, "-wide")]  # no user list when narrow
     TITLE = "tui-chat"
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", priority=True),
@@ -304,14 +308,23 @@ class ChatApp(Leaving, App[None]):
     def watch_state(self) -> None:
         self._show_title()
 
+    def on_resize(self) -> None:
+        self._show_title()
+        for outbox in self.query(Outbox):  # (none before the screen is composed)
+            outbox.fit_screen()
+
     def _show_title(self) -> None:
         parts = urlsplit(self.url)
         try:
             room = room_from_path(parts.path)
         except ValueError:
             room = parts.path
-        self.title = f"#{room}"
         state = state_text(self.state, self.retry_at, self.client.joined_once)
+        # The room gives way to the state where the header is too narrow for both (the
+        # header reads "#room — state · address"; wide, its icon and clock take HEADER_SIDES).
+        width = self.size.width - (HEADER_SIDES if self.size.width >= NARROW_BELOW else 0)
+        room_width = max(width - len(" — ") - cells(state) - 1, MIN_ROOM_SHOWN)
+        self.title = "#" + (room if cells(room) <= room_width else room[:room_width - 1] + "…")
         # The state first: on a narrow terminal the end of the header is what gets cut off.
         self.sub_title = f"{state} · {self.address or parts.netloc}"
 

@@ -107,6 +107,12 @@ class Outbox(Static):
     def watch_pending(self, pending: tuple[Outgoing, ...]) -> None:
         self.display = bool(pending)
 
+    def fit_screen(self) -> None:
+        """Lay out again for a new screen height (Textual keeps its height while its width
+        is unchanged)."""
+        self.clear_cached_dimensions()
+        self.refresh(layout=True)
+
 
 SHOWN_PENDING = 5  # rows of the pending area (chat.tcss: max-height); the last may count
 SCREEN_ROWS_PER = 6  # the pending area has no more rows than a sixth of the screen's, nor fewer than 1
