@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.connection import broadcast
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.exceptions import (
+    ConnectionClosed,
+    ConnectionClosedOK,
+    InvalidHandshake,
+    InvalidStatus,
+    InvalidURI,
+)
 from websockets.frames import CloseCode
 
 from tui_chat import __version__
@@ -134,6 +140,8 @@ class ChatClient:
         self._server_was_down = False  # since the last welcome: the server stopped or refused
         self._run: str | None = None  # the server's run id in the last welcome
         self._closing: asyncio.Task[None] | None = None
+        self._attempt: asyncio.Future[tuple[str, bool]] | None = None  # connecting, joined, …
+        self._attempt_given_up = False  # by stop(), while connecting
         self._wake = asyncio.Event()  # ends the wait before the next attempt
         self._waiting = False  # for the next attempt (state RECONNECTING, retry_at set)
         self._stopped = False
@@ -222,11 +230,14 @@ class ChatClient:
         return True
 
     async def stop(self) -> None:
-        """Stop reconnecting and close the connection."""
+        """Stop reconnecting and close the connection (or give up the attempt at one)."""
         self._stopped = True
         self._wake.set()
         if self._connection is not None:
             await self._connection.close()
+        elif self._attempt is not None:  # connecting: a silent server could take open_timeout
+            self._attempt_given_up = True
+            self._attempt.cancel()
 
     # -- the connection loop --------------------------------------------------------------
 
@@ -235,7 +246,15 @@ class ChatClient:
         Returns after `stop()` or when the server refuses for good (state OFFLINE)."""
         while not self._stopped:
             self._set_state(State.RECONNECTING if self.joined_once else State.CONNECTING)
-            reason, final = await self._connect_once()
+            self._attempt = asyncio.ensure_future(self._connect_once())
+            try:
+                reason, final = await self._attempt
+            except asyncio.CancelledError:
+                if not self._attempt_given_up:
+                    raise  # run() itself was cancelled
+                break
+            finally:
+                self._attempt = None
             if self._stopped:
                 break
             if final:
@@ -255,9 +274,20 @@ class ChatClient:
 
     async def _receive_all(self, connection: ClientConnection) -> tuple[str, bool]:
         """Handle what arrives until the connection closes: (why it ended, whether to stop
-        retrying)."""
+        retrying). A server that sends nothing for `open_timeout` seconds while a hello waits
+        for its answer is given up on, and tried again later."""
         turn = 0
-        async for frame in connection:
+        while True:
+            try:
+                if self._hello_sent and not self._stopped:
+                    frame = await asyncio.wait_for(connection.recv(), self.open_timeout)
+                else:
+                    frame = await connection.recv()
+            except ConnectionClosedOK:
+                break
+            except asyncio.TimeoutError:
+                await connection.close(CloseCode.NORMAL_CLOSURE, "no answer to the hello")
+                return f"the server did not answer in {self.open_timeout:g} s", False
             if self._stopped:  # read to the server's close, but report nothing
                 continue
             final = self._receive(frame)
