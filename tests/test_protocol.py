@@ -62,15 +62,17 @@ def test_clean_text_keeps_markup_like_text() -> None:
     ("path", "room"),
     [("/", "lobby"), ("", "lobby"), ("/lobby", "lobby"), ("/dev-ops_2", "dev-ops_2"),
      ("/x?token=1", "x"), ("/" + "a" * 32, "a" * 32), ("/Lobby", "lobby"), ("/DEV-1", "dev-1"),
-     ("/room/", "room"), ("/room/?x=1", "room")],
+     ("/room/", "room"), ("/room/?x=1", "room"), ("/%64ev", "dev"), ("/%44EV%5f1", "dev_1")],
 )
 def test_room_from_path_accepts_valid_names(path: str, room: str) -> None:
     """The URL path names the room; `/` is the lobby; a query string and one slash after the
-    name are ignored; letter case is not (`/Lobby` is the lobby)."""
+    name are ignored; letter case is not (`/Lobby` is the lobby), nor percent-encoding
+    (`/%64ev` is `/dev`)."""
     assert room_from_path(path) == room
 
 
-@pytest.mark.parametrize("path", ["/É", "/a b", "/a/b", "/a/b/", "/" + "a" * 33, "/é", "/room//", "//[x"])
+@pytest.mark.parametrize("path", ["/É", "/a b", "/a/b", "/a/b/", "/" + "a" * 33, "/é", "/room//", "//[x",
+                                  "/a%2Fb", "/a%20b", "/%00"])
 def test_room_from_path_refuses_invalid_names(path: str) -> None:
     """Anything but 1-32 letters a-z (either case), digits, '-' and '_' is a clear bad_room
     error."""

@@ -114,9 +114,10 @@ def quoted(value: str, limit: int = 40) -> str:
 
 
 def room_from_path(path: str) -> str:
-    """The room named by a WebSocket request path (`/` is the lobby, `/dev/` is `/dev`);
-    ProtocolError if invalid (naming it as typed: a client sends /café as /caf%C3%A9)."""
-    name = path.partition("?")[0].partition("#")[0].removeprefix("/")
+    """The room named by a WebSocket request path (`/` is the lobby, `/dev/` and `/%64ev` are
+    `/dev`); ProtocolError if invalid (naming it as typed: a client sends /café as
+    /caf%C3%A9)."""
+    name = unquote(path.partition("?")[0].partition("#")[0]).removeprefix("/")
     if name.endswith("/") and "/" not in name[:-1]:
         name = name[:-1]  # one slash after the name, as a browser or a shell may add
     if not name:
@@ -125,7 +126,7 @@ def room_from_path(path: str) -> str:
     if not _ROOM.fullmatch(room):
         raise ProtocolError(
             BAD_ROOM,
-            f"Invalid room name {quoted(unquote(name))}: use 1-32 letters a-z (in either case, they"
+            f"Invalid room name {quoted(name)}: use 1-32 letters a-z (in either case, they"
             " are the same room), digits, '-' or '_'.",
         )
     return room
