@@ -246,13 +246,15 @@ def test_timestamps_follow_a_change_of_time_zone(zone) -> None:
 
 def test_a_rename_to_the_name_you_have_is_one_plain_line() -> None:
     """Asking for the name you already have is answered by one notice, not an error and a
-    hint to keep the name you kept anyway."""
+    hint to keep the name you kept anyway; a name refused is one error line that says the
+    name you kept, as one refused before it is sent is."""
     same = nick_refused_lines(NickRefused(Error(NICK_UNCHANGED, "You are already called 'alice'."),
                                           kept="alice"))
     assert [notice_text(line) for line in same] == ["You are already called 'alice'."]
     taken = nick_refused_lines(NickRefused(Error(NICK_TAKEN, "The nickname 'bob' is taken."),
                                            kept="alice"))
-    assert [notice_text(line) for line in taken][-1] == "You are still alice."
+    assert [notice_text(line) for line in taken] == [
+        "The nickname 'bob' is taken. You are still alice."]
 
 
 def notice_text(line: Text) -> str:

@@ -338,9 +338,9 @@ def nick_refused_lines(update: NickRefused) -> list[Text]:
     """What the log says when a nickname was refused: why, and what to do."""
     if update.error.code == NICK_UNCHANGED:  # nothing went wrong, and nothing to do
         return [system_line(update.error.message)]
-    if update.kept:
-        hint = f"You are still {update.kept}."
-    elif update.error.code in (NICK_REGISTERED, BAD_PASSWORD):
+    if update.kept:  # one line, as a name refused before it was sent is told
+        return [error_line(f"{update.error.message} You are still {update.kept}.")]
+    if update.error.code in (NICK_REGISTERED, BAD_PASSWORD):
         hint = ("Use /nick NAME PASSWORD (or --password-file), or choose another nickname"
                 " with /nick NAME.")
     else:
