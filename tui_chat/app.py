@@ -65,6 +65,7 @@ FLUSH_INTERVAL = 1 / 60  # incoming lines reach the log at most once per frame
 NEWS_DELAY = 0.5  # seconds: a connection failure retried sooner is not worth a log line
 NARROW_BELOW = 60  # columns: narrower, the user list and the header's icon and clock go
 HEADER_SIDES = 20  # columns of the header its icon and clock take (both sides: it is centred)
+HEADER_PADDING = 2  # columns of the header's title its padding takes
 MIN_ROOM_SHOWN = 4  # cells of the room's name kept in the header, however narrow
 BELL_GAP = 3.0  # seconds: lines that name you ring the bell at most this often
 @dataclass
@@ -323,7 +324,7 @@ class ChatApp(Leaving, App[None]):
         # The room gives way to the state where the header is too narrow for both (the
         # header reads "#room — state · address"; wide, its icon and clock take HEADER_SIDES).
         width = self.size.width - (HEADER_SIDES if self.size.width >= NARROW_BELOW else 0)
-        room_width = max(width - len(" — ") - cells(state) - 1, MIN_ROOM_SHOWN)
+        room_width = max(width - len(" — ") - cells(state) - 1 - HEADER_PADDING, MIN_ROOM_SHOWN)
         self.title = "#" + (room if cells(room) <= room_width else room[:room_width - 1] + "…")
         # The state first: on a narrow terminal the end of the header is what gets cut off.
         self.sub_title = f"{state} · {self.address or parts.netloc}"
