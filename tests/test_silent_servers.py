@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import struct
+
+import pytest
 
 from websockets.asyncio.server import serve
 
-from tests.helpers import eventually
+from tests.helpers import Recorder, eventually
+from tui_chat.client import ChatClient
 from tui_chat.protocol import SUBPROTOCOL
 from tui_chat.updates import State, StateChanged
 
@@ -49,3 +54,49 @@ async def test_a_server_that_never_answers_the_hello_is_given_up_and_tried_again
                    if update.state is State.RECONNECTING and update.retry_at is not None]
         assert reasons[0] == "the server did not answer in 0.3 s", reasons
         await client.stop()
+
+
+async def test_a_welcome_that_takes_longer_than_the_open_timeout_to_arrive_is_waited_for(
+        run_client) -> None:
+    """Bytes still coming are not silence: a long welcome over a slow link, trickling in for
+    longer than the open timeout, is received and the client joins."""
+    users = [f"user{number:05}" for number in range(8000)]
+    welcome = json.dumps({"type": "welcome", "nick": "alice", "room": "lobby", "epoch": "e",
+                          "users": ["alice", *users], "history": []}).encode()
+    frame = b"\x81\x7f" + struct.pack("!Q", len(welcome)) + welcome  # one text frame, unmasked
+
+    async def slow_link(connection) -> None:
+        await connection.recv()  # the hello
+        for start in range(0, len(frame), len(frame) // 10 + 1):
+            connection.transport.write(frame[start:start + len(frame) // 10 + 1])
+            await asyncio.sleep(0.1)  # a second in all, against an open timeout of 0.3 s
+        await connection.wait_closed()
+
+    async with serve(slow_link, "127.0.0.1", 0, subprotocols=[SUBPROTOCOL]) as server:
+        port = server.sockets[0].getsockname()[1]
+        client, seen = run_client(f"ws://127.0.0.1:{port}/lobby", "alice", open_timeout=0.3)
+        await seen.until(lambda: client.state is State.ONLINE)
+        assert len(client.users) == 8001
+        assert not [update for update in seen.of(StateChanged) if update.state is State.RECONNECTING]
+        await client.stop()
+
+
+async def test_cancelling_the_client_while_frames_pour_in_before_the_welcome_ends_it() -> None:
+    """A client cancelled while it waits for its welcome amid other frames ends, cancelled:
+    the wait on each frame never swallows the cancellation."""
+    async def chatty(connection) -> None:
+        await connection.recv()  # the hello, never answered
+        while True:
+            await connection.send('{"type": "nonsense"}')
+            await asyncio.sleep(0)
+
+    async with serve(chatty, "127.0.0.1", 0, subprotocols=[SUBPROTOCOL]) as server:
+        port = server.sockets[0].getsockname()[1]
+        for _ in range(3):
+            client = ChatClient(f"ws://127.0.0.1:{port}/lobby", "alice", Recorder())
+            running = asyncio.create_task(client.run())
+            await eventually(lambda: client.state is State.JOINING)
+            await asyncio.sleep(0.05)
+            running.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await asyncio.wait_for(running, 5)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import select
 import signal
 import sys
 import threading
+import time
 
 import pytest
 from textual.drivers._writer_thread import MAX_QUEUED_WRITES, WriterThread
@@ -75,3 +78,24 @@ async def test_the_app_runs_on_the_driver_that_outlives_its_terminal() -> None:
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
     assert isinstance(driver._file, GoneTerminalFile)
+
+
+def test_a_terminal_full_for_now_is_waited_for_not_given_up() -> None:
+    """A non-blocking terminal that fills up (XOFF, a slow link) is written to again once it
+    takes more: it is not taken for a closed one."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    terminal = GoneTerminalFile(open(write_end, "w", buffering=4096))  # noqa: SIM115
+    frame = "x" * 1000 + "\n"
+    writing = threading.Thread(target=lambda: [terminal.write(frame) for _ in range(300)]
+                               + [terminal.flush()], daemon=True)
+    writing.start()  # 300 KB: more than the pipe holds (64 KB)
+    received = b""
+    while writing.is_alive() or select.select([read_end], [], [], 0.1)[0]:
+        time.sleep(0.02)  # a slow reader
+        if select.select([read_end], [], [], 0)[0]:
+            received += os.read(read_end, 65536)
+    assert not terminal.gone
+    assert len(received) > 200_000 and received.endswith(frame.encode())
+    terminal.file.close()
+    os.close(read_end)

@@ -86,6 +86,31 @@ MAX_INCOMING_FRAME = 16 * 1024 * 1024  # a welcome carries history; a hostile se
 FRAMES_PER_TURN = 64
 
 
+class HeardConnection(ClientConnection):
+    """A client connection that knows when the server last sent it any bytes (a frame still
+    arriving counts: a long welcome on a slow link is not silence)."""
+
+    heard_at = 0.0  # time.monotonic() of the last bytes received
+
+    def data_received(self, data: bytes) -> None:
+        self.heard_at = time.monotonic()
+        super().data_received(data)
+
+
+async def recv_within(connection: ClientConnection, timeout: float) -> str | bytes:
+    """`connection.recv()`, or TimeoutError after `timeout` s. (Not `asyncio.wait_for`, which
+    on Python 3.10 and 3.11 can lose a cancellation that comes as the message does.)"""
+    receiving = asyncio.ensure_future(connection.recv())
+    try:
+        done, _ = await asyncio.wait({receiving}, timeout=timeout)
+    finally:
+        if not receiving.done():  # timed out, or cancelled ourselves: stop receiving
+            receiving.cancel()  # (websockets' recv() may be cancelled: nothing is lost)
+    if not done:
+        raise asyncio.TimeoutError
+    return receiving.result()
+
+
 def new_sender_key() -> str:
     """A client's secret `sender_key`: 24 random bytes, URL-safe base64."""
     return secrets.token_urlsafe(24)
@@ -250,8 +275,10 @@ class ChatClient:
             try:
                 reason, final = await self._attempt
             except asyncio.CancelledError:
-                if not self._attempt_given_up:
-                    raise  # run() itself was cancelled
+                current = asyncio.current_task()
+                cancelling = getattr(current, "cancelling", lambda: 0)()  # (Python 3.11+)
+                if not self._attempt_given_up or cancelling:
+                    raise  # run() itself was cancelled (perhaps as well)
                 break
             finally:
                 self._attempt = None
@@ -280,12 +307,15 @@ class ChatClient:
         while True:
             try:
                 if self._hello_sent and not self._stopped:
-                    frame = await asyncio.wait_for(connection.recv(), self.open_timeout)
+                    frame = await recv_within(connection, self.open_timeout)
                 else:
                     frame = await connection.recv()
             except ConnectionClosedOK:
                 break
             except asyncio.TimeoutError:
+                heard_at = getattr(connection, "heard_at", 0.0)
+                if time.monotonic() - heard_at < self.open_timeout:
+                    continue  # bytes came meanwhile: the answer is on its way
                 await connection.close(CloseCode.NORMAL_CLOSURE, "no answer to the hello")
                 return f"the server did not answer in {self.open_timeout:g} s", False
             if self._stopped:  # read to the server's close, but report nothing
@@ -308,7 +338,7 @@ class ChatClient:
             async with connect(
                 self.url, subprotocols=[SUBPROTOCOL], compression=None,
                 max_size=MAX_INCOMING_FRAME, open_timeout=self.open_timeout, close_timeout=2,
-                additional_headers=headers, **tls,
+                additional_headers=headers, create_connection=HeardConnection, **tls,
             ) as connection:
                 if self._stopped:  # stop() came while the handshake was in progress
                     return "stopped", True

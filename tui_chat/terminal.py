@@ -9,13 +9,19 @@ is dropped instead, so the app quits as it should.
 
 from __future__ import annotations
 
+import select
 from typing import IO, Any
 
 from textual.driver import Driver
 
 
+ROOM_WAIT = 1.0  # seconds between tries to write to a terminal that is full
+
+
 class GoneTerminalFile:
-    """A terminal's output stream that, once writing to it fails, drops what it is given."""
+    """A terminal's output stream that, once writing to it fails, drops what it is given. A
+    terminal that is only full for now (non-blocking) is waited for: what did not fit the
+    stream's buffer then is lost, a glitch on screen rather than a screen frozen for good."""
 
     def __init__(self, file: IO[str]) -> None:
         self.file = file
@@ -25,6 +31,8 @@ class GoneTerminalFile:
         if not self.gone:
             try:
                 return self.file.write(text)
+            except BlockingIOError:  # a non-blocking terminal, full for now: not gone
+                self._wait_for_room()
             except (OSError, ValueError):  # the terminal is gone (or its stream closed)
                 self.gone = True
         return len(text)
@@ -33,6 +41,21 @@ class GoneTerminalFile:
         if not self.gone:
             try:
                 self.file.flush()
+            except BlockingIOError:
+                self._wait_for_room()
+            except (OSError, ValueError):
+                self.gone = True
+
+    def _wait_for_room(self) -> None:
+        """Write out what the stream holds once the terminal takes more (XOFF, a slow ssh
+        link, a terminal another program made non-blocking)."""
+        while not self.gone:
+            try:
+                select.select([], [self.file.fileno()], [], ROOM_WAIT)
+                self.file.flush()
+                return
+            except BlockingIOError:
+                continue
             except (OSError, ValueError):
                 self.gone = True
 
@@ -45,7 +68,7 @@ def lasting(driver_class: type[Driver]) -> type[Driver]:
     POSIX driver); any other driver as it is."""
     try:
         from textual.drivers.linux_driver import LinuxDriver
-    except ImportError:  # no termios: Windows, whose driver writes otherwise
+    except ImportError:  # no termios: Windows, whose console does not hang up
         return driver_class
     if not issubclass(driver_class, LinuxDriver):
         return driver_class
