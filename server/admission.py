@@ -30,7 +30,8 @@ REFUSAL_WAIT = 1.0
 def client_address(connection: Any) -> str:
     """Who the other end is, for the limits that count per client: its IPv4 address, or the
     /64 network of its IPv6 address (one subscriber's share, which hands its machines any
-    number of addresses; an IPv4 address mapped into IPv6 counts as itself)."""
+    number of addresses; an IPv4 address mapped into IPv6 counts as itself, and a loopback
+    or link-local one, which every network has, as itself with its interface)."""
     address = connection.remote_address
     host = str(address[0]) if isinstance(address, tuple) and address else str(address or "?")
     if ":" not in host:
@@ -41,6 +42,8 @@ def client_address(connection: Any) -> str:
         return host
     if ip.ipv4_mapped is not None:
         return str(ip.ipv4_mapped)
+    if ip.is_loopback or ip.is_link_local:
+        return host
     return f"{ipaddress.IPv6Address(int(ip) >> 64 << 64)}/64"
 
 

@@ -201,14 +201,15 @@ class ChatConnection(OutputBound, asyncio.Protocol):
         if not self.closed_waiter.done():
             self.closed_waiter.set_result(None)
         # The session refers back to this connection, and websockets' protocol object to
-        # itself (through its parser, and through a failed handshake's exception, whose
-        # traceback holds the headers read so far: up to a megabyte for a client that
-        # never finished them): cycles that live until the garbage collector's next full
-        # pass, which the quiet collector makes rare. Break them, and let go of what they
-        # would keep: the output not sent (a catch-up of megabytes, for a client that hung
-        # up), the transport and the session.
+        # itself (through its parser, its subprotocol chooser, and the exception that ended
+        # its parsing, whose traceback holds, after a failed handshake, the headers read so
+        # far: up to a megabyte for a client that never finished them): cycles that live
+        # until the garbage collector's next full pass, which the quiet collector makes
+        # rare. Break them, and let go of what they would keep: the output not sent (a
+        # catch-up of megabytes, for a client that hung up), the transport and the session.
         self.protocol.parser.close()  # it takes no more input
-        self.protocol.handshake_exc = None
+        self.protocol.handshake_exc = self.protocol.parser_exc = None
+        vars(self.protocol).pop("select_subprotocol", None)  # (bound to the protocol itself)
         self.transport = None
         self.session = None
 

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 from websockets.asyncio.client import connect
 from websockets.datastructures import Headers
+from websockets.server import ServerProtocol
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tui_chat_server.limits import ConnectionCounter
@@ -41,7 +42,8 @@ def test_connection_counter_limits_per_address_and_in_total() -> None:
 
 def test_an_ipv6_client_is_counted_by_its_64_network() -> None:
     """Per-address limits count an IPv6 client by its /64 (one subscriber's share of
-    addresses), an IPv4 address as itself, also when mapped into IPv6."""
+    addresses), an IPv4 address as itself, also when mapped into IPv6, and a loopback or
+    link-local address as itself, on its interface (every link has the same /64)."""
     def key(*address: object) -> str:
         return admission.client_address(SimpleNamespace(remote_address=address))
 
@@ -50,12 +52,14 @@ def test_an_ipv6_client_is_counted_by_its_64_network() -> None:
     assert key("2001:db8:1:3::5", 1, 0, 0) != key("2001:db8:1:2::5", 1, 0, 0)
     assert key("::ffff:192.0.2.7", 1, 0, 0) == key("192.0.2.7", 1) == "192.0.2.7"
     assert key("192.0.2.7", 1) != key("192.0.2.8", 1)
+    assert key("fe80::1%eth0", 1, 0, 2) != key("fe80::2%eth0", 1, 0, 2)  # every link has fe80::/64
+    assert key("fe80::1%eth0", 1, 0, 2) != key("fe80::1%eth1", 1, 0, 3)
+    assert key("::1", 1, 0, 0) == "::1"
 
 
 @pytest.mark.skipif(not socket.has_ipv6, reason="no IPv6 on this machine")
 async def test_the_per_address_limit_holds_over_ipv6(start_server) -> None:
-    """A server listening on IPv6 refuses a client's connection past --max-per-ip with 429,
-    saying its network was counted."""
+    """A server listening on IPv6 refuses a client's connection past --max-per-ip with 429."""
     try:
         server = await start_server(host="::1", max_per_ip=1)
     except OSError:
@@ -65,7 +69,7 @@ async def test_the_per_address_limit_holds_over_ipv6(start_server) -> None:
     with pytest.raises(InvalidStatus) as refused:
         await JsonClient.connect(server.url, "bob")
     assert (refused.value.response.status_code, refused.value.response.body) == (
-        429, b"Too many connections from your network (::/64).\n")
+        429, b"Too many connections from your address.\n")  # (loopback: counted as itself)
     await first.close()
     await eventually(lambda: not server.admission.counter.by_address)
     second = await JsonClient.connect(server.url, "bob")
@@ -119,6 +123,23 @@ async def test_headers_of_a_handshake_that_timed_out_are_freed_at_once(start_ser
         await asyncio.sleep(0.05)
         kept = [o for o in gc.get_objects() if isinstance(o, Headers) and "X-Left-Behind-1" in o]
         assert kept == []
+    finally:
+        gc.enable()
+
+
+async def test_a_connection_dropped_without_a_close_frame_is_freed_at_once(start_server) -> None:
+    """A client that vanishes without closing leaves no connection behind in reference
+    cycles for the garbage collector's next full pass."""
+    server = await start_server()
+    gc.collect()
+    gc.disable()  # what is freed now is freed by its references alone
+    try:
+        client = await JsonClient.connect(server.url, "alice")
+        client.connection.transport.abort()  # gone: no close frame
+        await eventually(lambda: not server.admission.counter.by_address)
+        await asyncio.sleep(0.05)
+        left = [o for o in gc.get_objects() if type(o) in (transport.ChatConnection, ServerProtocol)]
+        assert left == []
     finally:
         gc.enable()
 

@@ -72,7 +72,7 @@ def test_room_from_path_accepts_valid_names(path: str, room: str) -> None:
 
 
 @pytest.mark.parametrize("path", ["/É", "/a b", "/a/b", "/a/b/", "/" + "a" * 33, "/é", "/room//", "//[x",
-                                  "/a%2Fb", "/a%20b", "/%00"])
+                                  "/a%2Fb", "/a%20b", "/%00", "/%2F", "/%", "/%zz"])
 def test_room_from_path_refuses_invalid_names(path: str) -> None:
     """Anything but 1-32 letters a-z (either case), digits, '-' and '_' is a clear bad_room
     error."""

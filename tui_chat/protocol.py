@@ -117,9 +117,10 @@ def room_from_path(path: str) -> str:
     """The room named by a WebSocket request path (`/` is the lobby, `/dev/` and `/%64ev` are
     `/dev`); ProtocolError if invalid (naming it as typed: a client sends /café as
     /caf%C3%A9)."""
-    name = unquote(path.partition("?")[0].partition("#")[0]).removeprefix("/")
+    name = path.partition("?")[0].partition("#")[0].removeprefix("/")
     if name.endswith("/") and "/" not in name[:-1]:
         name = name[:-1]  # one slash after the name, as a browser or a shell may add
+    name = unquote(name)  # (after: an escaped slash, /%2F, is part of the name)
     if not name:
         return DEFAULT_ROOM
     room = name.lower() if name.isascii() else name  # /Dev is the room dev
