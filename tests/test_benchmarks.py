@@ -104,3 +104,13 @@ def test_user_list_benchmark_times_a_change_for_every_size() -> None:
     assert [row.split(":")[0].strip() for row in rows] == [
         "baseline (a pause alone)", "10 members", "500 members"]
     assert all(row.endswith("ms per change") for row in rows)
+
+
+def test_handshake_memory_benchmark_reports_the_rss_after_each_round() -> None:
+    """The handshake memory benchmark prints the server's RSS at start and after each round
+    of unfinished handshakes."""
+    run = run_benchmark("tests.benchmarks.handshake_memory", "--rounds", "2", "--connections", "2")
+    assert run.returncode == 0, run.stderr
+    rows = run.stdout.splitlines()
+    assert rows[0].startswith("server RSS at start: ") and len(rows) == 3
+    assert rows[2].startswith("after round 2 (4 closed): ") and rows[2].endswith(" MB")
