@@ -82,8 +82,7 @@ async def test_the_border_names_the_day_at_the_top_of_the_view_unless_it_is_toda
         for number in range(20):
             await bob.say(f"today {number}", cid=f"t{number}")
         await until(pilot, lambda: "today 19" in log_text(app))
-        await pilot.pause(0.1)
-        assert log.scroll_y == log.max_scroll_y and log.border_title == ""
+        await until(pilot, lambda: log.scroll_y == log.max_scroll_y and log.border_title == "")
         log.scroll_to(y=1, animate=False, immediate=True)
         await pilot.pause()
         assert log.render_line(0).text.rstrip().endswith("bob yesterday 0")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
+import time
 
 import pytest
 
@@ -65,17 +66,24 @@ async def test_a_welcome_that_takes_longer_than_the_open_timeout_to_arrive_is_wa
                           "users": ["alice", *users], "history": []}).encode()
     frame = b"\x81\x7f" + struct.pack("!Q", len(welcome)) + welcome  # one text frame, unmasked
 
+    began: list[float] = []
+
     async def slow_link(connection) -> None:
         await connection.recv()  # the hello
-        for start in range(0, len(frame), len(frame) // 10 + 1):
-            connection.transport.write(frame[start:start + len(frame) // 10 + 1])
-            await asyncio.sleep(0.1)  # a second in all, against an open timeout of 0.3 s
+        began.append(time.monotonic())
+        piece = len(frame) // 30 + 1
+        for start in range(0, len(frame), piece):
+            connection.transport.write(frame[start:start + piece])
+            # 1.5 s in all against an open timeout of 1 s; each gap far inside it, so a
+            # stalled test process (the server stalls with it) still sends within the timeout
+            await asyncio.sleep(0.05)
         await connection.wait_closed()
 
     async with serve(slow_link, "127.0.0.1", 0, subprotocols=[SUBPROTOCOL]) as server:
         port = server.sockets[0].getsockname()[1]
-        client, seen = run_client(f"ws://127.0.0.1:{port}/lobby", "alice", open_timeout=0.3)
+        client, seen = run_client(f"ws://127.0.0.1:{port}/lobby", "alice", open_timeout=1)
         await seen.until(lambda: client.state is State.ONLINE)
+        assert time.monotonic() - began[0] > client.open_timeout  # it took longer than that
         assert len(client.users) == 8001
         assert not [update for update in seen.of(StateChanged) if update.state is State.RECONNECTING]
         await client.stop()
