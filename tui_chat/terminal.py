@@ -9,6 +9,7 @@ is dropped instead, so the app quits as it should.
 
 from __future__ import annotations
 
+import functools
 import select
 from typing import IO, Any
 
@@ -63,9 +64,10 @@ class GoneTerminalFile:
         return getattr(self.file, name)
 
 
+@functools.cache  # one class per driver class, not one per app
 def lasting(driver_class: type[Driver]) -> type[Driver]:
-    """`driver_class`, writing through a `GoneTerminalFile` if it writes from a thread (the
-    POSIX driver); any other driver as it is."""
+    """`driver_class`, writing through a `GoneTerminalFile` if it is the POSIX driver (whose
+    terminal can hang up); any other driver as it is."""
     try:
         from textual.drivers.linux_driver import LinuxDriver
     except ImportError:  # no termios: Windows, whose console does not hang up
